@@ -1,0 +1,100 @@
+"""What every command shares: the data directory, one-line errors, JSON and table output.
+
+Imports stay light here: rich and the client layer load inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Any, Callable, Iterable
+
+import typer
+
+from storage.errors import KafkaError
+
+OUTPUT_HELP = "text for people, json for scripts (one JSON object per line)"
+
+
+def data_dir(ctx: typer.Context) -> str:
+    obj = ctx.find_root().obj or {}
+    return obj.get("data_dir") or os.environ.get("KCLI_DATA_DIR") or "kcli-data"
+
+
+def error(message: str) -> None:
+    """One line on stderr; newlines in a message are folded so it stays one line."""
+    text = " ".join(str(message).split("\n"))
+    sys.stderr.write(f"error: {text}\n")
+    sys.stderr.flush()
+
+
+def fail(message: str, code: int = 1) -> "typer.Exit":
+    error(message)
+    return typer.Exit(code)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn Kafka's errors and bad input into ``error: NAME: message`` and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KafkaError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # the reader went away (e.g. `| head`): stop quietly, as other Unix tools do
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+        except (ValueError, TypeError, OSError) as exc:
+            if os.environ.get("KCLI_DEBUG"):
+                raise
+            raise fail(str(exc) or type(exc).__name__) from None
+
+    return wrapper
+
+
+def check_output(output: str, allowed: Iterable[str] = ("text", "json")) -> str:
+    allowed = tuple(allowed)
+    if output not in allowed:
+        raise fail(f"--output must be one of {', '.join(allowed)}, not {output!r}", 2)
+    return output
+
+
+def emit_json(obj: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, box=None, pad_edge=False, header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*[str(x) for x in r])
+    console().print(t)
+
+
+def parse_kv(pairs: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"{what} {pair!r} should be key=value", 2)
+        out[key.strip()] = value
+    return out

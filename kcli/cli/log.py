@@ -1,0 +1,150 @@
+"""``kcli log``: look inside segment files (dump) and check them (verify)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors
+
+app = typer.Typer(help="Inspect and check segment files.", no_args_is_help=True)
+
+
+def _text(data: bytes | None) -> str:
+    if data is None:
+        return "null"
+    return data.decode("utf-8", "backslashreplace")
+
+
+def _jsonable(value):
+    if isinstance(value, bytes):
+        from ..formats import _text as as_text
+
+        text, b64 = as_text(value)
+        return {"base64": text} if b64 else text
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _segment_files(path: str) -> list[str]:
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.endswith(".log"))
+        if not files:
+            raise fail(f"no segment files (*.log) in {path}")
+        return [os.path.join(path, f) for f in files]
+    if not os.path.exists(path):
+        raise fail(f"{path}: no such file or directory")
+    return [path]
+
+
+@app.command("dump")
+@handle_errors
+def dump(
+    path: str = typer.Argument(..., help="A segment file (*.log) or a partition directory."),
+    deep: bool = typer.Option(False, "--deep", help="Print every record too (keys, values, headers, markers)."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+) -> None:
+    """Print each batch of a segment file, like kafka-dump-log.
+
+    Example: kcli log dump kcli-data/brokers/0/orders-0/00000000000000000000.log --deep
+    """
+    check_output(output)
+    from storage.dump import dump_segment
+
+    write = sys.stdout.write
+    for file in _segment_files(path):
+        with open(file, "rb") as f:
+            data = f.read()
+        if output == "text":
+            write(f"Dumping {file}\n")
+        for info in dump_segment(data, deep):
+            if output == "json":
+                emit_json(_jsonable({"file": file, **info}))
+                continue
+            if "trailing_bytes" in info:
+                write(f"Found {info['trailing_bytes']} invalid bytes at the end of {os.path.basename(file)} "
+                      f"(position {info['position']}): an incomplete batch\n")
+                continue
+            if "error" in info:
+                write(f"Stopped at position {info['position']}: {info['error']}\n")
+                continue
+            write(
+                f"baseOffset: {info['base_offset']} lastOffset: {info['last_offset']} count: {info['count']} "
+                f"baseSequence: {info['base_sequence']} lastSequence: {info['last_sequence']} "
+                f"producerId: {info['producer_id']} producerEpoch: {info['producer_epoch']} "
+                f"partitionLeaderEpoch: {info['partition_leader_epoch']} "
+                f"isTransactional: {str(info['is_transactional']).lower()} "
+                f"isControl: {str(info['is_control']).lower()} position: {info['position']} "
+                f"{info['timestamp_type']}: {info['max_timestamp']} size: {info['size']} magic: {info['magic']} "
+                f"compresscodec: {info['compression']} crc: {info['crc']} isvalid: {str(info['is_valid']).lower()}\n"
+            )
+            for r in info.get("records", ()):
+                line = (f"| offset: {r['offset']} {info['timestamp_type']}: {r['timestamp']} "
+                        f"keySize: {r['key_size']} valueSize: {r['value_size']} sequence: {r['sequence']} "
+                        f"headerKeys: [{','.join(r['header_keys'])}]")
+                if "control_type" in r:
+                    line += f" endTxnMarker: {r['control_type']} coordinatorEpoch: {r.get('coordinator_epoch', 0)}"
+                else:
+                    line += f" key: {_text(r['key'])} payload: {_text(r['payload'])}"
+                write(line + "\n")
+            if "records_error" in info:
+                write(f"| {info['records_error']}\n")
+
+
+@app.command("verify")
+@handle_errors
+def verify(
+    ctx: typer.Context,
+    topic: Optional[str] = typer.Argument(None, help="Topic to check (default: every topic)."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+) -> None:
+    """Check every batch's CRC and offset continuity; exit code 1 if anything is wrong.
+
+    Each problem names the partition, offset, file position and segment.
+    """
+    check_output(output)
+    from storage.verify import verify_partition
+
+    from ..broker.broker import open_broker
+
+    broker = open_broker(data_dir(ctx))
+    try:
+        topics = [broker.topic(topic)] if topic else broker.list_topics()
+        reports = []
+        for t in topics:
+            for p in range(t.partitions):
+                log = broker.log(t.name, p)
+                with broker.store.read() as txn:
+                    state = log.state(txn)
+                    segments = broker.store.segments(txn, t.name, p)
+                reports.append(verify_partition(log.name, log.dir, segments, state.log_start_offset,
+                                                state.log_end_offset))
+    finally:
+        broker.release()
+    problems = [pr for r in reports for pr in r.problems]
+    if output == "json":
+        for r in reports:
+            emit_json({"partition": r.partition, "segments": r.segments, "batches": r.batches,
+                       "records": r.records, "ok": not r.problems,
+                       "problems": [{"offset": p.offset, "position": p.position, "segment": p.segment,
+                                     "message": p.message} for p in r.problems],
+                       "notes": r.notes})
+    else:
+        for r in reports:
+            for note in r.notes:
+                sys.stdout.write(f"note: {note}\n")
+        for p in problems:
+            sys.stdout.write(f"{p}\n")
+        batches = sum(r.batches for r in reports)
+        records = sum(r.records for r in reports)
+        verdict = "OK" if not problems else f"{len(problems)} problem(s)"
+        sys.stdout.write(f"checked {len(reports)} partition(s), {sum(r.segments for r in reports)} segment(s), "
+                         f"{batches} batch(es), {records} record(s): {verdict}\n")
+    if problems:
+        raise typer.Exit(1)

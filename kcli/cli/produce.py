@@ -1,0 +1,215 @@
+"""``kcli produce``: records from --value, stdin or a file, through kcli.Producer."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import List, Optional
+
+import typer
+
+from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv
+
+CHUNK = 1 << 20
+
+
+def _line_chunks(stream, on_bytes=None):
+    """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time.
+
+    ``read1`` returns what is available, so a slow pipe or a terminal is read as it comes.
+    """
+    rest = b""
+    read = getattr(stream, "read1", stream.read)
+    while True:
+        data = read(CHUNK)
+        if not data:
+            break
+        if on_bytes is not None:
+            on_bytes(len(data))
+        if rest:
+            data = rest + data
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        if lines:
+            yield lines
+    if rest:
+        yield [rest]
+
+
+def _open_input(file: Optional[str]):
+    if file is None or file == "-":
+        return sys.stdin.buffer, None
+    f = open(file, "rb")
+    return f, os.fstat(f.fileno()).st_size
+
+
+def _progress(total: Optional[int]):
+    """A rich progress bar on stderr for long inputs, only when stderr is a terminal."""
+    if total is None or total < 8 * CHUNK or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                        TransferSpeedColumn(), transient=True, console=Console(stderr=True))
+    progress.start()
+    task = progress.add_task("producing", total=total)
+    return progress, task
+
+
+def produce(
+    ctx: typer.Context,
+    topic: str = typer.Argument(..., help="Topic to write to."),
+    value: Optional[str] = typer.Option(None, "--value", "-v", help="Produce this one value instead of reading input."),
+    key: Optional[str] = typer.Option(None, "--key", "-k", help="Key for every record."),
+    key_separator: Optional[str] = typer.Option(None, "--key-separator", "-K", help="Split each input line into key and value at the first SEP."),
+    header: List[str] = typer.Option([], "--header", "-H", help="Header key=value on every record (repeatable)."),
+    partition: Optional[int] = typer.Option(None, "--partition", "-p", help="Write to this partition instead of choosing one."),
+    file: Optional[str] = typer.Option(None, "--file", "-f", help="Read records from this file (default: stdin)."),
+    input_format: str = typer.Option("lines", "--input-format", help="lines: one record per line; json: one JSON object per line (key, value, headers, partition, timestamp)."),
+    config: List[str] = typer.Option([], "-X", "--producer-config", help="Any producer config key=value (repeatable), e.g. -X linger.ms=20."),
+    acks: Optional[str] = typer.Option(None, "--acks", help="0, 1 or all (default all)."),
+    linger_ms: Optional[int] = typer.Option(None, "--linger-ms", help="Wait this long to fill a batch (default 5)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size in bytes (default 16384)."),
+    compression: Optional[str] = typer.Option(None, "--compression", "-z", help="none, gzip, snappy, lz4 or zstd."),
+    partitioner: Optional[str] = typer.Option(None, "--partitioner", help="default (murmur2 keys, sticky otherwise), round_robin, or module:function."),
+    inject_fault: Optional[str] = typer.Option(None, "--inject-fault", help="Fail produce requests on purpose, e.g. ack-lost=0.3,seed=1 (kinds: ack-lost, ack-timeout, fail-before)."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP + "; the closing summary"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary unless something failed."),
+) -> None:
+    """Write records to a topic.
+
+    Examples: kcli produce orders --value hello;
+    kcli produce orders --key-separator : < lines.txt;
+    kcli produce orders --input-format json --file records.jsonl
+    """
+    _produce(ctx, topic, value, key, key_separator, header, partition, file, input_format, config, acks,
+             linger_ms, batch_size, compression, partitioner, inject_fault, output, quiet)
+
+
+@handle_errors
+def _produce(ctx, topic, value, key, key_separator, header, partition, file, input_format, config, acks,
+             linger_ms, batch_size, compression, partitioner, inject_fault, output, quiet) -> None:
+    check_output(output)
+    if input_format not in ("lines", "json"):
+        raise fail(f"--input-format must be lines or json, not {input_format!r}", 2)
+    if key_separator == "":
+        raise fail("--key-separator must not be empty", 2)
+    configs: dict = parse_kv(config, "-X")
+    for name, flag in (("acks", acks), ("linger.ms", linger_ms), ("batch.size", batch_size),
+                       ("compression.type", compression), ("partitioner.class", partitioner),
+                       ("kcli.inject.fault", inject_fault)):
+        if flag is not None:
+            configs[name] = flag
+    headers = []  # duplicates and order are kept, as Kafka allows
+    for pair in header:
+        k, sep, v = pair.partition("=")
+        if not sep or not k:
+            raise fail(f"--header {pair!r} should be key=value", 2)
+        headers.append((k, v.encode("utf-8")))
+    key_b = key.encode("utf-8") if key is not None else None
+
+    from ..producer import Producer
+
+    # open the input before the producer: a missing file writes nothing
+    stream, total = (None, None) if value is not None else _open_input(file)
+    started = time.perf_counter()
+    producer = Producer(configs, data_dir=data_dir(ctx))
+    failed_input: Optional[str] = None
+    progress = None
+    try:
+        producer.partitions_for(topic)  # UNKNOWN_TOPIC_OR_PARTITION before reading anything
+        if partition is not None:
+            producer._choose_partition(topic, None, None, partition, 0)
+        if value is not None:
+            future = producer.send(topic, value.encode("utf-8"), key=key_b, partition=partition, headers=headers)
+            producer.flush()
+            future.get()
+        else:
+            progress = _progress(total)
+            on_bytes = (lambda n: progress[0].advance(progress[1], n)) if progress else None
+            failed_input = _send_input(producer, topic, stream, on_bytes, input_format, key_b,
+                                       key_separator, headers, partition)
+        producer.flush()
+    except BaseException:
+        if progress:
+            progress[0].stop()
+        producer.close(timeout=5)
+        raise
+    finally:
+        if stream is not None and stream is not sys.stdin.buffer:
+            stream.close()
+    if progress:
+        progress[0].stop()
+    producer.close()
+    elapsed = time.perf_counter() - started
+    stats = producer.stats
+    _summary(topic, stats, elapsed, output, quiet)
+    if failed_input:
+        raise fail(failed_input)
+    if stats.records_failed:
+        names = ", ".join(f"{k}: {v}" for k, v in stats.errors.items())
+        raise fail(f"{stats.records_failed} record(s) were not written ({names})")
+
+
+def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_separator, headers, partition):
+    """Send every input line; returns an error message for a malformed line (nothing of the
+    chunk holding it is sent), or None."""
+    line_no = 0
+    sent = 0
+    for lines in _line_chunks(stream, on_bytes):
+        if input_format == "json":
+            from ..formats import record_from_json
+
+            parsed = []
+            for i, line in enumerate(lines):
+                if not line.strip():
+                    continue
+                try:
+                    parsed.append(record_from_json(line))
+                except ValueError as exc:
+                    return f"line {line_no + i + 1}: {exc}; {sent} record(s) before it were written"
+            for r in parsed:
+                producer.send(topic, r["value"], key=r["key"] if r["key"] is not None else key_b,
+                              partition=r["partition"] if r["partition"] is not None else partition,
+                              timestamp=r["timestamp"], headers=list(headers) + r["headers"])
+            sent += len(parsed)
+        elif key_separator is not None:
+            sep = key_separator.encode("utf-8")
+            keys, values = [], []
+            for i, line in enumerate(lines):
+                k, found, v = line.partition(sep)
+                if not found:
+                    return (f"line {line_no + i + 1}: no key separator {key_separator!r} found; "
+                            f"{sent} record(s) before it were written")
+                keys.append(k)
+                values.append(v)
+            producer.send_many(topic, values, keys=keys, headers=headers, partition=partition)
+            sent += len(values)
+        else:
+            keys = [key_b] * len(lines) if key_b is not None else None
+            producer.send_many(topic, lines, keys=keys, headers=headers, partition=partition)
+            sent += len(lines)
+        line_no += len(lines)
+    return None
+
+
+def _summary(topic, stats, elapsed, output, quiet) -> None:
+    rate = stats.records_sent / elapsed if elapsed > 0 else 0.0
+    per_partition = {str(p): ps.records for (t, p), ps in sorted(stats.partitions.items())}
+    if output == "json":
+        emit_json({
+            "topic": topic, "records": stats.records_sent, "failed": stats.records_failed,
+            "batches": stats.batches, "bytes": stats.bytes, "partitions": per_partition,
+            "retries": stats.retries, "duplicates": stats.duplicates, "errors": stats.errors,
+            "seconds": round(elapsed, 3), "records_per_second": round(rate),
+        })
+        return
+    if quiet and not stats.records_failed:
+        return
+    parts = ", ".join(f"{p}: {n}" for p, n in per_partition.items()) or "none"
+    line = (f"{stats.records_sent} record(s) to {topic} in {stats.batches} batch(es), {stats.bytes} bytes, "
+            f"{elapsed:.2f} s ({rate:,.0f} records/s); partitions {parts}; "
+            f"retries {stats.retries}, duplicates {stats.duplicates}, failed {stats.records_failed}")
+    sys.stderr.write(line + "\n")

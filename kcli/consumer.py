@@ -1,0 +1,247 @@
+"""``kcli.Consumer``: Kafka's consumer API over a data directory.
+
+Positions, fetches and offset resets behave as in Kafka's client: the position is the offset
+of the next record to return; fetches return whole batches, whose CRCs are checked
+(``check.crcs``) and from which records before the position and control records are
+dropped; an out-of-range position is reset by ``auto.offset.reset``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Mapping, NamedTuple
+
+from storage import record_batch as rb
+from storage.errors import CorruptRecordError, KafkaError, OffsetOutOfRangeError
+
+from .config import CONSUMER_CONFIGS, resolve
+from .producer import default_data_dir
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+
+class ConsumerRecord(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    timestamp_type: int  # 0 CreateTime, 1 LogAppendTime
+    key: bytes | None
+    value: bytes | None
+    headers: tuple  # ((str, bytes | None), ...)
+
+
+class NoOffsetForPartitionError(KafkaError):
+    """auto.offset.reset=none and no position to start from (Kafka's NoOffsetForPartitionException)."""
+
+    code = 1
+    name = "OFFSET_OUT_OF_RANGE"
+
+
+class _PartitionFetch:
+    """What the consumer holds for one assigned partition."""
+
+    __slots__ = ("position", "records", "paused")
+
+    def __init__(self) -> None:
+        self.position: int | None = None
+        self.records: list = []
+        self.paused = False
+
+
+class Consumer:
+    def __init__(self, config: Mapping[str, Any] | None = None, *, data_dir: str | None = None, **kwargs) -> None:
+        given = dict(config or {})
+        given.update({k.replace("_", "."): v for k, v in kwargs.items()})
+        self.config = resolve(CONSUMER_CONFIGS, given, "consumer")
+        from .broker.broker import open_broker
+
+        self.data_dir = data_dir or self.config["kcli.data.dir"] or default_data_dir()
+        self._broker = open_broker(self.data_dir)
+        self._assigned: dict[TopicPartition, _PartitionFetch] = {}
+        self._closed = False
+        self._next = 0  # round-robin start among partitions, so none starves
+
+    # -- assignment and positions ---------------------------------------------------------
+
+    def assign(self, partitions: Iterable[TopicPartition | tuple]) -> None:
+        wanted = [TopicPartition(*tp) for tp in partitions]
+        for tp in wanted:
+            self._broker.log(tp.topic, tp.partition)  # UNKNOWN_TOPIC_OR_PARTITION if missing
+        kept = {tp: self._assigned.get(tp) or _PartitionFetch() for tp in wanted}
+        self._assigned = kept
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._assigned)
+
+    def partitions_for_topic(self, topic: str) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for p in range(self._broker.partition_count(topic))]
+
+    def _state(self, tp) -> _PartitionFetch:
+        tp = TopicPartition(*tp)
+        try:
+            return self._assigned[tp]
+        except KeyError:
+            raise KafkaError(f"No current assignment for partition {tp}") from None
+
+    def seek(self, tp, offset: int) -> None:
+        if offset < 0:
+            raise ValueError("seek offset must not be negative")
+        st = self._state(tp)
+        st.position = offset
+        st.records = []
+
+    def seek_to_beginning(self, *partitions) -> None:
+        for tp in partitions or list(self._assigned):
+            self.seek(tp, self.beginning_offsets([tp])[TopicPartition(*tp)])
+
+    def seek_to_end(self, *partitions) -> None:
+        for tp in partitions or list(self._assigned):
+            self.seek(tp, self.end_offsets([tp])[TopicPartition(*tp)])
+
+    def position(self, tp) -> int:
+        st = self._state(tp)
+        if st.position is None:
+            self._reset(TopicPartition(*tp), st)
+        return st.position
+
+    def pause(self, *partitions) -> None:
+        for tp in partitions:
+            self._state(tp).paused = True
+
+    def resume(self, *partitions) -> None:
+        for tp in partitions:
+            self._state(tp).paused = False
+
+    def paused(self) -> set[TopicPartition]:
+        return {tp for tp, st in self._assigned.items() if st.paused}
+
+    def beginning_offsets(self, partitions) -> dict[TopicPartition, int]:
+        from .broker.broker import EARLIEST
+
+        return {TopicPartition(*tp): self._broker.list_offsets(tp[0], tp[1], EARLIEST)[0] for tp in partitions}
+
+    def end_offsets(self, partitions) -> dict[TopicPartition, int]:
+        from .broker.broker import LATEST
+
+        return {TopicPartition(*tp): self._broker.list_offsets(tp[0], tp[1], LATEST)[0] for tp in partitions}
+
+    def offsets_for_times(self, timestamps: Mapping) -> dict[TopicPartition, tuple[int, int] | None]:
+        """For each partition, (offset, timestamp) of the first record at or after the time; None if none."""
+        out = {}
+        for tp, ts in timestamps.items():
+            offset, found_ts = self._broker.list_offsets(tp[0], tp[1], int(ts))
+            out[TopicPartition(*tp)] = None if offset < 0 else (offset, found_ts)
+        return out
+
+    def _reset(self, tp: TopicPartition, st: _PartitionFetch) -> None:
+        strategy = self.config["auto.offset.reset"]
+        if strategy == "none":
+            raise NoOffsetForPartitionError(f"no offset to start {tp} from, and auto.offset.reset is none")
+        offsets = self.beginning_offsets([tp]) if strategy == "earliest" else self.end_offsets([tp])
+        st.position = offsets[tp]
+        st.records = []
+
+    # -- fetching -------------------------------------------------------------------------
+
+    def poll(self, timeout: float = 0.0, max_records: int | None = None) -> list[ConsumerRecord]:
+        """Records from the assigned partitions, waiting up to ``timeout`` seconds for some."""
+        self._check_open()
+        limit = max_records or self.config["max.poll.records"]
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            records = self._collect(limit)
+            if records or time.monotonic() >= deadline:
+                return records
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.1)
+
+    def _collect(self, limit: int) -> list[ConsumerRecord]:
+        out: list[ConsumerRecord] = []
+        parts = [tp for tp, st in self._assigned.items() if not st.paused]
+        if not parts:
+            return out
+        start = self._next % len(parts)
+        self._next += 1
+        for tp in parts[start:] + parts[:start]:
+            st = self._assigned[tp]
+            if not st.records:
+                self._fill(tp, st)
+            if st.records:
+                take = st.records[: limit - len(out)]
+                del st.records[: len(take)]
+                out.extend(take)
+                st.position = take[-1].offset + 1 if not st.records else st.records[0].offset
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _fill(self, tp: TopicPartition, st: _PartitionFetch) -> None:
+        if st.position is None:
+            self._reset(tp, st)
+        try:
+            fetched = self._broker.fetch(tp.topic, tp.partition, st.position, self.config["max.partition.fetch.bytes"])
+        except OffsetOutOfRangeError:
+            if self.config["auto.offset.reset"] == "none":
+                raise
+            self._reset(tp, st)
+            fetched = self._broker.fetch(tp.topic, tp.partition, st.position, self.config["max.partition.fetch.bytes"])
+        data = fetched.records
+        if not len(data):
+            return
+        records, next_position = decode_fetch(
+            tp, data, st.position, self.config["check.crcs"], fetched.segment_base, fetched.position
+        )
+        st.records = records
+        if not records:
+            st.position = next_position  # only control records (or nothing new): move past them
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._broker.release()
+
+    def __enter__(self) -> "Consumer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise KafkaError("This consumer has already been closed.")
+
+
+def decode_fetch(tp: TopicPartition, data, position: int, check_crcs: bool = True,
+                 segment_base: int = -1, file_position: int = -1) -> tuple[list[ConsumerRecord], int]:
+    """Records at or after ``position`` in fetched batches, skipping control batches.
+
+    Returns the records and the offset after the last batch looked at. A batch whose CRC
+    does not match raises CORRUPT_MESSAGE naming the partition, offset and file position.
+    """
+    out: list[ConsumerRecord] = []
+    next_position = position
+    topic, partition = tp
+    for pos, h in rb.iter_batches(data):
+        if check_crcs and not rb.crc_ok(data, pos, h):
+            where = f"{tp} offset {h.base_offset}"
+            if file_position >= 0:
+                where += f" position {file_position + pos} in segment {segment_base:020d}.log"
+            raise CorruptRecordError(
+                f"{where}: CRC mismatch (stored {h.crc}, computed {rb.computed_crc(data, pos, h)})"
+            )
+        next_position = max(next_position, h.next_offset)
+        if h.is_control:
+            continue
+        ts_type = h.timestamp_type
+        for r in rb.decode_records(data, pos, h):
+            if r.offset >= position:
+                out.append(ConsumerRecord(topic, partition, r.offset, r.timestamp, ts_type, r.key, r.value, r.headers))
+    return out, next_position

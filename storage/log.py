@@ -1,0 +1,513 @@
+"""The log of one partition: segments on disk, state and indexes in LMDB.
+
+Appends (``PartitionLog.append``) run under the partition lock, an ``flock`` on
+``partition.lock`` shared by every process using the data directory:
+
+1. recover the active segment if its file differs from what was published (``recovery.py``);
+2. roll a new segment when ``segment.bytes`` or ``segment.ms`` say so (committed first, so a
+   crash leaves an empty active segment, never a half-registered one);
+3. assign offsets by patching each batch's baseOffset (outside the CRC);
+4. write the bytes after the published end of the active segment;
+5. fsync when ``flush.messages`` / ``flush.ms`` say so;
+6. publish: one LMDB write transaction moves the log end offset, the segment's size and the
+   index entries forward together.
+
+Readers (``read``) take an LMDB snapshot and never read past the published size, so they
+never see a half-written batch and never wait for a writer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from . import compression
+from . import record_batch as rb
+from .errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    InvalidTimestampError,
+    OffsetOutOfRangeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnknownTopicOrPartitionError,
+)
+from .index import OffsetIndex, TimeIndex
+from .layout import LOCK_FILE, base_offset_of
+from .metadata import MetadataStore, PartitionState, SegmentInfo
+from .segment import fsync_dir, open_for_append, read_range, segment_path, write_fully
+from .topic_config import LONG_MAX
+
+DEFAULT_MAX_FETCH = 1 << 20
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class AppendResult:
+    base_offset: int  # offset of the first record appended
+    last_offset: int
+    log_append_time: int  # the append time for LogAppendTime topics, else -1
+    log_start_offset: int
+    batch_base_offsets: list[int] = field(default_factory=list)
+
+
+@dataclass
+class FetchResult:
+    records: bytes | memoryview  # whole batches, in order; empty when there is nothing new
+    high_watermark: int
+    log_start_offset: int
+    log_end_offset: int
+    segment_base: int = -1  # where ``records`` came from, to name a corrupt batch's position
+    position: int = -1
+
+
+class PartitionLock:
+    """Thread lock + ``flock``: serialises appends across threads and processes."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._mutex = threading.Lock()
+
+    def __enter__(self) -> "PartitionLock":
+        self._mutex.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._mutex.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._mutex.release()
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class PartitionLog:
+    """One partition's log. ``config_source`` returns the topic's effective configs."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        topic: str,
+        partition: int,
+        directory: str,
+        config_source: Callable[[], dict],
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.topic = topic
+        self.partition = partition
+        self.dir = directory
+        self._config_source = config_source
+        self.clock = clock
+        self.offset_index = OffsetIndex(store, topic, partition)
+        self.time_index = TimeIndex(store, topic, partition)
+        self._lock: PartitionLock | None = None
+        self._writer_fd: int | None = None
+        self._writer_base = -1
+        self._reader_fds: dict[int, int] = {}
+        self._reader_mutex = threading.Lock()
+        self._tail_checked = False
+        self._last_retention_check = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+    # -- state ----------------------------------------------------------------------------
+
+    def state(self, txn=None) -> PartitionState:
+        if txn is None:
+            with self.store.read() as txn:
+                return self.state(txn)
+        st = self.store.partition_state(txn, self.topic, self.partition)
+        if st is None:
+            raise UnknownTopicOrPartitionError(f"{self.name} does not exist")
+        return st
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.state().log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.state().log_end_offset
+
+    def segments(self) -> list[SegmentInfo]:
+        with self.store.read() as txn:
+            return self.store.segments(txn, self.topic, self.partition)
+
+    # -- append ---------------------------------------------------------------------------
+
+    def _partition_lock(self) -> PartitionLock:
+        if self._lock is None:
+            if not os.path.isdir(self.dir):
+                raise UnknownTopicOrPartitionError(f"{self.name}: partition directory {self.dir} is missing")
+            self._lock = PartitionLock(os.path.join(self.dir, LOCK_FILE))
+        return self._lock
+
+    def _writer(self, base: int) -> int:
+        if self._writer_base != base or self._writer_fd is None:
+            if self._writer_fd is not None:
+                os.close(self._writer_fd)
+            self._writer_fd = open_for_append(segment_path(self.dir, base))
+            self._writer_base = base
+        return self._writer_fd
+
+    def append(
+        self,
+        batches: Sequence[bytes | bytearray],
+        *,
+        origin_client: bool = True,
+        validate: Callable | None = None,
+        on_publish: Callable | None = None,
+    ) -> AppendResult:
+        """Append encoded batches; offsets are assigned here. Raises Kafka's errors.
+
+        ``validate(read_txn, state, headers)`` may raise to refuse the append (it runs under
+        the partition lock, e.g. for producer sequence checks); ``on_publish(write_txn,
+        result, headers)`` records extra state in the same transaction that publishes.
+        """
+        config = self._config_source()
+        now = self.clock()
+        prepared = [self._prepare(b, config, now, origin_client) for b in batches]
+        if not prepared:
+            raise InvalidRecordError("no record batches to append")
+        timestamp_type = config["message.timestamp.type"]
+        segment_bytes = config["segment.bytes"]
+        total = sum(len(b) for b in prepared)
+        if total > segment_bytes:
+            raise RecordListTooLargeError(
+                f"{total} bytes of batches exceed segment.bytes {segment_bytes} of {self.name}"
+            )
+        from .recovery import recover_active_segment
+        from .retention import enforce_retention
+
+        with self._partition_lock():
+            state, seg = self._load_active()
+            fd = self._writer(seg.base_offset)
+            if not self._tail_checked or os.fstat(fd).st_size != seg.size:
+                state, seg = recover_active_segment(self, state, seg, fd, full=not self._tail_checked)
+                self._tail_checked = True
+            if seg.size > 0 and (
+                seg.size + total > segment_bytes or now - seg.created_ms >= config["segment.ms"]
+            ):
+                state, seg = self._roll(state, seg, now)
+                fd = self._writer(seg.base_offset)
+                enforce_retention(self, config, now)
+                state, seg = self._load_active()
+            elif now - self._last_retention_check >= 30_000:
+                self._last_retention_check = now
+                if enforce_retention(self, config, now):
+                    state, seg = self._load_active()
+                    fd = self._writer(seg.base_offset)
+
+            headers = [rb.read_header(b) for b in prepared]
+            if validate is not None:
+                with self.store.read() as txn:
+                    validate(txn, state, headers)
+
+            log_append_time = now if timestamp_type == "LogAppendTime" else -1
+            next_offset = state.log_end_offset
+            offsets = []
+            for i, batch in enumerate(prepared):
+                rb.set_base_offset(batch, next_offset)
+                if log_append_time >= 0:
+                    rb.set_log_append_time(batch, log_append_time)
+                headers[i] = rb.read_header(batch)
+                offsets.append(next_offset)
+                next_offset += headers[i].last_offset_delta + 1
+
+            position = seg.size
+            write_fully(fd, b"".join(prepared) if len(prepared) > 1 else prepared[0], position)
+
+            flush = (
+                next_offset - state.recovery_point >= config["flush.messages"]
+                or now - state.last_flush_ms >= config["flush.ms"]
+            )
+            if flush:
+                os.fdatasync(fd)
+                state.recovery_point = next_offset
+                state.last_flush_ms = now
+
+            result = AppendResult(
+                base_offset=offsets[0],
+                last_offset=next_offset - 1,
+                log_append_time=log_append_time,
+                log_start_offset=state.log_start_offset,
+                batch_base_offsets=offsets,
+            )
+            with self.store.write() as txn:
+                self._index_batches(txn, state, seg, headers, position, config["index.interval.bytes"])
+                state.log_end_offset = next_offset
+                state.high_watermark = next_offset
+                self.store.put_segment(txn, self.topic, self.partition, seg)
+                self.store.put_partition_state(txn, self.topic, self.partition, state)
+                if on_publish is not None:
+                    on_publish(txn, result, headers)
+            if flush:
+                self.store.sync()
+            return result
+
+    def _prepare(self, batch, config: dict, now: int, origin_client: bool) -> bytearray:
+        """Check one incoming batch as Kafka's LogValidator does; returns a mutable copy."""
+        buf = bytearray(batch)
+        if len(buf) < rb.HEADER_SIZE:
+            raise CorruptRecordError(f"a record batch of {len(buf)} bytes is shorter than its header")
+        header = rb.read_header(buf)
+        if header.magic != rb.MAGIC:
+            raise CorruptRecordError(f"record batch magic {header.magic} is not supported (only 2)")
+        if header.size != len(buf):
+            raise CorruptRecordError(f"record batch length {header.length} does not match {len(buf)} bytes")
+        if not rb.crc_ok(buf, 0, header):
+            raise CorruptRecordError(f"record batch CRC mismatch (stored {header.crc})")
+        if header.records_count < 1 or header.last_offset_delta != header.records_count - 1:
+            raise InvalidRecordError(
+                f"record batch claims {header.records_count} records with lastOffsetDelta "
+                f"{header.last_offset_delta}"
+            )
+        if origin_client and header.is_control:
+            raise InvalidRecordError("clients may not write control batches")
+        if len(buf) > config["max.message.bytes"]:
+            raise RecordTooLargeError(
+                f"the record batch is {len(buf)} bytes, larger than max.message.bytes "
+                f"{config['max.message.bytes']} of {self.name}"
+            )
+        if config["message.timestamp.type"] == "CreateTime" and not header.is_control:
+            self._check_timestamps(buf, header, config, now)
+        wanted = config["compression.type"]
+        if wanted != "producer" and not header.is_control:
+            codec = compression.codec_id(wanted)
+            if codec != header.compression:
+                buf = bytearray(self._recompress(buf, header, codec))
+        return buf
+
+    def _check_timestamps(self, buf, header: rb.BatchHeader, config: dict, now: int) -> None:
+        after = config["message.timestamp.after.max.ms"]
+        before = config["message.timestamp.before.max.ms"]
+        newest, oldest = header.max_timestamp, None
+        if before < LONG_MAX:
+            stamps = [r.timestamp for r in rb.decode_records(buf, 0, header)]
+            newest, oldest = max(stamps), min(stamps)
+        lo = now - before if before < LONG_MAX else None
+        hi = now + after if after < LONG_MAX else None
+        for ts in (newest, oldest):
+            if ts is None:
+                continue
+            if (hi is not None and ts > hi) or (lo is not None and ts < lo):
+                raise InvalidTimestampError(
+                    f"Timestamp {ts} of a record in {self.name} is out of range. The timestamp "
+                    f"should be within [{lo if lo is not None else '-inf'}, "
+                    f"{hi if hi is not None else 'inf'}] (message.timestamp.before.max.ms={before}, "
+                    f"message.timestamp.after.max.ms={after})"
+                )
+
+    @staticmethod
+    def _recompress(buf, header: rb.BatchHeader, codec: int) -> bytes:
+        records = rb.decode_records(buf, 0, header)
+        return rb.encode_batch(
+            [(r.key, r.value, r.timestamp, r.headers) for r in records],
+            compression_type=codec,
+            timestamp_type=header.timestamp_type,
+            producer_id=header.producer_id,
+            producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+            transactional=header.is_transactional,
+            partition_leader_epoch=header.partition_leader_epoch,
+        )
+
+    def _load_active(self) -> tuple[PartitionState, SegmentInfo]:
+        with self.store.read() as txn:
+            state = self.state(txn)
+            seg = self.store.segment(txn, self.topic, self.partition, state.active_base)
+        if seg is None:  # a partition created before its first segment was registered
+            seg = SegmentInfo(state.active_base, created_ms=self.clock())
+        return state, seg
+
+    def _roll(self, state: PartitionState, seg: SegmentInfo, now: int) -> tuple[PartitionState, SegmentInfo]:
+        """Start a new active segment at the log end offset; committed before any write to it."""
+        if self._writer_fd is not None:
+            os.fdatasync(self._writer_fd)  # a rolled segment is complete: make it durable
+        new = SegmentInfo(state.log_end_offset, created_ms=now)
+        fd = open_for_append(segment_path(self.dir, new.base_offset), truncate=True)
+        os.close(fd)
+        fsync_dir(self.dir)
+        state.active_base = new.base_offset
+        with self.store.write() as txn:
+            self.store.put_segment(txn, self.topic, self.partition, seg)
+            self.store.put_segment(txn, self.topic, self.partition, new)
+            self.store.put_partition_state(txn, self.topic, self.partition, state)
+        return state, new
+
+    def roll(self) -> None:
+        """Roll the active segment now if it holds anything (used by retention and tests)."""
+        with self._partition_lock():
+            state, seg = self._load_active()
+            if seg.size > 0:
+                self._roll(state, seg, self.clock())
+
+    def _index_batches(self, txn, state, seg: SegmentInfo, headers, position: int, interval: int) -> None:
+        """Advance segment stats and add sparse index entries, as LogSegment.append does."""
+        last_time_entry = None
+        for h in headers:
+            if seg.bytes_since_index > interval:
+                self.offset_index.add(txn, h.last_offset, seg.base_offset, position)
+                seg.bytes_since_index = 0
+                ts = max(state.max_timestamp, h.max_timestamp)
+                if last_time_entry is None:
+                    last_time_entry = state.max_timestamp
+                if ts > last_time_entry:
+                    self.time_index.add(txn, ts, h.last_offset)
+                    last_time_entry = ts
+            seg.bytes_since_index += h.size
+            position += h.size
+            if h.max_timestamp > seg.max_timestamp:
+                seg.max_timestamp = h.max_timestamp
+            if h.max_timestamp > state.max_timestamp:
+                state.max_timestamp = h.max_timestamp
+            seg.last_offset = h.last_offset
+        seg.size = position
+
+    # -- read -----------------------------------------------------------------------------
+
+    def _reader(self, base: int) -> int:
+        with self._reader_mutex:
+            fd = self._reader_fds.get(base)
+            if fd is None:
+                fd = os.open(segment_path(self.dir, base), os.O_RDONLY)
+                self._reader_fds[base] = fd
+            return fd
+
+    def read(self, offset: int, max_bytes: int = DEFAULT_MAX_FETCH, upper: int | None = None) -> FetchResult:
+        """Whole batches starting with the one that holds ``offset``, up to about ``max_bytes``
+        (at least one batch), never past the high watermark (or ``upper`` when lower)."""
+        for _attempt in range(3):
+            with self.store.read() as txn:
+                state = self.state(txn)
+                limit = state.high_watermark if upper is None else min(upper, state.high_watermark)
+                if offset < state.log_start_offset or offset > state.log_end_offset:
+                    raise OffsetOutOfRangeError(
+                        f"offset {offset} is out of range for {self.name} "
+                        f"(log start offset {state.log_start_offset}, log end offset {state.log_end_offset})"
+                    )
+                empty = FetchResult(b"", state.high_watermark, state.log_start_offset, state.log_end_offset)
+                if offset >= limit:
+                    return empty
+                seg = self.store.segment_for_offset(txn, self.topic, self.partition, offset)
+                if seg is None:
+                    return empty
+                if seg.last_offset < offset:  # past this segment: the next one starts here
+                    following = self.store.segment_for_offset(txn, self.topic, self.partition, seg.last_offset + 1)
+                    if following is None or following.base_offset == seg.base_offset:
+                        return empty
+                    seg = following
+                entry = self.offset_index.lookup(txn, offset)
+                start = entry[2] if entry is not None and entry[1] == seg.base_offset else 0
+                published = seg.size
+            try:
+                data = self._read_batches(seg.base_offset, start, published, offset, limit, max_bytes)
+            except FileNotFoundError:  # retention deleted the segment meanwhile: look again
+                continue
+            records, position = data
+            return FetchResult(
+                records, state.high_watermark, state.log_start_offset, state.log_end_offset,
+                seg.base_offset, position,
+            )
+        raise OffsetOutOfRangeError(f"offset {offset} of {self.name} was deleted while being read")
+
+    def _read_batches(self, base: int, start: int, published: int, offset: int, limit: int, max_bytes: int):
+        fd = self._reader(base)
+        end = min(published, start + max(max_bytes, 1 << 16) + (1 << 14))
+        buf = read_range(fd, start, end)
+        first = None
+        last_end = None
+        for pos, h in rb.iter_batches(buf):
+            if h.base_offset >= limit:
+                break
+            if first is None:
+                if h.last_offset < offset:
+                    continue
+                first = pos
+            elif pos + h.size - first > max_bytes:
+                break
+            last_end = pos + h.size
+        if first is None:
+            # the first wanted batch did not fit the read: read from where it starts
+            pos = self._find_batch(buf, offset)
+            if pos is None:
+                return b"", -1
+            h = rb.read_header(buf, pos)
+            if h.base_offset >= limit:
+                return b"", -1
+            whole = read_range(fd, start + pos, start + pos + h.size)
+            return whole, start + pos
+        return memoryview(buf)[first:last_end], start + first
+
+    @staticmethod
+    def _find_batch(buf, offset: int) -> int | None:
+        pos = 0
+        while pos + rb.HEADER_SIZE <= len(buf):
+            h = rb.read_header(buf, pos)
+            if h.last_offset >= offset:
+                return pos
+            pos += h.size
+        return None
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with timestamp >= ``timestamp``, or None."""
+        with self.store.read() as txn:
+            state = self.state(txn)
+            before = self.time_index.offset_before(txn, timestamp)
+        offset = state.log_start_offset if before is None else max(before + 1, state.log_start_offset)
+        while offset < state.high_watermark:
+            fetched = self.read(offset, DEFAULT_MAX_FETCH)
+            if not len(fetched.records):
+                return None
+            for pos, h in rb.iter_batches(fetched.records):
+                if h.max_timestamp < timestamp or h.is_control:
+                    offset = h.next_offset
+                    continue
+                for rec in rb.decode_records(fetched.records, pos, h):
+                    if rec.offset >= offset and rec.timestamp >= timestamp:
+                        return rec.offset, rec.timestamp
+                offset = h.next_offset
+        return None
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def orphan_segment_files(self, active_base: int) -> list[str]:
+        """Segment files past the active one: left by a writer that died while rolling."""
+        out = []
+        for name in os.listdir(self.dir):
+            base = base_offset_of(name)
+            if base is not None and base > active_base:
+                out.append(os.path.join(self.dir, name))
+        return out
+
+    def close(self) -> None:
+        if self._writer_fd is not None:
+            os.close(self._writer_fd)
+            self._writer_fd = None
+        with self._reader_mutex:
+            for fd in self._reader_fds.values():
+                os.close(fd)
+            self._reader_fds.clear()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def forget_reader(self, base: int) -> None:
+        with self._reader_mutex:
+            fd = self._reader_fds.pop(base, None)
+        if fd is not None:
+            os.close(fd)

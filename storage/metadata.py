@@ -1,0 +1,248 @@
+"""The LMDB metadata store: one environment under ``<data-dir>/meta`` with named databases.
+
+Every value has a documented, versioned fixed layout (``struct``) or, for human-sized
+records such as topic definitions, versioned JSON. Nothing is pickled.
+
+Databases and their encodings (``pk`` = partition key = topic UTF-8 + NUL + uint32 BE):
+
+=============  ===========================  ==============================================
+database       key                          value
+=============  ===========================  ==============================================
+topics         topic name (UTF-8)           JSON ``{"v": 1, "name", "id", "partitions",
+                                            "replication_factor", "configs", "created_ms"}``
+partitions     pk                           ``PartitionState`` (struct ``PARTITION_V1``)
+segments       pk + base offset int64 BE    ``SegmentInfo`` (struct ``SEGMENT_V1``)
+offset_index   pk + offset int64 BE         segment base int64, file position uint32
+time_index     pk + timestamp int64 BE      offset int64
+=============  ===========================  ==============================================
+
+Durability: the environment is opened without a sync per commit (as Kafka leaves its
+writes in the page cache). Segment files, not this store, are the truth for records:
+recovery re-derives partition state from them. Administrative changes call ``sync()``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+import lmdb
+
+MAP_SIZE = 16 << 30  # address space only; the file grows as data is written
+DATABASES = (
+    b"topics",
+    b"partitions",
+    b"segments",
+    b"offset_index",
+    b"time_index",
+    b"producers",
+    b"transactions",
+    b"groups",
+    b"members",
+    b"offsets",
+    b"txn_index",
+    b"counters",
+)
+
+_PK_PARTITION = struct.Struct(">I")
+_INT64 = struct.Struct(">q")
+
+
+def partition_key(topic: str, partition: int) -> bytes:
+    return topic.encode("utf-8") + b"\x00" + _PK_PARTITION.pack(partition)
+
+
+def topic_prefix(topic: str) -> bytes:
+    return topic.encode("utf-8") + b"\x00"
+
+
+def int64_key(prefix: bytes, value: int) -> bytes:
+    return prefix + _INT64.pack(value)
+
+
+def int64_of_key(key: bytes) -> int:
+    return _INT64.unpack_from(key, len(key) - 8)[0]
+
+
+PARTITION_V1 = struct.Struct(">Bqqqqqqq")
+
+
+@dataclass
+class PartitionState:
+    """Published state of a partition's log; readers never look past ``log_end_offset``."""
+
+    log_start_offset: int = 0
+    log_end_offset: int = 0  # the next offset to assign
+    high_watermark: int = 0
+    active_base: int = 0  # base offset of the active segment
+    recovery_point: int = 0  # everything below is fsynced
+    last_flush_ms: int = 0
+    max_timestamp: int = -1  # largest timestamp appended so far (for the time index)
+
+    def encode(self) -> bytes:
+        return PARTITION_V1.pack(
+            1,
+            self.log_start_offset,
+            self.log_end_offset,
+            self.high_watermark,
+            self.active_base,
+            self.recovery_point,
+            self.last_flush_ms,
+            self.max_timestamp,
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "PartitionState":
+        version, *fields = PARTITION_V1.unpack(raw)
+        if version != 1:
+            raise ValueError(f"unknown partition state version {version}")
+        return cls(*fields)
+
+
+SEGMENT_V1 = struct.Struct(">Bqqqqqq")
+
+
+@dataclass
+class SegmentInfo:
+    """A segment file's published extent and what retention and rolling need to know."""
+
+    base_offset: int
+    size: int = 0  # published bytes: readers stop here, never at the file's size
+    last_offset: int = -1  # -1 while empty
+    max_timestamp: int = -1
+    created_ms: int = 0
+    bytes_since_index: int = 0
+    last_indexed_position: int = 0
+
+    def encode(self) -> bytes:
+        return SEGMENT_V1.pack(
+            1,
+            self.size,
+            self.last_offset,
+            self.max_timestamp,
+            self.created_ms,
+            self.bytes_since_index,
+            self.last_indexed_position,
+        )
+
+    @classmethod
+    def decode(cls, base_offset: int, raw: bytes) -> "SegmentInfo":
+        version, *fields = SEGMENT_V1.unpack(raw)
+        if version != 1:
+            raise ValueError(f"unknown segment info version {version}")
+        return cls(base_offset, *fields)
+
+
+class MetadataStore:
+    """Owns the LMDB environment; use as a context manager, or call ``close()``."""
+
+    def __init__(self, path: str, *, create: bool = True, readonly: bool = False) -> None:
+        if create and not readonly:
+            os.makedirs(path, exist_ok=True)
+        self.path = path
+        self.env = lmdb.open(
+            path,
+            map_size=MAP_SIZE,
+            max_dbs=len(DATABASES) + 4,
+            max_readers=512,
+            subdir=True,
+            sync=False,
+            metasync=False,
+            readahead=False,
+            create=create,
+            readonly=readonly,
+        )
+        self._dbs: dict[bytes, object] = {}
+        if readonly:
+            with self.env.begin() as txn:
+                for name in DATABASES:
+                    try:
+                        self._dbs[name] = self.env.open_db(name, txn=txn, create=False)
+                    except lmdb.NotFoundError:
+                        pass
+        else:
+            for name in DATABASES:
+                self._dbs[name] = self.env.open_db(name)
+
+    def db(self, name: bytes):
+        return self._dbs[name]
+
+    def read(self):
+        """A read-only transaction (a consistent snapshot; never blocks writers)."""
+        return self.env.begin(write=False)
+
+    def write(self):
+        """A write transaction; LMDB serialises these across every process on the directory."""
+        return self.env.begin(write=True)
+
+    def sync(self) -> None:
+        self.env.sync(True)
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> "MetadataStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- partition state ------------------------------------------------------------------
+
+    def partition_state(self, txn, topic: str, partition: int) -> PartitionState | None:
+        raw = txn.get(partition_key(topic, partition), db=self._dbs[b"partitions"])
+        return None if raw is None else PartitionState.decode(raw)
+
+    def put_partition_state(self, txn, topic: str, partition: int, state: PartitionState) -> None:
+        txn.put(partition_key(topic, partition), state.encode(), db=self._dbs[b"partitions"])
+
+    # -- segments -------------------------------------------------------------------------
+
+    def segments(self, txn, topic: str, partition: int) -> list[SegmentInfo]:
+        pk = partition_key(topic, partition)
+        out = []
+        cur = txn.cursor(db=self._dbs[b"segments"])
+        if cur.set_range(pk):
+            for key, raw in cur:
+                if not key.startswith(pk) or len(key) != len(pk) + 8:
+                    break
+                out.append(SegmentInfo.decode(int64_of_key(key), raw))
+        return out
+
+    def segment(self, txn, topic: str, partition: int, base_offset: int) -> SegmentInfo | None:
+        raw = txn.get(int64_key(partition_key(topic, partition), base_offset), db=self._dbs[b"segments"])
+        return None if raw is None else SegmentInfo.decode(base_offset, raw)
+
+    def segment_for_offset(self, txn, topic: str, partition: int, offset: int) -> SegmentInfo | None:
+        """The segment holding ``offset``: the one with the greatest base offset <= offset."""
+        pk = partition_key(topic, partition)
+        cur = txn.cursor(db=self._dbs[b"segments"])
+        found = cur.set_range(int64_key(pk, offset))
+        if found and cur.key() == int64_key(pk, offset):
+            return SegmentInfo.decode(offset, cur.value())
+        if not (cur.prev() if found else cur.last()):
+            return None
+        key = cur.key()
+        if not key.startswith(pk) or len(key) != len(pk) + 8:
+            return None
+        return SegmentInfo.decode(int64_of_key(key), cur.value())
+
+    def put_segment(self, txn, topic: str, partition: int, seg: SegmentInfo) -> None:
+        txn.put(int64_key(partition_key(topic, partition), seg.base_offset), seg.encode(), db=self._dbs[b"segments"])
+
+    def delete_segment(self, txn, topic: str, partition: int, base_offset: int) -> None:
+        txn.delete(int64_key(partition_key(topic, partition), base_offset), db=self._dbs[b"segments"])
+
+    # -- whole topics ---------------------------------------------------------------------
+
+    def delete_partition_data(self, txn, topic: str) -> None:
+        """Remove every partition-keyed entry of a topic from every partition database."""
+        prefix = topic_prefix(topic)
+        for name in (b"partitions", b"segments", b"offset_index", b"time_index", b"producers", b"txn_index"):
+            cur = txn.cursor(db=self._dbs[name])
+            if not cur.set_range(prefix):
+                continue
+            while cur.key().startswith(prefix):
+                if not cur.delete():
+                    break

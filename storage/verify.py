@@ -1,0 +1,101 @@
+"""Checking a partition's segments: every batch's CRC, header sanity and offset continuity.
+
+Read-only: it takes no lock and changes nothing. Bytes past a segment's published size
+(an append that was cut short) are reported as a note, not a problem: the next append
+recovers them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import record_batch as rb
+from .errors import CorruptRecordError
+from .segment import segment_path
+
+
+@dataclass
+class Problem:
+    partition: str
+    offset: int
+    position: int
+    segment: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.partition}: offset {self.offset} position {self.position} in {self.segment}: {self.message}"
+
+
+@dataclass
+class PartitionReport:
+    partition: str
+    segments: int = 0
+    batches: int = 0
+    records: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def verify_partition(name: str, directory: str, segments, log_start: int, log_end: int) -> PartitionReport:
+    """``segments``: the published SegmentInfo list of the partition, oldest first."""
+    report = PartitionReport(name)
+    expected = None
+    for seg in segments:
+        path = segment_path(directory, seg.base_offset)
+        seg_name = os.path.basename(path)
+        report.segments += 1
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            report.problems.append(Problem(name, seg.base_offset, 0, seg_name, "segment file is missing"))
+            expected = None
+            continue
+        if len(data) < seg.size:
+            report.problems.append(Problem(
+                name, seg.base_offset, len(data), seg_name,
+                f"file holds {len(data)} bytes but {seg.size} were published (truncated)"))
+        published = data[: seg.size]
+        pos_end = 0
+        first = True
+        try:
+            for pos, h in rb.iter_batches(published):
+                if first and h.base_offset != seg.base_offset:
+                    report.problems.append(Problem(
+                        name, h.base_offset, pos, seg_name,
+                        f"first batch starts at offset {h.base_offset}, not the segment's base {seg.base_offset}"))
+                first = False
+                if expected is not None and h.base_offset != expected:
+                    report.problems.append(Problem(
+                        name, h.base_offset, pos, seg_name, f"offset gap or overlap: expected offset {expected}"))
+                actual = rb.computed_crc(published, pos, h)
+                if actual != h.crc:
+                    report.problems.append(Problem(
+                        name, h.base_offset, pos, seg_name, f"CRC mismatch (stored {h.crc}, computed {actual})"))
+                elif h.records_count != h.last_offset_delta + 1:
+                    report.problems.append(Problem(
+                        name, h.base_offset, pos, seg_name,
+                        f"{h.records_count} records but lastOffsetDelta {h.last_offset_delta}"))
+                report.batches += 1
+                report.records += h.records_count
+                expected = h.next_offset
+                pos_end = pos + h.size
+        except CorruptRecordError as exc:
+            report.problems.append(Problem(name, expected if expected is not None else seg.base_offset,
+                                           pos_end, seg_name, str(exc).split(": ", 1)[-1]))
+            expected = None
+            continue
+        if pos_end < len(published):
+            report.problems.append(Problem(
+                name, expected if expected is not None else seg.base_offset, pos_end, seg_name,
+                f"{len(published) - pos_end} published bytes do not form a complete batch"))
+        if len(data) > seg.size:
+            report.notes.append(
+                f"{name}: {len(data) - seg.size} bytes past the published end of {seg_name} "
+                "(an interrupted append; the next write recovers or truncates them)")
+    if expected is not None and expected != log_end:
+        report.problems.append(Problem(name, expected, -1, "-", f"log end offset is {log_end} but batches end at {expected}"))
+    if segments and segments[0].base_offset > log_start:
+        report.problems.append(Problem(name, log_start, 0, "-", "records between the log start offset and the first segment are missing"))
+    return report
