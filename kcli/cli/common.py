@@ -80,6 +80,15 @@ def console(stderr: bool = False):
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    """A rich table on a terminal; plain aligned columns when piped (never folded)."""
+    if not sys.stdout.isatty():
+        cells = [columns] + [[str(x) for x in r] for r in rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+        if title:
+            sys.stdout.write(title + "\n")
+        for r in cells:
+            sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+        return
     from rich.table import Table
 
     t = Table(title=title, box=None, pad_edge=False, header_style="bold")
