@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Sequence
 
 from storage.errors import InvalidRequiredAcksError, NotEnoughReplicasError, UnknownTopicOrPartitionError
@@ -97,12 +98,14 @@ class Broker:
         return self.topics.create(name, partitions, replication_factor, configs, validate_only=validate_only)
 
     def delete_topic(self, name: str) -> Topic:
+        self._topic_cache.pop(name, None)
         with self._mutex:
             for key in [k for k in self._logs if k[0] == name]:
                 self._logs.pop(key).close()
         return self.topics.delete(name)
 
     def alter_topic(self, name: str, set_configs: dict | None = None, delete_configs: list | None = None) -> Topic:
+        self._topic_cache.pop(name, None)
         return self.topics.alter(name, set_configs, delete_configs)
 
     def topic(self, name: str) -> Topic:
@@ -140,18 +143,27 @@ class Broker:
     def _config_source(self, topic: str):
         return lambda: self.topic_view(topic)[1]
 
+    TOPIC_CACHE_SECONDS = 0.5
+
     def topic_view(self, name: str) -> tuple[Topic, dict]:
-        """The topic and its effective configs, re-read only when its record changed
-        (another process may alter configs while this one produces)."""
+        """The topic and its effective configs. Another process may alter a topic while
+        this one produces: the record is re-read when the cached copy is older than
+        half a second (changes made through this broker apply at once)."""
+        now = time.monotonic()
+        cached = self._topic_cache.get(name)
+        if cached is not None and now - cached[3] < self.TOPIC_CACHE_SECONDS:
+            return cached[1], cached[2]
         with self.store.read() as txn:
             raw = self.topics.raw(name, txn)
         if raw is None:
+            self._topic_cache.pop(name, None)
             raise UnknownTopicOrPartitionError(f"topic '{name}' does not exist")
-        cached = self._topic_cache.get(name)
         if cached is None or cached[0] != raw:
             topic = Topic.decode(raw)
-            cached = (raw, topic, topic.effective_configs())
-            self._topic_cache[name] = cached
+            cached = (raw, topic, topic.effective_configs(), now)
+        else:
+            cached = (cached[0], cached[1], cached[2], now)
+        self._topic_cache[name] = cached
         return cached[1], cached[2]
 
     # -- Produce / Fetch / ListOffsets ----------------------------------------------------
