@@ -360,8 +360,10 @@ class RecordAccumulator:
             self.queues.setdefault((batch.topic, batch.partition), deque()).appendleft(batch)
             self.cond.notify_all()
 
-    def drain(self, max_request_size: int) -> tuple[list[tuple[tuple[str, int], list[ProducerBatch]]], float | None]:
-        """Ready batches per partition, and how long until the next one is ready."""
+    def drain(self, max_request_size: int, max_batches: int = 1 << 30
+              ) -> tuple[list[tuple[tuple[str, int], list[ProducerBatch]]], float | None]:
+        """Ready batches per partition (at most ``max_batches`` each, within
+        ``max_request_size`` bytes), and how long until the next one is ready."""
         now = time.monotonic()
         ready = []
         wait = None
@@ -380,7 +382,8 @@ class RecordAccumulator:
                         left = batch.created + self.linger - now
                         wait = left if wait is None else min(wait, left)
                         break
-                    if taken and (taken_bytes + batch.size > max_request_size or batch.attempts):
+                    if taken and (taken_bytes + batch.size > max_request_size or batch.attempts
+                                  or len(taken) >= max_batches):
                         break
                     if batch.count == 0:
                         queue.popleft()
@@ -433,6 +436,10 @@ class Producer:
         self.data_dir = data_dir or c["kcli.data.dir"] or default_data_dir()
         self._broker = open_broker(self.data_dir)
         self._seam = wrap_with_faults(self._broker, c["kcli.inject.fault"])
+        # A Kafka produce request carries one batch per partition. kcli appends several
+        # ready batches of a partition at once (one lock, one write, one metadata commit),
+        # except under fault injection, where each request must be one batch as in Kafka.
+        self._batches_per_request = 1 if self._seam is not self._broker else 1 << 30
         self._partition_counts: dict[str, int] = {}
         self.stats = ProducerStats()
         self._stats_lock = threading.Lock()
@@ -662,7 +669,7 @@ class Producer:
         max_request = self.config["max.request.size"]
         try:
             while True:
-                ready, wait = acc.drain(max_request)
+                ready, wait = acc.drain(max_request, self._batches_per_request)
                 if ready:
                     for tp, batches in ready:
                         self._send_batches(tp, batches)
