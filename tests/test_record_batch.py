@@ -260,6 +260,20 @@ def test_kcli_reads_batches_built_by_kafka_python_for_every_codec(codec_name):
     assert h2.next_offset == len(records) + 10
 
 
+@CODEC_PARAMS
+def test_kcli_reads_large_multi_block_kafka_python_batches(codec_name):
+    # > 64 KiB (lz4 blocks) and > 32 KiB (xerial snappy blocks) of compressible record data
+    records = [(b"k%d" % i, (b"%06d-" % i) * 40 + os.urandom(16), BASE_TS + i * 3, (("n", b"%d" % i),))
+               for i in range(600)]
+    buf = build_with_kafka_python(records, CODECS[codec_name])
+    [(header, decoded)] = kcli_decode_all(buf)
+    assert header.compression == CODECS[codec_name]
+    assert header.records_count == 600
+    assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in decoded] == [
+        (i, ts, k, v, h) for i, (k, v, ts, h) in enumerate(records)
+    ]
+
+
 def test_kcli_reads_kafka_python_batch_with_leader_epoch_zero_and_log_append_time():
     b = bytearray(build_with_kafka_python([(b"a", b"1", BASE_TS, ()), (b"b", b"2", BASE_TS + 4, ())], 0))
     rb.set_log_append_time(b, BASE_TS + 500)
@@ -471,7 +485,7 @@ header_st = st.tuples(st.text(st.characters(codec="utf-8"), max_size=12), st.non
 record_st = st.tuples(
     st.none() | st.binary(max_size=40),
     st.none() | st.binary(max_size=80),
-    st.integers(min_value=0, max_value=2**45),
+    st.integers(min_value=-1, max_value=2**62),
     st.lists(header_st, max_size=3).map(tuple),
 )
 
