@@ -67,10 +67,149 @@ class Consumer:
         self._assigned: dict[TopicPartition, _PartitionFetch] = {}
         self._closed = False
         self._next = 0  # round-robin start among partitions, so none starves
+        self.client_id = self.config["client.id"] or f"consumer-{id(self) & 0xFFFFFF:x}"
+        self._group = None  # ConsumerCoordinator once subscribe() is called
+        self._manual = False
+        self._next_auto_commit = time.monotonic() + self.config["auto.commit.interval.ms"] / 1000.0
+
+    # -- group membership -----------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str] | str | None = None, pattern: str | None = None,
+                  listener=None) -> None:
+        """Join the consumer group ``group.id`` for these topics (or a regex ``pattern``);
+        partitions are assigned by the group, and move between members on rebalances."""
+        group_id = self.config["group.id"]
+        if not group_id:
+            raise KafkaError("subscribe() needs a group.id; use assign() without one")
+        if self._manual:
+            raise KafkaError("Subscription to topics, partitions and pattern are mutually exclusive")
+        if isinstance(topics, str):
+            topics = [topics]
+        if not topics and pattern is None:
+            raise ValueError("give topics or a pattern")
+        import re
+
+        if self._group is None:
+            from .consumer_coordinator import ConsumerCoordinator
+
+            self._group = ConsumerCoordinator(self, self._broker, self.config, group_id, self.client_id)
+        self._group.subscribe(list(topics or []), re.compile(pattern) if pattern else None, listener)
+
+    def unsubscribe(self) -> None:
+        if self._group is not None:
+            if self.config["enable.auto.commit"]:
+                self._commit_quietly()
+            self._group.close()
+            self._group = None
+        self._assigned = {}
+        self._manual = False
+
+    def subscription(self) -> set[str]:
+        return set(self._group.subscribed_topics()) if self._group else set()
+
+    def group_metadata(self) -> dict:
+        g = self._group
+        return {"group_id": self.config["group.id"], "generation_id": g.generation if g else -1,
+                "member_id": (g.member_id or "") if g else "", "group_instance_id": self.config["group.instance.id"]}
+
+    def on_group_event(self, callback) -> None:
+        """``callback(text)`` for rebalance events ("generation 4: assigned orders-0, ...")."""
+        if self._group is not None:
+            self._group.on_event = callback
+
+    def _set_assignment(self, partitions) -> None:
+        """Called by the group coordinator: keep state of partitions still owned, look up
+        committed offsets for new ones."""
+        new = {}
+        fresh = []
+        for tp in partitions:
+            tp = TopicPartition(*tp)
+            st = self._assigned.get(tp)
+            if st is None:
+                st = _PartitionFetch()
+                fresh.append(tp)
+            new[tp] = st
+        self._assigned = new
+        if fresh and self.config["group.id"]:
+            committed = self._coordinator().fetch_offsets(self.config["group.id"], fresh)
+            for tp in fresh:
+                c = committed.get((tp.topic, tp.partition))
+                if c is not None:
+                    new[tp].position = c.offset
+
+    def _coordinator(self):
+        if self._group is not None:
+            return self._group.coord
+        from .broker.group_coordinator import GroupCoordinator
+
+        return GroupCoordinator(self._broker.store)
+
+    # -- commits --------------------------------------------------------------------------
+
+    def _positions(self, partitions=None) -> dict:
+        out = {}
+        for tp in partitions if partitions is not None else list(self._assigned):
+            st = self._assigned.get(TopicPartition(*tp))
+            if st is not None and st.position is not None:
+                out[(tp[0], tp[1])] = st.position
+        return out
+
+    def commit(self, offsets: Mapping | None = None) -> None:
+        """Commit synchronously: the given {TopicPartition: offset} or every position.
+        Raises CommitFailedError when the group has moved on (a stale generation)."""
+        self._check_group()
+        values = self._positions() if offsets is None else {(tp[0], tp[1]): o for tp, o in offsets.items()}
+        if not values:
+            return
+        if self._group is not None:
+            self._group.commit(values)
+        else:
+            self._coordinator().commit_offsets(self.config["group.id"], -1, None, values)
+
+    def commit_async(self, offsets: Mapping | None = None, callback=None) -> None:
+        """Commit without retrying; ``callback(offsets, error)`` gets the outcome."""
+        values = self._positions() if offsets is None else {(tp[0], tp[1]): o for tp, o in offsets.items()}
+        error = None
+        try:
+            self.commit({TopicPartition(*tp): o for tp, o in values.items()})
+        except KafkaError as exc:
+            error = exc
+        if callback is not None:
+            callback(values, error)
+
+    def _commit_quietly(self, partitions=None) -> None:
+        try:
+            values = self._positions(partitions)
+            if values:
+                self.commit({TopicPartition(*tp): o for tp, o in values.items()})
+        except KafkaError:
+            pass
+
+    def committed(self, partitions) -> dict:
+        """{TopicPartition: committed offset or None}."""
+        self._check_group()
+        found = self._coordinator().fetch_offsets(self.config["group.id"], [tuple(tp) for tp in partitions])
+        return {TopicPartition(*tp): (found[(tp[0], tp[1])].offset if (tp[0], tp[1]) in found else None)
+                for tp in partitions}
+
+    def _check_group(self) -> None:
+        if not self.config["group.id"]:
+            raise KafkaError("committing offsets needs a group.id")
+
+    def _maybe_auto_commit(self) -> None:
+        if not self.config["enable.auto.commit"] or not self.config["group.id"]:
+            return
+        now = time.monotonic()
+        if now >= self._next_auto_commit:
+            self._next_auto_commit = now + self.config["auto.commit.interval.ms"] / 1000.0
+            self._commit_quietly()
 
     # -- assignment and positions ---------------------------------------------------------
 
     def assign(self, partitions: Iterable[TopicPartition | tuple]) -> None:
+        if self._group is not None:
+            raise KafkaError("Subscription to topics, partitions and pattern are mutually exclusive")
+        self._manual = True
         wanted = [TopicPartition(*tp) for tp in partitions]
         for tp in wanted:
             self._broker.log(tp.topic, tp.partition)  # UNKNOWN_TOPIC_OR_PARTITION if missing
@@ -108,7 +247,7 @@ class Consumer:
     def position(self, tp) -> int:
         st = self._state(tp)
         if st.position is None:
-            self._reset(TopicPartition(*tp), st)
+            self._init_position(TopicPartition(*tp), st)
         return st.position
 
     def pause(self, *partitions) -> None:
@@ -140,6 +279,15 @@ class Consumer:
             out[TopicPartition(*tp)] = None if offset < 0 else (offset, found_ts)
         return out
 
+    def _init_position(self, tp: TopicPartition, st: _PartitionFetch) -> None:
+        """A partition without a position starts at its committed offset, else by auto.offset.reset."""
+        if self.config["group.id"]:
+            c = self._coordinator().fetch_offsets(self.config["group.id"], [tp]).get((tp.topic, tp.partition))
+            if c is not None:
+                st.position = c.offset
+                return
+        self._reset(tp, st)
+
     def _reset(self, tp: TopicPartition, st: _PartitionFetch) -> None:
         strategy = self.config["auto.offset.reset"]
         if strategy == "none":
@@ -157,7 +305,15 @@ class Consumer:
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
-            records = self._collect(limit)
+            records = []
+            if self._group is not None:
+                self._maybe_auto_commit()
+                if self._group.ensure_active():
+                    records = self._collect(limit)
+                else:
+                    delay = 0.01
+            else:
+                records = self._collect(limit)
             if records or time.monotonic() >= deadline:
                 return records
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
@@ -185,7 +341,7 @@ class Consumer:
 
     def _fill(self, tp: TopicPartition, st: _PartitionFetch) -> None:
         if st.position is None:
-            self._reset(tp, st)
+            self._init_position(tp, st)
         try:
             fetched = self._broker.fetch(tp.topic, tp.partition, st.position, self.config["max.partition.fetch.bytes"])
         except OffsetOutOfRangeError:
@@ -203,8 +359,16 @@ class Consumer:
         if not records:
             st.position = next_position  # only control records (or nothing new): move past them
 
-    def close(self) -> None:
-        if not self._closed:
+    def close(self, autocommit: bool = True) -> None:
+        """Commit (with enable.auto.commit), leave the group (unless static), release files."""
+        if self._closed:
+            return
+        try:
+            if self._group is not None:
+                if autocommit and self.config["enable.auto.commit"] and self._group.member_id:
+                    self._commit_quietly()
+                self._group.close()
+        finally:
             self._closed = True
             self._broker.release()
 

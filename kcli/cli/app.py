@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from . import consume as consume_cmd
+from . import group as group_cmd
 from . import log as log_cmd
 from . import produce as produce_cmd
 from . import topic as topic_cmd
@@ -49,6 +50,7 @@ def main_callback(
 app.add_typer(topic_cmd.app, name="topic")
 app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)
+app.add_typer(group_cmd.app, name="group")
 app.add_typer(log_cmd.app, name="log")
 
 

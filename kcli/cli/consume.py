@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from .common import check_output, data_dir, fail, handle_errors
+from .common import check_output, data_dir, fail, handle_errors, parse_kv
 
 
 def consume(
@@ -21,7 +21,12 @@ def consume(
     follow: bool = typer.Option(False, "--follow", "-F", help="Keep waiting for new records (default: stop at the end of the log)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="kcat-style format: %t %p %o %k %v %s %T %h %K %S, e.g. '%k %v %p %o %T'."),
     output: str = typer.Option("text", "--output", "-o", help="text: values (or --format); json: one object per record."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="With --follow: stop after this many seconds without a new record."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="With --follow or --group: stop after this many seconds without a new record."),
+    group: Optional[str] = typer.Option(None, "--group", "-g", help="Consume as a member of this consumer group (runs until --max-messages, --timeout or Ctrl-C)."),
+    commit: str = typer.Option("auto", "--commit", help="With --group: auto (every auto.commit.interval.ms, inside poll), sync or async (after each batch of records is printed), none."),
+    auto_commit_interval_ms: Optional[int] = typer.Option(None, "--auto-commit-interval-ms", help="With --commit auto (default 5000)."),
+    assignor: Optional[str] = typer.Option(None, "--assignor", help="With --group: range, roundrobin, sticky or cooperative-sticky (default: range, cooperative-sticky)."),
+    config: List[str] = typer.Option([], "-X", "--consumer-config", help="Any consumer config key=value (repeatable), e.g. -X session.timeout.ms=6000."),
 ) -> None:
     """Read records from a topic.
 
@@ -29,6 +34,12 @@ def consume(
     kcli consume orders -p 0 --offset 100 -n 10 --format '%o %k %v';
     kcli consume orders --follow --output json
     """
+    if group is not None:
+        _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output, timeout,
+                       commit, auto_commit_interval_ms, assignor, config)
+        return
+    if config:
+        raise fail("-X consumer configs go with --group", 2)
     _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout)
 
 
@@ -88,15 +99,7 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
             if records:
                 last_record = time.monotonic()
                 count += len(records)
-                if output == "json":
-                    import json
-
-                    dumps = json.dumps
-                    out.write("".join(dumps(record_to_json(r)) + "\n" for r in records).encode("utf-8"))
-                elif render is not None:
-                    out.write(b"".join(map(render, records)))
-                else:
-                    out.write(b"".join((r.value or b"") + b"\n" for r in records))
+                _write(out, records, output, render)
                 if follow:
                     out.flush()
                 continue
@@ -109,3 +112,85 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
         out.flush()
     finally:
         consumer.close()
+
+
+def _write(out, records, output: str, render) -> None:
+    if output == "json":
+        import json
+
+        from ..formats import record_to_json
+
+        dumps = json.dumps
+        out.write("".join(dumps(record_to_json(r)) + "\n" for r in records).encode("utf-8"))
+    elif render is not None:
+        out.write(b"".join(map(render, records)))
+    else:
+        out.write(b"".join((r.value or b"") + b"\n" for r in records))
+
+
+@handle_errors
+def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output, timeout,
+                   commit, auto_commit_interval_ms, assignor, config) -> None:
+    check_output(output)
+    if partition is not None or offset is not None:
+        raise fail("--partition and --offset do not go with --group: the group assigns partitions "
+                   "(use kcli group reset-offsets to move the group)", 2)
+    if commit not in ("auto", "sync", "async", "none"):
+        raise fail(f"--commit must be auto, sync, async or none, not {commit!r}", 2)
+    if fmt is not None and output == "json":
+        raise fail("--format and --output json do not go together", 2)
+    import signal
+
+    from ..consumer import Consumer
+    from ..formats import compile_format
+
+    render = compile_format(fmt) if fmt is not None else None
+    configs: dict = {"group.id": group, "enable.auto.commit": commit == "auto",
+                     "auto.offset.reset": "earliest" if from_beginning else "latest"}
+    if auto_commit_interval_ms is not None:
+        configs["auto.commit.interval.ms"] = auto_commit_interval_ms
+    if assignor is not None:
+        configs["partition.assignment.strategy"] = [assignor]
+    configs.update(parse_kv(config, "-X"))
+    if isinstance(configs.get("partition.assignment.strategy"), str):
+        configs["partition.assignment.strategy"] = configs["partition.assignment.strategy"].split(",")
+    from ..assignors import ASSIGNOR_NAMES
+
+    for name in configs.get("partition.assignment.strategy") or []:
+        if name not in ASSIGNOR_NAMES:
+            raise fail(f"unknown assignor {name!r} (choose from {', '.join(ASSIGNOR_NAMES)})", 2)
+
+    def on_term(signum, frame):  # leave the group cleanly on kill/Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    consumer = Consumer(configs, data_dir=data_dir(ctx))
+    consumer._broker.partition_count(topic)  # UNKNOWN_TOPIC_OR_PARTITION before joining
+    out = sys.stdout.buffer
+    count = 0
+    interrupted = False
+    try:
+        consumer.subscribe([topic])
+        consumer.on_group_event(lambda text: (sys.stderr.write(text + "\n"), sys.stderr.flush()))
+        last_record = time.monotonic()
+        while max_messages is None or count < max_messages:
+            limit = 100_000 if max_messages is None else max_messages - count
+            records = consumer.poll(timeout=0.2, max_records=limit)
+            if records:
+                last_record = time.monotonic()
+                count += len(records)
+                _write(out, records, output, render)
+                out.flush()
+                if commit == "sync":
+                    consumer.commit()
+                elif commit == "async":
+                    consumer.commit_async()
+            elif timeout is not None and time.monotonic() - last_record >= timeout:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        out.flush()
+        consumer.close()
+    if interrupted:
+        raise SystemExit(130)

@@ -1,0 +1,313 @@
+"""The client side of group membership (Kafka's ``ConsumerCoordinator``).
+
+It joins the group, lets the leader run the assignor, syncs, heartbeats from a background
+thread, commits offsets, and runs the rebalance listener. The join is a resumable step
+function driven from ``Consumer.poll``: a poll with a short timeout returns no records
+while the rebalance is still in progress, and the next poll carries on.
+
+Eager protocols (range, roundrobin, sticky) revoke every partition before rejoining, so
+no member reads during a rebalance. With cooperative-sticky a member keeps the partitions
+it is allowed to keep, gives up only those that move, and rejoins at once so that a second
+rebalance hands them to their new owner.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from storage.errors import (
+    FencedInstanceIdError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+
+
+class ConsumerRebalanceListener:
+    """Override what you need; partitions are lists of TopicPartition."""
+
+    def on_partitions_revoked(self, partitions) -> None:
+        pass
+
+    def on_partitions_assigned(self, partitions) -> None:
+        pass
+
+    def on_partitions_lost(self, partitions) -> None:
+        self.on_partitions_revoked(partitions)
+
+
+class CommitFailedError(KafkaError):
+    """A commit that can no longer succeed: the member is not part of the group's current
+    generation (Kafka's CommitFailedException)."""
+
+    code = 22
+    name = "ILLEGAL_GENERATION"
+
+
+class ConsumerCoordinator:
+    def __init__(self, consumer, broker, config: dict, group_id: str, client_id: str) -> None:
+        from .broker.group_coordinator import GroupCoordinator
+
+        self.consumer = consumer
+        self.broker = broker
+        self.coord = GroupCoordinator(broker.store)
+        self.config = config
+        self.group_id = group_id
+        self.client_id = client_id
+        self.instance_id = config["group.instance.id"]
+        self.protocols = list(config["partition.assignment.strategy"])
+        self.member_id: str | None = None
+        self.generation = -1
+        self.protocol: str | None = None
+        self.leader: str | None = None
+        self.owned_generation = -1
+        self.join_state: str | None = None  # None, "joining" or "syncing"
+        self.rejoin_needed = True
+        self.lost = False
+        self.topics: list[str] = []
+        self.pattern = None
+        self.listener: ConsumerRebalanceListener | None = None
+        self.on_event: Callable[[str], None] | None = None
+        self.last_poll = time.monotonic()
+        self._pending_assignments: dict | None = None
+        self._joined_topics: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # member id / generation, shared with the heartbeat thread
+
+    # -- subscription ---------------------------------------------------------------------
+
+    def subscribe(self, topics: list[str] | None, pattern, listener) -> None:
+        self.topics = sorted(set(topics or []))
+        self.pattern = pattern
+        self.listener = listener
+        self.rejoin_needed = True
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._heartbeat_loop, name=f"kcli-heartbeat | {self.client_id}",
+                                            daemon=True)
+            self._thread.start()
+
+    def subscribed_topics(self) -> list[str]:
+        if self.pattern is None:
+            return self.topics
+        return sorted(t.name for t in self.broker.list_topics() if self.pattern.fullmatch(t.name))
+
+    def _event(self, text: str) -> None:
+        if self.on_event is not None:
+            self.on_event(text)
+
+    # -- the join / sync step function ----------------------------------------------------
+
+    def ensure_active(self) -> bool:
+        """Advance group membership; True when the member holds a valid assignment."""
+        self.last_poll = time.monotonic()
+        if self.lost:
+            self._partitions_lost()
+        if self.pattern is not None and self.join_state is None and not self.rejoin_needed:
+            if self.subscribed_topics() != self._joined_topics:
+                self.rejoin_needed = True
+        if self.join_state is None and not self.rejoin_needed:
+            return True
+        if self.join_state is None:
+            self._on_join_prepare()
+        try:
+            if self.join_state == "joining":
+                if not self._join():
+                    return False
+            if self.join_state == "syncing":
+                assignment = self.coord.sync_group(
+                    self.group_id, self.generation, self.member_id,
+                    self._pending_assignments if self.leader == self.member_id else None, self.instance_id,
+                )
+                if assignment is None:
+                    return False
+                self._on_join_complete(assignment)
+                return not self.rejoin_needed
+        except RebalanceInProgressError:
+            self.join_state = "joining"
+            return False
+        except IllegalGenerationError:
+            self.join_state = "joining"
+            return False
+        except (UnknownMemberIdError, FencedInstanceIdError):
+            with self._lock:
+                self.member_id = None
+                self.generation = -1
+            self.join_state = "joining"
+            return False
+        return False
+
+    def _join(self) -> bool:
+        self._joined_topics = self.subscribed_topics()
+        owned = sorted(self.consumer.assignment()) if self.protocol == "cooperative-sticky" else []
+        result = self.coord.join_group(
+            self.group_id, self.member_id, client_id=self.client_id, instance_id=self.instance_id,
+            session_timeout_ms=self.config["session.timeout.ms"],
+            rebalance_timeout_ms=self.config["max.poll.interval.ms"],
+            protocols=self.protocols, subscription=self._joined_topics, owned=owned,
+            owned_generation=self.owned_generation,
+        )
+        with self._lock:
+            self.member_id = result.member_id
+        if result.waiting:
+            return False
+        with self._lock:
+            self.generation = result.generation
+        self.protocol = result.protocol
+        self.leader = result.leader
+        self._pending_assignments = None
+        if result.leader == result.member_id:
+            self._pending_assignments = self._assign(result.protocol, result.members)
+        self.join_state = "syncing"
+        return True
+
+    def _assign(self, protocol: str, members: dict) -> dict:
+        """The leader's job: run the agreed assignor over every member's subscription."""
+        from .assignors import Subscription, assign
+
+        topics = sorted({t for m in members.values() for t in m["subscription"]})
+        partitions = {}
+        for t in topics:
+            try:
+                partitions[t] = self.broker.partition_count(t)
+            except KafkaError:
+                pass  # a subscribed topic that does not exist (yet) has no partitions
+        subs = {
+            mid: Subscription(list(m["subscription"]), [tuple(tp) for tp in m["owned"]],
+                              m["owned_generation"], m.get("instance_id"))
+            for mid, m in members.items()
+        }
+        result = assign(protocol, partitions, subs)
+        return {mid: [list(tp) for tp in tps] for mid, tps in result.items()}
+
+    def _on_join_prepare(self) -> None:
+        """Before rejoining. Eager protocols give up everything first (after committing)."""
+        self.join_state = "joining"
+        if self.protocol == "cooperative-sticky" or self.generation < 0:
+            return
+        owned = sorted(self.consumer.assignment())
+        if owned:
+            if self.config["enable.auto.commit"]:
+                self.consumer._commit_quietly()
+            self._call_listener("on_partitions_revoked", owned)
+            self._event(f"generation {self.generation}: revoked {_names(owned)}")
+        self.consumer._set_assignment([])
+
+    def _on_join_complete(self, assignment) -> None:
+        from .consumer import TopicPartition
+
+        new = sorted(TopicPartition(t, p) for t, p in assignment)
+        owned = set(self.consumer.assignment())
+        self.join_state = None
+        self.rejoin_needed = False
+        self.owned_generation = self.generation
+        if self.protocol == "cooperative-sticky":
+            revoked = sorted(owned - set(new))
+            added = sorted(set(new) - owned)
+            if revoked:
+                if self.config["enable.auto.commit"]:
+                    self.consumer._commit_quietly(revoked)
+                self._call_listener("on_partitions_revoked", revoked)
+                self._event(f"generation {self.generation}: revoked {_names(revoked)}")
+                self.rejoin_needed = True  # the second rebalance gives them to their new owners
+            self.consumer._set_assignment(new)
+            self._call_listener("on_partitions_assigned", added)
+            self._event(f"generation {self.generation}: assigned {_names(new)}")
+        else:
+            self.consumer._set_assignment(new)
+            self._call_listener("on_partitions_assigned", new)
+            self._event(f"generation {self.generation}: assigned {_names(new)}")
+
+    def _partitions_lost(self) -> None:
+        self.lost = False
+        owned = sorted(self.consumer.assignment())
+        if owned:
+            self._call_listener("on_partitions_lost", owned)
+            self._event(f"lost {_names(owned)} (no longer a member of the group)")
+        self.consumer._set_assignment([])
+        self.protocol = None
+        self.rejoin_needed = True
+
+    def _call_listener(self, method: str, partitions) -> None:
+        if self.listener is not None:
+            getattr(self.listener, method)(list(partitions))
+
+    # -- heartbeats -----------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        interval = self.config["heartbeat.interval.ms"] / 1000.0
+        max_poll = self.config["max.poll.interval.ms"] / 1000.0
+        next_beat = time.monotonic()
+        while not self._stop.wait(min(0.05, interval) if interval > 0 else 0.05):
+            now = time.monotonic()
+            with self._lock:
+                member_id, generation = self.member_id, self.generation
+            if member_id is None or self.join_state is not None:
+                continue
+            if now - self.last_poll > max_poll:
+                # the application stopped polling: leave, so the group can move on (as Kafka does)
+                self._event(f"no poll for {max_poll:.0f} s (max.poll.interval.ms): leaving the group")
+                try:
+                    self.coord.leave_group(self.group_id, member_id)
+                except KafkaError:
+                    pass
+                with self._lock:
+                    self.member_id = None
+                    self.generation = -1
+                self.lost = True
+                continue
+            if now < next_beat:
+                continue
+            next_beat = now + interval
+            try:
+                self.coord.heartbeat(self.group_id, generation, member_id, self.instance_id)
+            except (RebalanceInProgressError, IllegalGenerationError):
+                self.rejoin_needed = True
+            except (UnknownMemberIdError, FencedInstanceIdError):
+                with self._lock:
+                    if self.member_id == member_id:
+                        self.member_id = None
+                        self.generation = -1
+                self.lost = True
+            except Exception:  # pragma: no cover - keep beating; the next poll surfaces real errors
+                pass
+
+    # -- offsets --------------------------------------------------------------------------
+
+    def commit(self, offsets: dict) -> None:
+        with self._lock:
+            member_id, generation = self.member_id, self.generation
+        if member_id is None:
+            if self.topics or self.pattern is not None:
+                raise CommitFailedError(
+                    "Commit cannot be completed since the consumer is not part of an active group"
+                )
+            self.coord.commit_offsets(self.group_id, -1, None, offsets)
+            return
+        try:
+            self.coord.commit_offsets(self.group_id, generation, member_id, offsets, self.instance_id)
+        except (IllegalGenerationError, UnknownMemberIdError) as exc:
+            self.rejoin_needed = True
+            raise CommitFailedError(
+                f"Commit cannot be completed since the group has already rebalanced and assigned the "
+                f"partitions to another member ({exc.name})"
+            ) from None
+
+    def close(self, leave: bool = True) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        with self._lock:
+            member_id = self.member_id
+        if leave and member_id is not None and self.instance_id is None:
+            try:
+                self.coord.leave_group(self.group_id, member_id)
+            except KafkaError:
+                pass
+
+
+def _names(partitions) -> str:
+    return ", ".join(f"{t}-{p}" for t, p in partitions) or "nothing"
