@@ -75,7 +75,7 @@ class _BatchResult:
     __slots__ = ("done", "base_offset", "log_append_time", "error", "callbacks", "cond")
 
     def __init__(self, cond: threading.Condition) -> None:
-        self.done = False
+        self.done = False  # set after the callbacks ran, as Kafka completes a future last
         self.base_offset = -1
         self.log_append_time = -1
         self.error: BaseException | None = None
@@ -99,12 +99,17 @@ class _BatchResult:
             return True
 
     def complete(self) -> None:
-        with self.cond:
-            self.done = True
-            callbacks, self.callbacks = self.callbacks, None
-            self.cond.notify_all()
-        for future, fn, delivery in callbacks or ():
-            future._run_callback(fn, delivery)
+        """Run the callbacks, then wake whoever waits: when ``flush()`` or ``get()`` return,
+        the delivery callbacks of those records have run (as in Kafka's producer)."""
+        while True:
+            with self.cond:
+                callbacks, self.callbacks = self.callbacks, None
+                if not callbacks:
+                    self.done = True
+                    self.cond.notify_all()
+                    return
+            for future, fn, delivery in callbacks:
+                future._run_callback(fn, delivery)
 
 
 class FutureRecordMetadata:
@@ -322,6 +327,7 @@ class RecordAccumulator:
         batch = ProducerBatch(tp[0], tp[1], now, self.done_cond)
         queue.append(batch)
         self.incomplete.add(batch)
+        self.cond.notify_all()  # the sender times linger.ms from the batch's creation
         return batch
 
     def append(self, tp, key, value, timestamp, headers, size, deadline, max_block_ms) -> tuple[ProducerBatch, int]:
@@ -718,7 +724,8 @@ class Producer:
                 for batch in live:
                     self._complete(batch, -1, -1)
                 return
-            for batch in live:
+            # failed batches go back to the head of the queue in their original order
+            for batch in reversed(live):
                 if getattr(exc, "stored", False):
                     batch.stored_failures += 1
                 if exc.retriable and batch.attempts <= self.config["retries"] and \

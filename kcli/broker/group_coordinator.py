@@ -165,13 +165,16 @@ class GroupCoordinator:
 
     @staticmethod
     def _choose_protocol(g: dict) -> str:
-        members = list(g["members"].values())
-        leader = g["members"].get(g["leader"]) if g["leader"] else None
-        first = leader or min(members, key=lambda m: m["order"])
-        for name in first["protocols"]:
-            if all(name in m["protocols"] for m in members):
-                return name
-        raise InconsistentGroupProtocolError("the members support no common partition assignment strategy")
+        """Kafka's ``selectProtocol``: among the strategies every member supports, each member
+        votes for the first in its own order; most votes wins (ties: the first member's order)."""
+        members = sorted(g["members"].values(), key=lambda m: m["order"])
+        common = [name for name in members[0]["protocols"] if all(name in m["protocols"] for m in members)]
+        if not common:
+            raise InconsistentGroupProtocolError("the members support no common partition assignment strategy")
+        votes = {name: 0 for name in common}
+        for m in members:
+            votes[next(name for name in m["protocols"] if name in votes)] += 1
+        return max(common, key=lambda name: (votes[name], -common.index(name)))
 
     def _check_member(self, g: dict | None, group: str, member_id: str, instance_id: str | None) -> dict:
         if g is None or member_id not in g["members"]:
