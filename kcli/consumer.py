@@ -47,12 +47,14 @@ class NoOffsetForPartitionError(KafkaError):
 class _PartitionFetch:
     """What the consumer holds for one assigned partition."""
 
-    __slots__ = ("position", "records", "paused")
+    __slots__ = ("position", "records", "paused", "values", "values_offsets")
 
     def __init__(self) -> None:
         self.position: int | None = None
         self.records: list = []
         self.paused = False
+        self.values: list = []  # poll_values' buffer: values, and the offset after each
+        self.values_offsets: list = []
 
 
 class Consumer:
@@ -319,6 +321,100 @@ class Consumer:
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.1)
 
+    def poll_values(self, timeout: float = 0.0, max_records: int | None = None) -> list:
+        """Like ``poll``, but only the values (bytes, or None for a tombstone), in the same
+        order and with the same positions, CRC checks and control-record skipping.
+
+        The fast path for tools that print values: no record objects are built.
+        """
+        self._check_open()
+        limit = max_records or self.config["max.poll.records"]
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            values = []
+            ready = True
+            if self._group is not None:
+                self._maybe_auto_commit()
+                ready = self._group.ensure_active()
+            if ready:
+                values = self._collect_values(limit)
+            if values or time.monotonic() >= deadline:
+                return values
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.1)
+
+    def _collect_values(self, limit: int) -> list:
+        out: list = []
+        parts = [tp for tp, st in self._assigned.items() if not st.paused]
+        if not parts:
+            return out
+        start = self._next % len(parts)
+        self._next += 1
+        for tp in parts[start:] + parts[:start]:
+            st = self._assigned[tp]
+            if st.records:  # records buffered by poll(): hand their values over first
+                st.values = [r.value for r in st.records]
+                st.values_offsets = [r.offset + 1 for r in st.records]
+                st.records = []
+            if not st.values:
+                self._fill_values(tp, st)
+            if st.values:
+                n = min(len(st.values), limit - len(out))
+                out.extend(st.values[:n])
+                st.position = st.values_offsets[n - 1]
+                del st.values[:n]
+                del st.values_offsets[:n]
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _fill_values(self, tp: TopicPartition, st: _PartitionFetch) -> None:
+        if st.position is None:
+            self._init_position(tp, st)
+        fetched = self._fetch(tp, st)
+        data = fetched.records
+        if not len(data):
+            return
+        position = st.position
+        check = self.config["check.crcs"]
+        values: list = []
+        offsets: list = []
+        next_position = position
+        for pos, h in rb.iter_batches(data):
+            if check and not rb.crc_ok(data, pos, h):
+                raise _crc_error(tp, data, pos, h, fetched)
+            next_position = max(next_position, h.next_offset)
+            if h.is_control or h.last_offset < position:
+                continue
+            if h.records_count == h.last_offset_delta + 1:
+                batch_values = rb.decode_values(data, pos, h)
+                skip = position - h.base_offset if h.base_offset < position else 0
+                if skip:
+                    batch_values = batch_values[skip:]
+                values.extend(batch_values)
+                offsets.extend(range(h.base_offset + skip + 1, h.next_offset + 1))
+            else:  # offsets with gaps (a compacted batch): take the careful path
+                for r in rb.decode_records(data, pos, h):
+                    if r.offset >= position:
+                        values.append(r.value)
+                        offsets.append(r.offset + 1)
+        if values:
+            offsets[-1] = next_position  # past trailing control batches too
+            st.values, st.values_offsets = values, offsets
+        else:
+            st.position = next_position
+
+    def _fetch(self, tp: TopicPartition, st: _PartitionFetch):
+        size = self.config["max.partition.fetch.bytes"]
+        try:
+            return self._broker.fetch(tp.topic, tp.partition, st.position, size)
+        except OffsetOutOfRangeError:
+            if self.config["auto.offset.reset"] == "none":
+                raise
+            self._reset(tp, st)
+            return self._broker.fetch(tp.topic, tp.partition, st.position, size)
+
     def _collect(self, limit: int) -> list[ConsumerRecord]:
         out: list[ConsumerRecord] = []
         parts = [tp for tp, st in self._assigned.items() if not st.paused]
@@ -342,13 +438,8 @@ class Consumer:
     def _fill(self, tp: TopicPartition, st: _PartitionFetch) -> None:
         if st.position is None:
             self._init_position(tp, st)
-        try:
-            fetched = self._broker.fetch(tp.topic, tp.partition, st.position, self.config["max.partition.fetch.bytes"])
-        except OffsetOutOfRangeError:
-            if self.config["auto.offset.reset"] == "none":
-                raise
-            self._reset(tp, st)
-            fetched = self._broker.fetch(tp.topic, tp.partition, st.position, self.config["max.partition.fetch.bytes"])
+        st.values, st.values_offsets = [], []
+        fetched = self._fetch(tp, st)
         data = fetched.records
         if not len(data):
             return
@@ -395,17 +486,23 @@ def decode_fetch(tp: TopicPartition, data, position: int, check_crcs: bool = Tru
     topic, partition = tp
     for pos, h in rb.iter_batches(data):
         if check_crcs and not rb.crc_ok(data, pos, h):
-            where = f"{tp} offset {h.base_offset}"
-            if file_position >= 0:
-                where += f" position {file_position + pos} in segment {segment_base:020d}.log"
-            raise CorruptRecordError(
-                f"{where}: CRC mismatch (stored {h.crc}, computed {rb.computed_crc(data, pos, h)})"
-            )
+            raise _crc_error(tp, data, pos, h, None, segment_base, file_position)
         next_position = max(next_position, h.next_offset)
         if h.is_control:
             continue
-        ts_type = h.timestamp_type
-        for r in rb.decode_records(data, pos, h):
-            if r.offset >= position:
-                out.append(ConsumerRecord(topic, partition, r.offset, r.timestamp, ts_type, r.key, r.value, r.headers))
+        tt = h.timestamp_type
+        records = rb.decode_records(
+            data, pos, h, lambda o, ts, k, v, hs: ConsumerRecord(topic, partition, o, ts, tt, k, v, hs))
+        if h.base_offset < position:
+            records = [r for r in records if r[2] >= position]
+        out.extend(records)
     return out, next_position
+
+
+def _crc_error(tp, data, pos, h, fetched=None, segment_base: int = -1, file_position: int = -1) -> CorruptRecordError:
+    if fetched is not None:
+        segment_base, file_position = fetched.segment_base, fetched.position
+    where = f"{tp} offset {h.base_offset}"
+    if file_position >= 0:
+        where += f" position {file_position + pos} in segment {segment_base:020d}.log"
+    return CorruptRecordError(f"{where}: CRC mismatch (stored {h.crc}, computed {rb.computed_crc(data, pos, h)})")

@@ -157,3 +157,62 @@ def compile_format(fmt: str) -> Callable[[Any], bytes]:
         return b"".join(p if isinstance(p, bytes) else p(record) for p in parts)
 
     return render
+
+
+def record_to_json_line(record) -> str:
+    """``json.dumps(record_to_json(record))``, built directly: the same text, several times
+    faster, since ``consume --output json`` writes one per record."""
+    from json.encoder import encode_basestring_ascii as quote
+
+    key, key_b64 = _text(record.key)
+    value, value_b64 = _text(record.value)
+    if record.headers:
+        hs = []
+        for hk, hv in record.headers:
+            text, b64 = _text(hv)
+            v = "null" if text is None else quote(text)
+            hs.append(f'{{"key": {quote(hk)}, "value": {v}, "value_encoding": "base64"}}' if b64
+                      else f'{{"key": {quote(hk)}, "value": {v}}}')
+        headers = "[" + ", ".join(hs) + "]"
+    else:
+        headers = "[]"
+    k = "null" if key is None else quote(key)
+    v = "null" if value is None else quote(value)
+    tt = TIMESTAMP_TYPES.get(record.timestamp_type, "CreateTime")
+    tail = (', "key_encoding": "base64"' if key_b64 else "") + (', "value_encoding": "base64"' if value_b64 else "")
+    return (f'{{"topic": {quote(record.topic)}, "partition": {record.partition}, "offset": {record.offset}, '
+            f'"timestamp": {record.timestamp}, "timestamp_type": "{tt}", "key": {k}, "value": {v}, '
+            f'"headers": {headers}{tail}}}')
+
+
+def records_to_json_lines(records) -> str:
+    """Many records as JSON lines (each ending in a newline), for ``consume --output json``.
+
+    Same text as ``record_to_json_line``; the common case (text key or none, text value,
+    no headers) is written with one f-string and a per-partition prefix built once.
+    """
+    from json.encoder import encode_basestring_ascii as quote
+
+    out = []
+    append = out.append
+    prefixes: dict = {}
+    for r in records:
+        if r.headers:
+            append(record_to_json_line(r))
+            continue
+        key, value = r.key, r.value
+        try:
+            k = "null" if key is None else quote(key.decode("utf-8"))
+            v = "null" if value is None else quote(value.decode("utf-8"))
+        except UnicodeDecodeError:
+            append(record_to_json_line(r))
+            continue
+        tp = (r.topic, r.partition)
+        prefix = prefixes.get(tp)
+        if prefix is None:
+            prefix = prefixes[tp] = f'{{"topic": {quote(r.topic)}, "partition": {r.partition}, "offset": '
+        tt = "CreateTime" if r.timestamp_type == 0 else "LogAppendTime"
+        append(f'{prefix}{r.offset}, "timestamp": {r.timestamp}, "timestamp_type": "{tt}", '
+               f'"key": {k}, "value": {v}, "headers": []}}')
+    out.append("")
+    return "\n".join(out)

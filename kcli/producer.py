@@ -68,14 +68,17 @@ def to_headers(headers: Iterable | Mapping | None) -> tuple:
 class _BatchResult:
     """The outcome of one batch, shared by the futures of its records (ProduceRequestResult).
 
+    ``done``: the outcome is known (``get()`` returns, even from inside a callback);
+    ``settled``: the callbacks have run too, which is what ``flush()`` waits for.
     Waiting uses one condition per producer rather than an Event per batch: a batch is
     created every ~150 records at full speed, and an Event costs more than the batch.
     """
 
-    __slots__ = ("done", "base_offset", "log_append_time", "error", "callbacks", "cond")
+    __slots__ = ("done", "settled", "base_offset", "log_append_time", "error", "callbacks", "cond")
 
     def __init__(self, cond: threading.Condition) -> None:
-        self.done = False  # set after the callbacks ran, as Kafka completes a future last
+        self.done = False
+        self.settled = False
         self.base_offset = -1
         self.log_append_time = -1
         self.error: BaseException | None = None
@@ -88,6 +91,12 @@ class _BatchResult:
         with self.cond:
             return self.cond.wait_for(lambda: self.done, timeout)
 
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        if self.settled:
+            return True
+        with self.cond:
+            return self.cond.wait_for(lambda: self.settled, timeout)
+
     def add_callback(self, future, fn, delivery: bool) -> bool:
         """Register ``fn``; False when the batch is already done (the caller runs it)."""
         with self.cond:
@@ -99,17 +108,15 @@ class _BatchResult:
             return True
 
     def complete(self) -> None:
-        """Run the callbacks, then wake whoever waits: when ``flush()`` or ``get()`` return,
-        the delivery callbacks of those records have run (as in Kafka's producer)."""
-        while True:
-            with self.cond:
-                callbacks, self.callbacks = self.callbacks, None
-                if not callbacks:
-                    self.done = True
-                    self.cond.notify_all()
-                    return
-            for future, fn, delivery in callbacks:
-                future._run_callback(fn, delivery)
+        with self.cond:
+            self.done = True
+            callbacks, self.callbacks = self.callbacks, None
+            self.cond.notify_all()
+        for future, fn, delivery in callbacks or ():
+            future._run_callback(fn, delivery)
+        with self.cond:
+            self.settled = True
+            self.cond.notify_all()
 
 
 class FutureRecordMetadata:
@@ -634,7 +641,7 @@ class Producer:
             deadline = None if timeout is None else time.monotonic() + timeout
             for batch in pending:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not batch.result.wait(left):
+                if not batch.result.wait_settled(left):
                     raise KafkaTimeoutError(f"flush did not complete within {timeout} s")
         finally:
             with acc.cond:

@@ -119,6 +119,7 @@ class PartitionLog:
         self._reader_mutex = threading.Lock()
         self._tail_checked = False
         self._last_retention_check = 0
+        self._dir_identity: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
@@ -150,11 +151,28 @@ class PartitionLog:
     # -- append ---------------------------------------------------------------------------
 
     def _partition_lock(self) -> PartitionLock:
+        self._check_directory()
         if self._lock is None:
-            if not os.path.isdir(self.dir):
-                raise UnknownTopicOrPartitionError(f"{self.name}: partition directory {self.dir} is missing")
             self._lock = PartitionLock(os.path.join(self.dir, LOCK_FILE))
         return self._lock
+
+    def _check_directory(self) -> None:
+        """Notice when another process deleted (and maybe re-created) this partition: the
+        directory is then a different one, and every handle held on the old files must go."""
+        try:
+            st = os.stat(self.dir)
+        except FileNotFoundError:
+            self._drop_handles()
+            raise UnknownTopicOrPartitionError(f"{self.name}: partition directory {self.dir} is missing") from None
+        identity = (st.st_dev, st.st_ino)
+        if self._dir_identity is not None and identity != self._dir_identity:
+            self._drop_handles()
+        self._dir_identity = identity
+
+    def _drop_handles(self) -> None:
+        self.close()
+        self._tail_checked = False
+        self._dir_identity = None
 
     def _writer(self, base: int) -> int:
         if self._writer_base != base or self._writer_fd is None:
@@ -415,6 +433,7 @@ class PartitionLog:
                 start = entry[2] if entry is not None and entry[1] == seg.base_offset else 0
                 published = seg.size
             try:
+                self._check_directory()
                 data = self._read_batches(seg.base_offset, start, published, offset, limit, max_bytes)
             except FileNotFoundError:  # retention deleted the segment meanwhile: look again
                 continue
@@ -429,6 +448,11 @@ class PartitionLog:
         fd = self._reader(base)
         end = min(published, start + max(max_bytes, 1 << 16) + (1 << 14))
         buf = read_range(fd, start, end)
+        if len(buf) < end - start:
+            raise CorruptRecordError(
+                f"{self.name}: segment {base:020d}.log holds {start + len(buf)} bytes but {published} were "
+                "published (the file was truncated)"
+            )
         first = None
         last_end = None
         for pos, h in rb.iter_batches(buf):

@@ -179,7 +179,16 @@ class TopicStore:
         for p in range(topic.partitions):
             path = self.datadir.partition_dir(name, p)
             if os.path.isdir(path):
-                doomed = f"{path}.{topic.id}-delete"  # Kafka's suffix for a deleted partition
+                doomed = os.path.join(os.path.dirname(path), delete_dir_name(name, p))
                 os.rename(path, doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
         return topic
+
+
+def delete_dir_name(topic: str, partition: int) -> str:
+    """Kafka's ``LocalLog.logDeleteDirName``: ``<topic>-<p>.<unique id>-delete``, with the
+    topic cut short so that the name fits the file system's 255 bytes."""
+    import uuid
+
+    suffix = f"-{partition}.{uuid.uuid4().hex}-delete"
+    return topic[: 255 - len(suffix)] + suffix

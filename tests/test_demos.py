@@ -33,3 +33,15 @@ def test_delivery_semantics_demo_loses_at_most_once_and_duplicates_at_least_once
     assert distinct == sent == 2000  # nothing lost
     assert dups > 0 and stored == sent + dups
     assert counted == dups  # the producer's summary counts exactly the extra copies
+
+
+def test_auto_commit_hazard_demo_rereads_with_auto_commit_and_not_with_sync_commit():
+    out = run_demo("auto-commit-hazard.sh")
+    found = dict(
+        (mode, tuple(map(int, rest)))
+        for mode, *rest in re.findall(
+            r"commit (\w+): first member read (\d+) then died; the next member read (\d+), duplicates (\d+)", out)
+    )
+    assert set(found) == {"auto", "sync"}, out
+    assert found["auto"] == (1000, 1200, 1000)  # everything since the last (never made) commit comes again
+    assert found["sync"] == (1000, 200, 0)  # committed after processing: only the new records

@@ -277,7 +277,8 @@ def test_partitioner_ignore_keys_keyed_records_still_switch_after_batch_size(bro
         else:
             runs.append([p, 1])
     assert [n for _, n in runs] == [5] * 12
-    assert set(parts) == {0, 1, 2}
+    # each switch goes to another partition (which one is random, as in Kafka)
+    assert all(a[0] != b[0] for a, b in zip(runs, runs[1:]))
 
 
 def test_partitioner_ignore_keys_false_keeps_key_hashing(broker, data_dir):

@@ -95,7 +95,7 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
         last_record = time.monotonic()
         while max_messages is None or count < max_messages:
             limit = 100_000 if max_messages is None else min(100_000, max_messages - count)
-            records = consumer.poll(timeout=0.2 if follow else 0.0, max_records=limit)
+            records = _poll(consumer, 0.2 if follow else 0.0, limit, output, render)
             if records:
                 last_record = time.monotonic()
                 count += len(records)
@@ -114,18 +114,25 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
         consumer.close()
 
 
+def _poll(consumer, timeout: float, limit: int, output: str, render):
+    """Plain value output needs only values: the consumer's fast path skips building records."""
+    if output == "text" and render is None:
+        return consumer.poll_values(timeout=timeout, max_records=limit)
+    return consumer.poll(timeout=timeout, max_records=limit)
+
+
 def _write(out, records, output: str, render) -> None:
     if output == "json":
-        import json
+        from ..formats import records_to_json_lines
 
-        from ..formats import record_to_json
-
-        dumps = json.dumps
-        out.write("".join(dumps(record_to_json(r)) + "\n" for r in records).encode("utf-8"))
+        out.write(records_to_json_lines(records).encode("utf-8"))
     elif render is not None:
         out.write(b"".join(map(render, records)))
-    else:
-        out.write(b"".join((r.value or b"") + b"\n" for r in records))
+    else:  # values from poll_values
+        if None in records:
+            records = [b"" if v is None else v for v in records]
+        records.append(b"")
+        out.write(b"\n".join(records))
 
 
 @handle_errors
@@ -175,7 +182,7 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
         last_record = time.monotonic()
         while max_messages is None or count < max_messages:
             limit = 100_000 if max_messages is None else max_messages - count
-            records = consumer.poll(timeout=0.2, max_records=limit)
+            records = _poll(consumer, 0.2, limit, output, render)
             if records:
                 last_record = time.monotonic()
                 count += len(records)

@@ -156,6 +156,8 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
 def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_separator, headers, partition):
     """Send every input line; returns an error message for a malformed line (nothing of the
     chunk holding it is sent), or None."""
+    from storage.errors import KafkaError, UnknownTopicOrPartitionError
+
     line_no = 0
     sent = 0
     for lines in _line_chunks(stream, on_bytes):
@@ -163,18 +165,27 @@ def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_sepa
             from ..formats import record_from_json
 
             parsed = []
+            partitions = producer.partitions_for(topic)
             for i, line in enumerate(lines):
                 if not line.strip():
                     continue
                 try:
-                    parsed.append(record_from_json(line))
+                    r = record_from_json(line)
+                    if r["partition"] is not None and not 0 <= r["partition"] < partitions:
+                        raise ValueError(str(UnknownTopicOrPartitionError(
+                            f"partition {r['partition']} of topic '{topic}' does not exist "
+                            f"(it has partitions 0..{partitions - 1})")))
                 except ValueError as exc:
                     return f"line {line_no + i + 1}: {exc}; {sent} record(s) before it were written"
-            for r in parsed:
-                producer.send(topic, r["value"], key=r["key"] if r["key"] is not None else key_b,
-                              partition=r["partition"] if r["partition"] is not None else partition,
-                              timestamp=r["timestamp"], headers=list(headers) + r["headers"])
-            sent += len(parsed)
+                parsed.append((line_no + i + 1, r))
+            for number, r in parsed:
+                try:
+                    producer.send(topic, r["value"], key=r["key"] if r["key"] is not None else key_b,
+                                  partition=r["partition"] if r["partition"] is not None else partition,
+                                  timestamp=r["timestamp"], headers=list(headers) + r["headers"])
+                except KafkaError as exc:
+                    return f"line {number}: {exc}; {sent} record(s) before it were written"
+                sent += 1
         elif key_separator is not None:
             sep = key_separator.encode("utf-8")
             keys, values = [], []
