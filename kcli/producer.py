@@ -243,12 +243,19 @@ class ProducerBatch:
 
     def encode(self, codec: int, level: int | None, producer_id: int = -1, producer_epoch: int = -1,
                base_sequence: int = -1, transactional: bool = False) -> bytes:
-        if self.keys is None and self.headers is None and self.timestamps is None and None not in self.values:
-            return rb.encode_values(
-                self.values, self.timestamp, compression_type=codec, compression_level=level,
-                producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
-                transactional=transactional,
-            )
+        if self.headers is None and self.timestamps is None and None not in self.values:
+            if self.keys is None:
+                return rb.encode_values(
+                    self.values, self.timestamp, compression_type=codec, compression_level=level,
+                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+                    transactional=transactional,
+                )
+            if None not in self.keys:
+                return rb.encode_keyed(
+                    self.keys, self.values, self.timestamp, compression_type=codec, compression_level=level,
+                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+                    transactional=transactional,
+                )
         n = len(self.values)
         keys = self.keys or [None] * n
         stamps = self.timestamps or [self.timestamp] * n
@@ -443,6 +450,7 @@ class Producer:
         self._sticky = StickyPartitioner(c["batch.size"])
         self._ignore_keys = c["partitioner.ignore.keys"]
         self._key_partitions: dict[tuple[bytes, int], int] = {}
+        self._key_cache: dict[int, dict[bytes, int]] = {}  # partition count -> key -> partition
         from .broker.broker import open_broker
         from .broker.faults import wrap_with_faults
 
@@ -581,6 +589,12 @@ class Producer:
         block = self.config["max.block.ms"]
         append = self._accumulator.append_many
         keyed = keys is not None and not self._ignore_keys
+        if keyed and partition is None and self._partitioner is None and None not in keys:
+            n = self.partitions_for(topic)
+            for p, (vals, ks) in self._group_by_key(keys, values, n).items():
+                for chunk, kchunk, size in self._chunks(vals, ks, extra):
+                    append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block)
+            return
         if partition is not None or keyed or self._partitioner is not None:
             groups: dict[int, tuple[list, list | None]] = {}
             choose = self._choose_partition
@@ -601,6 +615,35 @@ class Producer:
         for chunk, kchunk, size in self._chunks(values, keys, extra):
             p = self._sticky.partition(topic, n, size)
             append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block)
+
+    def _group_by_key(self, keys: Sequence[bytes], values: Sequence, n: int) -> dict[int, tuple[list, list]]:
+        """Records grouped by murmur2 partition of their keys, order kept within a partition.
+        Partitions of keys already seen come from a cache, so repeated keys cost one lookup."""
+        cache = self._key_cache.get(n)
+        if cache is None or len(cache) > 100_000:
+            cache = self._key_cache[n] = {}
+        get = cache.get
+        parts = [get(k) for k in keys]
+        if None in parts:
+            for i, p in enumerate(parts):
+                if p is None:
+                    p = parts[i] = cache[keys[i]] = partition_for_key(keys[i], n)
+        if n == 1:
+            return {0: (list(values), list(keys))}
+        # a stable sort of the indices by partition keeps each partition's records in order
+        order = sorted(range(len(parts)), key=parts.__getitem__)
+        sorted_parts = [parts[i] for i in order]
+        sorted_values = [values[i] for i in order]
+        sorted_keys = [keys[i] for i in order]
+        groups = {}
+        start = 0
+        total = len(order)
+        while start < total:
+            p = sorted_parts[start]
+            end = bisect_right(sorted_parts, p, lo=start)
+            groups[p] = (sorted_values[start:end], sorted_keys[start:end])
+            start = end
+        return groups
 
     def send_values(self, topic: str, values: Sequence[bytes], partition: int | None = None) -> None:
         """``send_many`` for key-less, header-less values."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from operator import methodcaller
 from typing import List, Optional
 
 import typer
@@ -188,14 +189,18 @@ def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_sepa
                 sent += 1
         elif key_separator is not None:
             sep = key_separator.encode("utf-8")
-            keys, values = [], []
-            for i, line in enumerate(lines):
-                k, found, v = line.partition(sep)
-                if not found:
+            counts = list(map(methodcaller("count", sep), lines))
+            if counts.count(1) == len(counts) and b"\n" not in sep:
+                # one separator per line: split the whole chunk at once, keys and values alternate
+                parts = sep.join(lines).split(sep)
+                keys, values = parts[0::2], parts[1::2]
+            else:
+                if 0 in counts:
+                    i = counts.index(0)
                     return (f"line {line_no + i + 1}: no key separator {key_separator!r} found; "
                             f"{sent} record(s) before it were written")
-                keys.append(k)
-                values.append(v)
+                pairs = [line.split(sep, 1) for line in lines]
+                keys, values = (list(column) for column in zip(*pairs))
             producer.send_many(topic, values, keys=keys, headers=headers, partition=partition)
             sent += len(values)
         else:
