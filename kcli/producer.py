@@ -446,6 +446,10 @@ class Producer:
             raise InvalidConfigError(
                 "delivery.timeout.ms should be equal to or larger than linger.ms + request.timeout.ms"
             )
+        self.idempotent = self._idempotence(c, given)
+        self._producer_id = -1
+        self._producer_epoch = -1
+        self._next_sequence: dict[tuple[str, int], int] = {}
         self._partitioner = self._make_partitioner(c["partitioner.class"])
         self._sticky = StickyPartitioner(c["batch.size"])
         self._ignore_keys = c["partitioner.ignore.keys"]
@@ -469,6 +473,27 @@ class Producer:
         self._sender_error: BaseException | None = None
         self._sender = threading.Thread(target=self._run_sender, name=f"kcli-producer-network-thread | {self.client_id}", daemon=True)
         self._sender.start()
+
+    def _idempotence(self, c: dict, given: dict) -> bool:
+        """Kafka's rules: idempotence (on by default) needs acks=all, retries > 0 and at most
+        5 in-flight requests; set explicitly, a conflict is a config error, and left at the
+        default, a conflicting config quietly turns it off."""
+        if not c["enable.idempotence"]:
+            return False
+        problems = []
+        if self.acks != -1:
+            problems.append("Must set acks to all in order to use the idempotent producer. "
+                            "Otherwise we cannot guarantee idempotence.")
+        if c["retries"] == 0:
+            problems.append("Must set retries to non-zero when using the idempotent producer.")
+        if c["max.in.flight.requests.per.connection"] > 5:
+            problems.append("Must set max.in.flight.requests.per.connection to at most 5 to use the "
+                            "idempotent producer.")
+        if problems:
+            if "enable.idempotence" in given:
+                raise InvalidConfigError(problems[0])
+            return False
+        return True
 
     @staticmethod
     def _make_partitioner(spec):
@@ -795,10 +820,21 @@ class Producer:
                 self._fail(batch, exc)
             return
         for batch, base in zip(live, result.batch_base_offsets):
+            if result.duplicate:
+                batch.stored_failures = 0  # the broker recognised the retry: still one copy
             self._complete(batch, base if self.acks != 0 else -1, result.log_append_time)
 
     def _encode(self, batch: ProducerBatch) -> bytes:
-        return batch.encode(self._codec, self._level)
+        """Encode a batch when it is first sent; an idempotent producer stamps its producer
+        id, epoch and the partition's next sequence number then (retries resend the bytes)."""
+        if not self.idempotent:
+            return batch.encode(self._codec, self._level)
+        if self._producer_id < 0:
+            self._producer_id, self._producer_epoch = self._broker.init_producer_id()
+        tp = (batch.topic, batch.partition)
+        seq = self._next_sequence.get(tp, 0)
+        self._next_sequence[tp] = (seq + batch.count) & 0x7FFFFFFF
+        return batch.encode(self._codec, self._level, self._producer_id, self._producer_epoch, seq)
 
     def _complete(self, batch: ProducerBatch, base_offset: int, log_append_time: int) -> None:
         r = batch.result
@@ -820,6 +856,11 @@ class Producer:
 
     def _fail(self, batch: ProducerBatch, exc: BaseException) -> None:
         batch.result.error = exc
+        if self.idempotent and batch.encoded is not None:
+            # a sent batch failed for good: its sequence numbers may never land, so later
+            # batches would leave a gap. Start a new epoch, with sequences from 0 (KIP-360).
+            self._producer_epoch += 1
+            self._next_sequence.clear()
         with self._stats_lock:
             s = self.stats
             s.records_failed += batch.count

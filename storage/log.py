@@ -39,6 +39,7 @@ from .errors import (
 from .index import OffsetIndex, TimeIndex
 from .layout import LOCK_FILE, base_offset_of
 from .metadata import MetadataStore, PartitionState, SegmentInfo
+from .producer_state import ProducerStateManager
 from .segment import fsync_dir, open_for_append, read_range, segment_path, write_fully
 from .topic_config import LONG_MAX
 
@@ -56,6 +57,7 @@ class AppendResult:
     log_append_time: int  # the append time for LogAppendTime topics, else -1
     log_start_offset: int
     batch_base_offsets: list[int] = field(default_factory=list)
+    duplicate: bool = False  # an idempotent retry of a batch already in the log: nothing written
 
 
 @dataclass
@@ -112,6 +114,7 @@ class PartitionLog:
         self.clock = clock
         self.offset_index = OffsetIndex(store, topic, partition)
         self.time_index = TimeIndex(store, topic, partition)
+        self.producer_state = ProducerStateManager(store, topic, partition)
         self._lock: PartitionLock | None = None
         self._writer_fd: int | None = None
         self._writer_base = -1
@@ -231,9 +234,20 @@ class PartitionLog:
                     fd = self._writer(seg.base_offset)
 
             headers = [rb.read_header(b) for b in prepared]
-            if validate is not None:
-                with self.store.read() as txn:
+            with self.store.read() as txn:
+                duplicate = self.producer_state.check(txn, headers, now)
+                if validate is not None and duplicate is None:
                     validate(txn, state, headers)
+            if duplicate is not None:  # answer with the original batch's offsets; write nothing
+                h = headers[0]
+                return AppendResult(
+                    base_offset=duplicate.last_offset - h.last_offset_delta,
+                    last_offset=duplicate.last_offset,
+                    log_append_time=duplicate.timestamp if timestamp_type == "LogAppendTime" else -1,
+                    log_start_offset=state.log_start_offset,
+                    batch_base_offsets=[duplicate.last_offset - h.last_offset_delta],
+                    duplicate=True,
+                )
 
             log_append_time = now if timestamp_type == "LogAppendTime" else -1
             next_offset = state.log_end_offset
@@ -271,6 +285,7 @@ class PartitionLog:
                 state.high_watermark = next_offset
                 self.store.put_segment(txn, self.topic, self.partition, seg)
                 self.store.put_partition_state(txn, self.topic, self.partition, state)
+                self.producer_state.update(txn, headers)
                 if on_publish is not None:
                     on_publish(txn, result, headers)
             if flush:

@@ -78,6 +78,7 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
                 state.high_watermark = state.log_end_offset
                 log.store.put_segment(txn, log.topic, log.partition, seg)
                 log.store.put_partition_state(txn, log.topic, log.partition, state)
+                log.producer_state.update(txn, adopt)  # so their retries are caught as duplicates
             changed = True
     else:
         # published records were lost or damaged (machine crash): cut the log back

@@ -85,7 +85,9 @@ class SlowSeam:
 def produce_all(data_dir, topic, config, n=N, slow=None):
     """Send n records round the partitions (record i to partition i % PARTITIONS); returns
     (producer stats, futures, errors by index)."""
-    base = {"linger.ms": 1, "batch.size": 400, "retry.backoff.ms": 1, "retry.backoff.max.ms": 10}
+    # the classic stories: without idempotence (which removes the duplicates of retries)
+    base = {"linger.ms": 1, "batch.size": 400, "retry.backoff.ms": 1, "retry.backoff.max.ms": 10,
+            "enable.idempotence": False}
     base.update(config)
     with Producer(base, data_dir=data_dir) as producer:
         if slow is not None:
@@ -360,7 +362,8 @@ def test_cli_at_most_once_reports_failures_and_exits_non_zero(kcli):
 
 def test_cli_at_least_once_reports_duplicates_that_are_really_in_the_log(kcli):
     assert kcli("topic", "create", "T", "--partitions", "2").returncode == 0
-    r = kcli("produce", "T", "--inject-fault", "ack-lost=0.3,seed=1", "-X", "retry.backoff.ms=1", "--output", "json",
+    r = kcli("produce", "T", "--inject-fault", "ack-lost=0.3,seed=1", "-X", "retry.backoff.ms=1",
+             "-X", "enable.idempotence=false", "--output", "json",
              input=_lines())
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)

@@ -33,6 +33,8 @@ def test_delivery_semantics_demo_loses_at_most_once_and_duplicates_at_least_once
     assert distinct == sent == 2000  # nothing lost
     assert dups > 0 and stored == sent + dups
     assert counted == dups  # the producer's summary counts exactly the extra copies
+    idem = re.search(r"idempotent:\s+sent (\d+), stored (\d+), distinct (\d+), duplicates (\d+)", out)
+    assert idem and tuple(map(int, idem.groups())) == (2000, 2000, 2000, 0), out
 
 
 def test_auto_commit_hazard_demo_rereads_with_auto_commit_and_not_with_sync_commit():

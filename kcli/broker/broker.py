@@ -182,6 +182,18 @@ class Broker:
                 )
         return log.append(batches)
 
+    def init_producer_id(self) -> tuple[int, int]:
+        """InitProducerId for an idempotent producer: a new producer id, epoch 0."""
+        from storage.producer_state import allocate_producer_id
+
+        return allocate_producer_id(self.store)
+
+    def describe_producers(self, topic: str, partition: int) -> dict:
+        """DescribeProducers: producer id -> its state on one partition."""
+        log = self.log(topic, partition)
+        with self.store.read() as txn:
+            return log.producer_state.entries(txn)
+
     def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20) -> FetchResult:
         return self.log(topic, partition).read(offset, max_bytes)
 

@@ -81,7 +81,7 @@ class FaultInjectingBroker:
                 f"injected fault ({fault}): {topic}-{partition} stored offsets "
                 f"{result.base_offset}..{result.last_offset} but the answer was lost"
             )
-            error.stored = True
+            error.stored = not getattr(result, "duplicate", False)  # a recognised retry stored nothing
             raise error
         return result
 
