@@ -15,6 +15,7 @@ from . import consume as consume_cmd
 from . import group as group_cmd
 from . import log as log_cmd
 from . import produce as produce_cmd
+from . import producers as producers_cmd
 from . import topic as topic_cmd
 
 app = typer.Typer(
@@ -51,6 +52,7 @@ app.add_typer(topic_cmd.app, name="topic")
 app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)
 app.add_typer(group_cmd.app, name="group")
+app.add_typer(producers_cmd.app, name="producers")
 app.add_typer(log_cmd.app, name="log")
 
 
