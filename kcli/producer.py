@@ -453,7 +453,6 @@ class Producer:
         self._partitioner = self._make_partitioner(c["partitioner.class"])
         self._sticky = StickyPartitioner(c["batch.size"])
         self._ignore_keys = c["partitioner.ignore.keys"]
-        self._key_partitions: dict[tuple[bytes, int], int] = {}
         self._key_cache: dict[int, dict[bytes, int]] = {}  # partition count -> key -> partition
         from .broker.broker import open_broker
         from .broker.faults import wrap_with_faults
@@ -536,15 +535,19 @@ class Producer:
                 raise ValueError(f"the partitioner returned {p!r}; it must be a partition in 0..{n - 1}")
             return p
         if key is not None and not self._ignore_keys:
-            cache_key = (key, n)
-            p = self._key_partitions.get(cache_key)
+            cache = self._key_cache_for(n)
+            p = cache.get(key)
             if p is None:
-                p = partition_for_key(key, n)
-                if len(self._key_partitions) > 100_000:
-                    self._key_partitions.clear()
-                self._key_partitions[cache_key] = p
+                p = cache[key] = partition_for_key(key, n)
             return p
         return self._sticky.partition(topic, n, size)
+
+    def _key_cache_for(self, n: int) -> dict[bytes, int]:
+        """key -> murmur2 partition for a partition count; bounded, so memory stays flat."""
+        cache = self._key_cache.get(n)
+        if cache is None or len(cache) > 100_000:
+            cache = self._key_cache[n] = {}
+        return cache
 
     # -- sending --------------------------------------------------------------------------
 
@@ -644,9 +647,7 @@ class Producer:
     def _group_by_key(self, keys: Sequence[bytes], values: Sequence, n: int) -> dict[int, tuple[list, list]]:
         """Records grouped by murmur2 partition of their keys, order kept within a partition.
         Partitions of keys already seen come from a cache, so repeated keys cost one lookup."""
-        cache = self._key_cache.get(n)
-        if cache is None or len(cache) > 100_000:
-            cache = self._key_cache[n] = {}
+        cache = self._key_cache_for(n)
         get = cache.get
         parts = [get(k) for k in keys]
         if None in parts:
