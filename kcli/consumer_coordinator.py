@@ -74,6 +74,8 @@ class ConsumerCoordinator:
         self.last_poll = time.monotonic()
         self._pending_assignments: dict | None = None
         self._joined_topics: list[str] = []
+        self._joined_counts: dict[str, int] = {}
+        self._next_metadata_check = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # member id / generation, shared with the heartbeat thread
@@ -106,8 +108,11 @@ class ConsumerCoordinator:
         self.last_poll = time.monotonic()
         if self.lost:
             self._partitions_lost()
-        if self.pattern is not None and self.join_state is None and not self.rejoin_needed:
-            if self.subscribed_topics() != self._joined_topics:
+        if self.join_state is None and not self.rejoin_needed and time.monotonic() >= self._next_metadata_check:
+            # a metadata refresh: a subscribed topic created (or grown) since the join, or a
+            # new topic matching the pattern, needs a rebalance to be assigned
+            self._next_metadata_check = time.monotonic() + 1.0
+            if self._partition_counts() != self._joined_counts:
                 self.rejoin_needed = True
         if self.join_state is None and not self.rejoin_needed:
             return True
@@ -140,8 +145,18 @@ class ConsumerCoordinator:
             return False
         return False
 
+    def _partition_counts(self) -> dict[str, int]:
+        counts = {}
+        for t in self.subscribed_topics():
+            try:
+                counts[t] = self.broker.partition_count(t)
+            except KafkaError:
+                counts[t] = 0
+        return counts
+
     def _join(self) -> bool:
         self._joined_topics = self.subscribed_topics()
+        self._joined_counts = self._partition_counts()
         owned = sorted(self.consumer.assignment()) if self.protocol == "cooperative-sticky" else []
         result = self.coord.join_group(
             self.group_id, self.member_id, client_id=self.client_id, instance_id=self.instance_id,

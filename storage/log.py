@@ -285,7 +285,7 @@ class PartitionLog:
                 state.high_watermark = next_offset
                 self.store.put_segment(txn, self.topic, self.partition, seg)
                 self.store.put_partition_state(txn, self.topic, self.partition, state)
-                self.producer_state.update(txn, headers)
+                self.producer_state.update(txn, headers, now)
                 if on_publish is not None:
                     on_publish(txn, result, headers)
             if flush:

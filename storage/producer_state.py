@@ -154,8 +154,10 @@ class ProducerStateManager:
         raw = txn.get(b"producer_id", db=self._counters)
         return raw is not None and producer_id < struct.unpack(">q", raw)[0]
 
-    def update(self, txn, headers) -> None:
-        """Record the published batches (their offsets are assigned by now)."""
+    def update(self, txn, headers, now: int) -> None:
+        """Record the published batches (their offsets are assigned by now). The producer's
+        last-write time is the append time, so records with old timestamps do not make a
+        live producer look expired."""
         entries: dict[int, ProducerEntry] = {}
         for h in headers:
             pid = h.producer_id
@@ -166,10 +168,24 @@ class ProducerStateManager:
                 entry = ProducerEntry(h.producer_epoch)
             entry.batches.append(BatchMetadata(h.base_sequence, h.last_sequence, h.last_offset, h.max_timestamp))
             del entry.batches[:-NUM_BATCHES_TO_RETAIN]
-            entry.last_timestamp = max(entry.last_timestamp, h.max_timestamp)
+            entry.last_timestamp = max(entry.last_timestamp, now)
             entries[pid] = entry
         for pid, entry in entries.items():
             txn.put(int64_key(self._pk, pid), entry.encode(), db=self._db)
+
+
+    def truncate_from(self, txn, offset: int) -> None:
+        """The log was cut back to ``offset``: forget batches at or past it, so that their
+        retries are written again rather than answered as duplicates."""
+        for pid, entry in self.entries(txn).items():
+            kept = [b for b in entry.batches if b.last_offset < offset]
+            if len(kept) == len(entry.batches):
+                continue
+            if kept:
+                entry.batches = kept
+                txn.put(int64_key(self._pk, pid), entry.encode(), db=self._db)
+            else:
+                txn.delete(int64_key(self._pk, pid), db=self._db)
 
 
 def allocate_producer_id(store) -> tuple[int, int]:

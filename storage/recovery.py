@@ -78,7 +78,7 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
                 state.high_watermark = state.log_end_offset
                 log.store.put_segment(txn, log.topic, log.partition, seg)
                 log.store.put_partition_state(txn, log.topic, log.partition, state)
-                log.producer_state.update(txn, adopt)  # so their retries are caught as duplicates
+                log.producer_state.update(txn, adopt, log.clock())  # their retries are duplicates
             changed = True
     else:
         # published records were lost or damaged (machine crash): cut the log back
@@ -92,6 +92,7 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
         with log.store.write() as txn:
             log.offset_index.truncate_from(txn, new_end)
             log.time_index.truncate_from_offset(txn, new_end)
+            log.producer_state.truncate_from(txn, new_end)
             log.store.put_segment(txn, log.topic, log.partition, seg)
             log.store.put_partition_state(txn, log.topic, log.partition, state)
         changed = True

@@ -211,6 +211,14 @@ class GroupCoordinator:
             self._expire(g, now)
             metadata = {"protocols": list(protocols), "subscription": sorted(subscription), "owned": owned,
                         "owned_generation": owned_generation}
+            others = [m for mid, m in g["members"].items() if mid != member_id]
+            if others:  # Kafka's supportsProtocols: refuse a member that shares no strategy
+                common = set(others[0]["protocols"]).intersection(*(m["protocols"] for m in others[1:]))
+                if not common.intersection(protocols):
+                    raise InconsistentGroupProtocolError(
+                        f"the member's assignment strategies {list(protocols)} share none with group "
+                        f"{group} ({sorted(common)})"
+                    )
             if not member_id:
                 existing = None
                 if instance_id:
@@ -267,32 +275,42 @@ class GroupCoordinator:
         """SyncGroup: the leader hands in every member's partitions; each member gets its own.
         Returns the member's assignment, or None while the leader has not synced yet."""
         now = self.clock()
+        error = None
+        out = None
         with self.store.write() as txn:
             g = self._load(txn, group)
             if g is not None:
                 self._expire(g, now)
-            m = self._check_member(g, group, member_id, instance_id)
-            m["last_heartbeat"] = now
-            out = None
             try:
-                if g["state"] == PREPARING:
-                    raise RebalanceInProgressError(f"group {group} is rebalancing: rejoin")
-                if generation != g["generation"]:
-                    raise IllegalGenerationError(
-                        f"generation {generation} of member {member_id} is not the group's {g['generation']}"
-                    )
+                m = self._check_member(g, group, member_id, instance_id)
+            except (UnknownMemberIdError, FencedInstanceIdError):
+                if g is not None:
+                    self._save(txn, group, g)  # keep the expiries just made
+                raise
+            m["last_heartbeat"] = now
+            if g["state"] == PREPARING:
+                error = RebalanceInProgressError(f"group {group} is rebalancing: rejoin")
+            elif generation != g["generation"]:
+                error = IllegalGenerationError(
+                    f"generation {generation} of member {member_id} is not the group's {g['generation']}"
+                )
+            else:
                 if g["state"] == COMPLETING and member_id == g["leader"] and assignments is not None:
                     for mid, mm in g["members"].items():
                         mm["assignment"] = [list(tp) for tp in assignments.get(mid, [])]
                     g["state"] = STABLE
                 if g["state"] == STABLE:
                     out = [tuple(tp) for tp in m["assignment"] or []]
-            finally:
-                self._save(txn, group, g)
+            self._save(txn, group, g)
+        if error is not None:
+            raise error
         return out
 
     def heartbeat(self, group: str, generation: int, member_id: str, instance_id: str | None = None) -> None:
+        """Heartbeat. A heartbeat that answers REBALANCE_IN_PROGRESS or ILLEGAL_GENERATION still
+        keeps the member's session alive (the error is raised after the state is saved)."""
         now = self.clock()
+        error = None
         with self.store.write() as txn:
             g = self._load(txn, group)
             if g is not None:
@@ -301,15 +319,18 @@ class GroupCoordinator:
                 m = self._check_member(g, group, member_id, instance_id)
                 m["last_heartbeat"] = now
                 if g["state"] == PREPARING:
-                    raise RebalanceInProgressError(f"group {group} is rebalancing: rejoin")
-                if generation != g["generation"]:
-                    raise IllegalGenerationError(
+                    error = RebalanceInProgressError(f"group {group} is rebalancing: rejoin")
+                elif generation != g["generation"]:
+                    error = IllegalGenerationError(
                         f"generation {generation} of member {member_id} is not the group's {g['generation']}"
                     )
-            finally:
-                if g is not None:
-                    self._maybe_complete_join(g, now)
-                    self._save(txn, group, g)
+            except (UnknownMemberIdError, FencedInstanceIdError) as exc:
+                error = exc
+            if g is not None:
+                self._maybe_complete_join(g, now)
+                self._save(txn, group, g)
+        if error is not None:
+            raise error
 
     def leave_group(self, group: str, member_id: str) -> None:
         now = self.clock()
