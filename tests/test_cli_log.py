@@ -140,18 +140,19 @@ def test_dump_deep_record_lines(filled, data_dir):
     r = ok(filled("log", "dump", path, "--deep"))
     lines = r.stdout.splitlines()
     records = [x for x in lines if x.startswith("| ")]
+    # each kcli produce is an idempotent producer: sequences count from 0 in each batch here
     assert records == [
-        f"| offset: 0 CreateTime: {T0 + 0} keySize: -1 valueSize: 5 sequence: -1 headerKeys: [] "
+        f"| offset: 0 CreateTime: {T0 + 0} keySize: -1 valueSize: 5 sequence: 0 headerKeys: [] "
         "key: null payload: hello",
-        f"| offset: 1 CreateTime: {T0 + 1} keySize: 2 valueSize: 2 sequence: -1 headerKeys: [a,b] "
+        f"| offset: 1 CreateTime: {T0 + 1} keySize: 2 valueSize: 2 sequence: 0 headerKeys: [a,b] "
         "key: k1 payload: v1",
-        f"| offset: 2 CreateTime: {T0 + 3} keySize: 2 valueSize: 0 sequence: -1 headerKeys: [] "
+        f"| offset: 2 CreateTime: {T0 + 3} keySize: 2 valueSize: 0 sequence: 1 headerKeys: [] "
         "key: k2 payload: ",
-        f"| offset: 3 CreateTime: {T0 + 2} keySize: 2 valueSize: -1 sequence: -1 headerKeys: [] "
+        f"| offset: 3 CreateTime: {T0 + 2} keySize: 2 valueSize: -1 sequence: 2 headerKeys: [] "
         "key: k3 payload: null",
-        f"| offset: 4 CreateTime: {T0 + 4} keySize: -1 valueSize: 300 sequence: -1 headerKeys: [] "
+        f"| offset: 4 CreateTime: {T0 + 4} keySize: -1 valueSize: 300 sequence: 0 headerKeys: [] "
         "key: null payload: " + "x" * 300,
-        f"| offset: 5 CreateTime: {T0 + 5} keySize: 3 valueSize: 2 sequence: -1 headerKeys: [] "
+        f"| offset: 5 CreateTime: {T0 + 5} keySize: 3 valueSize: 2 sequence: 1 headerKeys: [] "
         "key: bin payload: \\xff\x00",  # invalid UTF-8 escaped; NUL is valid UTF-8
     ]
     # record lines follow their batch line
