@@ -526,6 +526,10 @@ def _decode_records(data, header: BatchHeader, make=Record) -> list:
         if b < 0x80:
             end = pos + 1 + ((b >> 1) ^ -(b & 1))
             pos += 2  # the length byte and the (unused) attributes byte
+        elif data[pos + 1] < 0x80:
+            u = (b & 0x7F) | (data[pos + 1] << 7)
+            end = pos + 2 + ((u >> 1) ^ -(u & 1))
+            pos += 3
         else:
             length, pos = decode_varint(data, pos)
             end = pos + length
@@ -557,6 +561,10 @@ def _decode_records(data, header: BatchHeader, make=Record) -> list:
         if b < 0x80:
             vlen = (b >> 1) ^ -(b & 1)
             pos += 1
+        elif data[pos + 1] < 0x80:
+            u = (b & 0x7F) | (data[pos + 1] << 7)
+            vlen = (u >> 1) ^ -(u & 1)
+            pos += 2
         else:
             vlen, pos = decode_varint(data, pos)
         if vlen < 0:
@@ -604,6 +612,7 @@ def decode_values(buf, pos: int, header: BatchHeader) -> list:
 
 
 def _decode_values(data: bytes, count: int) -> list:
+    # Hot path: one- and two-byte varints (values under 8 KiB) are decoded inline.
     out = []
     append = out.append
     pos = 0
@@ -613,9 +622,15 @@ def _decode_values(data: bytes, count: int) -> list:
             end = pos + 1 + (b >> 1)
             p = pos + 2  # skip the length byte and the attributes byte
         else:
-            length, p = decode_varint(data, pos)
-            end = p + length
-            p += 1
+            b2 = data[pos + 1]
+            if b2 < 0x80:
+                u = (b & 0x7F) | (b2 << 7)
+                end = pos + 2 + (u >> 1)
+                p = pos + 3
+            else:
+                length, p = decode_varint(data, pos)
+                end = p + length
+                p += 1
         # timestamp delta and offset delta: skip each varint (continuation bits only)
         while data[p] & 0x80:
             p += 1
@@ -623,8 +638,7 @@ def _decode_values(data: bytes, count: int) -> list:
         while data[p] & 0x80:
             p += 1
         p += 1
-        b = data[p]
-        if b == 1:  # null key
+        if data[p] == 1:  # null key
             p += 1
         else:
             klen, p = decode_varint(data, p)
@@ -635,7 +649,13 @@ def _decode_values(data: bytes, count: int) -> list:
             vlen = (b >> 1) ^ -(b & 1)
             p += 1
         else:
-            vlen, p = decode_varint(data, p)
+            b2 = data[p + 1]
+            if b2 < 0x80:
+                u = (b & 0x7F) | (b2 << 7)
+                vlen = (u >> 1) ^ -(u & 1)
+                p += 2
+            else:
+                vlen, p = decode_varint(data, p)
         if vlen < 0:
             append(None)
         else:
