@@ -40,7 +40,7 @@ from .index import OffsetIndex, TimeIndex
 from .layout import LOCK_FILE, base_offset_of
 from .metadata import MetadataStore, PartitionState, SegmentInfo
 from .producer_state import ProducerStateManager
-from .segment import fsync_dir, open_for_append, read_range, segment_path, write_fully
+from .segment import fsync_dir, open_for_append, read_range, segment_path, write_all
 from .topic_config import LONG_MAX
 
 DEFAULT_MAX_FETCH = 1 << 20
@@ -261,7 +261,7 @@ class PartitionLog:
                 next_offset += headers[i].last_offset_delta + 1
 
             position = seg.size
-            write_fully(fd, b"".join(prepared) if len(prepared) > 1 else prepared[0], position)
+            write_all(fd, prepared, position)
 
             flush = (
                 next_offset - state.recovery_point >= config["flush.messages"]

@@ -30,6 +30,21 @@ def write_fully(fd: int, data, position: int) -> None:
         position += written
 
 
+_IOV_MAX = 1024
+
+
+def write_all(fd: int, buffers: list, position: int) -> None:
+    """pwritev the buffers at ``position``: one system call per 1024 buffers, and no joined
+    copy of the data; whatever a short write leaves is written piecewise."""
+    for start in range(0, len(buffers), _IOV_MAX):
+        group = buffers[start : start + _IOV_MAX]
+        total = sum(len(b) for b in group)
+        written = os.pwritev(fd, group, position) if hasattr(os, "pwritev") else 0
+        if written < total:
+            write_fully(fd, memoryview(b"".join(group))[written:], position + written)
+        position += total
+
+
 def read_range(fd: int, start: int, end: int) -> bytes:
     """The bytes ``[start, end)`` of a file; fewer if the file is shorter."""
     chunks = []
