@@ -196,23 +196,22 @@ def records_to_json_lines(records) -> str:
     out = []
     append = out.append
     prefixes: dict = {}
+    types = ("CreateTime", "LogAppendTime")
     for r in records:
-        if r.headers:
+        topic, partition, offset, timestamp, timestamp_type, key, value, headers = r
+        if headers:
             append(record_to_json_line(r))
             continue
-        key, value = r.key, r.value
         try:
-            k = "null" if key is None else quote(key.decode("utf-8"))
-            v = "null" if value is None else quote(value.decode("utf-8"))
+            k = "null" if key is None else quote(key.decode())
+            v = "null" if value is None else quote(value.decode())
         except UnicodeDecodeError:
             append(record_to_json_line(r))
             continue
-        tp = (r.topic, r.partition)
-        prefix = prefixes.get(tp)
-        if prefix is None:
-            prefix = prefixes[tp] = f'{{"topic": {quote(r.topic)}, "partition": {r.partition}, "offset": '
-        tt = "CreateTime" if r.timestamp_type == 0 else "LogAppendTime"
-        append(f'{prefix}{r.offset}, "timestamp": {r.timestamp}, "timestamp_type": "{tt}", '
+        prefix = prefixes.get(partition)
+        if prefix is None or prefix[0] != topic:
+            prefix = prefixes[partition] = (topic, f'{{"topic": {quote(topic)}, "partition": {partition}, "offset": ')
+        append(f'{prefix[1]}{offset}, "timestamp": {timestamp}, "timestamp_type": "{types[timestamp_type]}", '
                f'"key": {k}, "value": {v}, "headers": []}}')
     out.append("")
     return "\n".join(out)

@@ -27,6 +27,7 @@ def consume(
     auto_commit_interval_ms: Optional[int] = typer.Option(None, "--auto-commit-interval-ms", help="With --commit auto (default 5000)."),
     assignor: Optional[str] = typer.Option(None, "--assignor", help="With --group: range, roundrobin, sticky or cooperative-sticky (default: range, cooperative-sticky)."),
     config: List[str] = typer.Option([], "-X", "--consumer-config", help="Any consumer config key=value (repeatable), e.g. -X session.timeout.ms=6000."),
+    stats: bool = typer.Option(False, "--stats", help="At the end, print records, seconds and records/s on stderr."),
 ) -> None:
     """Read records from a topic.
 
@@ -34,13 +35,17 @@ def consume(
     kcli consume orders -p 0 --offset 100 -n 10 --format '%o %k %v';
     kcli consume orders --follow --output json
     """
+    started = time.perf_counter()
     if group is not None:
-        _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output, timeout,
-                       commit, auto_commit_interval_ms, assignor, config)
-        return
-    if config:
-        raise fail("-X consumer configs go with --group", 2)
-    _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout)
+        count = _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output,
+                               timeout, commit, auto_commit_interval_ms, assignor, config)
+    else:
+        if config:
+            raise fail("-X consumer configs go with --group", 2)
+        count = _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout)
+    if stats:
+        elapsed = time.perf_counter() - started
+        sys.stderr.write(f"{count} record(s) in {elapsed:.2f} s ({count / elapsed if elapsed else 0:,.0f} records/s)\n")
 
 
 def _parse_offset(text: str):
@@ -112,6 +117,7 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
         out.flush()
     finally:
         consumer.close()
+    return count
 
 
 def _poll(consumer, timeout: float, limit: int, output: str, render):
@@ -201,3 +207,4 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
         consumer.close()
     if interrupted:
         raise SystemExit(130)
+    return count
