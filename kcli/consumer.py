@@ -73,6 +73,8 @@ class Consumer:
         self._group = None  # ConsumerCoordinator once subscribe() is called
         self._manual = False
         self._next_auto_commit = time.monotonic() + self.config["auto.commit.interval.ms"] / 1000.0
+        self._read_committed = self.config["isolation.level"] == "read_committed"
+        self._next_txn_expiry = 0.0
 
     # -- group membership -----------------------------------------------------------------
 
@@ -269,9 +271,11 @@ class Consumer:
         return {TopicPartition(*tp): self._broker.list_offsets(tp[0], tp[1], EARLIEST)[0] for tp in partitions}
 
     def end_offsets(self, partitions) -> dict[TopicPartition, int]:
-        from .broker.broker import LATEST
+        """The high watermark; under read_committed, the last stable offset (as Kafka)."""
+        from .broker.broker import LATEST, LATEST_STABLE
 
-        return {TopicPartition(*tp): self._broker.list_offsets(tp[0], tp[1], LATEST)[0] for tp in partitions}
+        spec = LATEST_STABLE if self._read_committed else LATEST
+        return {TopicPartition(*tp): self._broker.list_offsets(tp[0], tp[1], spec)[0] for tp in partitions}
 
     def offsets_for_times(self, timestamps: Mapping) -> dict[TopicPartition, tuple[int, int] | None]:
         """For each partition, (offset, timestamp) of the first record at or after the time; None if none."""
@@ -381,10 +385,13 @@ class Consumer:
         values: list = []
         offsets: list = []
         next_position = position
+        aborted = _AbortedFilter(fetched.aborted) if fetched.aborted else None
         for pos, h in rb.iter_batches(data):
             if check and not rb.crc_ok(data, pos, h):
                 raise _crc_error(tp, data, pos, h, fetched)
             next_position = max(next_position, h.next_offset)
+            if aborted is not None and aborted.skip(data, pos, h):
+                continue
             if h.is_control or h.last_offset < position:
                 continue
             if h.records_count == h.last_offset_delta + 1:
@@ -407,13 +414,18 @@ class Consumer:
 
     def _fetch(self, tp: TopicPartition, st: _PartitionFetch):
         size = self.config["max.partition.fetch.bytes"]
+        rc = self._read_committed
+        if rc and time.monotonic() >= self._next_txn_expiry:
+            # no coordinator process: readers help abort transactions past their timeout
+            self._next_txn_expiry = time.monotonic() + 1.0
+            self._broker.transactions.expire()
         try:
-            return self._broker.fetch(tp.topic, tp.partition, st.position, size)
+            return self._broker.fetch(tp.topic, tp.partition, st.position, size, read_committed=rc)
         except OffsetOutOfRangeError:
             if self.config["auto.offset.reset"] == "none":
                 raise
             self._reset(tp, st)
-            return self._broker.fetch(tp.topic, tp.partition, st.position, size)
+            return self._broker.fetch(tp.topic, tp.partition, st.position, size, read_committed=rc)
 
     def _collect(self, limit: int) -> list[ConsumerRecord]:
         out: list[ConsumerRecord] = []
@@ -444,7 +456,8 @@ class Consumer:
         if not len(data):
             return
         records, next_position = decode_fetch(
-            tp, data, st.position, self.config["check.crcs"], fetched.segment_base, fetched.position
+            tp, data, st.position, self.config["check.crcs"], fetched.segment_base, fetched.position,
+            fetched.aborted,
         )
         st.records = records
         if not records:
@@ -475,7 +488,7 @@ class Consumer:
 
 
 def decode_fetch(tp: TopicPartition, data, position: int, check_crcs: bool = True,
-                 segment_base: int = -1, file_position: int = -1) -> tuple[list[ConsumerRecord], int]:
+                 segment_base: int = -1, file_position: int = -1, aborted=None) -> tuple[list[ConsumerRecord], int]:
     """Records at or after ``position`` in fetched batches, skipping control batches.
 
     Returns the records and the offset after the last batch looked at. A batch whose CRC
@@ -484,10 +497,13 @@ def decode_fetch(tp: TopicPartition, data, position: int, check_crcs: bool = Tru
     out: list[ConsumerRecord] = []
     next_position = position
     topic, partition = tp
+    skipper = _AbortedFilter(aborted) if aborted else None
     for pos, h in rb.iter_batches(data):
         if check_crcs and not rb.crc_ok(data, pos, h):
             raise _crc_error(tp, data, pos, h, None, segment_base, file_position)
         next_position = max(next_position, h.next_offset)
+        if skipper is not None and skipper.skip(data, pos, h):
+            continue
         if h.is_control:
             continue
         tt = h.timestamp_type
@@ -506,3 +522,24 @@ def _crc_error(tp, data, pos, h, fetched=None, segment_base: int = -1, file_posi
     if file_position >= 0:
         where += f" position {file_position + pos} in segment {segment_base:020d}.log"
     return CorruptRecordError(f"{where}: CRC mismatch (stored {h.crc}, computed {rb.computed_crc(data, pos, h)})")
+
+
+class _AbortedFilter:
+    """Kafka's read_committed filtering (``CompletedFetch``): the aborted transactions of a
+    fetch, ordered by first offset, become "aborted producers" once their first offset is
+    reached; their transactional batches are skipped until their ABORT marker."""
+
+    def __init__(self, aborted) -> None:
+        self.pending = sorted(aborted, key=lambda a: a[1])
+        self.producers: set[int] = set()
+
+    def skip(self, data, pos: int, h) -> bool:
+        while self.pending and self.pending[0][1] <= h.last_offset:
+            self.producers.add(self.pending.pop(0)[0])
+        if h.is_control:
+            if h.producer_id in self.producers:
+                key = rb.decode_records(data, pos, h)[0].key
+                if rb.control_type_of(key) == rb.ABORT:
+                    self.producers.discard(h.producer_id)
+            return True
+        return h.is_transactional and h.producer_id in self.producers

@@ -25,6 +25,9 @@ from storage import compression
 from storage import record_batch as rb
 from storage.errors import (
     InvalidConfigError,
+    InvalidTxnStateError,
+    ProducerFencedError,
+    TransactionAbortableError,
     KafkaError,
     KafkaTimeoutError,
     RecordTooLargeError,
@@ -446,7 +449,16 @@ class Producer:
             raise InvalidConfigError(
                 "delivery.timeout.ms should be equal to or larger than linger.ms + request.timeout.ms"
             )
+        self.transactional_id = c["transactional.id"]
+        if self.transactional_id is not None:
+            if "enable.idempotence" in given and not c["enable.idempotence"]:
+                raise InvalidConfigError("Cannot set a transactional.id without also enabling idempotence.")
+            given = dict(given, **{"enable.idempotence": True})  # a transactional producer is idempotent
         self.idempotent = self._idempotence(c, given)
+        self._txn_state = "uninitialized" if self.transactional_id is not None else None
+        self._txn_partitions: set[tuple[str, int]] = set()
+        self._txn_error: BaseException | None = None
+        self._durability_warned: set[str] = set()
         self._producer_id = -1
         self._producer_epoch = -1
         self._next_sequence: dict[tuple[str, int], int] = {}
@@ -564,6 +576,7 @@ class Producer:
         """Queue one record; returns its future. ``on_delivery(error, metadata)`` runs on the
         sender thread when the record is acknowledged or has failed for good."""
         self._check_open()
+        self._check_transaction("send")
         key_b, value_b, headers_t = to_bytes(key), to_bytes(value), to_headers(headers)
         size = RECORD_OVERHEAD + (len(key_b) if key_b else 0) + (len(value_b) if value_b else 0)
         for hk, hv in headers_t:
@@ -598,6 +611,7 @@ class Producer:
         ``stats``, and ``flush()`` waits for them.
         """
         self._check_open()
+        self._check_transaction("send")
         if not values:
             return
         if keys is not None and len(keys) != len(values):
@@ -699,6 +713,104 @@ class Producer:
             base += size
             start = end
 
+    # -- transactions ---------------------------------------------------------------------
+
+    def _check_transaction(self, operation: str) -> None:
+        if self._txn_state is None:
+            return
+        if self._txn_state == "fenced":
+            raise ProducerFencedError(
+                f"producer of transactional id {self.transactional_id} was fenced by a newer instance")
+        if self._txn_state != "in_transaction":
+            raise InvalidTxnStateError(
+                f"Cannot {operation}: no transaction in progress (state {self._txn_state}); "
+                "call init_transactions() and begin_transaction() first")
+
+    def _coordinator(self):
+        if self.transactional_id is None:
+            raise InvalidTxnStateError("this producer has no transactional.id")
+        return self._broker.transactions
+
+    def init_transactions(self) -> None:
+        """Get the transactional id's producer id with a bumped epoch: this fences any older
+        instance and finishes (aborts) what it left open."""
+        coord = self._coordinator()
+        self.flush()
+        pid, epoch = coord.init_producer_id(self.transactional_id, self.config["transaction.timeout.ms"])
+        self._producer_id, self._producer_epoch = pid, epoch
+        self._next_sequence.clear()
+        self._txn_state = "ready"
+
+    def begin_transaction(self) -> None:
+        if self._txn_state == "fenced":
+            self._check_transaction("begin a transaction")
+        if self._txn_state != "ready":
+            raise InvalidTxnStateError(f"Cannot begin a transaction in state {self._txn_state}")
+        self._txn_partitions = set()
+        self._txn_error = None
+        self._txn_state = "in_transaction"
+
+    def send_offsets_to_transaction(self, offsets: Mapping, group_metadata) -> None:
+        """Commit a consumer group's offsets ({TopicPartition: next offset}) with this transaction."""
+        self._check_transaction("send offsets")
+        group = group_metadata if isinstance(group_metadata, str) else group_metadata["group_id"]
+        try:
+            self._coordinator().add_offsets(self.transactional_id, self._producer_id, self._producer_epoch, group,
+                                            {(tp[0], tp[1]): int(off) for tp, off in offsets.items()})
+        except ProducerFencedError:
+            self._txn_state = "fenced"
+            raise
+
+    def commit_transaction(self) -> None:
+        """Flush, then commit: every record of the transaction becomes visible at once."""
+        self._end_transaction(True)
+
+    def abort_transaction(self) -> None:
+        """Flush, then abort: read_committed consumers never see the transaction's records."""
+        self._end_transaction(False)
+
+    def _end_transaction(self, commit: bool) -> None:
+        self._check_transaction("commit" if commit else "abort")
+        self.flush()
+        if commit and self._txn_error is not None:
+            error = self._txn_error
+            raise TransactionAbortableError(
+                f"a record of the transaction failed ({error}); abort the transaction") from error
+        try:
+            self._coordinator().end_txn(self.transactional_id, self._producer_id, self._producer_epoch, commit)
+        except ProducerFencedError:
+            self._txn_state = "fenced"
+            raise
+        self._txn_state = "ready"
+        self._txn_partitions = set()
+
+    def _add_to_transaction(self, tp: tuple[str, int]) -> None:
+        """AddPartitionsToTxn before the first write to a partition in this transaction."""
+        if tp in self._txn_partitions:
+            return
+        try:
+            self._coordinator().add_partitions(self.transactional_id, self._producer_id, self._producer_epoch, [tp])
+        except ProducerFencedError:
+            self._txn_state = "fenced"
+            raise
+        self._txn_partitions.add(tp)
+        self._warn_if_not_durable(tp[0])
+
+    def _warn_if_not_durable(self, topic: str) -> None:
+        """The seed's preconditions for transactions: replication factor >= 3 and
+        min.insync.replicas >= 2. kcli does not refuse, but says what is at risk."""
+        if topic in self._durability_warned:
+            return
+        self._durability_warned.add(topic)
+        t, configs = self._broker.topic_view(topic)
+        if t.replication_factor < 3 or configs["min.insync.replicas"] < 2:
+            import sys
+
+            sys.stderr.write(
+                f"warning: transactional writes to '{topic}' (replication factor {t.replication_factor}, "
+                f"min.insync.replicas {configs['min.insync.replicas']}): Kafka recommends replication factor >= 3 "
+                "and min.insync.replicas >= 2, or a committed transaction can be lost with one broker\n")
+
     def flush(self, timeout: float | None = None) -> None:
         """Send everything queued and wait until each batch succeeded or failed."""
         acc = self._accumulator
@@ -789,6 +901,13 @@ class Producer:
                 live.append(batch)
         if not live:
             return
+        if self._txn_state is not None:
+            try:
+                self._add_to_transaction(tp)
+            except KafkaError as exc:
+                for batch in live:
+                    self._fail(batch, exc)
+                return
         for batch in live:
             if batch.encoded is None:
                 batch.encoded = self._encode(batch)
@@ -831,11 +950,14 @@ class Producer:
         if not self.idempotent:
             return batch.encode(self._codec, self._level)
         if self._producer_id < 0:
+            if self.transactional_id is not None:
+                raise InvalidTxnStateError("call init_transactions() before sending")
             self._producer_id, self._producer_epoch = self._broker.init_producer_id()
         tp = (batch.topic, batch.partition)
         seq = self._next_sequence.get(tp, 0)
         self._next_sequence[tp] = (seq + batch.count) & 0x7FFFFFFF
-        return batch.encode(self._codec, self._level, self._producer_id, self._producer_epoch, seq)
+        return batch.encode(self._codec, self._level, self._producer_id, self._producer_epoch, seq,
+                            transactional=self._txn_state is not None)
 
     def _complete(self, batch: ProducerBatch, base_offset: int, log_append_time: int) -> None:
         r = batch.result
@@ -857,7 +979,11 @@ class Producer:
 
     def _fail(self, batch: ProducerBatch, exc: BaseException) -> None:
         batch.result.error = exc
-        if self.idempotent and batch.encoded is not None:
+        if self._txn_state is not None:
+            self._txn_error = self._txn_error or exc
+            if getattr(exc, "name", "") in ("PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"):
+                self._txn_state = "fenced"
+        elif self.idempotent and batch.encoded is not None:
             # a sent batch failed for good: its sequence numbers may never land, so later
             # batches would leave a gap. Start a new epoch, with sequences from 0 (KIP-360).
             self._producer_epoch += 1

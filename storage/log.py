@@ -68,6 +68,8 @@ class FetchResult:
     log_end_offset: int
     segment_base: int = -1  # where ``records`` came from, to name a corrupt batch's position
     position: int = -1
+    last_stable_offset: int = -1
+    aborted: list = field(default_factory=list)  # read_committed: (producer id, first offset)
 
 
 class PartitionLock:
@@ -260,6 +262,10 @@ class PartitionLog:
                 offsets.append(next_offset)
                 next_offset += headers[i].last_offset_delta + 1
 
+            control_types = {}
+            for batch, h in zip(prepared, headers):
+                if h.is_control:
+                    control_types[h.base_offset] = rb.control_type_of(rb.decode_records(batch, 0, h)[0].key)
             position = seg.size
             write_all(fd, prepared, position)
 
@@ -285,12 +291,27 @@ class PartitionLog:
                 state.high_watermark = next_offset
                 self.store.put_segment(txn, self.topic, self.partition, seg)
                 self.store.put_partition_state(txn, self.topic, self.partition, state)
-                self.producer_state.update(txn, headers, now)
+                self.producer_state.update(txn, headers, now, control_types)
                 if on_publish is not None:
                     on_publish(txn, result, headers)
             if flush:
                 self.store.sync()
             return result
+
+    def append_marker(self, control_type: int, producer_id: int, producer_epoch: int,
+                      coordinator_epoch: int = 0) -> AppendResult:
+        """Write a transaction marker (COMMIT or ABORT), as the transaction coordinator does."""
+        batch = rb.encode_control_batch(control_type, producer_id=producer_id, producer_epoch=producer_epoch,
+                                        coordinator_epoch=coordinator_epoch, timestamp=self.clock())
+        return self.append([batch], origin_client=False)
+
+    def last_stable_offset(self, txn=None) -> int:
+        if txn is None:
+            with self.store.read() as txn:
+                return self.last_stable_offset(txn)
+        state = self.state(txn)
+        first = self.producer_state.first_unstable_offset(txn)
+        return state.high_watermark if first is None else min(first, state.high_watermark)
 
     def _prepare(self, batch, config: dict, now: int, origin_client: bool) -> bytearray:
         """Check one incoming batch as Kafka's LogValidator does; returns a mutable copy."""
@@ -421,19 +442,28 @@ class PartitionLog:
                 self._reader_fds[base] = fd
             return fd
 
-    def read(self, offset: int, max_bytes: int = DEFAULT_MAX_FETCH, upper: int | None = None) -> FetchResult:
+    def read(self, offset: int, max_bytes: int = DEFAULT_MAX_FETCH, upper: int | None = None,
+             read_committed: bool = False) -> FetchResult:
         """Whole batches starting with the one that holds ``offset``, up to about ``max_bytes``
-        (at least one batch), never past the high watermark (or ``upper`` when lower)."""
+        (at least one batch), never past the high watermark (or ``upper`` when lower).
+        ``read_committed`` stops at the last stable offset and lists the aborted
+        transactions that overlap what is returned, as Kafka's fetch does."""
         for _attempt in range(3):
             with self.store.read() as txn:
                 state = self.state(txn)
                 limit = state.high_watermark if upper is None else min(upper, state.high_watermark)
+                lso = self.last_stable_offset(txn)
+                aborted = []
+                if read_committed:
+                    limit = min(limit, lso)
+                    aborted = self.producer_state.aborted_transactions(txn, offset, limit)
                 if offset < state.log_start_offset or offset > state.log_end_offset:
                     raise OffsetOutOfRangeError(
                         f"offset {offset} is out of range for {self.name} "
                         f"(log start offset {state.log_start_offset}, log end offset {state.log_end_offset})"
                     )
-                empty = FetchResult(b"", state.high_watermark, state.log_start_offset, state.log_end_offset)
+                empty = FetchResult(b"", state.high_watermark, state.log_start_offset, state.log_end_offset,
+                                    last_stable_offset=lso)
                 if offset >= limit:
                     return empty
                 seg = self.store.segment_for_offset(txn, self.topic, self.partition, offset)
@@ -455,7 +485,7 @@ class PartitionLog:
             records, position = data
             return FetchResult(
                 records, state.high_watermark, state.log_start_offset, state.log_end_offset,
-                seg.base_offset, position,
+                seg.base_offset, position, lso, aborted,
             )
         raise OffsetOutOfRangeError(f"offset {offset} of {self.name} was deleted while being read")
 

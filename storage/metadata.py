@@ -14,6 +14,9 @@ partitions     pk                           ``PartitionState`` (struct ``PARTITI
 segments       pk + base offset int64 BE    ``SegmentInfo`` (struct ``SEGMENT_V1``)
 offset_index   pk + offset int64 BE         segment base int64, file position uint32
 time_index     pk + timestamp int64 BE      offset int64
+producers      pk + producer id int64 BE    producer state (see producer_state.py)
+txn_index      pk + first offset + pid      last offset int64 (aborted transactions)
+open_txns      pk + first offset + pid      empty (transactions open on the partition)
 =============  ===========================  ==============================================
 
 Durability: the environment is opened without a sync per commit (as Kafka leaves its
@@ -42,6 +45,7 @@ DATABASES = (
     b"members",
     b"offsets",
     b"txn_index",
+    b"open_txns",
     b"counters",
 )
 
@@ -239,7 +243,8 @@ class MetadataStore:
     def delete_partition_data(self, txn, topic: str) -> None:
         """Remove every partition-keyed entry of a topic from every partition database."""
         prefix = topic_prefix(topic)
-        for name in (b"partitions", b"segments", b"offset_index", b"time_index", b"producers", b"txn_index"):
+        for name in (b"partitions", b"segments", b"offset_index", b"time_index", b"producers", b"txn_index",
+                     b"open_txns"):
             cur = txn.cursor(db=self._dbs[name])
             if not cur.set_range(prefix):
                 continue

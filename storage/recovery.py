@@ -78,7 +78,9 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
                 state.high_watermark = state.log_end_offset
                 log.store.put_segment(txn, log.topic, log.partition, seg)
                 log.store.put_partition_state(txn, log.topic, log.partition, state)
-                log.producer_state.update(txn, adopt, log.clock())  # their retries are duplicates
+                markers = {h.base_offset: rb.control_type_of(rb.decode_records(buf, pos, h)[0].key)
+                           for pos, h in batches if h.is_control and start + pos >= seg.size}
+                log.producer_state.update(txn, adopt, log.clock(), markers)  # their retries are duplicates
             changed = True
     else:
         # published records were lost or damaged (machine crash): cut the log back

@@ -44,6 +44,7 @@ def open_broker(data_dir: str, *, create: bool = False) -> "Broker":
 
 EARLIEST = -2  # ListOffsets sentinels, as in Kafka's ListOffsetsRequest
 LATEST = -1
+LATEST_STABLE = -3  # kcli's name for "latest" under read_committed: the last stable offset
 
 
 class Broker:
@@ -62,6 +63,7 @@ class Broker:
         self._refs = 0
         self._closed = False
         self._topic_cache: dict[str, tuple] = {}
+        self._txn_coordinator = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -194,8 +196,18 @@ class Broker:
         with self.store.read() as txn:
             return log.producer_state.entries(txn)
 
-    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20) -> FetchResult:
-        return self.log(topic, partition).read(offset, max_bytes)
+    @property
+    def transactions(self):
+        """The transaction coordinator (shared by every producer of this process)."""
+        if self._txn_coordinator is None:
+            from .txn_coordinator import TransactionCoordinator
+
+            self._txn_coordinator = TransactionCoordinator(self)
+        return self._txn_coordinator
+
+    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20,
+              read_committed: bool = False) -> FetchResult:
+        return self.log(topic, partition).read(offset, max_bytes, read_committed=read_committed)
 
     def list_offsets(self, topic: str, partition: int, spec: int) -> tuple[int, int]:
         """(offset, timestamp) for EARLIEST, LATEST, or a timestamp: the first record at or
@@ -206,5 +218,7 @@ class Broker:
             return state.log_start_offset, -1
         if spec == LATEST:
             return state.high_watermark, -1
+        if spec == LATEST_STABLE:
+            return log.last_stable_offset(), -1
         found = log.offset_for_timestamp(spec)
         return found if found is not None else (-1, -1)

@@ -409,6 +409,13 @@ class GroupCoordinator:
         version, offset, epoch, ts = _OFFSET_V1.unpack_from(raw)
         return CommittedOffset(offset, raw[_OFFSET_V1.size:].decode("utf-8"), ts, epoch)
 
+    def put_offsets(self, group: str, offsets: dict) -> None:
+        """Offsets committed by a transaction (TxnOffsetCommit, made visible at its commit)."""
+        now = self.clock()
+        with self.store.write() as txn:
+            for (topic, partition), offset in offsets.items():
+                txn.put(_offset_key(group, topic, partition), _OFFSET_V1.pack(1, offset, -1, now), db=self._offsets)
+
     def alter_offsets(self, group: str, offsets: dict) -> None:
         """Set committed offsets from outside the group (reset-offsets): only while it is empty."""
         now = self.clock()
