@@ -17,6 +17,7 @@ from . import log as log_cmd
 from . import produce as produce_cmd
 from . import producers as producers_cmd
 from . import topic as topic_cmd
+from . import txn as txn_cmd
 
 app = typer.Typer(
     name="kcli",
@@ -53,6 +54,7 @@ app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)
 app.add_typer(group_cmd.app, name="group")
 app.add_typer(producers_cmd.app, name="producers")
+app.add_typer(txn_cmd.app, name="transactions")
 app.add_typer(log_cmd.app, name="log")
 
 

@@ -27,6 +27,7 @@ def consume(
     auto_commit_interval_ms: Optional[int] = typer.Option(None, "--auto-commit-interval-ms", help="With --commit auto (default 5000)."),
     assignor: Optional[str] = typer.Option(None, "--assignor", help="With --group: range, roundrobin, sticky or cooperative-sticky (default: range, cooperative-sticky)."),
     config: List[str] = typer.Option([], "-X", "--consumer-config", help="Any consumer config key=value (repeatable), e.g. -X session.timeout.ms=6000."),
+    isolation_level: str = typer.Option("read_uncommitted", "--isolation-level", help="read_uncommitted (everything up to the high watermark, Kafka's default) or read_committed (only committed transactions, up to the last stable offset)."),
     stats: bool = typer.Option(False, "--stats", help="At the end, print records, seconds and records/s on stderr."),
 ) -> None:
     """Read records from a topic.
@@ -36,13 +37,17 @@ def consume(
     kcli consume orders --follow --output json
     """
     started = time.perf_counter()
+    if isolation_level not in ("read_uncommitted", "read_committed"):
+        raise fail("--isolation-level must be read_uncommitted or read_committed", 2)
+    config = list(config) + [f"isolation.level={isolation_level}"]
     if group is not None:
         count = _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output,
                                timeout, commit, auto_commit_interval_ms, assignor, config)
     else:
-        if config:
+        if len(config) > 1:
             raise fail("-X consumer configs go with --group", 2)
-        count = _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout)
+        count = _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout,
+                         isolation_level)
     if stats:
         elapsed = time.perf_counter() - started
         sys.stderr.write(f"{count} record(s) in {elapsed:.2f} s ({count / elapsed if elapsed else 0:,.0f} records/s)\n")
@@ -60,7 +65,8 @@ def _parse_offset(text: str):
 
 
 @handle_errors
-def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout) -> None:
+def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout,
+             isolation_level="read_uncommitted") -> int:
     check_output(output)
     if max_messages is not None and max_messages < 0:
         raise fail("--max-messages must not be negative", 2)
@@ -75,7 +81,7 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
 
     render = compile_format(fmt) if fmt is not None else None
     consumer = Consumer({"auto.offset.reset": "earliest" if start == "beginning" else "latest",
-                         "enable.auto.commit": False}, data_dir=data_dir(ctx))
+                         "enable.auto.commit": False, "isolation.level": isolation_level}, data_dir=data_dir(ctx))
     try:
         parts = [TopicPartition(topic, partition)] if partition is not None else consumer.partitions_for_topic(topic)
         consumer.assign(parts)

@@ -76,6 +76,10 @@ def produce(
     compression: Optional[str] = typer.Option(None, "--compression", "-z", help="none, gzip, snappy, lz4 or zstd."),
     partitioner: Optional[str] = typer.Option(None, "--partitioner", help="default (murmur2 keys, sticky otherwise), round_robin, or module:function."),
     inject_fault: Optional[str] = typer.Option(None, "--inject-fault", help="Fail produce requests on purpose, e.g. ack-lost=0.3,seed=1 (kinds: ack-lost, ack-timeout, fail-before)."),
+    idempotent: Optional[bool] = typer.Option(None, "--idempotent/--no-idempotent", help="Idempotent producer (default on, as in Kafka)."),
+    transactional_id: Optional[str] = typer.Option(None, "--transactional-id", help="Write in transactions under this transactional.id (fences an older producer with the same id)."),
+    transaction_size: Optional[int] = typer.Option(None, "--transaction-size", help="With --transactional-id: commit every N records (default: one transaction for all input)."),
+    abort: bool = typer.Option(False, "--abort", help="With --transactional-id: abort every transaction instead of committing (for demos)."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP + "; the closing summary"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary unless something failed."),
 ) -> None:
@@ -86,12 +90,14 @@ def produce(
     kcli produce orders --input-format json --file records.jsonl
     """
     _produce(ctx, topic, value, key, key_separator, header, partition, file, input_format, config, acks,
-             linger_ms, batch_size, compression, partitioner, inject_fault, output, quiet)
+             linger_ms, batch_size, compression, partitioner, inject_fault, output, quiet, idempotent,
+             transactional_id, transaction_size, abort)
 
 
 @handle_errors
 def _produce(ctx, topic, value, key, key_separator, header, partition, file, input_format, config, acks,
-             linger_ms, batch_size, compression, partitioner, inject_fault, output, quiet) -> None:
+             linger_ms, batch_size, compression, partitioner, inject_fault, output, quiet, idempotent=None,
+             transactional_id=None, transaction_size=None, abort=False) -> None:
     check_output(output)
     if input_format not in ("lines", "json"):
         raise fail(f"--input-format must be lines or json, not {input_format!r}", 2)
@@ -100,7 +106,8 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     configs: dict = parse_kv(config, "-X")
     for name, flag in (("acks", acks), ("linger.ms", linger_ms), ("batch.size", batch_size),
                        ("compression.type", compression), ("partitioner.class", partitioner),
-                       ("kcli.inject.fault", inject_fault)):
+                       ("kcli.inject.fault", inject_fault), ("enable.idempotence", idempotent),
+                       ("transactional.id", transactional_id)):
         if flag is not None:
             configs[name] = flag
     headers = []  # duplicates and order are kept, as Kafka allows
@@ -110,6 +117,10 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
             raise fail(f"--header {pair!r} should be key=value", 2)
         headers.append((k, v.encode("utf-8")))
     key_b = key.encode("utf-8") if key is not None else None
+    if (transaction_size is not None or abort) and transactional_id is None:
+        raise fail("--transaction-size and --abort go with --transactional-id", 2)
+    if transaction_size is not None and transaction_size < 1:
+        raise fail("--transaction-size must be at least 1", 2)
 
     from ..producer import Producer
 
@@ -119,10 +130,13 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     producer = Producer(configs, data_dir=data_dir(ctx))
     failed_input: Optional[str] = None
     progress = None
+    txn = _Transactions(producer, transaction_size, abort) if transactional_id is not None else None
     try:
         producer.partitions_for(topic)  # UNKNOWN_TOPIC_OR_PARTITION before reading anything
         if partition is not None:
             producer._choose_partition(topic, None, None, partition, 0)
+        if txn is not None:
+            txn.start()
         if value is not None:
             future = producer.send(topic, value.encode("utf-8"), key=key_b, partition=partition, headers=headers)
             producer.flush()
@@ -131,7 +145,9 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
             progress = _progress(total)
             on_bytes = (lambda n: progress[0].advance(progress[1], n)) if progress else None
             failed_input = _send_input(producer, topic, stream, on_bytes, input_format, key_b,
-                                       key_separator, headers, partition)
+                                       key_separator, headers, partition, txn)
+        if txn is not None:
+            txn.finish()
         producer.flush()
     except BaseException:
         if progress:
@@ -146,7 +162,7 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     producer.close()
     elapsed = time.perf_counter() - started
     stats = producer.stats
-    _summary(topic, stats, elapsed, output, quiet)
+    _summary(topic, stats, elapsed, output, quiet, txn.done if txn is not None else None)
     if failed_input:
         raise fail(failed_input)
     if stats.records_failed:
@@ -154,64 +170,118 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
         raise fail(f"{stats.records_failed} record(s) were not written ({names})")
 
 
-def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_separator, headers, partition):
+class _Transactions:
+    """Commit (or abort) every N records, or once at the end of the input."""
+
+    def __init__(self, producer, size, abort) -> None:
+        self.producer, self.size, self.abort = producer, size, abort
+        self.in_txn = 0
+        self.done = {"committed": 0, "aborted": 0}
+
+    def start(self) -> None:
+        self.producer.init_transactions()
+        self.producer.begin_transaction()
+
+    def end(self) -> None:
+        if self.abort:
+            self.producer.abort_transaction()
+            self.done["aborted"] += 1
+        else:
+            self.producer.commit_transaction()
+            self.done["committed"] += 1
+        self.in_txn = 0
+
+    def room(self) -> int | None:
+        return None if self.size is None else self.size - self.in_txn
+
+    def sent(self, n: int) -> None:
+        self.in_txn += n
+        if self.size is not None and self.in_txn >= self.size:
+            self.end()
+            self.producer.begin_transaction()
+
+    def finish(self) -> None:
+        if self.in_txn or (self.done["committed"] + self.done["aborted"]) == 0:
+            self.end()
+        else:
+            self.producer.abort_transaction()  # the empty transaction begun last: nothing in it
+
+
+def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_separator, headers, partition,
+                txn=None):
     """Send every input line; returns an error message for a malformed line (nothing of the
     chunk holding it is sent), or None."""
-    from storage.errors import KafkaError, UnknownTopicOrPartitionError
-
     line_no = 0
     sent = 0
-    for lines in _line_chunks(stream, on_bytes):
-        if input_format == "json":
-            from ..formats import record_from_json
-
-            parsed = []
-            partitions = producer.partitions_for(topic)
-            for i, line in enumerate(lines):
-                if not line.strip():
-                    continue
-                try:
-                    r = record_from_json(line)
-                    if r["partition"] is not None and not 0 <= r["partition"] < partitions:
-                        raise ValueError(str(UnknownTopicOrPartitionError(
-                            f"partition {r['partition']} of topic '{topic}' does not exist "
-                            f"(it has partitions 0..{partitions - 1})")))
-                except ValueError as exc:
-                    return f"line {line_no + i + 1}: {exc}; {sent} record(s) before it were written"
-                parsed.append((line_no + i + 1, r))
-            for number, r in parsed:
-                try:
-                    producer.send(topic, r["value"], key=r["key"] if r["key"] is not None else key_b,
-                                  partition=r["partition"] if r["partition"] is not None else partition,
-                                  timestamp=r["timestamp"], headers=list(headers) + r["headers"])
-                except KafkaError as exc:
-                    return f"line {number}: {exc}; {sent} record(s) before it were written"
-                sent += 1
-        elif key_separator is not None:
-            sep = key_separator.encode("utf-8")
-            counts = list(map(methodcaller("count", sep), lines))
-            if counts.count(1) == len(counts) and b"\n" not in sep:
-                # one separator per line: split the whole chunk at once, keys and values alternate
-                parts = sep.join(lines).split(sep)
-                keys, values = parts[0::2], parts[1::2]
-            else:
-                if 0 in counts:
-                    i = counts.index(0)
-                    return (f"line {line_no + i + 1}: no key separator {key_separator!r} found; "
-                            f"{sent} record(s) before it were written")
-                pairs = [line.split(sep, 1) for line in lines]
-                keys, values = (list(column) for column in zip(*pairs))
-            producer.send_many(topic, values, keys=keys, headers=headers, partition=partition)
-            sent += len(values)
-        else:
-            keys = [key_b] * len(lines) if key_b is not None else None
-            producer.send_many(topic, lines, keys=keys, headers=headers, partition=partition)
+    for block in _line_chunks(stream, on_bytes):
+        # a transaction boundary can fall inside a chunk: cut the chunk there
+        room = txn.room() if txn is not None else None
+        pieces = [block] if room is None or room >= len(block) else \
+            [block[:room]] + [block[i:i + txn.size] for i in range(room, len(block), txn.size)]
+        for lines in pieces:
+            error = _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_separator,
+                                headers, partition)
+            if error is not None:
+                return error
             sent += len(lines)
-        line_no += len(lines)
+            line_no += len(lines)
+            if txn is not None:
+                txn.sent(len(lines))
     return None
 
 
-def _summary(topic, stats, elapsed, output, quiet) -> None:
+def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_separator, headers, partition):
+    """Send one run of lines; an error message for a malformed line (nothing of the run is
+    sent), or None."""
+    from storage.errors import KafkaError, UnknownTopicOrPartitionError
+
+    if input_format == "json":
+        from ..formats import record_from_json
+
+        parsed = []
+        partitions = producer.partitions_for(topic)
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                r = record_from_json(line)
+                if r["partition"] is not None and not 0 <= r["partition"] < partitions:
+                    raise ValueError(str(UnknownTopicOrPartitionError(
+                        f"partition {r['partition']} of topic '{topic}' does not exist "
+                        f"(it has partitions 0..{partitions - 1})")))
+            except ValueError as exc:
+                return f"line {line_no + i + 1}: {exc}; {sent} record(s) before it were written"
+            parsed.append((line_no + i + 1, r))
+        for number, r in parsed:
+            try:
+                producer.send(topic, r["value"], key=r["key"] if r["key"] is not None else key_b,
+                              partition=r["partition"] if r["partition"] is not None else partition,
+                              timestamp=r["timestamp"], headers=list(headers) + r["headers"])
+            except KafkaError as exc:
+                return f"line {number}: {exc}; {sent} record(s) before it were written"
+            sent += 1
+    elif key_separator is not None:
+        sep = key_separator.encode("utf-8")
+        counts = list(map(methodcaller("count", sep), lines))
+        if counts.count(1) == len(counts) and b"\n" not in sep:
+            # one separator per line: split the whole chunk at once, keys and values alternate
+            parts = sep.join(lines).split(sep)
+            keys, values = parts[0::2], parts[1::2]
+        else:
+            if 0 in counts:
+                i = counts.index(0)
+                return (f"line {line_no + i + 1}: no key separator {key_separator!r} found; "
+                        f"{sent} record(s) before it were written")
+            pairs = [line.split(sep, 1) for line in lines]
+            keys, values = (list(column) for column in zip(*pairs))
+        producer.send_many(topic, values, keys=keys, headers=headers, partition=partition)
+    else:
+        keys = [key_b] * len(lines) if key_b is not None else None
+        producer.send_many(topic, lines, keys=keys, headers=headers, partition=partition)
+    return None
+
+
+def _summary(topic, stats, elapsed, output, quiet, transactions=None) -> None:
     rate = stats.records_sent / elapsed if elapsed > 0 else 0.0
     per_partition = {str(p): ps.records for (t, p), ps in sorted(stats.partitions.items())}
     if output == "json":
@@ -220,6 +290,7 @@ def _summary(topic, stats, elapsed, output, quiet) -> None:
             "batches": stats.batches, "bytes": stats.bytes, "partitions": per_partition,
             "retries": stats.retries, "duplicates": stats.duplicates, "errors": stats.errors,
             "seconds": round(elapsed, 3), "records_per_second": round(rate),
+            **({"transactions": transactions} if transactions is not None else {}),
         })
         return
     if quiet and not stats.records_failed:
@@ -228,4 +299,6 @@ def _summary(topic, stats, elapsed, output, quiet) -> None:
     line = (f"{stats.records_sent} record(s) to {topic} in {stats.batches} batch(es), {stats.bytes} bytes, "
             f"{elapsed:.2f} s ({rate:,.0f} records/s); partitions {parts}; "
             f"retries {stats.retries}, duplicates {stats.duplicates}, failed {stats.records_failed}")
+    if transactions is not None:
+        line += f"; transactions committed {transactions['committed']}, aborted {transactions['aborted']}"
     sys.stderr.write(line + "\n")

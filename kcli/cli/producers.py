@@ -32,7 +32,7 @@ def describe(
             for pid, entry in sorted(broker.describe_producers(topic, p).items()):
                 rows.append({"partition": p, "producer_id": pid, "producer_epoch": entry.epoch,
                              "last_sequence": entry.last_seq, "last_timestamp": entry.last_timestamp,
-                             "current_transaction_start_offset": None})
+                             "current_transaction_start_offset": entry.txn_first_offset if entry.txn_first_offset >= 0 else None})
     finally:
         broker.release()
     if output == "json":
@@ -41,5 +41,6 @@ def describe(
         return
     table(None, ["Partition", "ProducerId", "ProducerEpoch", "LastSequence", "LastTimestamp",
                  "CurrentTransactionStartOffset"],
-          [[r["partition"], r["producer_id"], r["producer_epoch"], r["last_sequence"], r["last_timestamp"], "-"]
+          [[r["partition"], r["producer_id"], r["producer_epoch"], r["last_sequence"], r["last_timestamp"],
+            "-" if r["current_transaction_start_offset"] is None else r["current_transaction_start_offset"]]
            for r in rows])
