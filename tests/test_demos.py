@@ -47,3 +47,14 @@ def test_auto_commit_hazard_demo_rereads_with_auto_commit_and_not_with_sync_comm
     assert set(found) == {"auto", "sync"}, out
     assert found["auto"] == (1000, 1200, 1000)  # everything since the last (never made) commit comes again
     assert found["sync"] == (1000, 200, 0)  # committed after processing: only the new records
+
+
+def test_transactions_demo_shows_committed_whole_aborted_never_and_zombie_fenced():
+    out = run_demo("transactions.sh")
+    lines = out.splitlines()
+    before = lines.index("== before the zombie is fenced")
+    assert lines[before + 1] == "read_committed: alice -30;bob +30;"
+    assert lines[before + 2] == "read_uncommitted: alice +5;alice -30;bob +30;bob -70;carol +70;carol -5;"
+    after = [line for line in lines if line.startswith("read_committed:")][-1]
+    assert after == "read_committed: alice -1;alice -30;bob +30;dave +1;"  # the zombie's transfer never shows
+    assert "CompleteCommit" in out
