@@ -506,9 +506,7 @@ def decode_fetch(tp: TopicPartition, data, position: int, check_crcs: bool = Tru
             continue
         if h.is_control:
             continue
-        tt = h.timestamp_type
-        records = rb.decode_records(
-            data, pos, h, lambda o, ts, k, v, hs: ConsumerRecord(topic, partition, o, ts, tt, k, v, hs))
+        records = rb.decode_records(data, pos, h, ConsumerRecord, topic, partition)
         if h.base_offset < position:
             records = [r for r in records if r[2] >= position]
         out.extend(records)

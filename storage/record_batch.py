@@ -496,28 +496,30 @@ def records_bytes(buf, pos: int, header: BatchHeader) -> bytes | memoryview:
     return data
 
 
-def decode_records(buf, pos: int, header: BatchHeader, make=None) -> list:
+def decode_records(buf, pos: int, header: BatchHeader, make=None, topic=None, partition=None) -> list:
     """All records of the batch at ``pos``, with absolute offsets and timestamps.
 
     With LogAppendTime every record reports the batch's maxTimestamp, as Kafka's consumer does.
-    ``make(offset, timestamp, key, value, headers)`` builds each record (default ``Record``),
-    so a client can build its own record type without an intermediate object.
+    ``make(offset, timestamp, key, value, headers)`` builds each record (default ``Record``);
+    with ``topic`` given, ``make(topic, partition, offset, timestamp, timestamp_type, key,
+    value, headers)`` — a client's own record type, built without an intermediate object.
     """
     try:
-        return _decode_records(records_bytes(buf, pos, header), header, make or Record)
+        return _decode_records(records_bytes(buf, pos, header), header, make or Record, topic, partition)
     except (IndexError, ValueError, struct.error) as exc:
         raise CorruptRecordError(
             f"offset {header.base_offset} position {pos}: malformed records ({exc})"
         ) from None
 
 
-def _decode_records(data, header: BatchHeader, make=Record) -> list:
+def _decode_records(data, header: BatchHeader, make=Record, topic=None, partition=None) -> list:
     # Hot path: one-byte varints (lengths < 64, small deltas) are decoded inline.
     data = bytes(data)  # indexing bytes is cheaper than indexing a memoryview
     base_offset = header.base_offset
     base_ts = header.base_timestamp
     log_append = header.attributes & TIMESTAMP_TYPE_BIT
     max_ts = header.max_timestamp
+    ts_type = LOG_APPEND_TIME if log_append else CREATE_TIME
     out = []
     append = out.append
     pos = 0
@@ -544,6 +546,10 @@ def _decode_records(data, header: BatchHeader, make=Record) -> list:
         if b < 0x80:
             od = (b >> 1) ^ -(b & 1)
             pos += 1
+        elif data[pos + 1] < 0x80:
+            u = (b & 0x7F) | (data[pos + 1] << 7)
+            od = (u >> 1) ^ -(u & 1)
+            pos += 2
         else:
             od, pos = decode_varint(data, pos)
         b = data[pos]
@@ -592,7 +598,11 @@ def _decode_records(data, header: BatchHeader, make=Record) -> list:
             headers = tuple(headers)
         if pos != end:
             raise ValueError(f"record at offset delta {od} does not end where its length says")
-        append(make(base_offset + od, max_ts if log_append else base_ts + ts_delta, key, value, headers))
+        if topic is None:
+            append(make(base_offset + od, max_ts if log_append else base_ts + ts_delta, key, value, headers))
+        else:
+            append(make(topic, partition, base_offset + od, max_ts if log_append else base_ts + ts_delta,
+                        ts_type, key, value, headers))
     if pos != len(data):
         raise ValueError(f"{len(data) - pos} bytes after the last record")
     return out
