@@ -772,6 +772,7 @@ class Producer:
     def _end_transaction(self, commit: bool) -> None:
         self._check_transaction("commit" if commit else "abort")
         self.flush()
+        self._check_transaction("commit" if commit else "abort")  # fenced while flushing?
         if commit and self._txn_error is not None:
             error = self._txn_error
             raise TransactionAbortableError(
