@@ -306,24 +306,7 @@ class Consumer:
 
     def poll(self, timeout: float = 0.0, max_records: int | None = None) -> list[ConsumerRecord]:
         """Records from the assigned partitions, waiting up to ``timeout`` seconds for some."""
-        self._check_open()
-        limit = max_records or self.config["max.poll.records"]
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            records = []
-            if self._group is not None:
-                self._maybe_auto_commit()
-                if self._group.ensure_active():
-                    records = self._collect(limit)
-                else:
-                    delay = 0.01
-            else:
-                records = self._collect(limit)
-            if records or time.monotonic() >= deadline:
-                return records
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.1)
+        return self._poll_loop(self._collect, timeout, max_records)
 
     def poll_values(self, timeout: float = 0.0, max_records: int | None = None) -> list:
         """Like ``poll``, but only the values (bytes, or None for a tombstone), in the same
@@ -331,31 +314,39 @@ class Consumer:
 
         The fast path for tools that print values: no record objects are built.
         """
+        return self._poll_loop(self._collect_values, timeout, max_records)
+
+    def _poll_loop(self, collect, timeout: float, max_records: int | None) -> list:
+        """Keep the group membership going (and auto-commit), collect, back off until the deadline."""
         self._check_open()
         limit = max_records or self.config["max.poll.records"]
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
-            values = []
+            out = []
             ready = True
             if self._group is not None:
                 self._maybe_auto_commit()
                 ready = self._group.ensure_active()
             if ready:
-                values = self._collect_values(limit)
-            if values or time.monotonic() >= deadline:
-                return values
+                out = collect(limit)
+            if out or time.monotonic() >= deadline:
+                return out
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.1)
 
-    def _collect_values(self, limit: int) -> list:
-        out: list = []
+    def _partitions_in_turn(self) -> list[TopicPartition]:
+        """Assigned, unpaused partitions, starting one further each call so none starves."""
         parts = [tp for tp, st in self._assigned.items() if not st.paused]
         if not parts:
-            return out
+            return parts
         start = self._next % len(parts)
         self._next += 1
-        for tp in parts[start:] + parts[:start]:
+        return parts[start:] + parts[:start]
+
+    def _collect_values(self, limit: int) -> list:
+        out: list = []
+        for tp in self._partitions_in_turn():
             st = self._assigned[tp]
             if st.records:  # records buffered by poll(): hand their values over first
                 st.values = [r.value for r in st.records]
@@ -429,12 +420,7 @@ class Consumer:
 
     def _collect(self, limit: int) -> list[ConsumerRecord]:
         out: list[ConsumerRecord] = []
-        parts = [tp for tp, st in self._assigned.items() if not st.paused]
-        if not parts:
-            return out
-        start = self._next % len(parts)
-        self._next += 1
-        for tp in parts[start:] + parts[:start]:
+        for tp in self._partitions_in_turn():
             st = self._assigned[tp]
             if not st.records:
                 self._fill(tp, st)

@@ -314,20 +314,10 @@ def encode_values(
         prefixes = [get(n, count)[od] for od, n in enumerate(lengths)]
         body = b"".join(chain.from_iterable(zip(prefixes, values, _NO_HEADERS_LIST(count))))
     return _finish(
-        body,
-        count,
-        base_offset=base_offset,
-        base_timestamp=timestamp,
-        max_timestamp=timestamp,
-        codec=compression_type,
-        compression_level=compression_level,
-        timestamp_type=CREATE_TIME,
-        transactional=transactional,
-        control=False,
-        producer_id=producer_id,
-        producer_epoch=producer_epoch,
-        base_sequence=base_sequence,
-        partition_leader_epoch=partition_leader_epoch,
+        body, count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
+        codec=compression_type, compression_level=compression_level, timestamp_type=CREATE_TIME,
+        transactional=transactional, control=False, producer_id=producer_id, producer_epoch=producer_epoch,
+        base_sequence=base_sequence, partition_leader_epoch=partition_leader_epoch,
     )
 
 
@@ -365,20 +355,10 @@ def encode_keyed(
         body = 3 + len(odv) + len(kv) + kl + len(vv) + vl
         extend(((small[body] if body < size else encode_varint(body)) + b"\x00\x00" + odv + kv, k, vv, v, b"\x00"))
     return _finish(
-        b"".join(parts),
-        count,
-        base_offset=base_offset,
-        base_timestamp=timestamp,
-        max_timestamp=timestamp,
-        codec=compression_type,
-        compression_level=compression_level,
-        timestamp_type=CREATE_TIME,
-        transactional=transactional,
-        control=False,
-        producer_id=producer_id,
-        producer_epoch=producer_epoch,
-        base_sequence=base_sequence,
-        partition_leader_epoch=partition_leader_epoch,
+        b"".join(parts), count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
+        codec=compression_type, compression_level=compression_level, timestamp_type=CREATE_TIME,
+        transactional=transactional, control=False, producer_id=producer_id, producer_epoch=producer_epoch,
+        base_sequence=base_sequence, partition_leader_epoch=partition_leader_epoch,
     )
 
 
