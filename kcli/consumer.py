@@ -47,7 +47,7 @@ class NoOffsetForPartitionError(KafkaError):
 class _PartitionFetch:
     """What the consumer holds for one assigned partition."""
 
-    __slots__ = ("position", "records", "paused", "values", "values_offsets")
+    __slots__ = ("position", "records", "paused", "values", "values_offsets", "values_make")
 
     def __init__(self) -> None:
         self.position: int | None = None
@@ -55,6 +55,7 @@ class _PartitionFetch:
         self.paused = False
         self.values: list = []  # poll_values' buffer: values, and the offset after each
         self.values_offsets: list = []
+        self.values_make = None  # what built ``values``: None for plain values
 
 
 class Consumer:
@@ -316,6 +317,12 @@ class Consumer:
         """
         return self._poll_loop(self._collect_values, timeout, max_records)
 
+    def poll_made(self, make, timeout: float = 0.0, max_records: int | None = None) -> list:
+        """Like ``poll``, but each record is ``make(topic, partition, offset, timestamp,
+        timestamp_type, key, value, headers)``, built straight from the batch (e.g. an
+        output line), so no record object is made on the way."""
+        return self._poll_loop(lambda limit: self._collect_values(limit, make), timeout, max_records)
+
     def _poll_loop(self, collect, timeout: float, max_records: int | None) -> list:
         """Keep the group membership going (and auto-commit), collect, back off until the deadline."""
         self._check_open()
@@ -344,16 +351,19 @@ class Consumer:
         self._next += 1
         return parts[start:] + parts[:start]
 
-    def _collect_values(self, limit: int) -> list:
+    def _collect_values(self, limit: int, make=None) -> list:
         out: list = []
         for tp in self._partitions_in_turn():
             st = self._assigned[tp]
-            if st.records:  # records buffered by poll(): hand their values over first
-                st.values = [r.value for r in st.records]
+            if st.records:  # records buffered by poll(): hand them over first
+                st.values = [r.value if make is None else make(*r) for r in st.records]
                 st.values_offsets = [r.offset + 1 for r in st.records]
+                st.values_make = make
                 st.records = []
+            if st.values and st.values_make is not make:  # built another way: fetch again
+                st.values, st.values_offsets = [], []
             if not st.values:
-                self._fill_values(tp, st)
+                self._fill_values(tp, st, make)
             if st.values:
                 n = min(len(st.values), limit - len(out))
                 out.extend(st.values[:n])
@@ -364,7 +374,7 @@ class Consumer:
                     break
         return out
 
-    def _fill_values(self, tp: TopicPartition, st: _PartitionFetch) -> None:
+    def _fill_values(self, tp: TopicPartition, st: _PartitionFetch, make=None) -> None:
         if st.position is None:
             self._init_position(tp, st)
         fetched = self._fetch(tp, st)
@@ -386,20 +396,23 @@ class Consumer:
             if h.is_control or h.last_offset < position:
                 continue
             if h.records_count == h.last_offset_delta + 1:
-                batch_values = rb.decode_values(data, pos, h)
+                if make is None:
+                    batch_values = rb.decode_values(data, pos, h)
+                else:
+                    batch_values = rb.decode_records(data, pos, h, make, tp.topic, tp.partition)
                 skip = position - h.base_offset if h.base_offset < position else 0
                 if skip:
                     batch_values = batch_values[skip:]
                 values.extend(batch_values)
                 offsets.extend(range(h.base_offset + skip + 1, h.next_offset + 1))
             else:  # offsets with gaps (a compacted batch): take the careful path
-                for r in rb.decode_records(data, pos, h):
+                for r in rb.decode_records(data, pos, h, ConsumerRecord, tp.topic, tp.partition):
                     if r.offset >= position:
-                        values.append(r.value)
+                        values.append(r.value if make is None else make(*r))
                         offsets.append(r.offset + 1)
         if values:
             offsets[-1] = next_position  # past trailing control batches too
-            st.values, st.values_offsets = values, offsets
+            st.values, st.values_offsets, st.values_make = values, offsets, make
         else:
             st.position = next_position
 

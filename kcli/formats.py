@@ -215,3 +215,33 @@ def records_to_json_lines(records) -> str:
                f'"key": {k}, "value": {v}, "headers": []}}')
     out.append("")
     return "\n".join(out)
+
+
+def json_line_maker():
+    """A record factory for ``Consumer.poll_made``: each record becomes its JSON line
+    (the text ``record_to_json_line`` gives), built straight from the decoded fields."""
+    from json.encoder import encode_basestring_ascii as quote
+
+    from .consumer import ConsumerRecord
+
+    prefixes: dict = {}
+    types = ("CreateTime", "LogAppendTime")
+
+    def make(topic, partition, offset, timestamp, timestamp_type, key, value, headers):
+        if not headers:
+            try:
+                k = "null" if key is None else quote(key.decode())
+                v = "null" if value is None else quote(value.decode())
+            except UnicodeDecodeError:
+                pass
+            else:
+                prefix = prefixes.get((topic, partition))
+                if prefix is None:
+                    prefix = prefixes[(topic, partition)] = \
+                        f'{{"topic": {quote(topic)}, "partition": {partition}, "offset": '
+                return (f'{prefix}{offset}, "timestamp": {timestamp}, "timestamp_type": "{types[timestamp_type]}", '
+                        f'"key": {k}, "value": {v}, "headers": []}}')
+        return record_to_json_line(
+            ConsumerRecord(topic, partition, offset, timestamp, timestamp_type, key, value, headers))
+
+    return make

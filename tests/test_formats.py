@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kcli.consumer import ConsumerRecord
-from kcli.formats import compile_format, record_from_json, record_to_json, record_to_json_line, records_to_json_lines
+from kcli.formats import (compile_format, json_line_maker, record_from_json, record_to_json, record_to_json_line,
+                          records_to_json_lines)
 
 maybe_bytes = st.one_of(st.none(), st.binary(max_size=30), st.text(max_size=10).map(str.encode))
 
@@ -18,6 +19,7 @@ def test_fast_json_line_is_exactly_json_dumps_of_the_envelope(topic, p, o, ts, t
     r = ConsumerRecord(topic, p, o, ts, tt, k, v, tuple(h))
     assert record_to_json_line(r) == json.dumps(record_to_json(r))
     assert records_to_json_lines([r, r]) == (json.dumps(record_to_json(r)) + "\n") * 2
+    assert json_line_maker()(*r) == json.dumps(record_to_json(r))
 
 
 @settings(max_examples=300)

@@ -77,9 +77,9 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
     from storage.errors import OffsetOutOfRangeError
 
     from ..consumer import Consumer, TopicPartition
-    from ..formats import compile_format, record_to_json
+    from ..formats import compile_format, json_line_maker
 
-    render = compile_format(fmt) if fmt is not None else None
+    render = compile_format(fmt) if fmt is not None else (json_line_maker() if output == "json" else None)
     consumer = Consumer({"auto.offset.reset": "earliest" if start == "beginning" else "latest",
                          "enable.auto.commit": False, "isolation.level": isolation_level}, data_dir=data_dir(ctx))
     try:
@@ -127,17 +127,19 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
 
 
 def _poll(consumer, timeout: float, limit: int, output: str, render):
-    """Plain value output needs only values: the consumer's fast path skips building records."""
+    """Plain values and JSON lines are built straight from the batches (no record objects);
+    for JSON, ``render`` is the line maker."""
     if output == "text" and render is None:
         return consumer.poll_values(timeout=timeout, max_records=limit)
+    if output == "json":
+        return consumer.poll_made(render, timeout=timeout, max_records=limit)
     return consumer.poll(timeout=timeout, max_records=limit)
 
 
 def _write(out, records, output: str, render) -> None:
-    if output == "json":
-        from ..formats import records_to_json_lines
-
-        out.write(records_to_json_lines(records).encode("utf-8"))
+    if output == "json":  # lines made by the consumer (see _poll)
+        records.append("")
+        out.write("\n".join(records).encode("utf-8"))
     elif render is not None:
         out.write(b"".join(map(render, records)))
     else:  # values from poll_values
@@ -161,9 +163,9 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
     import signal
 
     from ..consumer import Consumer
-    from ..formats import compile_format
+    from ..formats import compile_format, json_line_maker
 
-    render = compile_format(fmt) if fmt is not None else None
+    render = compile_format(fmt) if fmt is not None else (json_line_maker() if output == "json" else None)
     configs: dict = {"group.id": group, "enable.auto.commit": commit == "auto",
                      "auto.offset.reset": "earliest" if from_beginning else "latest"}
     if auto_commit_interval_ms is not None:
