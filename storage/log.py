@@ -231,6 +231,8 @@ class PartitionLog:
                 state, seg = self._load_active()
             elif now - self._last_retention_check >= 30_000:
                 self._last_retention_check = now
+                with self.store.write() as txn:
+                    self.producer_state.expire(txn, now)
                 if enforce_retention(self, config, now):
                     state, seg = self._load_active()
                     fd = self._writer(seg.base_offset)

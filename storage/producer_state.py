@@ -239,6 +239,16 @@ class ProducerStateManager:
                     out.append((pid, first))
         return out
 
+    def expire(self, txn, now: int) -> int:
+        """Forget producers idle for producer.id.expiration.ms with no open transaction here
+        (checked at most every 30 s per partition, on the append path). Returns how many."""
+        gone = 0
+        for pid, entry in self.entries(txn).items():
+            if entry.txn_first_offset < 0 and now - entry.last_timestamp > PRODUCER_ID_EXPIRATION_MS:
+                txn.delete(int64_key(self._pk, pid), db=self._db)
+                gone += 1
+        return gone
+
     def truncate_from(self, txn, offset: int) -> None:
         """The log was cut back to ``offset``: forget batches at or past it, so that their
         retries are written again rather than answered as duplicates."""
