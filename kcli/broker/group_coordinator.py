@@ -187,6 +187,16 @@ class GroupCoordinator:
             raise UnknownMemberIdError(f"member {member_id} is not in group {group}")
         return g["members"][member_id]
 
+    @staticmethod
+    def _generation_error(g: dict, group: str, generation: int, member_id: str):
+        """What SyncGroup and Heartbeat answer a known member that is not in step, or None."""
+        if g["state"] == PREPARING:
+            return RebalanceInProgressError(f"group {group} is rebalancing: rejoin")
+        if generation != g["generation"]:
+            return IllegalGenerationError(
+                f"generation {generation} of member {member_id} is not the group's {g['generation']}")
+        return None
+
     # -- requests -------------------------------------------------------------------------
 
     def join_group(self, group: str, member_id: str | None, *, client_id: str = "", instance_id: str | None = None,
@@ -288,13 +298,8 @@ class GroupCoordinator:
                     self._save(txn, group, g)  # keep the expiries just made
                 raise
             m["last_heartbeat"] = now
-            if g["state"] == PREPARING:
-                error = RebalanceInProgressError(f"group {group} is rebalancing: rejoin")
-            elif generation != g["generation"]:
-                error = IllegalGenerationError(
-                    f"generation {generation} of member {member_id} is not the group's {g['generation']}"
-                )
-            else:
+            error = self._generation_error(g, group, generation, member_id)
+            if error is None:
                 if g["state"] == COMPLETING and member_id == g["leader"] and assignments is not None:
                     for mid, mm in g["members"].items():
                         mm["assignment"] = [list(tp) for tp in assignments.get(mid, [])]
@@ -318,12 +323,7 @@ class GroupCoordinator:
             try:
                 m = self._check_member(g, group, member_id, instance_id)
                 m["last_heartbeat"] = now
-                if g["state"] == PREPARING:
-                    error = RebalanceInProgressError(f"group {group} is rebalancing: rejoin")
-                elif generation != g["generation"]:
-                    error = IllegalGenerationError(
-                        f"generation {generation} of member {member_id} is not the group's {g['generation']}"
-                    )
+                error = self._generation_error(g, group, generation, member_id)
             except (UnknownMemberIdError, FencedInstanceIdError) as exc:
                 error = exc
             if g is not None:
@@ -411,10 +411,12 @@ class GroupCoordinator:
 
     def put_offsets(self, group: str, offsets: dict) -> None:
         """Offsets committed by a transaction (TxnOffsetCommit, made visible at its commit)."""
-        now = self.clock()
         with self.store.write() as txn:
-            for (topic, partition), offset in offsets.items():
-                txn.put(_offset_key(group, topic, partition), _OFFSET_V1.pack(1, offset, -1, now), db=self._offsets)
+            self._put_offsets(txn, group, offsets, self.clock())
+
+    def _put_offsets(self, txn, group: str, offsets: dict, now: int) -> None:
+        for (topic, partition), offset in offsets.items():
+            txn.put(_offset_key(group, topic, partition), _OFFSET_V1.pack(1, offset, -1, now), db=self._offsets)
 
     def alter_offsets(self, group: str, offsets: dict) -> None:
         """Set committed offsets from outside the group (reset-offsets): only while it is empty."""
@@ -429,8 +431,7 @@ class GroupCoordinator:
                         f"but the current state is {g['state']}."
                     )
                 self._save(txn, group, g)
-            for (topic, partition), offset in offsets.items():
-                txn.put(_offset_key(group, topic, partition), _OFFSET_V1.pack(1, offset, -1, now), db=self._offsets)
+            self._put_offsets(txn, group, offsets, now)
 
     # -- administration -------------------------------------------------------------------
 
