@@ -14,6 +14,7 @@ import pytest
 
 from kafka.record._crc32c import crc as crc32c_py
 from kafka.record.default_records import DefaultRecordBatch
+from support import ok
 
 SEGMENT0 = "00000000000000000000.log"
 # recent timestamps: records older than retention.ms (7 days) are deleted as Kafka does
@@ -21,11 +22,6 @@ T0 = (int(time.time() * 1000) // 1000 - 60) * 1000
 CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-    return result
 
 
 def segment(data_dir: str, topic: str, partition: int, name: str = SEGMENT0) -> str:

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from kafka.partitioner.default import murmur2
+from support import ok, tree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEGMENT0 = "00000000000000000000.log"
@@ -21,25 +22,6 @@ SEGMENT0 = "00000000000000000000.log"
 T0 = (int(time.time() * 1000) // 1000 - 60) * 1000
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def tree(root: str) -> dict[str, object] | None:
-    """Every directory and file under root (relative path -> size, or 'dir'); None if root is absent."""
-    if not os.path.exists(root):
-        return None
-    out: dict[str, object] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for d in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, d), root)] = "dir"
-        for f in filenames:
-            p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = os.path.getsize(p)
-    return out
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-    return result
 
 
 def assert_one_line_error(result, *fragments: str) -> str:

@@ -6,22 +6,9 @@ import json
 import os
 
 import pytest
+from support import ok, tree
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def tree(root: str) -> dict[str, object] | None:
-    """Every directory and file under root (relative path -> size, or 'dir'); None if root is absent."""
-    if not os.path.exists(root):
-        return None
-    out: dict[str, object] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for d in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, d), root)] = "dir"
-        for f in filenames:
-            p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = os.path.getsize(p)
-    return out
 
 
 def partition_dirs(data_dir: str) -> list[str]:
@@ -45,11 +32,6 @@ def assert_one_line_error(result, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-    return result
 
 
 def describe_json(cli, name: str) -> dict:
