@@ -27,7 +27,7 @@ def __getattr__(name: str):
 
         return Admin
     if name == "errors":
-        import storage.errors as errors
+        from .common import errors
 
         return errors
     raise AttributeError(f"module 'kcli' has no attribute {name!r}")

@@ -8,7 +8,7 @@ from typing import Mapping
 
 from storage.topics import Topic
 
-from .producer import default_data_dir
+from .common.paths import default_data_dir
 
 
 @dataclass

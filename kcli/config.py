@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from storage.errors import InvalidConfigError
+from kcli.common.errors import InvalidConfigError
 from storage.topic_config import INT_MAX, LONG_MAX, ConfigDef, validate_configs
 
 

@@ -12,10 +12,10 @@ import time
 from typing import Any, Iterable, Mapping, NamedTuple
 
 from storage import record_batch as rb
-from storage.errors import CorruptRecordError, KafkaError, OffsetOutOfRangeError
+from kcli.common.errors import CorruptRecordError, KafkaError, OffsetOutOfRangeError
 
 from .config import CONSUMER_CONFIGS, resolve
-from .producer import default_data_dir
+from .common.paths import default_data_dir
 
 
 class TopicPartition(NamedTuple):

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Callable
 
-from storage.errors import (
+from kcli.common.errors import (
     FencedInstanceIdError,
     IllegalGenerationError,
     KafkaError,

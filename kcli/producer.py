@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from storage import compression
 from storage import record_batch as rb
-from storage.errors import (
+from kcli.common.errors import (
     InvalidConfigError,
     InvalidTxnStateError,
     ProducerFencedError,
@@ -34,14 +34,11 @@ from storage.errors import (
     UnknownTopicOrPartitionError,
 )
 
+from .common.paths import default_data_dir
 from .config import PRODUCER_CONFIGS, acks_value, resolve
 from .partitioner import RoundRobinPartitioner, StickyPartitioner, load_partitioner, partition_for_key
 
 RECORD_OVERHEAD = 21  # DefaultRecord.MAX_RECORD_OVERHEAD, without key, value and headers
-
-
-def default_data_dir() -> str:
-    return os.environ.get("KCLI_DATA_DIR") or "kcli-data"
 
 
 class RecordMetadata(NamedTuple):

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from . import compression
 from . import record_batch as rb
-from .errors import CorruptRecordError
+from kcli.common.errors import CorruptRecordError
 from .layout import base_offset_of
 
 

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 from . import compression
 from . import record_batch as rb
-from .errors import (
+from kcli.common.errors import (
     CorruptRecordError,
     InvalidRecordError,
     InvalidTimestampError,
@@ -43,11 +43,9 @@ from .producer_state import ProducerStateManager
 from .segment import fsync_dir, open_for_append, read_range, segment_path, write_all
 from .topic_config import LONG_MAX
 
+from kcli.common.clock import now_ms
+
 DEFAULT_MAX_FETCH = 1 << 20
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

@@ -117,7 +117,6 @@ class SegmentInfo:
     max_timestamp: int = -1
     created_ms: int = 0
     bytes_since_index: int = 0
-    last_indexed_position: int = 0
 
     def encode(self) -> bytes:
         return SEGMENT_V1.pack(
@@ -127,15 +126,15 @@ class SegmentInfo:
             self.max_timestamp,
             self.created_ms,
             self.bytes_since_index,
-            self.last_indexed_position,
+            0,  # reserved (version 1 kept a field here that nothing read)
         )
 
     @classmethod
     def decode(cls, base_offset: int, raw: bytes) -> "SegmentInfo":
-        version, *fields = SEGMENT_V1.unpack(raw)
+        version, size, last_offset, max_ts, created, since_index, _reserved = SEGMENT_V1.unpack(raw)
         if version != 1:
             raise ValueError(f"unknown segment info version {version}")
-        return cls(base_offset, *fields)
+        return cls(base_offset, size, last_offset, max_ts, created, since_index)
 
 
 class MetadataStore:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from .errors import (
+from kcli.common.errors import (
     InvalidTxnStateError,
     DuplicateSequenceNumberError,
     InvalidProducerEpochError,

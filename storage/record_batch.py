@@ -24,7 +24,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 from . import compression
 from .checksum import crc32c
-from .errors import CorruptRecordError
+from kcli.common.errors import CorruptRecordError
 from .varint import SMALL_VARINTS, decode_varint, encode_varint
 
 MAGIC = 2

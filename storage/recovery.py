@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from . import record_batch as rb
-from .errors import CorruptRecordError
+from kcli.common.errors import CorruptRecordError
 from .metadata import PartitionState, SegmentInfo
 from .segment import read_range
 

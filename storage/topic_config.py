@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .errors import InvalidConfigError, InvalidTopicError
+from kcli.common.errors import InvalidConfigError, InvalidTopicError
 
 LONG_MAX = 9223372036854775807
 INT_MAX = 2147483647
@@ -194,13 +194,3 @@ def format_value(value: Any) -> str:
         return ",".join(value)
     return str(value)
 
-
-def parse_assignments(pairs: list[str]) -> dict[str, str]:
-    """``["k=v", ...]`` from the command line into a dict; a pair without '=' is INVALID_CONFIG."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidConfigError(f"Invalid config {pair!r}: expected key=value")
-        out[key.strip()] = value
-    return out

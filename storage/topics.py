@@ -14,7 +14,8 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from .errors import (
+from kcli.common.clock import now_ms
+from kcli.common.errors import (
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     InvalidTopicError,
@@ -122,7 +123,7 @@ class TopicStore:
         validate_only: bool = False,
     ) -> Topic:
         overrides = validate_new_topic(name, partitions, replication_factor, configs)
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         topic = Topic(name, _new_topic_id(), partitions, replication_factor, overrides, now)
         with self.store.write() as txn:
             if txn.get(name.encode("utf-8"), db=self._db) is not None:
@@ -153,7 +154,7 @@ class TopicStore:
         os.close(os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644))
 
     def alter(self, name: str, set_configs: dict | None = None, delete_configs: list[str] | None = None) -> Topic:
-        from .errors import InvalidConfigError
+        from kcli.common.errors import InvalidConfigError
         from .topic_config import TOPIC_CONFIGS
 
         parsed = validate_configs(set_configs or {})

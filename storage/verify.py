@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from . import record_batch as rb
-from .errors import CorruptRecordError
+from kcli.common.errors import CorruptRecordError
 from .segment import segment_path
 
 

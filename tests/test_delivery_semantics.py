@@ -19,7 +19,7 @@ import pytest
 
 from kcli.producer import Producer
 from storage import record_batch as rb
-from storage.errors import (
+from kcli.common.errors import (
     InvalidConfigError,
     KafkaTimeoutError,
     NetworkError,

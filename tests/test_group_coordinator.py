@@ -14,7 +14,7 @@ from kcli.broker.group_coordinator import (
     STABLE,
     GroupCoordinator,
 )
-from storage.errors import (
+from kcli.common.errors import (
     FencedInstanceIdError,
     GroupIdNotFoundError,
     IllegalGenerationError,

@@ -24,7 +24,7 @@ from kcli.broker import open_broker
 from kcli.consumer import Consumer, TopicPartition
 from kcli.producer import Producer
 from storage import record_batch as rb
-from storage.errors import (
+from kcli.common.errors import (
     InvalidConfigError,
     InvalidProducerEpochError,
     OutOfOrderSequenceNumberError,

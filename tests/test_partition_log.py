@@ -10,7 +10,7 @@ import pytest
 
 from kcli.broker.broker import EARLIEST, LATEST
 from storage import record_batch as rb
-from storage.errors import (
+from kcli.common.errors import (
     CorruptRecordError,
     InvalidTimestampError,
     NotEnoughReplicasError,

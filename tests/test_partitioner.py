@@ -168,7 +168,7 @@ def test_explicit_partition_wins_over_round_robin_and_custom_partitioners(broker
 
 
 def test_explicit_partition_out_of_range_is_rejected(broker, data_dir):
-    from storage.errors import UnknownTopicOrPartitionError
+    from kcli.common.errors import UnknownTopicOrPartitionError
 
     broker.create_topic("few", 2)
     with make_producer(data_dir) as producer:
@@ -387,7 +387,7 @@ def test_producer_partitioner_class_module_function_string(broker, data_dir, tmp
 
 
 def test_producer_partitioner_class_that_cannot_load_is_a_config_error(broker, data_dir):
-    from storage.errors import InvalidConfigError
+    from kcli.common.errors import InvalidConfigError
 
     with pytest.raises(InvalidConfigError):
         make_producer_cfg(data_dir, {"partitioner.class": "kcli_no_such_module_xyz:f"})

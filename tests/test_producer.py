@@ -17,7 +17,7 @@ from kcli.consumer import Consumer, TopicPartition
 from kcli.producer import Producer, RecordMetadata
 from storage import compression
 from storage import record_batch as rb
-from storage.errors import (
+from kcli.common.errors import (
     InvalidConfigError,
     InvalidTimestampError,
     KafkaError,

@@ -612,7 +612,7 @@ def test_decode_records_rejects_a_record_section_that_does_not_parse():
     struct.pack_into(">I", batch, 17, crc32c(bytes(batch[rb.CRC_START:])))
     header = rb.read_header(batch)
     assert rb.crc_ok(batch, 0, header)
-    from storage.errors import CorruptRecordError
+    from kcli.common.errors import CorruptRecordError
 
     with pytest.raises(CorruptRecordError):
         rb.decode_records(batch, 0, header)

@@ -27,7 +27,7 @@ from kcli.broker.group_coordinator import GroupCoordinator
 from kcli.consumer import Consumer, TopicPartition
 from kcli.producer import Producer
 from storage import record_batch as rb
-from storage.errors import (
+from kcli.common.errors import (
     InvalidTransactionTimeoutError,
     InvalidTxnStateError,
     KafkaError,

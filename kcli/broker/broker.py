@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Sequence
 
-from storage.errors import InvalidRequiredAcksError, NotEnoughReplicasError, UnknownTopicOrPartitionError
+from kcli.common.errors import InvalidRequiredAcksError, NotEnoughReplicasError, UnknownTopicOrPartitionError
 from storage.layout import DataDir
 from storage.log import AppendResult, FetchResult, PartitionLog
 from storage.metadata import MetadataStore

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 
-from storage.errors import InvalidConfigError, NetworkError, RequestTimedOutError
+from kcli.common.errors import InvalidConfigError, NetworkError, RequestTimedOutError
 
 KINDS = ("ack-lost", "ack-timeout", "fail-before")
 

@@ -25,7 +25,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from storage.errors import (
+from kcli.common.clock import now_ms
+from kcli.common.errors import (
     FencedInstanceIdError,
     GroupIdNotFoundError,
     IllegalGenerationError,
@@ -51,10 +52,6 @@ GROUP_MAX_SESSION_TIMEOUT_MS = 1800000  # group.max.session.timeout.ms
 INITIAL_REBALANCE_DELAY_MS = 300
 
 _OFFSET_V1 = struct.Struct(">Bqiq")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _offset_key(group: str, topic: str, partition: int) -> bytes:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import time
 
-from storage.errors import (
+from kcli.common.clock import now_ms
+from kcli.common.errors import (
     ConcurrentTransactionsError,
     InvalidProducerIdMappingError,
     InvalidTransactionTimeoutError,
@@ -39,10 +40,6 @@ PREPARE_COMMIT, PREPARE_ABORT = "PrepareCommit", "PrepareAbort"
 COMPLETE_COMMIT, COMPLETE_ABORT = "CompleteCommit", "CompleteAbort"
 TRANSACTION_MAX_TIMEOUT_MS = 900_000  # transaction.max.timeout.ms
 EPOCH_EXHAUSTED = 32766
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class TransactionCoordinator:

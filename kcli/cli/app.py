@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from ..common.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR
+
 from . import consume as consume_cmd
 from . import group as group_cmd
 from . import log as log_cmd
@@ -40,7 +42,7 @@ def _version(value: bool) -> None:
 def main_callback(
     ctx: typer.Context,
     data_dir: str = typer.Option(
-        "./kcli-data", "--data-dir", "-d", envvar="KCLI_DATA_DIR",
+        f"./{DEFAULT_DATA_DIR}", "--data-dir", "-d", envvar=DATA_DIR_ENV,
         help="Data directory holding topics, logs and metadata.", show_envvar=True,
     ),
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,

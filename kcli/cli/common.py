@@ -12,14 +12,15 @@ from typing import Any, Callable, Iterable
 
 import typer
 
-from storage.errors import KafkaError
+from kcli.common.errors import KafkaError
+from kcli.common.paths import default_data_dir
 
 OUTPUT_HELP = "text for people, json for scripts (one JSON object per line)"
 
 
 def data_dir(ctx: typer.Context) -> str:
     obj = ctx.find_root().obj or {}
-    return obj.get("data_dir") or os.environ.get("KCLI_DATA_DIR") or "kcli-data"
+    return obj.get("data_dir") or default_data_dir()
 
 
 def error(message: str) -> None:

@@ -74,7 +74,7 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
         raise fail("--format and --output json do not go together", 2)
     start = _parse_offset(offset) if offset is not None else ("beginning" if from_beginning else "end")
 
-    from storage.errors import OffsetOutOfRangeError
+    from kcli.common.errors import OffsetOutOfRangeError
 
     from ..consumer import Consumer, TopicPartition
     from ..formats import compile_format, json_line_maker

@@ -24,7 +24,7 @@ def _open(ctx):
 def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)) -> None:
     """List consumer groups with their state and member count."""
     check_output(output)
-    from storage.errors import UnknownTopicOrPartitionError
+    from kcli.common.errors import UnknownTopicOrPartitionError
 
     try:
         broker, coord = _open(ctx)
@@ -143,7 +143,7 @@ def reset_offsets(
     chosen = [to_earliest, to_latest, to_offset is not None, shift_by is not None, to_datetime is not None]
     if sum(chosen) != 1:
         raise fail("choose exactly one of --to-earliest, --to-latest, --to-offset, --shift-by, --to-datetime", 2)
-    from storage.errors import NonEmptyGroupError
+    from kcli.common.errors import NonEmptyGroupError
 
     from ..broker.broker import EARLIEST, LATEST
 
@@ -192,7 +192,7 @@ def reset_offsets(
 
 
 def _group_exists(coord, group: str) -> bool:
-    from storage.errors import GroupIdNotFoundError
+    from kcli.common.errors import GroupIdNotFoundError
 
     try:
         coord.describe_group(group)

@@ -233,7 +233,7 @@ def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_sepa
 def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_separator, headers, partition):
     """Send one run of lines; an error message for a malformed line (nothing of the run is
     sent), or None."""
-    from storage.errors import KafkaError, UnknownTopicOrPartitionError
+    from kcli.common.errors import KafkaError, UnknownTopicOrPartitionError
 
     if input_format == "json":
         from ..formats import record_from_json

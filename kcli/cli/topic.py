@@ -27,7 +27,7 @@ def create(
     Example: kcli topic create orders --partitions 3 --config retention.ms=86400000
     """
     check_output(output)
-    from storage.errors import TopicAlreadyExistsError
+    from kcli.common.errors import TopicAlreadyExistsError
     from storage.topics import validate_new_topic
 
     from ..admin import Admin
@@ -57,7 +57,7 @@ def list_(
 ) -> None:
     """List topics."""
     check_output(output)
-    from storage.errors import UnknownTopicOrPartitionError
+    from kcli.common.errors import UnknownTopicOrPartitionError
 
     from ..admin import Admin
 
