@@ -34,7 +34,9 @@ from kcli.common.errors import (
     UnknownTopicOrPartitionError,
 )
 
+from .broker import api
 from .common.paths import default_data_dir
+from .types import ConsumerGroupMetadata
 from .config import PRODUCER_CONFIGS, acks_value, resolve
 from .partitioner import RoundRobinPartitioner, StickyPartitioner, load_partitioner, partition_for_key
 
@@ -463,7 +465,7 @@ class Producer:
         self._sticky = StickyPartitioner(c["batch.size"])
         self._ignore_keys = c["partitioner.ignore.keys"]
         self._key_cache: dict[int, dict[bytes, int]] = {}  # partition count -> key -> partition
-        from .broker.broker import open_broker
+        from .broker import open_broker
         from .broker.faults import wrap_with_faults
 
         self.data_dir = data_dir or c["kcli.data.dir"] or default_data_dir()
@@ -524,8 +526,13 @@ class Producer:
     def partitions_for(self, topic: str) -> int:
         n = self._partition_counts.get(topic)
         if n is None:
-            n = self._partition_counts[topic] = self._broker.partition_count(topic)
+            meta = self._broker.metadata(api.MetadataRequest([topic])).topics[0].raise_for_error()
+            n = self._partition_counts[topic] = len(meta.partitions)
         return n
+
+    def partition_for(self, topic: str, key=None, value=None, partition: int | None = None) -> int:
+        """The partition a record would go to (UNKNOWN_TOPIC_OR_PARTITION for a bad one)."""
+        return self._choose_partition(topic, key, value, partition, 0)
 
     def _choose_partition(self, topic: str, key, value, partition, size: int) -> int:
         n = self.partitions_for(topic)
@@ -726,14 +733,15 @@ class Producer:
     def _coordinator(self):
         if self.transactional_id is None:
             raise InvalidTxnStateError("this producer has no transactional.id")
-        return self._broker.transactions
+        return self.transactional_id
 
     def init_transactions(self) -> None:
         """Get the transactional id's producer id with a bumped epoch: this fences any older
         instance and finishes (aborts) what it left open."""
         coord = self._coordinator()
         self.flush()
-        pid, epoch = coord.init_producer_id(self.transactional_id, self.config["transaction.timeout.ms"])
+        pid, epoch = self._broker.init_producer_id(
+            api.InitProducerIdRequest(self.transactional_id, self.config["transaction.timeout.ms"]))
         self._producer_id, self._producer_epoch = pid, epoch
         self._next_sequence.clear()
         self._txn_state = "ready"
@@ -750,10 +758,21 @@ class Producer:
     def send_offsets_to_transaction(self, offsets: Mapping, group_metadata) -> None:
         """Commit a consumer group's offsets ({TopicPartition: next offset}) with this transaction."""
         self._check_transaction("send offsets")
-        group = group_metadata if isinstance(group_metadata, str) else group_metadata["group_id"]
+        if isinstance(group_metadata, str):
+            group_metadata = ConsumerGroupMetadata(group_metadata)
+        elif isinstance(group_metadata, dict):
+            group_metadata = ConsumerGroupMetadata(**group_metadata)
         try:
-            self._coordinator().add_offsets(self.transactional_id, self._producer_id, self._producer_epoch, group,
-                                            {(tp[0], tp[1]): int(off) for tp, off in offsets.items()})
+            self._coordinator()
+            self._broker.add_offsets_to_txn(self.transactional_id, self._producer_id, self._producer_epoch,
+                                            group_metadata.group_id)
+            results = self._broker.txn_offset_commit(api.TxnOffsetCommitRequest(
+                self.transactional_id, group_metadata.group_id, self._producer_id, self._producer_epoch,
+                [api.OffsetCommitPartition(tp[0], tp[1], int(getattr(off, "offset", off))) for tp, off in offsets.items()],
+                group_metadata.generation_id, group_metadata.member_id, group_metadata.group_instance_id,
+            ))
+            for r in results:
+                r.raise_for_error()
         except ProducerFencedError:
             self._txn_state = "fenced"
             raise
@@ -775,7 +794,8 @@ class Producer:
             raise TransactionAbortableError(
                 f"a record of the transaction failed ({error}); abort the transaction") from error
         try:
-            self._coordinator().end_txn(self.transactional_id, self._producer_id, self._producer_epoch, commit)
+            self._coordinator()
+            self._broker.end_txn(self.transactional_id, self._producer_id, self._producer_epoch, commit)
         except ProducerFencedError:
             self._txn_state = "fenced"
             raise
@@ -787,7 +807,10 @@ class Producer:
         if tp in self._txn_partitions:
             return
         try:
-            self._coordinator().add_partitions(self.transactional_id, self._producer_id, self._producer_epoch, [tp])
+            self._coordinator()
+            for r in self._broker.add_partitions_to_txn(self.transactional_id, self._producer_id,
+                                                        self._producer_epoch, [tp]):
+                r.raise_for_error()
         except ProducerFencedError:
             self._txn_state = "fenced"
             raise
@@ -800,13 +823,16 @@ class Producer:
         if topic in self._durability_warned:
             return
         self._durability_warned.add(topic)
-        t, configs = self._broker.topic_view(topic)
-        if t.replication_factor < 3 or configs["min.insync.replicas"] < 2:
+        meta = self._broker.metadata(api.MetadataRequest([topic])).topics[0].raise_for_error()
+        rf = len(meta.partitions[0].replicas) if meta.partitions else 1
+        entries = self._broker.describe_configs([topic], ["min.insync.replicas"])[0].raise_for_error().configs
+        min_isr = int(entries[0].value) if entries else 1
+        if rf < 3 or min_isr < 2:
             import sys
 
             sys.stderr.write(
-                f"warning: transactional writes to '{topic}' (replication factor {t.replication_factor}, "
-                f"min.insync.replicas {configs['min.insync.replicas']}): Kafka recommends replication factor >= 3 "
+                f"warning: transactional writes to '{topic}' (replication factor {rf}, "
+                f"min.insync.replicas {min_isr}): Kafka recommends replication factor >= 3 "
                 "and min.insync.replicas >= 2, or a committed transaction can be lost with one broker\n")
 
     def flush(self, timeout: float | None = None) -> None:
@@ -911,7 +937,9 @@ class Producer:
                 batch.encoded = self._encode(batch)
             batch.attempts += 1
         try:
-            result = self._seam.produce(topic, partition, [b.encoded for b in live], self.acks)
+            request = api.ProduceRequest([api.ProducePartition(topic, partition, [b.encoded for b in live])],
+                                         self.acks, self.config["request.timeout.ms"], self.transactional_id)
+            result = self._seam.produce(request).partitions[0].raise_for_error()
         except KafkaError as exc:
             if self.acks == 0:  # nobody listens for the answer
                 for batch in live:
@@ -937,10 +965,12 @@ class Producer:
             for batch in live:
                 self._fail(batch, exc)
             return
-        for batch, base in zip(live, result.batch_base_offsets):
+        base = result.base_offset  # the batches were given consecutive offsets from here
+        for batch in live:
             if result.duplicate:
                 batch.stored_failures = 0  # the broker recognised the retry: still one copy
             self._complete(batch, base if self.acks != 0 else -1, result.log_append_time)
+            base += batch.count
 
     def _encode(self, batch: ProducerBatch) -> bytes:
         """Encode a batch when it is first sent; an idempotent producer stamps its producer
@@ -950,7 +980,7 @@ class Producer:
         if self._producer_id < 0:
             if self.transactional_id is not None:
                 raise InvalidTxnStateError("call init_transactions() before sending")
-            self._producer_id, self._producer_epoch = self._broker.init_producer_id()
+            self._producer_id, self._producer_epoch = self._broker.init_producer_id(api.InitProducerIdRequest())
         tp = (batch.topic, batch.partition)
         seq = self._next_sequence.get(tp, 0)
         self._next_sequence[tp] = (seq + batch.count) & 0x7FFFFFFF

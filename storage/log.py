@@ -580,3 +580,21 @@ class PartitionLog:
             fd = self._reader_fds.pop(base, None)
         if fd is not None:
             os.close(fd)
+
+    # -- DeleteRecords and MAX_TIMESTAMP look-ups -----------------------------------------
+
+    def delete_records_before(self, offset: int) -> int:
+        from .retention import delete_records_before
+
+        return delete_records_before(self, offset)
+
+    def offset_of_max_timestamp(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with the largest timestamp (ListOffsets
+        MAX_TIMESTAMP, KIP-734), or None for an empty log."""
+        with self.store.read() as txn:
+            segments = self.store.segments(txn, self.topic, self.partition)
+        best = max((s for s in segments if s.size and s.max_timestamp >= 0), key=lambda s: s.max_timestamp,
+                   default=None)
+        if best is None:
+            return None
+        return self.offset_for_timestamp(best.max_timestamp)  # no record is newer: this one has it

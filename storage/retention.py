@@ -69,3 +69,48 @@ def enforce_retention(log, config: dict, now: int) -> bool:
         except FileNotFoundError:
             pass
     return True
+
+
+def delete_records_before(log, offset: int) -> int:
+    """Kafka's DeleteRecords: move the log start offset up to ``offset`` (-1: the high
+    watermark) and delete the segments wholly below it. Returns the new log start offset.
+    The active segment stays (its records below the start are no longer readable)."""
+    with log._partition_lock():
+        with log.store.read() as txn:
+            state = log.state(txn)
+            segments = log.store.segments(txn, log.topic, log.partition)
+        if offset == -1:
+            offset = state.high_watermark
+        if offset < 0 or offset > state.high_watermark:
+            from kcli.common.errors import OffsetOutOfRangeError
+
+            raise OffsetOutOfRangeError(
+                f"cannot delete records of {log.name} before offset {offset}: it is outside "
+                f"[{state.log_start_offset}, {state.high_watermark}] (log start offset, high watermark)"
+            )
+        if offset <= state.log_start_offset:
+            return state.log_start_offset
+        doomed = [s for s in segments[:-1] if s.last_offset < offset and s.base_offset < segments[-1].base_offset]
+        delete_segments(log, doomed, offset)
+        return offset
+
+
+def delete_segments(log, doomed, new_start: int) -> None:
+    """Forget ``doomed`` segments and move the log start offset to ``new_start`` in one LMDB
+    transaction, then remove their files (readers see either the old state or the new)."""
+    with log.store.write() as txn:
+        state = log.state(txn)
+        for seg in doomed:
+            log.store.delete_segment(txn, log.topic, log.partition, seg.base_offset)
+        state.log_start_offset = max(state.log_start_offset, new_start)
+        log.offset_index.delete_below(txn, new_start)
+        log.time_index.delete_below_offset(txn, new_start)
+        log.store.put_partition_state(txn, log.topic, log.partition, state)
+    for seg in doomed:
+        log.forget_reader(seg.base_offset)
+        path = segment_path(log.dir, seg.base_offset)
+        try:
+            os.rename(path, path + DELETED_SUFFIX)
+            os.unlink(path + DELETED_SUFFIX)
+        except FileNotFoundError:
+            pass

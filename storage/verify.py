@@ -99,3 +99,31 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
     if segments and segments[0].base_offset > log_start:
         report.problems.append(Problem(name, log_start, 0, "-", "records between the log start offset and the first segment are missing"))
     return report
+
+
+def verify_data_dir(root: str, topic: str | None = None, **options) -> list[PartitionReport]:
+    """Verify every partition of a data directory (or of one topic), reading the published
+    state from its metadata store; ``options`` go to ``verify_partition``. Raises
+    UNKNOWN_TOPIC_OR_PARTITION when the directory or the topic does not exist."""
+    from kcli.common.errors import UnknownTopicOrPartitionError
+
+    from .layout import DataDir
+    from .metadata import MetadataStore
+    from .topics import TopicStore
+
+    datadir = DataDir(root)
+    if not datadir.exists():
+        raise UnknownTopicOrPartitionError(
+            f"no kcli data directory at {datadir.root} (create a topic first, or set --data-dir)")
+    reports = []
+    with MetadataStore(datadir.meta, create=False) as store:
+        topics_store = TopicStore(store, datadir)
+        topics = [topics_store.get(topic)] if topic else sorted(topics_store.list(), key=lambda t: t.name)
+        for t in topics:
+            for p in range(t.partitions):
+                with store.read() as txn:
+                    state = store.partition_state(txn, t.name, p)
+                    segments = store.segments(txn, t.name, p)
+                reports.append(verify_partition(f"{t.name}-{p}", datadir.partition_dir(t.name, p), segments,
+                                                state.log_start_offset, state.log_end_offset, **options))
+    return reports

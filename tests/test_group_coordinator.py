@@ -4,6 +4,8 @@ offset commits and the administrative requests."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from kcli.broker.group_coordinator import (
@@ -13,6 +15,14 @@ from kcli.broker.group_coordinator import (
     PREPARING,
     STABLE,
     GroupCoordinator,
+)
+from kcli.common.consumer_protocol import (
+    Assignment,
+    Subscription,
+    decode_assignment,
+    decode_subscription,
+    encode_assignment,
+    encode_subscription,
 )
 from kcli.common.errors import (
     FencedInstanceIdError,
@@ -52,9 +62,20 @@ def coord(broker, clock):
 
 
 def join(coord, member_id=None, group="g", protocols=("range",), subscription=("t",), **kw):
+    """JoinGroup with a consumer's subscription encoded as a Kafka client would."""
     kw.setdefault("session_timeout_ms", SESSION)
     kw.setdefault("rebalance_timeout_ms", REBALANCE)
-    return coord.join_group(group, member_id, protocols=list(protocols), subscription=list(subscription), **kw)
+    metadata = encode_subscription(Subscription(list(subscription)))
+    return coord.join_group(group, member_id, protocols=[(p, metadata) for p in protocols], **kw)
+
+
+def sync(coord, group, generation, member_id, assignments=None, instance_id=None):
+    """SyncGroup with assignments {member: [[topic, partition], ...]}; the member's own
+    assignment as [(topic, partition), ...], or None while the leader has not synced."""
+    encoded = None if assignments is None else {
+        mid: encode_assignment(Assignment([tuple(tp) for tp in tps])) for mid, tps in assignments.items()}
+    _protocol, mine = coord.sync_group(group, generation, member_id, encoded, instance_id=instance_id)
+    return None if mine is None else [tuple(tp) for tp in decode_assignment(mine).partitions]
 
 
 def state(coord, group="g"):
@@ -77,9 +98,9 @@ def form_group(coord, clock, n=1, group="g", instance_ids=None, protocols=("rang
     assert all(not r.waiting and r.generation == gen for r in results)
     leader = results[0].leader
     assignments = {mid: [["t", i]] for i, mid in enumerate(ids)}
-    assert coord.sync_group(group, gen, leader, assignments) == [("t", ids.index(leader))]
+    assert sync(coord, group, gen, leader, assignments) == [("t", ids.index(leader))]
     for i, mid in enumerate(ids):
-        assert coord.sync_group(group, gen, mid, instance_id=instance_ids[i]) == [("t", i)]
+        assert sync(coord, group, gen, mid, instance_id=instance_ids[i]) == [("t", i)]
     assert state(coord, group) == STABLE
     return ids, gen
 
@@ -104,7 +125,7 @@ def test_first_member_waits_for_initial_rebalance_delay_then_becomes_leader(coor
     assert r.leader == r.member_id
     assert r.protocol == "range"
     assert set(r.members) == {r.member_id}
-    assert r.members[r.member_id]["subscription"] == ["t"]
+    assert decode_subscription(r.members[r.member_id]["metadata"]).topics == ["t"]
     assert state(coord) == COMPLETING
 
 
@@ -113,7 +134,7 @@ def test_join_sync_moves_preparing_completing_stable_and_bumps_generation(coord,
     clock.advance(INITIAL_REBALANCE_DELAY_MS)
     ra = join(coord, a)
     assert (ra.generation, state(coord)) == (1, COMPLETING)
-    assert coord.sync_group("g", 1, a, {a: [["t", 0], ["t", 1]]}) == [("t", 0), ("t", 1)]
+    assert sync(coord, "g", 1, a, {a: [["t", 0], ["t", 1]]}) == [("t", 0), ("t", 1)]
     assert state(coord) == STABLE
 
     # a second member: PreparingRebalance until the first rejoins
@@ -132,19 +153,19 @@ def test_join_sync_moves_preparing_completing_stable_and_bumps_generation(coord,
     assert (rb.waiting, rb.generation, rb.leader, rb.members) == (False, 2, a, {})
     assert state(coord) == COMPLETING
 
-    assert coord.sync_group("g", 2, b) is None  # the leader has not synced yet
-    assert coord.sync_group("g", 2, a, {a: [["t", 0]], b: [["t", 1]]}) == [("t", 0)]
-    assert coord.sync_group("g", 2, b) == [("t", 1)]
+    assert sync(coord, "g", 2, b) is None  # the leader has not synced yet
+    assert sync(coord, "g", 2, a, {a: [["t", 0]], b: [["t", 1]]}) == [("t", 0)]
+    assert sync(coord, "g", 2, b) == [("t", 1)]
     g = coord.describe_group("g")
     assert (g["state"], g["generation"], g["leader"]) == (STABLE, 2, a)
-    assert g["members"][a]["assignment"] == [["t", 0]]
-    assert g["members"][b]["assignment"] == [["t", 1]]
+    assert decode_assignment(base64.b64decode(g["members"][a]["assignment"])).partitions == [("t", 0)]
+    assert decode_assignment(base64.b64decode(g["members"][b]["assignment"])).partitions == [("t", 1)]
 
 
 def test_sync_with_stale_generation_is_illegal_generation(coord, clock):
     (a,), gen = form_group(coord, clock)
     with pytest.raises(IllegalGenerationError):
-        coord.sync_group("g", gen - 1, a)
+        sync(coord, "g", gen - 1, a)
 
 
 def test_leader_leaving_hands_leadership_to_the_oldest_member(coord, clock):
@@ -205,7 +226,7 @@ def test_heartbeat_and_commit_from_unknown_member_are_unknown_member_id(coord, c
     with pytest.raises(UnknownMemberIdError):
         coord.commit_offsets("g", gen, "nobody", {("t", 0): 3})
     with pytest.raises(UnknownMemberIdError):
-        coord.sync_group("g", gen, "nobody")
+        sync(coord, "g", gen, "nobody")
     with pytest.raises(UnknownMemberIdError):
         join(coord, "nobody")
     assert coord.fetch_offsets("g") == {}
@@ -314,7 +335,7 @@ def test_stale_generation_commit_is_illegal_generation_and_keeps_offset(coord, c
     b = join(coord).member_id
     join(coord, a)
     join(coord, b)
-    coord.sync_group("g", gen + 1, a, {a: [["t", 0]], b: []})
+    sync(coord, "g", gen + 1, a, {a: [["t", 0]], b: []})
     assert state(coord) == STABLE
     with pytest.raises(IllegalGenerationError) as info:
         coord.commit_offsets("g", gen, a, {("t", 0): 25})
@@ -377,7 +398,7 @@ def test_static_member_rejoin_takes_over_slot_without_rebalance_and_fences_old_i
     assert (g["state"], g["generation"]) == (STABLE, gen)
     assert set(g["members"]) == {a, new_b}
     assert g["members"][new_b]["instance_id"] == "i-b"
-    assert coord.sync_group("g", gen, new_b, instance_id="i-b") == [("t", 1)]  # its old partitions
+    assert sync(coord, "g", gen, new_b, instance_id="i-b") == [("t", 1)]  # its old partitions
     coord.heartbeat("g", gen, a)  # the other member sees no rebalance
     coord.heartbeat("g", gen, new_b, "i-b")
     with pytest.raises(FencedInstanceIdError):

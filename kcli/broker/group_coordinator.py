@@ -12,13 +12,16 @@ States and transitions follow Kafka's ``GroupMetadata``::
     CompletingRebalance --leader's SyncGroup--> Stable --join/leave/expiry--> PreparingRebalance
     (last member gone) --> Empty;  deleted --> Dead
 
-The group record is versioned JSON in the ``groups`` database (key: group id). Committed
+The group record is versioned JSON in the ``groups`` database (key: group id; version 2:
+members' protocol metadata and assignments are kept as the opaque bytes the clients sent,
+base64 in the JSON). Committed
 offsets live in ``offsets``: key ``group NUL topic NUL partition(uint32 BE)``, value
 ``version u8, offset i64, leader epoch i32, commit time i64, metadata (UTF-8 rest)``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import time
@@ -29,6 +32,7 @@ from kcli.common.clock import now_ms
 from kcli.common.errors import (
     FencedInstanceIdError,
     GroupIdNotFoundError,
+    GroupSubscribedToTopicError,
     IllegalGenerationError,
     InconsistentGroupProtocolError,
     InvalidGroupIdError,
@@ -64,7 +68,7 @@ class JoinResult:
     generation: int = -1
     protocol: str | None = None
     leader: str | None = None
-    members: dict = field(default_factory=dict)  # leader only: member id -> subscription dict
+    members: dict = field(default_factory=dict)  # leader only: member id -> {"metadata", "instance_id"}
     waiting: bool = False  # the rebalance has not completed yet: call join_group again
 
 
@@ -91,7 +95,10 @@ class GroupCoordinator:
         if raw is None:
             return None
         g = json.loads(raw)
-        if g.get("v") != 1:
+        if g.get("v") == 1:
+            # version 1 kept decoded subscriptions: its members rejoin (their offsets stay)
+            g.update(v=2, state=EMPTY, members={}, leader=None, protocol=None)
+        if g.get("v") != 2:
             raise ValueError(f"unknown group record version {g.get('v')}")
         return g
 
@@ -100,7 +107,7 @@ class GroupCoordinator:
 
     @staticmethod
     def _new_group() -> dict:
-        return {"v": 1, "state": EMPTY, "generation": 0, "protocol_type": "consumer", "protocol": None,
+        return {"v": 2, "state": EMPTY, "generation": 0, "protocol_type": "consumer", "protocol": None,
                 "leader": None, "members": {}, "rebalance_started": 0, "order": 0}
 
     @staticmethod
@@ -198,9 +205,12 @@ class GroupCoordinator:
 
     def join_group(self, group: str, member_id: str | None, *, client_id: str = "", instance_id: str | None = None,
                    session_timeout_ms: int = 45000, rebalance_timeout_ms: int = 300000,
-                   protocols: list[str], subscription: list[str], owned: list | None = None,
-                   owned_generation: int = -1) -> JoinResult:
-        """JoinGroup. Call again with the returned member id while ``waiting`` is True."""
+                   protocols: list[tuple[str, bytes]], protocol_type: str = "consumer") -> JoinResult:
+        """JoinGroup. Call again with the returned member id while ``waiting`` is True.
+
+        ``protocols`` are (name, metadata) pairs in the member's order of preference; the
+        metadata is opaque here, as in Kafka (the consumer's subscription, encoded by the
+        client). The leader's answer carries every member's metadata for the chosen protocol."""
         self._check_group_id(group)
         if not GROUP_MIN_SESSION_TIMEOUT_MS <= session_timeout_ms <= GROUP_MAX_SESSION_TIMEOUT_MS:
             raise InvalidSessionTimeoutError(
@@ -210,20 +220,23 @@ class GroupCoordinator:
         if not protocols:
             raise InconsistentGroupProtocolError("a member must offer at least one assignment strategy")
         now = self.clock()
-        owned = [list(tp) for tp in (owned or [])]
+        names = [name for name, _meta in protocols]
+        metadata = {"protocols": names, "metadata": {name: base64.b64encode(meta).decode() for name, meta in protocols}}
         with self.store.write() as txn:
             g = self._load(txn, group) or self._new_group()
             if g["state"] == DEAD:
                 g = self._new_group()
             self._expire(g, now)
-            metadata = {"protocols": list(protocols), "subscription": sorted(subscription), "owned": owned,
-                        "owned_generation": owned_generation}
+            if g["members"] and g.get("protocol_type", protocol_type) != protocol_type:
+                raise InconsistentGroupProtocolError(
+                    f"group {group} uses protocol type {g['protocol_type']}, not {protocol_type}")
+            g["protocol_type"] = protocol_type
             others = [m for mid, m in g["members"].items() if mid != member_id]
             if others:  # Kafka's supportsProtocols: refuse a member that shares no strategy
                 common = set(others[0]["protocols"]).intersection(*(m["protocols"] for m in others[1:]))
-                if not common.intersection(protocols):
+                if not common.intersection(names):
                     raise InconsistentGroupProtocolError(
-                        f"the member's assignment strategies {list(protocols)} share none with group "
+                        f"the member's assignment strategies {names} share none with group "
                         f"{group} ({sorted(common)})"
                     )
             if not member_id:
@@ -236,7 +249,7 @@ class GroupCoordinator:
                     m = g["members"].pop(existing)
                     if g["leader"] == existing:
                         g["leader"] = member_id
-                    changed = any(m[k] != v for k, v in metadata.items() if k in ("protocols", "subscription"))
+                    changed = any(m.get(k) != v for k, v in metadata.items())
                     m.update(metadata, last_heartbeat=now, session_timeout_ms=session_timeout_ms,
                              rebalance_timeout_ms=rebalance_timeout_ms, client_id=client_id)
                     g["members"][member_id] = m
@@ -268,9 +281,9 @@ class GroupCoordinator:
                 result = JoinResult(member_id, g["generation"], g["protocol"], g["leader"])
                 if member_id == g["leader"]:
                     result.members = {
-                        mid: {"subscription": mm["subscription"], "owned": mm["owned"],
-                              "owned_generation": mm["owned_generation"], "instance_id": mm.get("instance_id")}
-                        for mid, mm in g["members"].items()
+                        mid: {"metadata": base64.b64decode(mm["metadata"].get(g["protocol"], "")),
+                              "instance_id": mm.get("instance_id")}
+                        for mid, mm in sorted(g["members"].items(), key=lambda kv: kv[1].get("order", 0))
                     }
             else:
                 result.waiting = True
@@ -278,9 +291,10 @@ class GroupCoordinator:
         return result
 
     def sync_group(self, group: str, generation: int, member_id: str, assignments: dict | None = None,
-                   instance_id: str | None = None) -> list | None:
-        """SyncGroup: the leader hands in every member's partitions; each member gets its own.
-        Returns the member's assignment, or None while the leader has not synced yet."""
+                   instance_id: str | None = None) -> tuple[str | None, bytes | None]:
+        """SyncGroup: the leader hands in every member's assignment (opaque bytes); each member
+        gets its own. Returns (protocol, assignment), the assignment None while the leader has
+        not synced yet."""
         now = self.clock()
         error = None
         out = None
@@ -299,14 +313,14 @@ class GroupCoordinator:
             if error is None:
                 if g["state"] == COMPLETING and member_id == g["leader"] and assignments is not None:
                     for mid, mm in g["members"].items():
-                        mm["assignment"] = [list(tp) for tp in assignments.get(mid, [])]
+                        mm["assignment"] = base64.b64encode(bytes(assignments.get(mid, b""))).decode()
                     g["state"] = STABLE
                 if g["state"] == STABLE:
-                    out = [tuple(tp) for tp in m["assignment"] or []]
+                    out = base64.b64decode(m["assignment"] or "")
             self._save(txn, group, g)
         if error is not None:
             raise error
-        return out
+        return g["protocol"], out
 
     def heartbeat(self, group: str, generation: int, member_id: str, instance_id: str | None = None) -> None:
         """Heartbeat. A heartbeat that answers REBALANCE_IN_PROGRESS or ILLEGAL_GENERATION still
@@ -477,3 +491,35 @@ class GroupCoordinator:
                 while cur.key().startswith(prefix):
                     if not cur.delete():
                         break
+
+    def delete_offsets(self, group: str, partitions: list[tuple[str, int]]) -> dict:
+        """OffsetDelete: remove committed offsets of partitions the group does not consume.
+        Returns {partition: error} for the partitions refused (GROUP_SUBSCRIBED_TO_TOPIC when
+        a live member's subscription names the topic, as Kafka's coordinator decides)."""
+        from kcli.common.consumer_protocol import decode_subscription
+
+        now = self.clock()
+        refused: dict = {}
+        with self.store.write() as txn:
+            g = self._load(txn, group)
+            if g is None and not self._has_offsets(txn, group):
+                raise GroupIdNotFoundError(f"group {group} does not exist")
+            subscribed: set[str] = set()
+            if g is not None:
+                self._expire(g, now)
+                for m in g["members"].values():
+                    if g.get("protocol_type") != "consumer":
+                        continue
+                    for meta in (m.get("metadata") or {}).values():
+                        try:
+                            subscribed.update(decode_subscription(base64.b64decode(meta)).topics)
+                        except ValueError:
+                            pass
+                self._save(txn, group, g)
+            for topic, partition in partitions:
+                if topic in subscribed:
+                    refused[(topic, partition)] = GroupSubscribedToTopicError(
+                        f"group {group} is subscribed to {topic}: its offsets cannot be deleted")
+                    continue
+                txn.delete(_offset_key(group, topic, partition), db=self._offsets)
+        return refused
