@@ -102,6 +102,8 @@ def dump(
 def verify(
     ctx: typer.Context,
     topic: Optional[str] = typer.Argument(None, help="Topic to check (default: every topic)."),
+    deep: bool = typer.Option(False, "--deep", help="Parse every record of every batch too (record lengths, "
+                              "offset deltas, headers, markers); reports the first bad batch per partition."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Check every batch's CRC and offset continuity; exit code 1 if anything is wrong.
@@ -124,7 +126,7 @@ def verify(
                     state = log.state(txn)
                     segments = broker.store.segments(txn, t.name, p)
                 reports.append(verify_partition(log.name, log.dir, segments, state.log_start_offset,
-                                                state.log_end_offset))
+                                                state.log_end_offset, deep=deep))
     finally:
         broker.release()
     problems = [pr for r in reports for pr in r.problems]
