@@ -41,7 +41,6 @@ from .layout import LOCK_FILE, base_offset_of
 from .metadata import MetadataStore, PartitionState, SegmentInfo
 from .producer_state import ProducerStateManager
 from .segment import fsync_dir, open_for_append, read_range, segment_path, write_all
-from .topic_config import LONG_MAX
 
 from kcli.common.clock import now_ms
 
@@ -201,7 +200,7 @@ class PartitionLog:
         """
         config = self._config_source()
         now = self.clock()
-        prepared = [self._prepare(b, config, now, origin_client) for b in batches]
+        prepared = [self._prepare(b, config, now, origin_client, i) for i, b in enumerate(batches)]
         if not prepared:
             raise InvalidRecordError("no record batches to append")
         timestamp_type = config["message.timestamp.type"]
@@ -313,58 +312,92 @@ class PartitionLog:
         first = self.producer_state.first_unstable_offset(txn)
         return state.high_watermark if first is None else min(first, state.high_watermark)
 
-    def _prepare(self, batch, config: dict, now: int, origin_client: bool) -> bytearray:
-        """Check one incoming batch as Kafka's LogValidator does; returns a mutable copy."""
+    def _prepare(self, batch, config: dict, now: int, origin_client: bool, index: int = 0) -> bytearray:
+        """Check one incoming batch as Kafka's LogValidator does; returns a mutable copy.
+
+        Every record is walked (decompressed first when the batch is compressed): a batch
+        whose records are malformed is refused even when its CRC is right. For CreateTime
+        topics every record's timestamp is checked against message.timestamp.before.max.ms /
+        message.timestamp.after.max.ms and maxTimestamp is set from the records themselves.
+        Nothing is written here: a refusal leaves the log as it was.
+        """
         buf = bytearray(batch)
+        where = f"{self.name}: batch {index}"
         if len(buf) < rb.HEADER_SIZE:
-            raise CorruptRecordError(f"a record batch of {len(buf)} bytes is shorter than its header")
+            raise CorruptRecordError(f"{where}: a record batch of {len(buf)} bytes is shorter than its header")
         header = rb.read_header(buf)
         if header.magic != rb.MAGIC:
-            raise CorruptRecordError(f"record batch magic {header.magic} is not supported (only 2)")
+            raise CorruptRecordError(f"{where}: record batch magic {header.magic} is not supported (only 2)")
         if header.size != len(buf):
-            raise CorruptRecordError(f"record batch length {header.length} does not match {len(buf)} bytes")
-        if not rb.crc_ok(buf, 0, header):
-            raise CorruptRecordError(f"record batch CRC mismatch (stored {header.crc})")
-        if header.records_count < 1 or header.last_offset_delta != header.records_count - 1:
-            raise InvalidRecordError(
-                f"record batch claims {header.records_count} records with lastOffsetDelta "
-                f"{header.last_offset_delta}"
-            )
-        if origin_client and header.is_control:
-            raise InvalidRecordError("clients may not write control batches")
+            raise CorruptRecordError(f"{where}: record batch length {header.length} does not match {len(buf)} bytes")
         if len(buf) > config["max.message.bytes"]:
             raise RecordTooLargeError(
                 f"the record batch is {len(buf)} bytes, larger than max.message.bytes "
                 f"{config['max.message.bytes']} of {self.name}"
             )
-        if config["message.timestamp.type"] == "CreateTime" and not header.is_control:
-            self._check_timestamps(buf, header, config, now)
+        if not rb.crc_ok(buf, 0, header):
+            raise CorruptRecordError(f"{where}: record batch CRC mismatch (stored {header.crc})")
+        if header.records_count < 1 or header.last_offset_delta != header.records_count - 1:
+            raise InvalidRecordError(
+                f"{where}: record batch claims {header.records_count} records with lastOffsetDelta "
+                f"{header.last_offset_delta}"
+            )
+        if origin_client and header.is_control:
+            raise InvalidRecordError(f"{where}: clients may not write control batches")
+        try:
+            lo_delta, hi_delta = rb.walk_records(buf, 0, header)
+            if header.is_control:
+                rb.check_control_record(buf, 0, header)
+        except (InvalidRecordError, CorruptRecordError) as exc:
+            raise type(exc)(f"{where}, {exc.args[0]}") from None
+        if config["message.timestamp.type"] == "CreateTime":
+            self._check_timestamps(buf, header, config, now, lo_delta, hi_delta, where)
+        elif header.timestamp_type == rb.LOG_APPEND_TIME:
+            raise InvalidTimestampError(
+                f"{where}, record 0: invalid timestamp type LogAppendTime in the batch: producers should not "
+                "set the timestamp type to LogAppendTime"
+            )
         wanted = config["compression.type"]
         if wanted != "producer" and not header.is_control:
             codec = compression.codec_id(wanted)
             if codec != header.compression:
-                buf = bytearray(self._recompress(buf, header, codec))
+                buf = bytearray(self._recompress(buf, rb.read_header(buf), codec))
         return buf
 
-    def _check_timestamps(self, buf, header: rb.BatchHeader, config: dict, now: int) -> None:
+    def _check_timestamps(self, buf: bytearray, header: rb.BatchHeader, config: dict, now: int,
+                          lo_delta: int, hi_delta: int, where: str) -> None:
+        """Every record's timestamp within [now - before.max.ms, now + after.max.ms] (records
+        without a timestamp, -1, are not checked), as LogValidator.validateTimestamp; then
+        maxTimestamp := the largest record timestamp, with the CreateTime type."""
         after = config["message.timestamp.after.max.ms"]
         before = config["message.timestamp.before.max.ms"]
-        newest, oldest = header.max_timestamp, None
-        if before < LONG_MAX:
-            stamps = [r.timestamp for r in rb.decode_records(buf, 0, header)]
-            newest, oldest = max(stamps), min(stamps)
-        lo = now - before if before < LONG_MAX else None
-        hi = now + after if after < LONG_MAX else None
-        for ts in (newest, oldest):
-            if ts is None:
-                continue
-            if (hi is not None and ts > hi) or (lo is not None and ts < lo):
+        lo = now - before
+        hi = now + after
+        if header.timestamp_type == rb.LOG_APPEND_TIME:  # every record reports maxTimestamp
+            oldest = newest = header.max_timestamp
+            if newest == rb.NO_TIMESTAMP:
                 raise InvalidTimestampError(
-                    f"Timestamp {ts} of a record in {self.name} is out of range. The timestamp "
-                    f"should be within [{lo if lo is not None else '-inf'}, "
-                    f"{hi if hi is not None else 'inf'}] (message.timestamp.before.max.ms={before}, "
-                    f"message.timestamp.after.max.ms={after})"
+                    f"{where}, record 0: invalid timestamp type LogAppendTime in the batch: producers should "
+                    "not set the timestamp type to LogAppendTime"
                 )
+        else:
+            oldest = header.base_timestamp + lo_delta
+            newest = header.base_timestamp + hi_delta
+        if oldest < lo or newest > hi:
+            if header.timestamp_type == rb.LOG_APPEND_TIME:
+                stamps = [header.max_timestamp] * header.records_count
+            else:
+                stamps = [header.base_timestamp + d for d in rb.record_timestamp_deltas(buf, 0, header)]
+            for i, ts in enumerate(stamps):
+                if ts != rb.NO_TIMESTAMP and (ts < lo or ts > hi):
+                    raise InvalidTimestampError(
+                        f"{where}, record {i}: timestamp {ts} is out of range: it should be within "
+                        f"[{lo}, {hi}] (message.timestamp.before.max.ms={before}, "
+                        f"message.timestamp.after.max.ms={after})"
+                    )
+        newest = max(newest, rb.NO_TIMESTAMP)
+        if newest != header.max_timestamp or header.timestamp_type != rb.CREATE_TIME:
+            rb.set_max_timestamp(buf, newest, rb.CREATE_TIME)
 
     @staticmethod
     def _recompress(buf, header: rb.BatchHeader, codec: int) -> bytes:

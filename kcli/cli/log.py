@@ -102,6 +102,8 @@ def dump(
 def verify(
     ctx: typer.Context,
     topic: Optional[str] = typer.Argument(None, help="Topic to check (default: every topic)."),
+    deep: bool = typer.Option(False, "--deep", help="Parse every record of every batch too (record lengths, "
+                              "offset deltas, headers, markers); reports the first bad batch per partition."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Check every batch's CRC and offset continuity; exit code 1 if anything is wrong.
@@ -111,7 +113,7 @@ def verify(
     check_output(output)
     from storage.verify import verify_data_dir
 
-    reports = verify_data_dir(data_dir(ctx), topic)
+    reports = verify_data_dir(data_dir(ctx), topic, deep=deep)
     problems = [pr for r in reports for pr in r.problems]
     if output == "json":
         for r in reports:
