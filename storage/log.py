@@ -480,16 +480,16 @@ class PartitionLog:
         """Whole batches starting with the one that holds ``offset``, up to about ``max_bytes``
         (at least one batch), never past the high watermark (or ``upper`` when lower).
         ``read_committed`` stops at the last stable offset and lists the aborted
-        transactions that overlap what is returned, as Kafka's fetch does."""
+        transactions that overlap what is returned (from the offset up to the end of the
+        last batch returned, Kafka's fetch upper bound), found in the per-segment
+        aborted-transaction index within the same snapshot as the data."""
         for _attempt in range(3):
             with self.store.read() as txn:
                 state = self.state(txn)
                 limit = state.high_watermark if upper is None else min(upper, state.high_watermark)
                 lso = self.last_stable_offset(txn)
-                aborted = []
                 if read_committed:
                     limit = min(limit, lso)
-                    aborted = self.producer_state.aborted_transactions(txn, offset, limit)
                 if offset < state.log_start_offset or offset > state.log_end_offset:
                     raise OffsetOutOfRangeError(
                         f"offset {offset} is out of range for {self.name} "
@@ -502,6 +502,7 @@ class PartitionLog:
                 seg = self.store.segment_for_offset(txn, self.topic, self.partition, offset)
                 if seg is None:
                     return empty
+                holding = seg.base_offset  # the segment whose index entries a fetch from offset starts at
                 if seg.last_offset < offset:  # past this segment: the next one starts here
                     following = self.store.segment_for_offset(txn, self.topic, self.partition, seg.last_offset + 1)
                     if following is None or following.base_offset == seg.base_offset:
@@ -509,13 +510,15 @@ class PartitionLog:
                     seg = following
                 entry = self.offset_index.lookup(txn, offset)
                 start = entry[2] if entry is not None and entry[1] == seg.base_offset else 0
-                published = seg.size
-            try:
-                self._check_directory()
-                data = self._read_batches(seg.base_offset, start, published, offset, limit, max_bytes)
-            except FileNotFoundError:  # retention deleted the segment meanwhile: look again
-                continue
-            records, position = data
+                try:
+                    self._check_directory()
+                    records, position, upper_bound = self._read_batches(
+                        seg.base_offset, start, seg.size, offset, limit, max_bytes)
+                except FileNotFoundError:  # retention deleted the segment meanwhile: look again
+                    continue
+                aborted = []
+                if read_committed and upper_bound > offset:
+                    aborted = self.producer_state.txn_index.collect(txn, holding, offset, upper_bound)
             return FetchResult(
                 records, state.high_watermark, state.log_start_offset, state.log_end_offset,
                 seg.base_offset, position, lso, aborted,
@@ -523,6 +526,7 @@ class PartitionLog:
         raise OffsetOutOfRangeError(f"offset {offset} of {self.name} was deleted while being read")
 
     def _read_batches(self, base: int, start: int, published: int, offset: int, limit: int, max_bytes: int):
+        """(records, their position in the segment, the offset after the last batch)."""
         fd = self._reader(base)
         end = min(published, start + max(max_bytes, 1 << 16) + (1 << 14))
         buf = read_range(fd, start, end)
@@ -533,6 +537,7 @@ class PartitionLog:
             )
         first = None
         last_end = None
+        next_offset = -1
         for pos, h in rb.iter_batches(buf):
             if h.base_offset >= limit:
                 break
@@ -543,17 +548,18 @@ class PartitionLog:
             elif pos + h.size - first > max_bytes:
                 break
             last_end = pos + h.size
+            next_offset = h.base_offset + h.last_offset_delta + 1
         if first is None:
             # the first wanted batch did not fit the read: read from where it starts
             pos = self._find_batch(buf, offset)
             if pos is None:
-                return b"", -1
+                return b"", -1, -1
             h = rb.read_header(buf, pos)
             if h.base_offset >= limit:
-                return b"", -1
+                return b"", -1, -1
             whole = read_range(fd, start + pos, start + pos + h.size)
-            return whole, start + pos
-        return memoryview(buf)[first:last_end], start + first
+            return whole, start + pos, h.base_offset + h.last_offset_delta + 1
+        return memoryview(buf)[first:last_end], start + first, next_offset
 
     @staticmethod
     def _find_batch(buf, offset: int) -> int | None:

@@ -4,7 +4,8 @@ As in Kafka's ``UnifiedLog.deleteOldSegments``: segments are deleted oldest firs
 rule holds; a segment is too old when its newest record is older than ``retention.ms``; by
 size, segments go while the log would still hold at least ``retention.bytes`` without them.
 An active segment that has expired as a whole is rolled first, so it can go too. The log
-start offset moves to the first remaining offset; the metadata changes are committed
+start offset moves to the first remaining offset; a deleted segment's entries in the
+offset, time and aborted-transaction indexes go with it; the metadata changes are committed
 before any file is removed, so a reader either sees the old state (and its files) or the
 new one.
 """
@@ -56,6 +57,7 @@ def enforce_retention(log, config: dict, now: int) -> bool:
         state = log.state(txn)
         for seg in doomed:
             log.store.delete_segment(txn, log.topic, log.partition, seg.base_offset)
+            log.producer_state.txn_index.delete_segment(txn, seg.base_offset)  # its aborted transactions
         state.log_start_offset = max(state.log_start_offset, new_start)
         log.offset_index.delete_below(txn, new_start)
         log.time_index.delete_below_offset(txn, new_start)
