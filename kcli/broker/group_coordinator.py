@@ -10,11 +10,27 @@ States and transitions follow Kafka's ``GroupMetadata``::
 
     Empty --join--> PreparingRebalance --all known members joined--> CompletingRebalance
     CompletingRebalance --leader's SyncGroup--> Stable --join/leave/expiry--> PreparingRebalance
-    (last member gone) --> Empty;  deleted --> Dead
+    (last member gone) --> Empty
+    Empty --deleted, or all offsets expired (expire_groups)--> Dead (the record is removed)
 
-The group record is versioned JSON in the ``groups`` database (key: group id). Committed
-offsets live in ``offsets``: key ``group NUL topic NUL partition(uint32 BE)``, value
-``version u8, offset i64, leader epoch i32, commit time i64, metadata (UTF-8 rest)``.
+A Dead group has no record: DescribeGroups (``describe_groups``) reports it as Dead, as for a
+group id never used, and a later JoinGroup starts it afresh. ``expire_groups`` is
+housekeeping's part (every ``offsets.retention.check.interval.ms``): offsets expire after
+``offsets.retention.minutes``, counted for an Empty group from when it became Empty (KIP-211).
+
+The protocol (assignment strategy) of a generation is chosen here, by the broker, with
+Kafka's vote (``select_protocol``); the clients' assignors only compute assignments.
+
+Databases:
+
+- ``groups``: key group id (UTF-8); value JSON, ``"v": 1``: ``state``, ``state_ms`` (when that
+  state was entered, Kafka's ``currentStateTimestamp``; null in a record written before it
+  was kept), ``generation``, ``protocol_type`` ("consumer" once a member joined; null for
+  a group that only received offset commits), ``protocol``, ``leader``, ``members`` (member id
+  -> its protocols, subscription, owned partitions, assignment, session and rebalance
+  timeouts, last heartbeat, join order), ``rebalance_started``, ``order``.
+- ``offsets``: key ``group NUL topic NUL partition(uint32 BE)``; value ``version u8 (1),
+  offset i64, leader epoch i32, commit time i64, metadata (UTF-8 rest)``.
 """
 
 from __future__ import annotations
@@ -437,9 +453,9 @@ class GroupCoordinator:
             g = self._load(txn, group)
             if g is not None:
                 self._expire(g, now)
-            if g is None and (generation >= 0 or member_id or instance_id):
-                raise UnknownMemberIdError(f"member {member_id} is not in group {group}: it does not exist")
             if g is None:
+                if generation >= 0:
+                    raise UnknownMemberIdError(f"member {member_id} is not in group {group}: it does not exist")
                 g = self._new_group(now)  # a simple group: offsets only
             m = self._validate_offset_commit(g, group, generation, member_id or "", instance_id, transactional=False)
             if m is not None:

@@ -1,21 +1,42 @@
 """Kafka's transaction coordinator as a state machine in LMDB, advanced by the producers.
 
-Per ``transactional.id`` (database ``transactions``, versioned JSON): the producer id and
-epoch, the state (Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit,
-CompleteAbort, Dead), the partitions and groups in the transaction, offsets to commit with
-it, its start time and timeout.
-
 - ``init_producer_id`` bumps the epoch, which fences an older instance (its later requests
   get PRODUCER_FENCED here and INVALID_PRODUCER_EPOCH from the partitions), and first
   finishes whatever the older instance left: an Ongoing transaction is aborted, a
   Prepare* one is completed as decided.
+- ``add_partitions`` (AddPartitionsToTxn) and ``add_offsets_to_txn`` (AddOffsetsToTxn) open
+  the transaction; ``txn_offset_commit`` (TxnOffsetCommit) records a group's offsets in it,
+  after the group coordinator has checked the consumer's generation, member id and
+  group.instance.id (KIP-447) in the same LMDB write transaction. ``add_offsets`` sends both.
 - ``end_txn`` moves Ongoing to PrepareCommit/PrepareAbort (committed to LMDB: the decision),
-  then writes a COMMIT or ABORT marker to every partition in the transaction, makes the
-  transaction's group offsets visible on commit, and moves to CompleteCommit/CompleteAbort.
-  A crash between the decision and the markers is completed by the next process that
-  touches the transactional id, or by ``expire`` — markers are idempotent per epoch.
-- ``expire`` aborts transactions open longer than ``transaction.timeout.ms`` (bumping the
-  epoch, as Kafka does); it runs whenever a producer or a read_committed consumer asks.
+  then writes a COMMIT or ABORT marker to every partition in the transaction, and moves to
+  CompleteCommit/CompleteAbort, making the transaction's group offsets visible on commit in
+  that same LMDB transaction. A crash between the decision and the markers is completed by
+  the next process that touches the transactional id, or by housekeeping — markers are
+  idempotent per epoch.
+- Housekeeping: ``abort_timed_out_transactions`` aborts transactions open longer than their
+  ``transaction.timeout.ms`` (bumping the epoch, as Kafka does) and completes interrupted
+  completions; ``expire_transactional_ids`` forgets ids idle in Empty/CompleteCommit/
+  CompleteAbort for ``transactional.id.expiration.ms``. Both read the ``txn_timers`` index
+  from its oldest entry and stop at the first one not yet due, so neither decodes every
+  transactional id. ``expire`` runs both (the CLI and read_committed consumers call it),
+  and AddPartitions/AddOffsets run the first, a seek when nothing is due.
+
+Databases:
+
+- ``transactions``: key transactional id (UTF-8); value JSON, ``"v": 1``: ``producer_id``,
+  ``epoch``, ``previous_producer_id``, ``state`` (Empty, Ongoing, PrepareCommit,
+  PrepareAbort, CompleteCommit, CompleteAbort), ``partitions`` ([topic, partition]),
+  ``groups``, ``offsets`` ([group, topic, partition, offset] or [..., offset, metadata]),
+  ``timeout_ms``, ``start_ms``, ``last_update_ms``, and ``timer`` ([kind, time]: the
+  ``txn_timers`` entry the record is filed under; absent when it has none).
+- ``txn_timers`` (layout version 1): key ``kind u8, time i64 BE, transactional id (UTF-8
+  rest)``; value ``version u8 (1)``. Kind 1, a deadline: an Ongoing transaction at start +
+  timeout, a PrepareCommit/PrepareAbort one at its last update + 5 s (when another process
+  completes it). Kind 2, idle since: an Empty/CompleteCommit/CompleteAbort id at its last
+  update. One entry per record, moved whenever the record is written. The key ``00``
+  (one byte) records that every record has been filed (value: version u8 (1)); a directory
+  written before the index existed is filed once, by the first coordinator opened on it.
 """
 
 from __future__ import annotations
