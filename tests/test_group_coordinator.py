@@ -1,6 +1,6 @@
 """The group coordinator's state machine (kcli.broker.group_coordinator), driven directly
 with a fake clock: joins, syncs, heartbeats, expiry, static members, protocol selection,
-offset commits and the administrative requests."""
+offset commits, the administrative requests, and offset expiry down to the Dead state."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 
 from kcli.broker.group_coordinator import (
     COMPLETING,
+    DEAD,
     EMPTY,
     INITIAL_REBALANCE_DELAY_MS,
+    OFFSETS_RETENTION_MS,
     PREPARING,
     STABLE,
     GroupCoordinator,
@@ -440,12 +442,20 @@ def test_protocol_chosen_by_vote_among_common_strategies(coord, clock):
     assert {r.protocol for r in results} == {"roundrobin"}
 
 
-def test_protocol_vote_tie_goes_to_first_members_order(coord, clock):
-    prefs = [("range", "roundrobin"), ("roundrobin", "range")]
+@pytest.mark.parametrize("prefs, chosen", [
+    # one vote each: Kafka takes the first tied strategy in its votes HashMap, where "range"
+    # (bucket 9) comes before "roundrobin" (10) and "cooperative-sticky" (15), and "sticky"
+    # (8) before "range": not the leader's or the first member's preference
+    ((("roundrobin", "range"), ("range", "roundrobin")), "range"),
+    ((("cooperative-sticky", "range"), ("range", "cooperative-sticky")), "range"),
+    ((("range", "sticky"), ("sticky", "range")), "sticky"),
+])
+def test_protocol_vote_tie_is_broken_as_kafkas_coordinator_does(coord, clock, prefs, chosen):
     ids = [join(coord, protocols=p).member_id for p in prefs]
     clock.advance(INITIAL_REBALANCE_DELAY_MS)
     results = [join(coord, mid, protocols=p) for mid, p in zip(ids, prefs)]
-    assert {r.protocol for r in results} == {"range"}
+    assert {r.protocol for r in results} == {chosen}
+    assert coord.describe_group("g")["protocol"] == chosen
 
 
 def test_join_with_no_common_protocol_is_inconsistent_group_protocol(coord, clock):
@@ -511,3 +521,140 @@ def test_describe_unknown_group_is_group_id_not_found(coord):
     with pytest.raises(GroupIdNotFoundError) as info:
         coord.describe_group("nope")
     assert info.value.name == "GROUP_ID_NOT_FOUND"
+
+
+def test_describe_groups_reports_unknown_and_deleted_groups_as_dead(coord, clock):
+    (a,), gen = form_group(coord, clock)
+    coord.commit_offsets("g", gen, a, {("t", 0): 3})
+    coord.leave_group("g", a)
+    coord.delete_group("g")
+    described = {d["group"]: d for d in coord.describe_groups(["g", "never"])}
+    for name in ("g", "never"):
+        assert described[name]["state"] == DEAD
+        assert (described[name]["protocol_type"], described[name]["protocol"], described[name]["members"]) \
+            == ("", "", {})
+    assert coord.list_groups() == []
+
+
+def test_describe_groups_reports_protocol_and_assignments_only_when_stable(coord, clock):
+    (a, b), gen = form_group(coord, clock, 2)
+    (stable,) = coord.describe_groups(["g"])
+    assert (stable["state"], stable["protocol_type"], stable["protocol"]) == (STABLE, "consumer", "range")
+    assert stable["members"][a]["assignment"] == [("t", 0)]
+    join(coord, a, subscription=("t", "u"))  # a rebalance
+    (preparing,) = coord.describe_groups(["g"])
+    assert (preparing["state"], preparing["protocol"]) == (PREPARING, "")
+    assert preparing["members"][a]["assignment"] == []
+
+
+def test_group_of_offset_commits_only_has_no_protocol_type(coord):
+    coord.commit_offsets("simple", -1, None, {("t", 0): 1})
+    (d,) = coord.describe_groups(["simple"])
+    assert (d["state"], d["protocol_type"]) == (EMPTY, "")
+
+
+def test_list_groups_filters_by_state(coord, clock):
+    form_group(coord, clock, group="live")
+    coord.commit_offsets("idle", -1, None, {("t", 0): 1})
+    assert [g["group"] for g in coord.list_groups(states=["Stable"])] == ["live"]
+    assert [g["group"] for g in coord.list_groups(states=["empty"])] == ["idle"]
+    assert [g["group"] for g in coord.list_groups(states=["Empty", "Stable"])] == ["idle", "live"]
+    assert coord.list_groups(states=["Dead"]) == []
+
+
+DAY = 24 * 3600 * 1000
+
+
+def test_offsets_of_empty_group_expire_retention_after_it_became_empty_not_after_the_commit(coord, clock):
+    assert OFFSETS_RETENTION_MS == 7 * DAY  # offsets.retention.minutes = 10080
+    session = 1_800_000  # group.max.session.timeout.ms: few heartbeats to stay six days
+    (a,), gen = form_group(coord, clock, session_timeout_ms=session)
+    coord.commit_offsets("g", gen, a, {("t", 0): 3, ("t", 1): 4})
+    for _ in range(6 * DAY // (session // 2)):  # the member stays six days, committing nothing more
+        clock.advance(session // 2)
+        coord.heartbeat("g", gen, a)
+    assert coord.expire_groups() == []
+    coord.leave_group("g", a)
+    clock.advance(2 * DAY)  # eight days after the commit, two after the group became Empty
+    assert coord.expire_groups() == []
+    assert {tp: c.offset for tp, c in coord.fetch_offsets("g").items()} == {("t", 0): 3, ("t", 1): 4}
+    assert state(coord) == EMPTY
+    clock.advance(5 * DAY - 1)
+    assert coord.expire_groups() == []
+    clock.advance(1)  # seven days Empty
+    assert coord.expire_groups() == ["g"]
+    assert coord.fetch_offsets("g") == {}
+    assert coord.describe_groups(["g"])[0]["state"] == DEAD
+    with pytest.raises(GroupIdNotFoundError):
+        coord.describe_group("g")
+    assert coord.list_groups() == []
+
+
+def test_group_left_by_an_expired_session_is_empty_from_when_the_session_ran_out(coord, clock):
+    (a,), gen = form_group(coord, clock)
+    coord.commit_offsets("g", gen, a, {("t", 0): 3})
+    # the member dies; nobody touches the group for longer than the retention
+    clock.advance(SESSION + OFFSETS_RETENTION_MS + 1)
+    assert coord.expire_groups() == ["g"]
+    assert coord.fetch_offsets("g") == {}
+
+
+def test_simple_group_offsets_expire_each_from_its_own_commit(coord, clock):
+    coord.commit_offsets("simple", -1, None, {("t", 0): 1})
+    clock.advance(3 * DAY)
+    coord.commit_offsets("simple", -1, None, {("t", 1): 2})
+    clock.advance(4 * DAY)  # seven days after the first commit, four after the second
+    assert coord.expire_groups() == []
+    assert {tp: c.offset for tp, c in coord.fetch_offsets("simple").items()} == {("t", 1): 2}
+    clock.advance(3 * DAY)
+    assert coord.expire_groups() == ["simple"]
+    assert coord.describe_groups(["simple"])[0]["state"] == DEAD
+
+
+def test_offsets_written_by_a_transaction_alone_expire_from_their_commit(coord, clock):
+    coord.put_offsets("txn-only", {("t", 0): 9})  # no group record: a group of offsets only
+    clock.advance(OFFSETS_RETENTION_MS - 1)
+    assert coord.expire_groups() == []
+    clock.advance(1)
+    assert coord.expire_groups() == ["txn-only"]
+    assert coord.list_groups() == []
+
+
+def test_stable_group_keeps_subscribed_offsets_and_expires_the_others(broker, clock):
+    retention = 60_000
+    coord = GroupCoordinator(broker.store, clock=clock, offsets_retention_ms=retention)
+    (a,), gen = form_group(coord, clock)  # subscribed to "t"
+    coord.commit_offsets("g", gen, a, {("t", 0): 3, ("old", 0): 8})
+    for _ in range(retention // 5000):
+        clock.advance(5000)
+        coord.heartbeat("g", gen, a)
+    assert coord.expire_groups() == []
+    assert {tp: c.offset for tp, c in coord.fetch_offsets("g").items()} == {("t", 0): 3}
+    assert state(coord) == STABLE
+
+
+def test_rebalancing_group_keeps_its_offsets(broker, clock):
+    retention = 60_000
+    coord = GroupCoordinator(broker.store, clock=clock, offsets_retention_ms=retention)
+    (a, b), gen = form_group(coord, clock, 2, rebalance_timeout_ms=600_000)
+    coord.commit_offsets("g", gen, a, {("old", 0): 8})
+    join(coord, a, subscription=("t", "u"), rebalance_timeout_ms=600_000)  # b has not rejoined yet
+    for _ in range(retention // 5000):
+        clock.advance(5000)
+        for mid in (a, b):
+            with pytest.raises(RebalanceInProgressError):
+                coord.heartbeat("g", gen, mid)
+    assert state(coord) == PREPARING
+    assert coord.expire_groups() == []
+    assert coord.fetch_offsets("g")[("old", 0)].offset == 8
+
+
+def test_empty_group_without_offsets_is_removed_at_the_next_cleanup(coord, clock):
+    (a,), _gen = form_group(coord, clock)
+    coord.leave_group("g", a)
+    assert state(coord) == EMPTY
+    assert coord.expire_groups() == ["g"]
+    assert coord.describe_groups(["g"])[0]["state"] == DEAD
+    # a group id that died can be joined again from scratch
+    r = join(coord)
+    assert r.waiting and state(coord) == PREPARING
