@@ -7,6 +7,10 @@ An active segment that has expired as a whole is rolled first, so it can go too.
 start offset moves to the first remaining offset; the metadata changes are committed
 before any file is removed, so a reader either sees the old state (and its files) or the
 new one.
+
+Only topics whose ``cleanup.policy`` includes ``delete`` are trimmed, as Kafka's
+``UnifiedLog.deleteOldSegments``. The broker's housekeeper calls this on the schedule
+``log.retention.check.interval.ms`` (kcli/broker/housekeeping.py); appends never do.
 """
 
 from __future__ import annotations
@@ -24,17 +28,24 @@ def _expired(seg, retention_ms: int, now: int) -> bool:
     return now - newest > retention_ms
 
 
-def enforce_retention(log, config: dict, now: int) -> bool:
-    """Called with the partition lock held. Returns True if any segment was deleted."""
+def _delete_policy(config: dict) -> bool:
+    policy = config.get("cleanup.policy", ["delete"])
+    if isinstance(policy, str):
+        policy = [p.strip() for p in policy.split(",")]
+    return "delete" in policy
+
+
+def enforce_retention(log, config: dict, now: int) -> int:
+    """Called with the partition lock held. Returns how many segments were deleted."""
     retention_ms = config["retention.ms"]
     retention_bytes = config["retention.bytes"]
-    if retention_ms < 0 and retention_bytes < 0:
-        return False
+    if (retention_ms < 0 and retention_bytes < 0) or not _delete_policy(config):
+        return 0
     with log.store.read() as txn:
         state = log.state(txn)
         segments = log.store.segments(txn, log.topic, log.partition)
     if not segments:
-        return False
+        return 0
     active = segments[-1]
     if len(segments) == 1 or all(_expired(s, retention_ms, now) for s in segments[:-1]):
         if _expired(active, retention_ms, now):
@@ -50,7 +61,7 @@ def enforce_retention(log, config: dict, now: int) -> bool:
         else:
             break
     if not doomed:
-        return False
+        return 0
     new_start = segments[len(doomed)].base_offset
     with log.store.write() as txn:
         state = log.state(txn)
@@ -68,4 +79,4 @@ def enforce_retention(log, config: dict, now: int) -> bool:
             os.unlink(path + DELETED_SUFFIX)
         except FileNotFoundError:
             pass
-    return True
+    return len(doomed)
