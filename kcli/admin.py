@@ -209,6 +209,16 @@ class Admin:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    # -- housekeeping (kcli/broker/housekeeping.py) ---------------------------------------
+
+    def run_housekeeping(self, force: bool = True) -> dict:
+        """Run the broker's housekeeping now: retention, transaction timeouts, producer-id,
+        transactional-id and group expiry (only the due tasks unless ``force``). Returns
+        the summary: per task what it did, and the totals."""
+        return self._broker.run_housekeeping(force=force)
+
+    # -- end of housekeeping ----------------------------------------------------------------
+
     def close(self) -> None:
         self._broker.close()
 

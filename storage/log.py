@@ -120,7 +120,6 @@ class PartitionLog:
         self._reader_fds: dict[int, int] = {}
         self._reader_mutex = threading.Lock()
         self._tail_checked = False
-        self._last_retention_check = 0
         self._dir_identity: tuple[int, int] | None = None
 
     @property
@@ -211,7 +210,6 @@ class PartitionLog:
                 f"{total} bytes of batches exceed segment.bytes {segment_bytes} of {self.name}"
             )
         from .recovery import recover_active_segment
-        from .retention import enforce_retention
 
         with self._partition_lock():
             state, seg = self._load_active()
@@ -224,15 +222,8 @@ class PartitionLog:
             ):
                 state, seg = self._roll(state, seg, now)
                 fd = self._writer(seg.base_offset)
-                enforce_retention(self, config, now)
-                state, seg = self._load_active()
-            elif now - self._last_retention_check >= 30_000:
-                self._last_retention_check = now
-                with self.store.write() as txn:
-                    self.producer_state.expire(txn, now)
-                if enforce_retention(self, config, now):
-                    state, seg = self._load_active()
-                    fd = self._writer(seg.base_offset)
+            # retention and producer expiry are not run here: the broker's housekeeper
+            # calls enforce_retention() and expire_producers() on their schedules
 
             headers = [rb.read_header(b) for b in prepared]
             with self.store.read() as txn:
@@ -435,6 +426,25 @@ class PartitionLog:
             self.store.put_segment(txn, self.topic, self.partition, new)
             self.store.put_partition_state(txn, self.topic, self.partition, state)
         return state, new
+
+    # -- housekeeping (called by the broker's housekeeper, never by append) --------------
+
+    def enforce_retention(self, now: int | None = None) -> int:
+        """Delete the segments that ``retention.ms`` / ``retention.bytes`` no longer keep
+        (topics whose ``cleanup.policy`` includes delete), under the partition lock.
+        Returns how many segments were deleted."""
+        from .retention import enforce_retention
+
+        config = self._config_source()
+        with self._partition_lock():
+            return enforce_retention(self, config, self.clock() if now is None else now)
+
+    def expire_producers(self, now: int | None = None) -> int:
+        """Forget producers idle for ``producer.id.expiration.ms`` with no open transaction
+        on this partition, under the partition lock. Returns how many were forgotten."""
+        with self._partition_lock():
+            with self.store.write() as txn:
+                return self.producer_state.expire(txn, self.clock() if now is None else now)
 
     def roll(self) -> None:
         """Roll the active segment now if it holds anything (used by retention and tests)."""

@@ -8,6 +8,10 @@ start offset moves to the first remaining offset; a deleted segment's entries in
 offset, time and aborted-transaction indexes go with it; the metadata changes are committed
 before any file is removed, so a reader either sees the old state (and its files) or the
 new one.
+
+Only topics whose ``cleanup.policy`` includes ``delete`` are trimmed, as Kafka's
+``UnifiedLog.deleteOldSegments``. The broker's housekeeper calls this on the schedule
+``log.retention.check.interval.ms`` (kcli/broker/housekeeping.py); appends never do.
 """
 
 from __future__ import annotations
@@ -25,17 +29,24 @@ def _expired(seg, retention_ms: int, now: int) -> bool:
     return now - newest > retention_ms
 
 
-def enforce_retention(log, config: dict, now: int) -> bool:
-    """Called with the partition lock held. Returns True if any segment was deleted."""
+def _delete_policy(config: dict) -> bool:
+    policy = config.get("cleanup.policy", ["delete"])
+    if isinstance(policy, str):
+        policy = [p.strip() for p in policy.split(",")]
+    return "delete" in policy
+
+
+def enforce_retention(log, config: dict, now: int) -> int:
+    """Called with the partition lock held. Returns how many segments were deleted."""
     retention_ms = config["retention.ms"]
     retention_bytes = config["retention.bytes"]
-    if retention_ms < 0 and retention_bytes < 0:
-        return False
+    if (retention_ms < 0 and retention_bytes < 0) or not _delete_policy(config):
+        return 0
     with log.store.read() as txn:
         state = log.state(txn)
         segments = log.store.segments(txn, log.topic, log.partition)
     if not segments:
-        return False
+        return 0
     active = segments[-1]
     if len(segments) == 1 or all(_expired(s, retention_ms, now) for s in segments[:-1]):
         if _expired(active, retention_ms, now):
@@ -51,26 +62,9 @@ def enforce_retention(log, config: dict, now: int) -> bool:
         else:
             break
     if not doomed:
-        return False
-    new_start = segments[len(doomed)].base_offset
-    with log.store.write() as txn:
-        state = log.state(txn)
-        for seg in doomed:
-            log.store.delete_segment(txn, log.topic, log.partition, seg.base_offset)
-            log.producer_state.txn_index.delete_segment(txn, seg.base_offset)  # its aborted transactions
-        state.log_start_offset = max(state.log_start_offset, new_start)
-        log.offset_index.delete_below(txn, new_start)
-        log.time_index.delete_below_offset(txn, new_start)
-        log.store.put_partition_state(txn, log.topic, log.partition, state)
-    for seg in doomed:
-        log.forget_reader(seg.base_offset)
-        path = segment_path(log.dir, seg.base_offset)
-        try:
-            os.rename(path, path + DELETED_SUFFIX)
-            os.unlink(path + DELETED_SUFFIX)
-        except FileNotFoundError:
-            pass
-    return True
+        return 0
+    delete_segments(log, doomed, segments[len(doomed)].base_offset)
+    return len(doomed)
 
 
 def delete_records_before(log, offset: int) -> int:
@@ -104,6 +98,7 @@ def delete_segments(log, doomed, new_start: int) -> None:
         state = log.state(txn)
         for seg in doomed:
             log.store.delete_segment(txn, log.topic, log.partition, seg.base_offset)
+            log.producer_state.txn_index.delete_segment(txn, seg.base_offset)  # its aborted transactions
         state.log_start_offset = max(state.log_start_offset, new_start)
         log.offset_index.delete_below(txn, new_start)
         log.time_index.delete_below_offset(txn, new_start)

@@ -88,6 +88,26 @@ class LocalBroker:
         self._txn_coordinator = None
         self._group_coordinator = None
         self._cluster_id: str | None = None
+        self._start_housekeeping()
+
+    # -- housekeeping (kcli/broker/housekeeping.py): retention, transaction timeouts,
+    # -- producer-id / transactional-id / group expiry on Kafka's schedules ---------------
+
+    def _start_housekeeping(self) -> None:
+        from .housekeeping import Housekeeper
+
+        try:
+            self.housekeeper = Housekeeper(self)
+        except BaseException:
+            self.store.close()
+            raise
+        self.housekeeper.start()
+
+    def run_housekeeping(self, force: bool = True) -> dict:
+        """Run the housekeeping tasks now (only the due ones unless ``force``); a summary."""
+        return self.housekeeper.run(force=force)
+
+    # -- end of housekeeping ----------------------------------------------------------------
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -107,6 +127,7 @@ class LocalBroker:
         if self._closed:
             return
         self._closed = True
+        self.housekeeper.stop()  # housekeeping: before the logs and the store close
         with self._mutex:
             for log in self._logs.values():
                 log.close()
