@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from kcli.common.consumer_protocol import Assignment, Subscription, encode_assignment, encode_subscription
+
 import json
 import time
 
@@ -58,7 +60,8 @@ def groups(broker, clock):
 
 
 def join(groups, member_id=None, subscription=("in",), instance_id=None):
-    return groups.join_group("g", member_id, protocols=["range"], subscription=list(subscription),
+    metadata = encode_subscription(Subscription(list(subscription)))
+    return groups.join_group("g", member_id, protocols=[("range", metadata)],
                              session_timeout_ms=SESSION, instance_id=instance_id)
 
 
@@ -67,7 +70,8 @@ def one_member_group(groups, clock, instance_id=None):
     r = join(groups, instance_id=instance_id)
     clock.advance(INITIAL_REBALANCE_DELAY_MS)
     r = join(groups, r.member_id, instance_id=instance_id)
-    groups.sync_group("g", r.generation, r.member_id, {r.member_id: [["in", 0]]}, instance_id=instance_id)
+    groups.sync_group("g", r.generation, r.member_id, {r.member_id: encode_assignment(Assignment([("in", 0)]))},
+                      instance_id=instance_id)
     return r.member_id, r.generation
 
 
@@ -75,7 +79,7 @@ def rebalance(groups, member_id, subscription):
     """The member rejoins with another subscription: the next generation."""
     r = join(groups, member_id, subscription=subscription)
     assert not r.waiting
-    groups.sync_group("g", r.generation, member_id, {member_id: [["in", 0]]})
+    groups.sync_group("g", r.generation, member_id, {member_id: encode_assignment(Assignment([("in", 0)]))})
     return r.generation
 
 

@@ -9,6 +9,7 @@ import struct
 import time
 
 import pytest
+from support import produce, producer_entries
 
 from kcli.broker import open_broker
 from kcli.common.errors import OutOfOrderSequenceNumberError
@@ -170,7 +171,7 @@ def test_deleting_the_topic_removes_its_index_entries(broker, log):
     abort_txns(log, pid, epoch, 5)
     abort_txns(broker.log("keep", 0), pid, epoch, 2)
     assert index_size(broker.store) == 7
-    broker.delete_topic("t")
+    broker.delete_topics(["t"])[0].raise_for_error()
     assert index_size(broker.store) == 2
 
 
@@ -320,22 +321,22 @@ def test_recovery_finds_the_open_transaction_begun_in_an_older_segment(data_dir)
 
 def test_first_batch_after_a_marker_bumped_the_epoch_must_have_sequence_zero(broker, log):
     pid, epoch = broker.init_producer_id()
-    broker.produce("t", 0, [txn_batch(["a", "b", "c"], pid, epoch, 0)])  # sequences 0-2
+    produce(broker, "t", 0, [txn_batch(["a", "b", "c"], pid, epoch, 0)])  # sequences 0-2
     log.append_marker(rb.ABORT, pid, epoch + 1)  # the coordinator aborted with a bumped epoch
     with pytest.raises(OutOfOrderSequenceNumberError) as info:
-        broker.produce("t", 0, [txn_batch(["d"], pid, epoch + 1, 3)])
+        produce(broker, "t", 0, [txn_batch(["d"], pid, epoch + 1, 3)])
     assert info.value.name == "OUT_OF_ORDER_SEQUENCE_NUMBER"
     assert log.log_end_offset == 4
-    r = broker.produce("t", 0, [txn_batch(["d"], pid, epoch + 1, 0)])
+    r = produce(broker, "t", 0, [txn_batch(["d"], pid, epoch + 1, 0)])
     assert (r.base_offset, r.duplicate) == (4, False)
-    entry = broker.describe_producers("t", 0)[pid]
+    entry = producer_entries(broker, "t", 0)[pid]
     assert (entry.epoch, entry.last_seq) == (epoch + 1, 0)
 
 
 def test_marker_at_the_same_epoch_keeps_the_sequence_going(broker, log):
     pid, epoch = broker.init_producer_id()
-    broker.produce("t", 0, [txn_batch(["a", "b"], pid, epoch, 0)])
+    produce(broker, "t", 0, [txn_batch(["a", "b"], pid, epoch, 0)])
     log.append_marker(rb.COMMIT, pid, epoch)
     with pytest.raises(OutOfOrderSequenceNumberError):
-        broker.produce("t", 0, [txn_batch(["c"], pid, epoch, 0)])
-    assert broker.produce("t", 0, [txn_batch(["c"], pid, epoch, 2)]).base_offset == 3
+        produce(broker, "t", 0, [txn_batch(["c"], pid, epoch, 0)])
+    assert produce(broker, "t", 0, [txn_batch(["c"], pid, epoch, 2)]).base_offset == 3
