@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 import uuid
 from dataclasses import dataclass, field
 
