@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import time
 import uuid
 from dataclasses import dataclass, field
 
