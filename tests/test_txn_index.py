@@ -202,7 +202,12 @@ def test_committed_transaction_after_a_lost_abort_marker_is_visible_to_read_comm
     """Txn A is aborted; the machine crashes before the ABORT marker's bytes reach the disk
     (LMDB had published it). Recovery cuts the marker off; the index entry it left must go
     too, or it hides the next transaction of the same producer (there is no ABORT marker
-    left to end it). After a new epoch the producer commits txn B: B must be readable."""
+    left to end it). After a new epoch the producer commits txn B: B must be readable.
+
+    Rebuilt from the log, txn A is open again (its data remain, its marker does not), so
+    the LSO waits at its first offset and B's COMMIT, from the same producer, ends it
+    together with B: A's records then read as committed. That is what Kafka's rebuilt
+    producer state does too after such a loss (a "hanging" transaction)."""
     b = open_broker(data_dir, create=True)
     try:
         b.create_topic("t", 1, 1, {})
