@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -274,7 +273,9 @@ def test_closing_the_broker_does_not_wait_for_the_next_run(data_dir):
     from kcli.broker import open_broker
 
     b = open_broker(data_dir, create=True)
+    thread = b.housekeeper._thread
+    assert thread.daemon and thread.is_alive()  # asleep until the first task is due
     started = time.monotonic()
     b.release()
     assert time.monotonic() - started < 1.0
-    assert not any(t.name == "kcli-housekeeping" for t in threading.enumerate())
+    assert not thread.is_alive()

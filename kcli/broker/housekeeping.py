@@ -375,7 +375,7 @@ class Housekeeper:
                 if deleted:
                     trimmed.append({"topic": topic, "partition": p, "segments_deleted": deleted,
                                     "log_start_offset": plog.log_start_offset})
-            except KafkaError:  # the topic was deleted meanwhile
+            except (KafkaError, FileNotFoundError):  # the topic was deleted meanwhile
                 continue
             total += deleted
         return {"segments_deleted": total, "partitions": trimmed}
@@ -391,7 +391,7 @@ class Housekeeper:
         for topic, p in self._partitions(stoppable):
             try:
                 total += self.broker.log(topic, p).expire_producers(now)
-            except KafkaError:
+            except (KafkaError, FileNotFoundError):  # the topic was deleted meanwhile
                 continue
         return {"producers_expired": total}
 
