@@ -539,7 +539,7 @@ def test_describe_producers_lists_epoch_last_sequence_and_offsets(broker, topic)
 
 def test_idle_producer_state_expires_after_producer_id_expiration_ms(broker):
     """Producers idle for producer.id.expiration.ms (1 day) with no open transaction are
-    forgotten; the check runs on the append path."""
+    forgotten by the housekeeping task producer-id-expiration (not by appends)."""
     from storage.producer_state import PRODUCER_ID_EXPIRATION_MS
     from storage import record_batch as rb
 
@@ -550,8 +550,9 @@ def test_idle_producer_state_expires_after_producer_id_expiration_ms(broker):
     log = broker.log("exp", 0)
     later = log.clock() + PRODUCER_ID_EXPIRATION_MS + 60_000
     log.clock = lambda: later
-    log._last_retention_check = 0
     other, _ = broker.init_producer_id()
     produce(broker, "exp", 0, [rb.encode_values([b"b"], later, producer_id=other, producer_epoch=0, base_sequence=0)])
+    assert pid in producer_entries(broker, "exp", 0)  # the append path expires nothing
+    assert log.expire_producers() == 1
     assert pid not in producer_entries(broker, "exp", 0)
     assert other in producer_entries(broker, "exp", 0)

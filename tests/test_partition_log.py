@@ -351,12 +351,14 @@ def test_retention_ms_deletes_whole_old_segments(broker):
         if b in (2, 4):
             log.roll()
         log.append([batch([f"old{b}-{j}" for j in range(5)], clock.now)])
-    clock.now += 50_000  # a retention check runs, but nothing is 60 s old yet
+    clock.now += 50_000
     log.append([batch(["young-0"], clock.now)])
+    assert log.enforce_retention() == 0  # nothing is 60 s old yet
     assert log.log_start_offset == 0
     assert [s.base_offset for s in log.segments()] == [0, 10, 20]
     clock.now += 35_000  # 85 s after the old records, 35 s after the young one
     log.append([batch(["young-1"], clock.now)])
+    assert log.enforce_retention() == 2
 
     segments = log.segments()
     assert log.log_start_offset == 20
@@ -383,6 +385,7 @@ def test_retention_ms_rolls_and_deletes_an_expired_active_segment_whole(broker):
     log.roll()
     log.append([batch([f"w{j}" for j in range(10)], clock.now)])
     clock.now += 120_000
+    assert log.enforce_retention() == 2
     log.append([batch(["fresh"], clock.now)])
     # everything old went, segment by segment; the fresh record starts a new segment
     assert log.log_start_offset == 20
@@ -401,12 +404,13 @@ def test_retention_bytes_keeps_at_least_retention_bytes(broker):
     log.clock = clock
     value = b"b" * 1000
     n = 0
-    for i in range(75):  # ~3.8 MB in batches of 50 KB: several rolls, each runs retention
+    for i in range(75):  # ~3.8 MB in batches of 50 KB: several rolls
         log.append([rb.encode_values([value] * 50, clock.now)])
         n += 50
-    clock.now += 31_000  # let the periodic check run once more on the next append
     log.append([batch(["last"], clock.now)])
     n += 1
+    assert len(log.segments()) == 4  # appends delete nothing themselves
+    assert log.enforce_retention() == 2
     segments = log.segments()
     total = sum(s.size for s in segments)
     assert log.log_start_offset > 0
@@ -430,8 +434,8 @@ def test_retention_bytes_never_cuts_into_the_active_segment(broker):
     log.roll()
     for k in range(5):
         log.append([batch([f"b{k}-{j}".ljust(200, "-") for j in range(10)], clock.now)])
-    clock.now += 31_000
     log.append([batch(["c"], clock.now)])
+    assert log.enforce_retention() == 1
     (active,) = log.segments()  # the old segment went, the active one is kept whole
     assert active.base_offset == 10 and log.log_start_offset == 10
     path = os.path.join(log.dir, "00000000000000000010.log")

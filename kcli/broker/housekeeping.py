@@ -140,27 +140,24 @@ class TaskRecord:
         return {"last_run_ms": self.last_run_ms, "finished_ms": self.finished_ms, "runs": self.runs, "pid": self.pid}
 
 
-def open_db(env, *, create: bool = True):
-    """The ``housekeeping`` named database of an LMDB environment (None when a read-only
-    environment does not have it yet)."""
-    import lmdb
-
-    if not create:
-        try:
-            with env.begin() as txn:
-                return env.open_db(DB_NAME, txn=txn, create=False)
-        except lmdb.NotFoundError:
-            return None
+def open_db(env):
+    """The ``housekeeping`` named database of a writable LMDB environment (created if new).
+    Call it before other threads use the environment: py-lmdb waits for the write lock here
+    without letting other threads run."""
     return env.open_db(DB_NAME)
 
 
 def read_records(env, db=None) -> dict[str, TaskRecord]:
-    """Every task's record (task name -> TaskRecord)."""
-    if db is None:
-        db = open_db(env, create=False)
+    """Every task's record (task name -> TaskRecord). Without ``db``, for an environment
+    opened read-only by another process: an empty answer until the database exists."""
+    import lmdb
+
+    with env.begin() as txn:
         if db is None:
-            return {}
-    with env.begin(db=db) as txn:
+            try:
+                db = env.open_db(DB_NAME, txn=txn, create=False)
+            except lmdb.NotFoundError:
+                return {}
         return {k.decode("ascii"): TaskRecord.decode(v) for k, v in txn.cursor(db=db)}
 
 
@@ -188,7 +185,10 @@ class Housekeeper:
             if unknown:
                 raise ValueError(f"unknown housekeeping tasks: {', '.join(sorted(unknown))}")
             self.intervals.update(intervals)
-        self._db = open_db(self.store.env)  # opened here, before any thread uses it
+        # open_db runs a write transaction while holding the GIL: open the database once per
+        # environment, when the broker opens (before its thread starts), and share the handle
+        existing = getattr(broker, "housekeeper", None)
+        self._db = existing._db if existing is not None else open_db(self.store.env)
         self._stop = threading.Event()
         self._run_lock = threading.Lock()  # one run at a time in this process
         self._thread: threading.Thread | None = None
@@ -375,7 +375,7 @@ class Housekeeper:
                 if deleted:
                     trimmed.append({"topic": topic, "partition": p, "segments_deleted": deleted,
                                     "log_start_offset": plog.log_start_offset})
-            except KafkaError:  # the topic was deleted meanwhile
+            except (KafkaError, FileNotFoundError):  # the topic was deleted meanwhile
                 continue
             total += deleted
         return {"segments_deleted": total, "partitions": trimmed}
@@ -391,7 +391,7 @@ class Housekeeper:
         for topic, p in self._partitions(stoppable):
             try:
                 total += self.broker.log(topic, p).expire_producers(now)
-            except KafkaError:
+            except (KafkaError, FileNotFoundError):  # the topic was deleted meanwhile
                 continue
         return {"producers_expired": total}
 
