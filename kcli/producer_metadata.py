@@ -1,0 +1,31 @@
+"""The producer's view of topic metadata (Kafka's ``ProducerMetadata``).
+
+The one place the producer asks the broker about topics: partition counts (cached, and
+looked up again when a partition is not found) and the durability settings behind the
+warning for transactional writes.
+"""
+
+from __future__ import annotations
+
+
+class ProducerMetadata:
+    def __init__(self, broker) -> None:
+        self._broker = broker
+        self._partition_counts: dict[str, int] = {}
+
+    def partition_count(self, topic: str) -> int:
+        """The topic's partition count (UNKNOWN_TOPIC_OR_PARTITION for a missing topic)."""
+        n = self._partition_counts.get(topic)
+        if n is None:
+            n = self._partition_counts[topic] = self._broker.partition_count(topic)
+        return n
+
+    def refresh(self, topic: str) -> int:
+        """Forget the cached count and look it up again."""
+        self._partition_counts.pop(topic, None)
+        return self.partition_count(topic)
+
+    def durability(self, topic: str) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) of a topic."""
+        t, configs = self._broker.topic_view(topic)
+        return t.replication_factor, configs["min.insync.replicas"]
