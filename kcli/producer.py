@@ -41,7 +41,7 @@ from .config import PRODUCER_CONFIGS, acks_value, resolve
 from .partitioner import RoundRobinPartitioner, load_partitioner, partition_for_key
 from .producer_metadata import ProducerMetadata
 from .record_accumulator import ProduceRequestResult, ProducerBatch, RecordAccumulator
-from .sender import PartitionStats, ProducerStats, Sender
+from .sender import PartitionStats, ProducerStats, Sender, connect, disconnect
 from .transaction_manager import TransactionManager
 
 __all__ = [
@@ -159,13 +159,10 @@ class Producer:
         self._partitioner = self._make_partitioner(c["partitioner.class"])
         self._ignore_keys = c["partitioner.ignore.keys"]
         self._key_cache: dict[int, dict[bytes, int]] = {}  # partition count -> key -> partition
-        from .broker.broker import open_broker
-        from .broker.faults import wrap_with_faults
-
         self.data_dir = data_dir or c["kcli.data.dir"] or default_data_dir()
-        self._broker = open_broker(self.data_dir)
-        seam = wrap_with_faults(self._broker, c["kcli.inject.fault"])
+        self._broker, seam = connect(self.data_dir, c["kcli.inject.fault"])
         self._metadata = ProducerMetadata(self._broker)
+        self._partition_counts = self._metadata.partition_counts  # topic -> count, read on every send
         self._txn = TransactionManager(self._broker, self._metadata, self.transactional_id,
                                        c["transaction.timeout.ms"])
         self._accumulator = RecordAccumulator(
@@ -332,8 +329,11 @@ class Producer:
                 f"The message is {size + rb.HEADER_SIZE} bytes when serialized which is larger than "
                 f"{self.config['max.request.size']}, which is the value of the max.request.size configuration."
             )
-        n = self._metadata.partition_count(topic)
-        p = self._partition(topic, key_b, value_b, partition, n)
+        n = self._partition_counts.get(topic) or self._metadata.partition_count(topic)
+        if partition is None and self._partitioner is None and (key_b is None or self._ignore_keys):
+            p = None  # the built-in partitioner chooses, in the accumulator
+        else:
+            p = self._partition(topic, key_b, value_b, partition, n)
         ts = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp)
         deadline = time.monotonic() + self.config["max.block.ms"] / 1000.0
         batch, index = self._accumulator.append(
@@ -519,7 +519,7 @@ class Producer:
                 self._accumulator.closing = True
                 self._accumulator.cond.notify_all()
             self._sender.join(timeout)
-            self._broker.release()
+            disconnect(self._broker)
 
     def metrics(self) -> ProducerStats:
         return self.stats

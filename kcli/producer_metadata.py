@@ -11,18 +11,18 @@ from __future__ import annotations
 class ProducerMetadata:
     def __init__(self, broker) -> None:
         self._broker = broker
-        self._partition_counts: dict[str, int] = {}
+        self.partition_counts: dict[str, int] = {}
 
     def partition_count(self, topic: str) -> int:
         """The topic's partition count (UNKNOWN_TOPIC_OR_PARTITION for a missing topic)."""
-        n = self._partition_counts.get(topic)
+        n = self.partition_counts.get(topic)
         if n is None:
-            n = self._partition_counts[topic] = self._broker.partition_count(topic)
+            n = self.partition_counts[topic] = self._broker.partition_count(topic)
         return n
 
     def refresh(self, topic: str) -> int:
         """Forget the cached count and look it up again."""
-        self._partition_counts.pop(topic, None)
+        self.partition_counts.pop(topic, None)
         return self.partition_count(topic)
 
     def durability(self, topic: str) -> tuple[int, int]:

@@ -279,7 +279,12 @@ class RecordAccumulator:
             self._reserve(size, deadline, max_block_ms)
             info = None
             if tp[1] is None:
-                bip, info = self._sticky_partition(tp[0], num_partitions)
+                bip = self.partitioners.get(tp[0])
+                info = bip._info if bip is not None else None
+                if info is None or info.partition >= num_partitions or \
+                        info.produced_bytes >= bip.sticky_batch_size or bip.num_partitions != num_partitions:
+                    bip, info = self._sticky_partition(tp[0], num_partitions)
+                # else: below batch.size on the current partition, no switch can be due
                 tp = (tp[0], info.partition)
             batch = self._open_batch(tp, size, time.monotonic())
             batch.reserved += size
@@ -291,7 +296,10 @@ class RecordAccumulator:
                 self.cond.notify_all()
             if info is not None:
                 # while the last batch is open the switch waits (up to 2 x batch.size)
-                bip.update_partition_info(info, size, num_partitions, batch.closed)
+                if info.produced_bytes + size < bip.sticky_batch_size:
+                    info.produced_bytes += size  # no switch yet, whatever the batch
+                else:
+                    bip.update_partition_info(info, size, num_partitions, batch.closed)
             return batch, index
 
     def append_many(self, tp, values: list, keys: list | None, headers: tuple, timestamp: int, size: int,

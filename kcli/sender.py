@@ -24,6 +24,20 @@ from .record_accumulator import ProducerBatch, RecordAccumulator
 from .transaction_manager import TransactionManager
 
 
+def connect(data_dir: str, fault_spec=None):
+    """The broker of a data directory (shared in the process, see ``open_broker``) and the
+    seam produce requests go through: the broker itself, or a fault-injecting wrapper."""
+    from .broker.broker import open_broker
+    from .broker.faults import wrap_with_faults
+
+    broker = open_broker(data_dir)
+    return broker, wrap_with_faults(broker, fault_spec)
+
+
+def disconnect(broker) -> None:
+    broker.release()
+
+
 @dataclass
 class PartitionStats:
     records: int = 0

@@ -79,6 +79,7 @@ class TransactionManager:
         self._broker = broker
         self._metadata = metadata
         self.transactional_id = transactional_id
+        self.is_transactional = transactional_id is not None
         self.transaction_timeout_ms = transaction_timeout_ms
         self.producer_id = -1
         self.producer_epoch = -1
@@ -87,10 +88,6 @@ class TransactionManager:
         self.partitions_in_transaction: set[tuple[str, int]] = set()
         self._durability_warned: set[str] = set()
         self._lock = threading.RLock()
-
-    @property
-    def is_transactional(self) -> bool:
-        return self.transactional_id is not None
 
     def has_producer_id(self) -> bool:
         return self.producer_id >= 0
