@@ -118,7 +118,7 @@ def main() -> None:
     a = ap.parse_args()
     k = a.last
     res = C.Results(a.json_out, "seek", vars(a))
-    from kcli.broker.broker import open_broker
+    from kcli.broker import open_broker
     from kcli.consumer import Consumer, TopicPartition
 
     with C.Workdir("seek", a.keep) as wd:

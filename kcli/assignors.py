@@ -21,9 +21,10 @@ first, by instance id; then the others by member id.
 
 Where Kafka's result depends on the iteration order of a Java ``HashMap``/``HashSet`` (which
 member's owned partitions are looked at first in the sticky assignors, which partition moves
-back in the general sticky algorithm, how ``choose_protocol`` breaks a tie) this module
-reproduces that order from Java's ``String.hashCode`` / ``TopicPartition.hashCode`` and
-``HashMap``'s bucket layout, so the results match the Java client's.  Java string comparison
+back in the general sticky algorithm) this module reproduces that order from Java's
+``String.hashCode`` / ``TopicPartition.hashCode`` and ``HashMap``'s bucket layout, so the
+results match the Java client's.  (Choosing the group's assignor is the broker's part: see
+``kcli.broker.group_coordinator.select_protocol``.)  Java string comparison
 (UTF-16 code units) is used wherever Kafka sorts strings.
 
 Pure functions, standard library only, no I/O.
@@ -38,7 +39,6 @@ __all__ = [
     "Subscription",
     "TopicPartition",
     "assign",
-    "choose_protocol",
     "is_cooperative",
 ]
 
@@ -150,40 +150,6 @@ def _tp_sort_key(tp: TopicPartition):
 def is_cooperative(strategy: str) -> bool:
     """True only for ``cooperative-sticky`` (the only built-in assignor supporting COOPERATIVE)."""
     return strategy == "cooperative-sticky"
-
-
-def choose_protocol(member_protocols: list[list[str]]) -> str:
-    """Pick the group's assignor the way Kafka's classic group coordinator does.
-
-    ``member_protocols`` holds each member's assignor names in its order of preference (the
-    first list is the leader's).  Kafka (``ClassicGroup.selectProtocol``): the candidates are the
-    protocols every member supports; each member votes for the first candidate in its own list;
-    the protocol with the most votes wins.  So when every member lists the same order (the usual
-    case) the result is the first common protocol in that order.  A tie is broken like
-    ``HashMap<String, Integer>.entrySet().stream().max(...)``: the first tied entry in the
-    map's iteration order.
-
-    Raises ``ValueError`` (INCONSISTENT_GROUP_PROTOCOL) when no protocol is common to all
-    members, or when there are no members.
-    """
-    if not member_protocols:
-        raise ValueError("INCONSISTENT_GROUP_PROTOCOL: no members to choose a protocol for")
-    candidates = set(member_protocols[0])
-    for protocols in member_protocols[1:]:
-        candidates &= set(protocols)
-    if not candidates:
-        raise ValueError(
-            "INCONSISTENT_GROUP_PROTOCOL: no partition assignment strategy is supported by all members"
-        )
-    votes: dict[str, int] = {}
-    for protocols in member_protocols:
-        vote = next(p for p in protocols if p in candidates)
-        votes[vote] = votes.get(vote, 0) + 1
-    best = None
-    for name in _java_hash_order(votes):
-        if best is None or votes[name] > votes[best]:
-            best = name
-    return best  # type: ignore[return-value]
 
 
 def assign(

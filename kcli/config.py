@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from kcli.common.errors import InvalidConfigError
-from storage.topic_config import INT_MAX, LONG_MAX, ConfigDef, validate_configs
+from storage.topic_config import INT_MAX, LONG_MAX, ConfigDef, format_value, validate_configs, validate_new_topic
 
 
 def _at_least(minimum):
@@ -102,4 +102,4 @@ def acks_value(acks: str) -> int:
 
 
 __all__ = ["PRODUCER_CONFIGS", "CONSUMER_CONFIGS", "resolve", "explicitly_set", "acks_value",
-           "InvalidConfigError", "LONG_MAX"]
+           "InvalidConfigError", "LONG_MAX", "format_value", "validate_new_topic"]

@@ -17,6 +17,14 @@ import threading
 import time
 from typing import Callable
 
+from kcli.common.consumer_protocol import (
+    Assignment,
+    Subscription,
+    decode_assignment,
+    decode_subscription,
+    encode_assignment,
+    encode_subscription,
+)
 from kcli.common.errors import (
     FencedInstanceIdError,
     IllegalGenerationError,
@@ -24,6 +32,9 @@ from kcli.common.errors import (
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
+
+from .broker import api
+from .types import TopicPartition
 
 
 class ConsumerRebalanceListener:
@@ -48,12 +59,17 @@ class CommitFailedError(KafkaError):
 
 
 class ConsumerCoordinator:
-    def __init__(self, consumer, broker, config: dict, group_id: str, client_id: str) -> None:
-        from .broker.group_coordinator import GroupCoordinator
+    """Membership of one consumer. It shares the consumer's ``SubscriptionState``; the consumer
+    hands it two callables: ``on_fresh(partitions)`` positions newly assigned partitions at
+    their committed offsets, ``commit_quietly(partitions=None)`` commits positions before
+    partitions are given up."""
 
-        self.consumer = consumer
+    def __init__(self, broker: api.BrokerApi, subscriptions, config: dict, group_id: str, client_id: str,
+                 on_fresh: Callable, commit_quietly: Callable) -> None:
         self.broker = broker
-        self.coord = GroupCoordinator(broker.store)
+        self.subscriptions = subscriptions
+        self._on_fresh = on_fresh
+        self._commit_quietly = commit_quietly
         self.config = config
         self.group_id = group_id
         self.client_id = client_id
@@ -95,7 +111,8 @@ class ConsumerCoordinator:
     def subscribed_topics(self) -> list[str]:
         if self.pattern is None:
             return self.topics
-        return sorted(t.name for t in self.broker.list_topics() if self.pattern.fullmatch(t.name))
+        every = self.broker.metadata(api.MetadataRequest(None)).topics
+        return sorted(t.name for t in every if self.pattern.fullmatch(t.name))
 
     def _event(self, text: str) -> None:
         if self.on_event is not None:
@@ -123,13 +140,15 @@ class ConsumerCoordinator:
                 if not self._join():
                     return False
             if self.join_state == "syncing":
-                assignment = self.coord.sync_group(
+                pending = self._pending_assignments if self.leader == self.member_id else None
+                answer = self.broker.sync_group(api.SyncGroupRequest(
                     self.group_id, self.generation, self.member_id,
-                    self._pending_assignments if self.leader == self.member_id else None, self.instance_id,
-                )
-                if assignment is None:
+                    [(mid, encode_assignment(Assignment(tps))) for mid, tps in (pending or {}).items()],
+                    self.instance_id, "consumer", self.protocol,
+                ))
+                if answer.assignment is None:
                     return False
-                self._on_join_complete(assignment)
+                self._on_join_complete(decode_assignment(answer.assignment).partitions)
                 return not self.rejoin_needed
         except RebalanceInProgressError:
             self.join_state = "joining"
@@ -145,77 +164,73 @@ class ConsumerCoordinator:
             return False
         return False
 
-    def _partition_counts(self) -> dict[str, int]:
-        counts = {}
-        for t in self.subscribed_topics():
-            try:
-                counts[t] = self.broker.partition_count(t)
-            except KafkaError:
-                counts[t] = 0
-        return counts
+    def _partition_counts(self, topics=None) -> dict[str, int]:
+        """Partitions per topic (0 for a topic that does not exist yet), from one Metadata request."""
+        topics = self.subscribed_topics() if topics is None else topics
+        if not topics:
+            return {}
+        found = self.broker.metadata(api.MetadataRequest(list(topics))).topics
+        return {t.name: (0 if t.error is not None else len(t.partitions)) for t in found}
 
     def _join(self) -> bool:
         self._joined_topics = self.subscribed_topics()
         self._joined_counts = self._partition_counts()
-        owned = sorted(self.consumer.assignment()) if self.protocol == "cooperative-sticky" else []
-        result = self.coord.join_group(
-            self.group_id, self.member_id, client_id=self.client_id, instance_id=self.instance_id,
-            session_timeout_ms=self.config["session.timeout.ms"],
-            rebalance_timeout_ms=self.config["max.poll.interval.ms"],
-            protocols=self.protocols, subscription=self._joined_topics, owned=owned,
-            owned_generation=self.owned_generation,
-        )
+        owned = sorted(self.subscriptions.assignment()) if self.protocol == "cooperative-sticky" else []
+        metadata = encode_subscription(Subscription(self._joined_topics, None, [tuple(tp) for tp in owned],
+                                                    self.owned_generation))
+        result = self.broker.join_group(api.JoinGroupRequest(
+            self.group_id, self.member_id or "", "consumer", [(name, metadata) for name in self.protocols],
+            self.config["session.timeout.ms"], self.config["max.poll.interval.ms"], self.instance_id,
+            self.client_id,
+        ))
         with self._lock:
             self.member_id = result.member_id
         if result.waiting:
             return False
         with self._lock:
-            self.generation = result.generation
-        self.protocol = result.protocol
+            self.generation = result.generation_id
+        self.protocol = result.protocol_name
         self.leader = result.leader
         self._pending_assignments = None
         if result.leader == result.member_id:
-            self._pending_assignments = self._assign(result.protocol, result.members)
+            self._pending_assignments = self._assign(result.protocol_name, result.members)
         self.join_state = "syncing"
         return True
 
-    def _assign(self, protocol: str, members: dict) -> dict:
+    def _assign(self, protocol: str, members: list) -> dict:
         """The leader's job: run the agreed assignor over every member's subscription."""
-        from .assignors import Subscription, assign
+        from . import assignors
 
-        topics = sorted({t for m in members.values() for t in m["subscription"]})
-        partitions = {}
-        for t in topics:
-            try:
-                partitions[t] = self.broker.partition_count(t)
-            except KafkaError:
-                pass  # a subscribed topic that does not exist (yet) has no partitions
-        subs = {
-            mid: Subscription(list(m["subscription"]), [tuple(tp) for tp in m["owned"]],
-                              m["owned_generation"], m.get("instance_id"))
-            for mid, m in members.items()
-        }
-        result = assign(protocol, partitions, subs)
-        return {mid: [list(tp) for tp in tps] for mid, tps in result.items()}
+        subs = {}
+        for m in members:
+            sub = decode_subscription(m.metadata)
+            subs[m.member_id] = assignors.Subscription(list(sub.topics), [tuple(tp) for tp in sub.owned_partitions],
+                                                       sub.generation_id, m.group_instance_id)
+        topics = sorted({t for s in subs.values() for t in s.topics})
+        # a subscribed topic that does not exist (yet) has no partitions
+        partitions = {t: n for t, n in self._partition_counts(topics).items() if n > 0}
+        result = assignors.assign(protocol, partitions, subs)
+        return {mid: [tuple(tp) for tp in tps] for mid, tps in result.items()}
 
     def _on_join_prepare(self) -> None:
         """Before rejoining. Eager protocols give up everything first (after committing)."""
         self.join_state = "joining"
         if self.protocol == "cooperative-sticky" or self.generation < 0:
             return
-        owned = sorted(self.consumer.assignment())
+        owned = sorted(self.subscriptions.assignment())
         if owned:
             if self.config["enable.auto.commit"]:
-                self.consumer._commit_quietly()
+                self._commit_quietly()
             self._call_listener("on_partitions_revoked", owned)
             self._event(f"generation {self.generation}: revoked {_names(owned)}")
-        self.consumer._set_assignment([])
+        self.subscriptions.assign([])
+
+    def _set_assignment(self, partitions) -> None:
+        self._on_fresh(self.subscriptions.assign(partitions))
 
     def _on_join_complete(self, assignment) -> None:
-        from .consumer import TopicPartition
-
         new = sorted(TopicPartition(t, p) for t, p in assignment)
-        owned = set(self.consumer.assignment())
+        owned = set(self.subscriptions.assignment())
         self.join_state = None
         self.rejoin_needed = False
         self.owned_generation = self.generation
@@ -224,25 +239,25 @@ class ConsumerCoordinator:
             added = sorted(set(new) - owned)
             if revoked:
                 if self.config["enable.auto.commit"]:
-                    self.consumer._commit_quietly(revoked)
+                    self._commit_quietly(revoked)
                 self._call_listener("on_partitions_revoked", revoked)
                 self._event(f"generation {self.generation}: revoked {_names(revoked)}")
                 self.rejoin_needed = True  # the second rebalance gives them to their new owners
-            self.consumer._set_assignment(new)
+            self._set_assignment(new)
             self._call_listener("on_partitions_assigned", added)
             self._event(f"generation {self.generation}: assigned {_names(new)}")
         else:
-            self.consumer._set_assignment(new)
+            self._set_assignment(new)
             self._call_listener("on_partitions_assigned", new)
             self._event(f"generation {self.generation}: assigned {_names(new)}")
 
     def _partitions_lost(self) -> None:
         self.lost = False
-        owned = sorted(self.consumer.assignment())
+        owned = sorted(self.subscriptions.assignment())
         if owned:
             self._call_listener("on_partitions_lost", owned)
             self._event(f"lost {_names(owned)} (no longer a member of the group)")
-        self.consumer._set_assignment([])
+        self.subscriptions.assign([])
         self.protocol = None
         self.rejoin_needed = True
 
@@ -266,7 +281,7 @@ class ConsumerCoordinator:
                 # the application stopped polling: leave, so the group can move on (as Kafka does)
                 self._event(f"no poll for {max_poll:.0f} s (max.poll.interval.ms): leaving the group")
                 try:
-                    self.coord.leave_group(self.group_id, member_id)
+                    self.broker.leave_group(self.group_id, [member_id])
                 except KafkaError:
                     pass
                 with self._lock:
@@ -278,7 +293,7 @@ class ConsumerCoordinator:
                 continue
             next_beat = now + interval
             try:
-                self.coord.heartbeat(self.group_id, generation, member_id, self.instance_id)
+                self.broker.heartbeat(self.group_id, generation, member_id, self.instance_id)
             except (RebalanceInProgressError, IllegalGenerationError):
                 self.rejoin_needed = True
             except (UnknownMemberIdError, FencedInstanceIdError):
@@ -300,16 +315,24 @@ class ConsumerCoordinator:
                 raise CommitFailedError(
                     "Commit cannot be completed since the consumer is not part of an active group"
                 )
-            self.coord.commit_offsets(self.group_id, -1, None, offsets)
+            self._offset_commit(offsets, -1, "")
             return
         try:
-            self.coord.commit_offsets(self.group_id, generation, member_id, offsets, self.instance_id)
+            self._offset_commit(offsets, generation, member_id)
         except (IllegalGenerationError, UnknownMemberIdError) as exc:
             self.rejoin_needed = True
             raise CommitFailedError(
                 f"Commit cannot be completed since the group has already rebalanced and assigned the "
                 f"partitions to another member ({exc.name})"
             ) from None
+
+    def _offset_commit(self, offsets: dict, generation: int, member_id: str) -> None:
+        request = api.OffsetCommitRequest(
+            self.group_id, [api.OffsetCommitPartition(t, p, o) for (t, p), o in offsets.items()],
+            generation, member_id, self.instance_id if member_id else None,
+        )
+        for r in self.broker.offset_commit(request):
+            r.raise_for_error()
 
     def close(self, leave: bool = True) -> None:
         self._stop.set()
@@ -319,7 +342,7 @@ class ConsumerCoordinator:
             member_id = self.member_id
         if leave and member_id is not None and self.instance_id is None:
             try:
-                self.coord.leave_group(self.group_id, member_id)
+                self.broker.leave_group(self.group_id, [member_id])
             except KafkaError:
                 pass
 

@@ -7,6 +7,8 @@ warning for transactional writes.
 
 from __future__ import annotations
 
+from .broker import api
+
 
 class ProducerMetadata:
     def __init__(self, broker) -> None:
@@ -17,7 +19,8 @@ class ProducerMetadata:
         """The topic's partition count (UNKNOWN_TOPIC_OR_PARTITION for a missing topic)."""
         n = self.partition_counts.get(topic)
         if n is None:
-            n = self.partition_counts[topic] = self._broker.partition_count(topic)
+            meta = self._broker.metadata(api.MetadataRequest([topic])).topics[0].raise_for_error()
+            n = self.partition_counts[topic] = len(meta.partitions)
         return n
 
     def refresh(self, topic: str) -> int:
@@ -27,5 +30,8 @@ class ProducerMetadata:
 
     def durability(self, topic: str) -> tuple[int, int]:
         """(replication factor, min.insync.replicas) of a topic."""
-        t, configs = self._broker.topic_view(topic)
-        return t.replication_factor, configs["min.insync.replicas"]
+        meta = self._broker.metadata(api.MetadataRequest([topic])).topics[0].raise_for_error()
+        replication_factor = len(meta.partitions[0].replicas) if meta.partitions else 1
+        entries = self._broker.describe_configs([topic], ["min.insync.replicas"])[0].raise_for_error().configs
+        min_insync = int(entries[0].value) if entries else 1
+        return replication_factor, min_insync

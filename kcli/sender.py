@@ -1,7 +1,7 @@
 """The producer's ``Sender``: the background I/O thread (Kafka's ``kafka-producer-network-thread``).
 
 It drains ready batches from the ``RecordAccumulator`` and sends them to the partition
-logs through the broker seam, one produce request per partition. Retriable errors put the
+logs through the broker seam (``BrokerApi.produce``), one produce request per partition. Retriable errors put the
 batch back at the head of its partition's queue with exponential backoff
 (``retry.backoff.ms`` up to ``retry.backoff.max.ms``) while ``retries`` and
 ``delivery.timeout.ms`` allow; then the batch fails. Completing or failing a batch settles
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from kcli.common.errors import KafkaError, KafkaTimeoutError
 
+from .broker import api
 from .record_accumulator import ProducerBatch, RecordAccumulator
 from .transaction_manager import TransactionManager
 
@@ -27,7 +28,7 @@ from .transaction_manager import TransactionManager
 def connect(data_dir: str, fault_spec=None):
     """The broker of a data directory (shared in the process, see ``open_broker``) and the
     seam produce requests go through: the broker itself, or a fault-injecting wrapper."""
-    from .broker.broker import open_broker
+    from .broker import open_broker
     from .broker.faults import wrap_with_faults
 
     broker = open_broker(data_dir)
@@ -72,6 +73,7 @@ class Sender:
         self._codec = codec
         self._level = level
         self._max_request_size = config["max.request.size"]
+        self._request_timeout_ms = config["request.timeout.ms"]
         self._delivery_timeout = config["delivery.timeout.ms"] / 1000.0
         self._retries = config["retries"]
         self._retry_backoff_ms = config["retry.backoff.ms"]
@@ -151,7 +153,10 @@ class Sender:
                 batch.encoded = self._encode(batch)
             batch.attempts += 1
         try:
-            result = self.client.produce(topic, partition, [b.encoded for b in live], self.acks)
+            request = api.ProduceRequest([api.ProducePartition(topic, partition, [b.encoded for b in live])],
+                                         self.acks, self._request_timeout_ms,
+                                         self.transaction_manager.transactional_id)
+            result = self.client.produce(request).partitions[0].raise_for_error()
         except KafkaError as exc:
             if self.acks == 0:  # nobody listens for the answer
                 for batch in live:
@@ -174,10 +179,12 @@ class Sender:
             for batch in live:
                 self.fail(batch, exc)
             return
-        for batch, base in zip(live, result.batch_base_offsets):
+        base = result.base_offset  # the batches were given consecutive offsets from here
+        for batch in live:
             if result.duplicate:
                 batch.stored_failures = 0  # the broker recognised the retry: still one copy
             self.complete(batch, base if self.acks != 0 else -1, result.log_append_time)
+            base += batch.count
 
     def _encode(self, batch: ProducerBatch) -> bytes:
         """Encode a batch when it is first sent; an idempotent producer stamps its producer

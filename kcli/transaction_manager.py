@@ -31,6 +31,9 @@ from kcli.common.errors import (
     TransactionAbortableError,
 )
 
+from .broker import api
+from .types import ConsumerGroupMetadata
+
 FENCING_ERRORS = ("PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH")
 
 
@@ -156,7 +159,7 @@ class TransactionManager:
                     raise InvalidTxnStateError("call init_transactions() before sending")
                 self._transition_to(State.INITIALIZING)
                 try:
-                    self.producer_id, self.producer_epoch = self._broker.init_producer_id()
+                    self.producer_id, self.producer_epoch = self._broker.init_producer_id(api.InitProducerIdRequest())
                 except BaseException:
                     self.state = State.UNINITIALIZED  # nothing changed: the next batch asks again
                     raise
@@ -181,8 +184,8 @@ class TransactionManager:
             previous = self.state
             self._transition_to(State.INITIALIZING)
             try:
-                pid, epoch = self._broker.transactions.init_producer_id(
-                    self.transactional_id, self.transaction_timeout_ms)
+                pid, epoch = self._broker.init_producer_id(
+                    api.InitProducerIdRequest(self.transactional_id, self.transaction_timeout_ms))
             except KafkaError as exc:
                 if is_fencing(exc) or not exc.retriable:
                     self._transition_to(State.FATAL_ERROR, exc)
@@ -210,11 +213,22 @@ class TransactionManager:
         self.ensure_transactional()
         with self._lock:
             self.check_send("send offsets")
-            group = group_metadata if isinstance(group_metadata, str) else group_metadata["group_id"]
+            if isinstance(group_metadata, str):
+                group_metadata = ConsumerGroupMetadata(group_metadata)
+            elif isinstance(group_metadata, dict):
+                group_metadata = ConsumerGroupMetadata(**group_metadata)
+            g = group_metadata
             try:
-                self._broker.transactions.add_offsets(
-                    self.transactional_id, self.producer_id, self.producer_epoch, group,
-                    {(tp[0], tp[1]): int(off) for tp, off in offsets.items()})
+                self._broker.add_offsets_to_txn(self.transactional_id, self.producer_id, self.producer_epoch,
+                                                g.group_id)
+                results = self._broker.txn_offset_commit(api.TxnOffsetCommitRequest(
+                    self.transactional_id, g.group_id, self.producer_id, self.producer_epoch,
+                    [api.OffsetCommitPartition(tp[0], tp[1], int(getattr(off, "offset", off)))
+                     for tp, off in offsets.items()],
+                    g.generation_id, g.member_id, g.group_instance_id,
+                ))
+                for r in results:
+                    r.raise_for_error()
             except ProducerFencedError as exc:
                 self._transition_to(State.FATAL_ERROR, exc)
                 raise
@@ -250,8 +264,7 @@ class TransactionManager:
                 self.maybe_fail_with_error()
                 raise InvalidTxnStateError(f"no commit or abort in progress (state {self.state})")
             try:
-                self._broker.transactions.end_txn(
-                    self.transactional_id, self.producer_id, self.producer_epoch, committing)
+                self._broker.end_txn(self.transactional_id, self.producer_id, self.producer_epoch, committing)
             except KafkaError as exc:
                 if is_fencing(exc):
                     self._transition_to(State.FATAL_ERROR, exc)
@@ -271,8 +284,9 @@ class TransactionManager:
             if tp in self.partitions_in_transaction:
                 return
             try:
-                self._broker.transactions.add_partitions(
-                    self.transactional_id, self.producer_id, self.producer_epoch, [tp])
+                for r in self._broker.add_partitions_to_txn(
+                        self.transactional_id, self.producer_id, self.producer_epoch, [tp]):
+                    r.raise_for_error()
             except ProducerFencedError as exc:
                 self._transition_to(State.FATAL_ERROR, exc)
                 raise

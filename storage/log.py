@@ -41,7 +41,6 @@ from .layout import LOCK_FILE, base_offset_of
 from .metadata import MetadataStore, PartitionState, SegmentInfo
 from .producer_state import ProducerStateManager
 from .segment import fsync_dir, open_for_append, read_range, segment_path, write_all
-from .topic_config import LONG_MAX
 
 from kcli.common.clock import now_ms
 
@@ -121,7 +120,6 @@ class PartitionLog:
         self._reader_fds: dict[int, int] = {}
         self._reader_mutex = threading.Lock()
         self._tail_checked = False
-        self._last_retention_check = 0
         self._dir_identity: tuple[int, int] | None = None
 
     @property
@@ -201,7 +199,7 @@ class PartitionLog:
         """
         config = self._config_source()
         now = self.clock()
-        prepared = [self._prepare(b, config, now, origin_client) for b in batches]
+        prepared = [self._prepare(b, config, now, origin_client, i) for i, b in enumerate(batches)]
         if not prepared:
             raise InvalidRecordError("no record batches to append")
         timestamp_type = config["message.timestamp.type"]
@@ -212,7 +210,6 @@ class PartitionLog:
                 f"{total} bytes of batches exceed segment.bytes {segment_bytes} of {self.name}"
             )
         from .recovery import recover_active_segment
-        from .retention import enforce_retention
 
         with self._partition_lock():
             state, seg = self._load_active()
@@ -225,15 +222,8 @@ class PartitionLog:
             ):
                 state, seg = self._roll(state, seg, now)
                 fd = self._writer(seg.base_offset)
-                enforce_retention(self, config, now)
-                state, seg = self._load_active()
-            elif now - self._last_retention_check >= 30_000:
-                self._last_retention_check = now
-                with self.store.write() as txn:
-                    self.producer_state.expire(txn, now)
-                if enforce_retention(self, config, now):
-                    state, seg = self._load_active()
-                    fd = self._writer(seg.base_offset)
+            # retention and producer expiry are not run here: the broker's housekeeper
+            # calls enforce_retention() and expire_producers() on their schedules
 
             headers = [rb.read_header(b) for b in prepared]
             with self.store.read() as txn:
@@ -313,58 +303,92 @@ class PartitionLog:
         first = self.producer_state.first_unstable_offset(txn)
         return state.high_watermark if first is None else min(first, state.high_watermark)
 
-    def _prepare(self, batch, config: dict, now: int, origin_client: bool) -> bytearray:
-        """Check one incoming batch as Kafka's LogValidator does; returns a mutable copy."""
+    def _prepare(self, batch, config: dict, now: int, origin_client: bool, index: int = 0) -> bytearray:
+        """Check one incoming batch as Kafka's LogValidator does; returns a mutable copy.
+
+        Every record is walked (decompressed first when the batch is compressed): a batch
+        whose records are malformed is refused even when its CRC is right. For CreateTime
+        topics every record's timestamp is checked against message.timestamp.before.max.ms /
+        message.timestamp.after.max.ms and maxTimestamp is set from the records themselves.
+        Nothing is written here: a refusal leaves the log as it was.
+        """
         buf = bytearray(batch)
+        where = f"{self.name}: batch {index}"
         if len(buf) < rb.HEADER_SIZE:
-            raise CorruptRecordError(f"a record batch of {len(buf)} bytes is shorter than its header")
+            raise CorruptRecordError(f"{where}: a record batch of {len(buf)} bytes is shorter than its header")
         header = rb.read_header(buf)
         if header.magic != rb.MAGIC:
-            raise CorruptRecordError(f"record batch magic {header.magic} is not supported (only 2)")
+            raise CorruptRecordError(f"{where}: record batch magic {header.magic} is not supported (only 2)")
         if header.size != len(buf):
-            raise CorruptRecordError(f"record batch length {header.length} does not match {len(buf)} bytes")
-        if not rb.crc_ok(buf, 0, header):
-            raise CorruptRecordError(f"record batch CRC mismatch (stored {header.crc})")
-        if header.records_count < 1 or header.last_offset_delta != header.records_count - 1:
-            raise InvalidRecordError(
-                f"record batch claims {header.records_count} records with lastOffsetDelta "
-                f"{header.last_offset_delta}"
-            )
-        if origin_client and header.is_control:
-            raise InvalidRecordError("clients may not write control batches")
+            raise CorruptRecordError(f"{where}: record batch length {header.length} does not match {len(buf)} bytes")
         if len(buf) > config["max.message.bytes"]:
             raise RecordTooLargeError(
                 f"the record batch is {len(buf)} bytes, larger than max.message.bytes "
                 f"{config['max.message.bytes']} of {self.name}"
             )
-        if config["message.timestamp.type"] == "CreateTime" and not header.is_control:
-            self._check_timestamps(buf, header, config, now)
+        if not rb.crc_ok(buf, 0, header):
+            raise CorruptRecordError(f"{where}: record batch CRC mismatch (stored {header.crc})")
+        if header.records_count < 1 or header.last_offset_delta != header.records_count - 1:
+            raise InvalidRecordError(
+                f"{where}: record batch claims {header.records_count} records with lastOffsetDelta "
+                f"{header.last_offset_delta}"
+            )
+        if origin_client and header.is_control:
+            raise InvalidRecordError(f"{where}: clients may not write control batches")
+        try:
+            lo_delta, hi_delta = rb.walk_records(buf, 0, header)
+            if header.is_control:
+                rb.check_control_record(buf, 0, header)
+        except (InvalidRecordError, CorruptRecordError) as exc:
+            raise type(exc)(f"{where}, {exc.args[0]}") from None
+        if config["message.timestamp.type"] == "CreateTime":
+            self._check_timestamps(buf, header, config, now, lo_delta, hi_delta, where)
+        elif header.timestamp_type == rb.LOG_APPEND_TIME:
+            raise InvalidTimestampError(
+                f"{where}, record 0: invalid timestamp type LogAppendTime in the batch: producers should not "
+                "set the timestamp type to LogAppendTime"
+            )
         wanted = config["compression.type"]
         if wanted != "producer" and not header.is_control:
             codec = compression.codec_id(wanted)
             if codec != header.compression:
-                buf = bytearray(self._recompress(buf, header, codec))
+                buf = bytearray(self._recompress(buf, rb.read_header(buf), codec))
         return buf
 
-    def _check_timestamps(self, buf, header: rb.BatchHeader, config: dict, now: int) -> None:
+    def _check_timestamps(self, buf: bytearray, header: rb.BatchHeader, config: dict, now: int,
+                          lo_delta: int, hi_delta: int, where: str) -> None:
+        """Every record's timestamp within [now - before.max.ms, now + after.max.ms] (records
+        without a timestamp, -1, are not checked), as LogValidator.validateTimestamp; then
+        maxTimestamp := the largest record timestamp, with the CreateTime type."""
         after = config["message.timestamp.after.max.ms"]
         before = config["message.timestamp.before.max.ms"]
-        newest, oldest = header.max_timestamp, None
-        if before < LONG_MAX:
-            stamps = [r.timestamp for r in rb.decode_records(buf, 0, header)]
-            newest, oldest = max(stamps), min(stamps)
-        lo = now - before if before < LONG_MAX else None
-        hi = now + after if after < LONG_MAX else None
-        for ts in (newest, oldest):
-            if ts is None:
-                continue
-            if (hi is not None and ts > hi) or (lo is not None and ts < lo):
+        lo = now - before
+        hi = now + after
+        if header.timestamp_type == rb.LOG_APPEND_TIME:  # every record reports maxTimestamp
+            oldest = newest = header.max_timestamp
+            if newest == rb.NO_TIMESTAMP:
                 raise InvalidTimestampError(
-                    f"Timestamp {ts} of a record in {self.name} is out of range. The timestamp "
-                    f"should be within [{lo if lo is not None else '-inf'}, "
-                    f"{hi if hi is not None else 'inf'}] (message.timestamp.before.max.ms={before}, "
-                    f"message.timestamp.after.max.ms={after})"
+                    f"{where}, record 0: invalid timestamp type LogAppendTime in the batch: producers should "
+                    "not set the timestamp type to LogAppendTime"
                 )
+        else:
+            oldest = header.base_timestamp + lo_delta
+            newest = header.base_timestamp + hi_delta
+        if oldest < lo or newest > hi:
+            if header.timestamp_type == rb.LOG_APPEND_TIME:
+                stamps = [header.max_timestamp] * header.records_count
+            else:
+                stamps = [header.base_timestamp + d for d in rb.record_timestamp_deltas(buf, 0, header)]
+            for i, ts in enumerate(stamps):
+                if ts != rb.NO_TIMESTAMP and (ts < lo or ts > hi):
+                    raise InvalidTimestampError(
+                        f"{where}, record {i}: timestamp {ts} is out of range: it should be within "
+                        f"[{lo}, {hi}] (message.timestamp.before.max.ms={before}, "
+                        f"message.timestamp.after.max.ms={after})"
+                    )
+        newest = max(newest, rb.NO_TIMESTAMP)
+        if newest != header.max_timestamp or header.timestamp_type != rb.CREATE_TIME:
+            rb.set_max_timestamp(buf, newest, rb.CREATE_TIME)
 
     @staticmethod
     def _recompress(buf, header: rb.BatchHeader, codec: int) -> bytes:
@@ -402,6 +426,25 @@ class PartitionLog:
             self.store.put_segment(txn, self.topic, self.partition, new)
             self.store.put_partition_state(txn, self.topic, self.partition, state)
         return state, new
+
+    # -- housekeeping (called by the broker's housekeeper, never by append) --------------
+
+    def enforce_retention(self, now: int | None = None) -> int:
+        """Delete the segments that ``retention.ms`` / ``retention.bytes`` no longer keep
+        (topics whose ``cleanup.policy`` includes delete), under the partition lock.
+        Returns how many segments were deleted."""
+        from .retention import enforce_retention
+
+        config = self._config_source()
+        with self._partition_lock():
+            return enforce_retention(self, config, self.clock() if now is None else now)
+
+    def expire_producers(self, now: int | None = None) -> int:
+        """Forget producers idle for ``producer.id.expiration.ms`` with no open transaction
+        on this partition, under the partition lock. Returns how many were forgotten."""
+        with self._partition_lock():
+            with self.store.write() as txn:
+                return self.producer_state.expire(txn, self.clock() if now is None else now)
 
     def roll(self) -> None:
         """Roll the active segment now if it holds anything (used by retention and tests)."""
@@ -447,16 +490,16 @@ class PartitionLog:
         """Whole batches starting with the one that holds ``offset``, up to about ``max_bytes``
         (at least one batch), never past the high watermark (or ``upper`` when lower).
         ``read_committed`` stops at the last stable offset and lists the aborted
-        transactions that overlap what is returned, as Kafka's fetch does."""
+        transactions that overlap what is returned (from the offset up to the end of the
+        last batch returned, Kafka's fetch upper bound), found in the per-segment
+        aborted-transaction index within the same snapshot as the data."""
         for _attempt in range(3):
             with self.store.read() as txn:
                 state = self.state(txn)
                 limit = state.high_watermark if upper is None else min(upper, state.high_watermark)
                 lso = self.last_stable_offset(txn)
-                aborted = []
                 if read_committed:
                     limit = min(limit, lso)
-                    aborted = self.producer_state.aborted_transactions(txn, offset, limit)
                 if offset < state.log_start_offset or offset > state.log_end_offset:
                     raise OffsetOutOfRangeError(
                         f"offset {offset} is out of range for {self.name} "
@@ -469,6 +512,7 @@ class PartitionLog:
                 seg = self.store.segment_for_offset(txn, self.topic, self.partition, offset)
                 if seg is None:
                     return empty
+                holding = seg.base_offset  # the segment whose index entries a fetch from offset starts at
                 if seg.last_offset < offset:  # past this segment: the next one starts here
                     following = self.store.segment_for_offset(txn, self.topic, self.partition, seg.last_offset + 1)
                     if following is None or following.base_offset == seg.base_offset:
@@ -476,13 +520,15 @@ class PartitionLog:
                     seg = following
                 entry = self.offset_index.lookup(txn, offset)
                 start = entry[2] if entry is not None and entry[1] == seg.base_offset else 0
-                published = seg.size
-            try:
-                self._check_directory()
-                data = self._read_batches(seg.base_offset, start, published, offset, limit, max_bytes)
-            except FileNotFoundError:  # retention deleted the segment meanwhile: look again
-                continue
-            records, position = data
+                try:
+                    self._check_directory()
+                    records, position, upper_bound = self._read_batches(
+                        seg.base_offset, start, seg.size, offset, limit, max_bytes)
+                except FileNotFoundError:  # retention deleted the segment meanwhile: look again
+                    continue
+                aborted = []
+                if read_committed and upper_bound > offset:
+                    aborted = self.producer_state.txn_index.collect(txn, holding, offset, upper_bound)
             return FetchResult(
                 records, state.high_watermark, state.log_start_offset, state.log_end_offset,
                 seg.base_offset, position, lso, aborted,
@@ -490,6 +536,7 @@ class PartitionLog:
         raise OffsetOutOfRangeError(f"offset {offset} of {self.name} was deleted while being read")
 
     def _read_batches(self, base: int, start: int, published: int, offset: int, limit: int, max_bytes: int):
+        """(records, their position in the segment, the offset after the last batch)."""
         fd = self._reader(base)
         end = min(published, start + max(max_bytes, 1 << 16) + (1 << 14))
         buf = read_range(fd, start, end)
@@ -500,6 +547,7 @@ class PartitionLog:
             )
         first = None
         last_end = None
+        next_offset = -1
         for pos, h in rb.iter_batches(buf):
             if h.base_offset >= limit:
                 break
@@ -510,17 +558,18 @@ class PartitionLog:
             elif pos + h.size - first > max_bytes:
                 break
             last_end = pos + h.size
+            next_offset = h.base_offset + h.last_offset_delta + 1
         if first is None:
             # the first wanted batch did not fit the read: read from where it starts
             pos = self._find_batch(buf, offset)
             if pos is None:
-                return b"", -1
+                return b"", -1, -1
             h = rb.read_header(buf, pos)
             if h.base_offset >= limit:
-                return b"", -1
+                return b"", -1, -1
             whole = read_range(fd, start + pos, start + pos + h.size)
-            return whole, start + pos
-        return memoryview(buf)[first:last_end], start + first
+            return whole, start + pos, h.base_offset + h.last_offset_delta + 1
+        return memoryview(buf)[first:last_end], start + first, next_offset
 
     @staticmethod
     def _find_batch(buf, offset: int) -> int | None:
@@ -580,3 +629,21 @@ class PartitionLog:
             fd = self._reader_fds.pop(base, None)
         if fd is not None:
             os.close(fd)
+
+    # -- DeleteRecords and MAX_TIMESTAMP look-ups -----------------------------------------
+
+    def delete_records_before(self, offset: int) -> int:
+        from .retention import delete_records_before
+
+        return delete_records_before(self, offset)
+
+    def offset_of_max_timestamp(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with the largest timestamp (ListOffsets
+        MAX_TIMESTAMP, KIP-734), or None for an empty log."""
+        with self.store.read() as txn:
+            segments = self.store.segments(txn, self.topic, self.partition)
+        best = max((s for s in segments if s.size and s.max_timestamp >= 0), key=lambda s: s.max_timestamp,
+                   default=None)
+        if best is None:
+            return None
+        return self.offset_for_timestamp(best.max_timestamp)  # no record is newer: this one has it

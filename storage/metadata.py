@@ -15,8 +15,15 @@ segments       pk + base offset int64 BE    ``SegmentInfo`` (struct ``SEGMENT_V1
 offset_index   pk + offset int64 BE         segment base int64, file position uint32
 time_index     pk + timestamp int64 BE      offset int64
 producers      pk + producer id int64 BE    producer state (see producer_state.py)
-txn_index      pk + first offset + pid      last offset int64 (aborted transactions)
+aborted_txns   pk + segment base int64 BE   ``u8 version (1), i64 producer id, i64 first
+               + last offset int64 BE       offset, i64 last stable offset`` (struct
+                                            ``>Bqqq``): the aborted-transaction index of
+                                            each segment (see txn_index.py); the last
+                                            offset is the ABORT marker's
 open_txns      pk + first offset + pid      empty (transactions open on the partition)
+txn_index      pk + first offset + pid      last offset int64: the partition-wide list
+                                            that ``aborted_txns`` replaces; migrated to
+                                            it (and emptied) when the store is opened
 =============  ===========================  ==============================================
 
 Durability: the environment is opened without a sync per commit (as Kafka leaves its
@@ -45,6 +52,7 @@ DATABASES = (
     b"members",
     b"offsets",
     b"txn_index",
+    b"aborted_txns",
     b"open_txns",
     b"counters",
 )
@@ -167,6 +175,28 @@ class MetadataStore:
         else:
             for name in DATABASES:
                 self._dbs[name] = self.env.open_db(name)
+            self._migrate_txn_index()
+
+    def _migrate_txn_index(self) -> None:
+        """Move entries of the partition-wide ``txn_index`` (key pk + first offset + producer
+        id, value last offset) into the per-segment ``aborted_txns``. Their last stable
+        offset is unknown, so it is written as -1: a fetch never stops its scan at them."""
+        old = self._dbs[b"txn_index"]
+        with self.env.begin() as txn:
+            if txn.stat(old)["entries"] == 0:
+                return
+        new = self._dbs[b"aborted_txns"]
+        with self.env.begin(write=True) as txn:
+            for key, raw in list(txn.cursor(db=old)):
+                pk = key[:-16]
+                first, pid = struct.unpack_from(">qq", key, len(pk))
+                last = _INT64.unpack(raw)[0]
+                topic = pk[:-5].decode("utf-8")
+                partition = _PK_PARTITION.unpack_from(pk, len(pk) - 4)[0]
+                seg = self.segment_for_offset(txn, topic, partition, last)
+                base = seg.base_offset if seg is not None else 0
+                txn.put(pk + struct.pack(">qq", base, last), struct.pack(">Bqqq", 1, pid, first, -1), db=new)
+            txn.drop(old, delete=False)
 
     def db(self, name: bytes):
         return self._dbs[name]
@@ -243,7 +273,7 @@ class MetadataStore:
         """Remove every partition-keyed entry of a topic from every partition database."""
         prefix = topic_prefix(topic)
         for name in (b"partitions", b"segments", b"offset_index", b"time_index", b"producers", b"txn_index",
-                     b"open_txns"):
+                     b"aborted_txns", b"open_txns"):
             cur = txn.cursor(db=self._dbs[name])
             if not cur.set_range(prefix):
                 continue

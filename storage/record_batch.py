@@ -13,7 +13,8 @@ baseOffset and partitionLeaderEpoch lie outside the CRC: the log assigns offsets
 the first 8 bytes of an encoded batch, without recomputing the checksum.
 
 The functions here are pure: bytes in, bytes or tuples out; no files, no clocks.
-Hot paths (``encode_values``, ``decode_records``) avoid per-record objects on purpose.
+Hot paths (``encode_values``, ``decode_records``, ``walk_records``) avoid per-record objects
+on purpose.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 from . import compression
 from .checksum import crc32c
-from kcli.common.errors import CorruptRecordError
+from kcli.common.errors import CorruptRecordError, InvalidRecordError
 from .varint import SMALL_VARINTS, decode_varint, encode_varint
 
 MAGIC = 2
@@ -657,3 +658,308 @@ def _decode_values(data: bytes, count: int) -> list:
     if pos != len(data):
         raise ValueError(f"{len(data) - pos} bytes after the last record")
     return out
+
+
+# --------------------------------------------------------------------------- validation
+#
+# ``walk_records`` checks every record of a batch the way Kafka's broker reads it when it
+# validates an append (``LogValidator`` iterating ``DefaultRecordBatch`` with
+# ``DefaultRecord.readFrom``): each record's length varint, attributes, timestamp delta,
+# offset delta, key, value and headers, the record ending exactly where its length says, the
+# declared record count, and no bytes left after the last record. Offset deltas must run
+# 0, 1, ..., count - 1. Nothing is built per record; the result is the smallest and largest
+# timestamp delta, from which the caller checks the timestamps and sets maxTimestamp.
+
+
+def walk_records(buf, pos: int, header: BatchHeader) -> tuple[int, int]:
+    """Walk every record of the batch at ``pos``; returns (min, max) timestamp delta.
+
+    Raises InvalidRecordError (a malformed record: Kafka's INVALID_RECORD) or
+    CorruptRecordError (records that do not decompress) with a message that begins
+    ``record <index>:`` when one record is to blame.
+    """
+    count = header.records_count
+    if count < 0:
+        raise InvalidRecordError(f"found invalid record count {count} in the batch")
+    start = pos + HEADER_SIZE
+    end = pos + LOG_OVERHEAD + header.length
+    if header.attributes & COMPRESSION_MASK:
+        try:
+            data = bytes(records_bytes(buf, pos, header))
+        except Exception as exc:  # any codec failure means the records section is damaged
+            name = compression.CODEC_NAMES.get(header.compression, header.compression)
+            raise CorruptRecordError(f"records do not decompress with {name} ({type(exc).__name__}: {exc})") from None
+        start, end = 0, len(data)
+    elif isinstance(buf, (bytes, bytearray)):
+        data = buf  # walked in place: no copy
+    else:
+        data = bytes(buf[start:end])
+        start, end = 0, len(data)
+    found = _walk_uniform(data, start, end, count)
+    if found is None:
+        found = _walk(data, start, end, count)
+    return found
+
+
+def record_timestamp_deltas(buf, pos: int, header: BatchHeader) -> list[int]:
+    """Every record's timestamp delta, in order (for naming the record a check refuses;
+    the batch must already have passed ``walk_records``)."""
+    data = bytes(records_bytes(buf, pos, header))
+    out = []
+    p = 0
+    for _ in range(header.records_count):
+        length, p = decode_varint(data, p)
+        end = p + length
+        delta, _p = decode_varint(data, p + 1)
+        out.append(delta)
+        p = end
+    return out
+
+
+def _walk(data, pos: int, n: int, count: int) -> tuple[int, int]:
+    # The general walk over data[pos:n]: one- and two-byte varints are decoded inline
+    # (record lengths under 8 KiB, offset deltas under 8192, small timestamp deltas);
+    # longer ones call decode_varint. Positions in messages are relative to the records.
+    base = pos
+    dv = decode_varint
+    lo = 1 << 64
+    hi = -(1 << 64)
+    i = 0
+    try:
+        for i in range(count):
+            if pos >= n:
+                raise InvalidRecordError(
+                    f"record {i}: the batch declares {count} records but its records end after {i}"
+                )
+            b = data[pos]
+            if b < 0x80:
+                length = (b >> 1) ^ -(b & 1)
+                pos += 1
+            else:
+                b2 = data[pos + 1]
+                if b2 < 0x80:
+                    u = (b & 0x7F) | (b2 << 7)
+                    length = (u >> 1) ^ -(u & 1)
+                    pos += 2
+                else:
+                    length, pos = dv(data, pos)
+            end = pos + length
+            if length < 6 or end > n:  # attributes + 4 one-byte varints is the least a record holds
+                raise InvalidRecordError(
+                    f"record {i}: invalid record size {length}: {n - pos} bytes of the batch remain"
+                )
+            b = data[pos + 1]  # data[pos] is the attributes byte (unused in v2)
+            if b < 0x80:
+                ts = (b >> 1) ^ -(b & 1)
+                pos += 2
+            else:
+                ts, pos = dv(data, pos + 1)
+            if ts < lo:
+                lo = ts
+            if ts > hi:
+                hi = ts
+            b = data[pos]
+            if b < 0x80:
+                od = (b >> 1) ^ -(b & 1)
+                pos += 1
+            else:
+                b2 = data[pos + 1]
+                if b2 < 0x80:
+                    u = (b & 0x7F) | (b2 << 7)
+                    od = (u >> 1) ^ -(u & 1)
+                    pos += 2
+                else:
+                    od, pos = dv(data, pos)
+            if od != i:
+                raise InvalidRecordError(f"record {i}: offset delta {od} is out of sequence (expected {i})")
+            b = data[pos]
+            if b < 0x80:
+                pos += 1
+                if b & 1 == 0:  # a key of b >> 1 bytes (odd: the null key, -1)
+                    pos += b >> 1
+            else:
+                klen, pos = dv(data, pos)
+                if klen > 0:
+                    pos += klen
+            b = data[pos]
+            if b < 0x80:
+                pos += 1
+                if b & 1 == 0:
+                    pos += b >> 1
+            else:
+                b2 = data[pos + 1]
+                if b2 < 0x80:
+                    pos += 2
+                    if b & 1 == 0:
+                        pos += ((b & 0x7F) | (b2 << 7)) >> 1
+                else:
+                    vlen, pos = dv(data, pos)
+                    if vlen > 0:
+                        pos += vlen
+            if pos >= end:
+                raise InvalidRecordError(
+                    f"record {i}: invalid record size: the key and value run past the record's length {length}"
+                )
+            if data[pos] == 0:
+                pos += 1
+            else:
+                hcount, pos = dv(data, pos)
+                if hcount < 0:
+                    raise InvalidRecordError(f"record {i}: found invalid number of record headers {hcount}")
+                if hcount > end - pos:
+                    raise InvalidRecordError(
+                        f"record {i}: found invalid number of record headers {hcount}: larger than the "
+                        "remaining size of the record"
+                    )
+                for _h in range(hcount):
+                    hklen, pos = dv(data, pos)
+                    if hklen < 0:
+                        raise InvalidRecordError(f"record {i}: invalid negative header key size {hklen}")
+                    pos += hklen
+                    hvlen, pos = dv(data, pos)
+                    if hvlen > 0:
+                        pos += hvlen
+            if pos != end:
+                raise InvalidRecordError(
+                    f"record {i}: invalid record size: expected to read {length} bytes in the record "
+                    f"but read {length + pos - end}"
+                )
+    except IndexError:
+        raise InvalidRecordError(f"record {i}: found invalid record structure (it runs past the batch's end)") from None
+    except ValueError as exc:  # a varint longer than 10 bytes
+        raise InvalidRecordError(f"record {i}: found invalid record structure ({exc})") from None
+    if pos != n:
+        raise InvalidRecordError(
+            f"incorrect declared batch size: {n - pos} bytes remain after the {count} records the batch declares"
+        )
+    if count == 0:
+        return 0, 0
+    return lo, hi
+
+
+# Offset deltas 0 .. 2**20 - 1 as zig-zag varints, one byte column at a time: for width w
+# (1 below 64, 2 below 8192, 3 below 2**20) and byte j, the j-th byte of each delta's varint.
+_OD_RANGES = ((0, 64, 1), (64, 8192, 2), (8192, 1 << 20, 3))
+_od_columns: dict[tuple[int, int], bytes] = {}
+_uniform_plans: dict[tuple, tuple] = {}
+
+
+def _od_column(width: int, j: int) -> bytes:
+    col = _od_columns.get((width, j))
+    if col is None:
+        lo, hi, _w = _OD_RANGES[width - 1]
+        shift = 7 * j
+        more = 0x80 if j < width - 1 else 0
+        col = _od_columns[(width, j)] = bytes((((i << 1) >> shift) & 0x7F) | more for i in range(lo, hi))
+    return col
+
+
+def _uniform_plan(count: int, ts_bytes: bytes, key_varint: bytes, key_bytes: int, value_varint: bytes,
+                  value_bytes: int) -> tuple:
+    """For records of one shape: (total size, [(first position, end, stride, [(offset in
+    the record, expected bytes of that column)])] per range of offset-delta widths)."""
+    body_rest = 1 + len(ts_bytes) + len(key_varint) + key_bytes + len(value_varint) + value_bytes + 1
+    ranges = []
+    start = 0
+    for lo_od, hi_od, width in _OD_RANGES:
+        if lo_od >= count:
+            break
+        c = min(count, hi_od) - lo_od
+        length_varint = encode_varint(body_rest + width)
+        size = len(length_varint) + body_rest + width
+        lw = len(length_varint)
+        o_od = lw + 1 + len(ts_bytes)
+        o_key = o_od + width
+        o_value = o_key + len(key_varint) + key_bytes
+        columns = [(j, byte) for j, byte in enumerate(length_varint)]
+        columns += [(lw + 1 + j, byte) for j, byte in enumerate(ts_bytes)]
+        columns += [(o_key + j, byte) for j, byte in enumerate(key_varint)]
+        columns += [(o_value + j, byte) for j, byte in enumerate(value_varint)]
+        columns.append((size - 1, 0))  # no headers
+        checks = [(off, bytes((byte,)) * c) for off, byte in columns]
+        first = lo_od - _OD_RANGES[width - 1][0]
+        checks += [(o_od + j, _od_column(width, j)[first : first + c]) for j in range(width)]
+        ranges.append((start, start + c * size, size, checks))
+        start += c * size
+    return start, ranges
+
+
+def _walk_uniform(data, pos: int, n: int, count: int) -> tuple[int, int] | None:
+    """The walk for batches whose records differ only in their key and value bytes and
+    offset delta (same key and value lengths, same timestamp delta, no headers): what a
+    producer writes for records of one size. Returns None when the batch is not of that
+    shape, or when anything does not match (then ``_walk`` decides, and names the record).
+
+    Such records sit at a fixed stride within each range of offset-delta widths, so each
+    fixed byte (length varint, timestamp delta, key and value lengths, header count) and
+    each offset-delta byte is checked for all records at once with one strided slice. A
+    batch that passes is exactly one that ``_walk`` would accept.
+    """
+    if count < 2 or count >= (1 << 20) or n - pos < 16:
+        return None
+    try:
+        body0, p = decode_varint(data, pos)
+        ts, p_od = decode_varint(data, p + 1)
+        if data[p_od] != 0:  # record 0: offset delta 0
+            return None
+        klen, q = decode_varint(data, p_od + 1)
+        key_bytes = klen if klen > 0 else 0
+        vlen, r = decode_varint(data, q + key_bytes)
+        value_bytes = vlen if vlen > 0 else 0
+        if r + value_bytes + 1 != p + body0 or data[r + value_bytes] != 0:  # no headers; ends at its length
+            return None
+        key = (count, bytes(data[p + 1 : p_od]), bytes(data[p_od + 1 : q]), bytes(data[q + key_bytes : r]))
+    except (IndexError, ValueError):
+        return None
+    plan = _uniform_plans.get(key)
+    if plan is None:
+        if len(_uniform_plans) > 1024:
+            _uniform_plans.clear()
+        plan = _uniform_plans[key] = _uniform_plan(count, key[1], key[2], key_bytes, key[3], value_bytes)
+    total, ranges = plan
+    if total != n - pos:
+        return None
+    for start, end, size, checks in ranges:
+        start += pos
+        end += pos
+        for off, expected in checks:
+            if data[start + off : end : size] != expected:
+                return None
+    return ts, ts
+
+
+def check_control_record(buf, pos: int, header: BatchHeader) -> int:
+    """Check a control batch's record as Kafka reads an end-transaction marker
+    (``ControlRecordType.parse``, ``EndTransactionMarker.deserializeValue``); returns its
+    control type (ABORT or COMMIT). Raises InvalidRecordError."""
+    records = decode_records(buf, pos, header)
+    key, value = records[0].key, records[0].value
+    if key is None or len(key) < 4:
+        raise InvalidRecordError(
+            f"record 0: invalid control record key size {0 if key is None else len(key)}: at least 4 bytes expected"
+        )
+    version, control_type = _CONTROL_KEY.unpack_from(key)
+    if version < 0:
+        raise InvalidRecordError(f"record 0: invalid control record key version {version}")
+    if control_type not in CONTROL_TYPE_NAMES:
+        raise InvalidRecordError(f"record 0: control type {control_type} is not an end transaction marker")
+    if value is None or len(value) < _END_TXN_VALUE.size:
+        raise InvalidRecordError(
+            f"record 0: invalid value size {0 if value is None else len(value)} for an end transaction "
+            f"marker: at least {_END_TXN_VALUE.size} bytes expected"
+        )
+    value_version = _END_TXN_VALUE.unpack_from(value)[0]
+    if value_version < 0:
+        raise InvalidRecordError(f"record 0: invalid end transaction marker version {value_version}")
+    return control_type
+
+
+def set_max_timestamp(batch: bytearray, timestamp: int, timestamp_type: int = CREATE_TIME) -> None:
+    """Set maxTimestamp and the timestamp type as the broker does after validation
+    (``MutableRecordBatch.setMaxTimestamp``), recomputing the CRC."""
+    attrs = struct.unpack_from(">h", batch, 21)[0] & ~TIMESTAMP_TYPE_BIT
+    if timestamp_type == LOG_APPEND_TIME:
+        attrs |= TIMESTAMP_TYPE_BIT
+    struct.pack_into(">h", batch, 21, attrs)
+    struct.pack_into(">q", batch, 35, timestamp)
+    struct.pack_into(">I", batch, 17, crc32c(memoryview(batch)[CRC_START:]))

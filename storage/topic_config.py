@@ -11,7 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from kcli.common.errors import InvalidConfigError, InvalidTopicError
+from kcli.common.errors import (
+    InvalidConfigError,
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    InvalidTopicError,
+)
 
 LONG_MAX = 9223372036854775807
 INT_MAX = 2147483647
@@ -194,3 +199,20 @@ def format_value(value: Any) -> str:
         return ",".join(value)
     return str(value)
 
+
+MAX_PARTITIONS = 100_000
+MAX_REPLICATION_FACTOR = 32767
+
+
+def validate_new_topic(name: str, partitions: int, replication_factor: int, configs: dict | None) -> dict:
+    """Everything about a CreateTopics request that needs no metadata; returns parsed configs."""
+    validate_topic_name(name)
+    if partitions < 1:
+        raise InvalidPartitionsError("Number of partitions was set to an invalid non-positive value.")
+    if partitions > MAX_PARTITIONS:
+        raise InvalidPartitionsError(f"Number of partitions {partitions} is more than {MAX_PARTITIONS}.")
+    if replication_factor < 1:
+        raise InvalidReplicationFactorError("Replication factor must be larger than 0.")
+    if replication_factor > MAX_REPLICATION_FACTOR:
+        raise InvalidReplicationFactorError(f"Replication factor must be at most {MAX_REPLICATION_FACTOR}.")
+    return validate_configs(configs or {})

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from kcli.common.clock import now_ms
 from kcli.common.errors import (
     InvalidPartitionsError,
-    InvalidReplicationFactorError,
     InvalidTopicError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
@@ -25,10 +24,14 @@ from kcli.common.errors import (
 from .layout import DataDir, LOCK_FILE
 from .metadata import MetadataStore, PartitionState, SegmentInfo
 from .segment import fsync_dir, open_for_append, segment_path
-from .topic_config import effective_configs, unify_collision_chars, validate_configs, validate_topic_name
+from .topic_config import (
+    MAX_PARTITIONS,
+    effective_configs,
+    unify_collision_chars,
+    validate_configs,
+    validate_new_topic,
+)
 
-MAX_PARTITIONS = 100_000
-MAX_REPLICATION_FACTOR = 32767
 
 
 @dataclass
@@ -71,20 +74,6 @@ def _new_topic_id() -> str:
 
     # Kafka prints topic ids as URL-safe base64 of the 16 UUID bytes, without padding
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-
-
-def validate_new_topic(name: str, partitions: int, replication_factor: int, configs: dict | None) -> dict:
-    """Everything about a CreateTopics request that needs no metadata; returns parsed configs."""
-    validate_topic_name(name)
-    if partitions < 1:
-        raise InvalidPartitionsError("Number of partitions was set to an invalid non-positive value.")
-    if partitions > MAX_PARTITIONS:
-        raise InvalidPartitionsError(f"Number of partitions {partitions} is more than {MAX_PARTITIONS}.")
-    if replication_factor < 1:
-        raise InvalidReplicationFactorError("Replication factor must be larger than 0.")
-    if replication_factor > MAX_REPLICATION_FACTOR:
-        raise InvalidReplicationFactorError(f"Replication factor must be at most {MAX_REPLICATION_FACTOR}.")
-    return validate_configs(configs or {})
 
 
 class TopicStore:
@@ -170,6 +159,36 @@ class TopicStore:
             txn.put(name.encode("utf-8"), topic.encode(), db=self._db)
         self.store.sync()
         return topic
+
+    def add_partitions(self, name: str, count: int, *, validate_only: bool = False) -> Topic:
+        """CreatePartitions: grow a topic to ``count`` partitions (Kafka never shrinks one).
+        The new partitions' directories are made before the topic record says they exist."""
+        with self.store.read() as txn:
+            topic = self.get(name, txn)
+        if count <= topic.partitions:
+            raise InvalidPartitionsError(
+                f"Topic currently has {topic.partitions} partitions, which is higher than the requested {count}."
+                if count < topic.partitions else f"Topic already has {topic.partitions} partitions."
+            )
+        if count > MAX_PARTITIONS:
+            raise InvalidPartitionsError(f"Number of partitions must be at most {MAX_PARTITIONS}, not {count}.")
+        if validate_only:
+            return topic
+        now = now_ms()
+        for p in range(topic.partitions, count):
+            self._create_partition_dir(name, p)
+        with self.store.write() as txn:
+            current = self.get(name, txn)
+            if current.id != topic.id or current.partitions != topic.partitions:
+                raise InvalidPartitionsError(f"Topic '{name}' changed while its partitions were being added; try again.")
+            for p in range(topic.partitions, count):
+                self.store.put_partition_state(txn, name, p, PartitionState(last_flush_ms=now))
+                self.store.put_segment(txn, name, p, SegmentInfo(0, created_ms=now))
+            current.partitions = count
+            txn.put(name.encode("utf-8"), current.encode(), db=self._db)
+        fsync_dir(self.datadir.broker_dir())
+        self.store.sync()
+        return current
 
     def delete(self, name: str) -> Topic:
         with self.store.write() as txn:

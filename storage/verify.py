@@ -1,5 +1,10 @@
 """Checking a partition's segments: every batch's CRC, header sanity and offset continuity.
 
+With ``deep``, every record of every batch is walked too, with the same checks an append
+makes (``record_batch.walk_records``: record lengths, offset deltas, record count, headers;
+and the marker of a control batch), so damage under a valid CRC is found; the first batch
+with malformed records is reported for each partition.
+
 Read-only: it takes no lock and changes nothing. Bytes past a segment's published size
 (an append that was cut short) are reported as a note, not a problem: the next append
 recovers them.
@@ -11,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 
 from . import record_batch as rb
-from kcli.common.errors import CorruptRecordError
+from kcli.common.errors import CorruptRecordError, InvalidRecordError
 from .segment import segment_path
 
 
@@ -37,10 +42,13 @@ class PartitionReport:
     notes: list[str] = field(default_factory=list)
 
 
-def verify_partition(name: str, directory: str, segments, log_start: int, log_end: int) -> PartitionReport:
-    """``segments``: the published SegmentInfo list of the partition, oldest first."""
+def verify_partition(name: str, directory: str, segments, log_start: int, log_end: int,
+                     deep: bool = False) -> PartitionReport:
+    """``segments``: the published SegmentInfo list of the partition, oldest first.
+    ``deep``: walk every record as well (see the module's docstring)."""
     report = PartitionReport(name)
     expected = None
+    records_damaged = False  # deep: only the first batch with malformed records is reported
     for seg in segments:
         path = segment_path(directory, seg.base_offset)
         seg_name = os.path.basename(path)
@@ -77,6 +85,11 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
                     report.problems.append(Problem(
                         name, h.base_offset, pos, seg_name,
                         f"{h.records_count} records but lastOffsetDelta {h.last_offset_delta}"))
+                elif deep and not records_damaged:
+                    reason = _records_problem(published, pos, h)
+                    if reason is not None:
+                        records_damaged = True
+                        report.problems.append(Problem(name, h.base_offset, pos, seg_name, reason))
                 report.batches += 1
                 report.records += h.records_count
                 expected = h.next_offset
@@ -99,3 +112,42 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
     if segments and segments[0].base_offset > log_start:
         report.problems.append(Problem(name, log_start, 0, "-", "records between the log start offset and the first segment are missing"))
     return report
+
+
+def verify_data_dir(root: str, topic: str | None = None, **options) -> list[PartitionReport]:
+    """Verify every partition of a data directory (or of one topic), reading the published
+    state from its metadata store; ``options`` go to ``verify_partition``. Raises
+    UNKNOWN_TOPIC_OR_PARTITION when the directory or the topic does not exist."""
+    from kcli.common.errors import UnknownTopicOrPartitionError
+
+    from .layout import DataDir
+    from .metadata import MetadataStore
+    from .topics import TopicStore
+
+    datadir = DataDir(root)
+    if not datadir.exists():
+        raise UnknownTopicOrPartitionError(
+            f"no kcli data directory at {datadir.root} (create a topic first, or set --data-dir)")
+    reports = []
+    with MetadataStore(datadir.meta, create=False) as store:
+        topics_store = TopicStore(store, datadir)
+        topics = [topics_store.get(topic)] if topic else sorted(topics_store.list(), key=lambda t: t.name)
+        for t in topics:
+            for p in range(t.partitions):
+                with store.read() as txn:
+                    state = store.partition_state(txn, t.name, p)
+                    segments = store.segments(txn, t.name, p)
+                reports.append(verify_partition(f"{t.name}-{p}", datadir.partition_dir(t.name, p), segments,
+                                                state.log_start_offset, state.log_end_offset, **options))
+    return reports
+
+
+def _records_problem(buf, pos: int, header: rb.BatchHeader) -> str | None:
+    """Why the records of the batch at ``pos`` are malformed (Kafka's error name first), or None."""
+    try:
+        rb.walk_records(buf, pos, header)
+        if header.is_control:
+            rb.check_control_record(buf, pos, header)
+    except (InvalidRecordError, CorruptRecordError) as exc:
+        return f"malformed records ({exc})"
+    return None

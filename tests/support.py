@@ -23,3 +23,31 @@ def ok(result):
     """A Typer runner result that must have succeeded; returned for chaining."""
     assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
     return result
+
+
+# -- broker API shorthands for storage- and broker-level tests ----------------------------
+
+
+def produce(broker, topic: str, partition: int, batches, acks: int = -1):
+    """One partition's Produce through the broker API; raises the partition's error."""
+    from kcli.broker import api
+
+    request = api.ProduceRequest([api.ProducePartition(topic, partition, list(batches))], acks)
+    return broker.produce(request).partitions[0].raise_for_error()
+
+
+def list_offsets(broker, topic: str, partition: int, timestamp: int, read_committed: bool = False):
+    """(offset, timestamp) for a ListOffsets timestamp or sentinel; raises the partition's error."""
+    from kcli.broker import api
+
+    level = api.READ_COMMITTED if read_committed else api.READ_UNCOMMITTED
+    r = broker.list_offsets(api.ListOffsetsRequest([api.ListOffsetsPartition(topic, partition, timestamp)], level))
+    r = r.partitions[0].raise_for_error()
+    return r.offset, r.timestamp
+
+
+def producer_entries(broker, topic: str, partition: int) -> dict:
+    """The partition's producer state as storage keeps it: producer id -> ProducerEntry."""
+    log = broker.log(topic, partition)
+    with broker.store.read() as txn:
+        return log.producer_state.entries(txn)

@@ -16,9 +16,10 @@ from kcli.assignors import (
     ASSIGNOR_NAMES,
     Subscription,
     assign,
-    choose_protocol,
     is_cooperative,
 )
+from kcli.broker.group_coordinator import select_protocol
+from kcli.common.errors import InconsistentGroupProtocolError
 
 STICKY = ("sticky", "cooperative-sticky")
 
@@ -74,28 +75,54 @@ def test_only_cooperative_sticky_is_cooperative():
         assert not is_cooperative(name)
 
 
-def test_choose_protocol_picks_first_common_strategy_when_members_agree():
+# The group's strategy is chosen by the broker (the group coordinator), not by the clients'
+# assignors: these pin its rule next to the assignors it chooses among.
+
+
+def test_select_protocol_picks_first_common_strategy_when_members_agree():
     both = ["range", "cooperative-sticky"]
-    assert choose_protocol([both, both, both]) == "range"
-    assert choose_protocol([["cooperative-sticky", "range"]] * 2) == "cooperative-sticky"
+    assert select_protocol([("m1", both), ("m2", both), ("m3", both)]) == "range"
+    assert select_protocol([("m1", ["cooperative-sticky", "range"]), ("m2", ["cooperative-sticky", "range"])]) \
+        == "cooperative-sticky"
 
 
-def test_choose_protocol_ignores_strategies_not_supported_by_every_member():
+def test_select_protocol_ignores_strategies_not_supported_by_every_member():
     # the default [range, cooperative-sticky] member and an upgraded cooperative-only member
-    assert choose_protocol([["range", "cooperative-sticky"], ["cooperative-sticky"]]) == "cooperative-sticky"
+    assert select_protocol([("m1", ["range", "cooperative-sticky"]), ("m2", ["cooperative-sticky"])]) \
+        == "cooperative-sticky"
 
 
-def test_choose_protocol_lets_members_vote_like_the_classic_coordinator():
-    # ClassicGroup.selectProtocol: every member votes for its first candidate; most votes win
-    members = [["range", "cooperative-sticky"], ["cooperative-sticky", "range"], ["cooperative-sticky", "range"]]
-    assert choose_protocol(members) == "cooperative-sticky"
+def test_select_protocol_lets_members_vote_like_the_classic_coordinator():
+    # ClassicGroup.selectProtocol: every member votes for its first candidate; most votes win,
+    # whatever the first member prefers
+    members = [("m1", ["range", "cooperative-sticky"]), ("m2", ["cooperative-sticky", "range"]),
+               ("m3", ["cooperative-sticky", "range"])]
+    assert select_protocol(members) == "cooperative-sticky"
 
 
-def test_choose_protocol_raises_inconsistent_group_protocol_without_common_strategy():
-    with pytest.raises(ValueError, match="INCONSISTENT_GROUP_PROTOCOL"):
-        choose_protocol([["range"], ["roundrobin"]])
+def test_select_protocol_tie_goes_to_the_first_in_the_votes_hash_map_not_the_first_member():
+    # one vote each: Java's HashMap iterates "range" (bucket 9) before "cooperative-sticky"
+    # (bucket 15), and Stream.max keeps the first of equals
+    members = [("m1", ["cooperative-sticky", "range"]), ("m2", ["range", "cooperative-sticky"])]
+    assert select_protocol(members) == "range"
+    # "sticky" (bucket 8) comes before "range" (bucket 9)
+    members = [("m1", ["range", "sticky"]), ("m2", ["sticky", "range"])]
+    assert select_protocol(members) == "sticky"
+
+
+def test_select_protocol_tie_in_one_bucket_goes_to_the_vote_cast_first_in_member_map_order():
+    # "Aa" and "BB" have the same String.hashCode, so the first vote cast wins the tie; the
+    # members vote in the member map's order: "consumer-2" (bucket 12) before "consumer-1" (13)
+    members = [("consumer-1", ["Aa", "BB"]), ("consumer-2", ["BB", "Aa"])]
+    assert select_protocol(members) == "BB"
+    assert select_protocol(list(reversed(members))) == "BB"
+
+
+def test_select_protocol_raises_inconsistent_group_protocol_without_common_strategy():
+    with pytest.raises(InconsistentGroupProtocolError):
+        select_protocol([("m1", ["range"]), ("m2", ["roundrobin"])])
     with pytest.raises(ValueError):
-        choose_protocol([])
+        select_protocol([])
 
 
 def test_unknown_strategy_is_rejected():

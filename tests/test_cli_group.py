@@ -16,6 +16,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from support import list_offsets
 import pytest
 
 from kcli.broker.group_coordinator import GroupCoordinator
@@ -207,7 +208,7 @@ def test_sigkilled_member_partitions_move_after_session_timeout_without_loss(bro
     assert max(counts.values(), default=1) <= 2
     assert set(last_commit) == set(victim_parts)
     # and the group's committed offsets reached the end of every partition
-    ends = {p: broker.list_offsets("orders", p, -1)[0] for p in range(6)}
+    ends = {p: list_offsets(broker, "orders", p, -1)[0] for p in range(6)}
     assert offsets_of(broker, "g") == {("orders", p): ends[p] for p in range(6)}
 
 

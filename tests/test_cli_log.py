@@ -358,6 +358,41 @@ def test_verify_finds_corruption(filled, kcli, data_dir):
     assert objs[1]["ok"] is True
 
 
+def test_verify_deep_finds_a_malformed_record_under_a_valid_crc(filled, kcli, data_dir):
+    from storage.checksum import crc32c
+
+    path = segment(data_dir, "t", 0)
+    second = read_batches(path)[1]
+    with open(path, "r+b") as f:  # the second batch's first record length varint, two bytes longer
+        f.seek(second["position"])
+        batch = bytearray(f.read(second["size"]))
+        assert batch[61] < 0x80
+        batch[61] += 4
+        struct.pack_into(">I", batch, 17, crc32c(bytes(batch[21:])))
+        f.seek(second["position"])
+        f.write(batch)
+    summary = "checked 2 partition(s), 2 segment(s), 3 batch(es), 6 record(s): "
+    plain = kcli("log", "verify")
+    assert plain.returncode == 0 and plain.stdout == summary + "OK\n"
+    r = kcli("log", "verify", "--deep")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == summary + "1 problem(s)"
+    assert len(lines) == 2
+    assert lines[0].startswith(f"t-0: offset 1 position {second['position']} in {SEGMENT0}: malformed records (")
+    assert "INVALID_RECORD" in lines[0] and "record 0" in lines[0]
+    r = kcli("log", "verify", "t", "--deep", "-o", "json")
+    assert r.returncode == 1
+    objs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(p["offset"], p["position"]) for p in objs[0]["problems"]] == [(1, second["position"])]
+
+
+def test_verify_deep_healthy_data_dir(filled):
+    r = ok(filled("log", "verify", "--deep"))
+    assert r.stdout == "checked 2 partition(s), 2 segment(s), 3 batch(es), 6 record(s): OK\n"
+
+
 def test_verify_missing_topic(cli, data_dir):
     ok(cli("topic", "create", "t"))
     assert_cli_error(cli("log", "verify", "nope"), "UNKNOWN_TOPIC_OR_PARTITION", "nope")

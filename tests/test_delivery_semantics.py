@@ -76,10 +76,10 @@ class SlowSeam:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def produce(self, topic, partition, batches, acks=-1):
-        self.requests.append(len(batches))
+    def produce(self, request):
+        self.requests.append(sum(len(p.records) for p in request.partitions))
         time.sleep(self.delay)
-        return self.inner.produce(topic, partition, batches, acks)
+        return self.inner.produce(request)
 
 
 def produce_all(data_dir, topic, config, n=N, slow=None):
@@ -121,14 +121,15 @@ class FailingSeam:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def produce(self, topic, partition, batches, acks=-1):
+    def produce(self, request):
         with self.lock:
             self.calls += 1
-            self.requests.append(len(batches))
+            self.requests.append(sum(len(p.records) for p in request.partitions))
             fail = self.failures is None or self.calls <= self.failures
         if fail:
-            raise self.error(f"test seam: request {self.calls} to {topic}-{partition} failed before storing")
-        return self.inner.produce(topic, partition, batches, acks)
+            names = ", ".join(f"{p.topic}-{p.partition}" for p in request.partitions)
+            raise self.error(f"test seam: request {self.calls} to {names} failed before storing")
+        return self.inner.produce(request)
 
 
 # --------------------------------------------------------------------------- at-most-once

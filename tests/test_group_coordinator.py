@@ -1,18 +1,30 @@
 """The group coordinator's state machine (kcli.broker.group_coordinator), driven directly
 with a fake clock: joins, syncs, heartbeats, expiry, static members, protocol selection,
-offset commits and the administrative requests."""
+offset commits, the administrative requests, and offset expiry down to the Dead state."""
 
 from __future__ import annotations
+
+import base64
 
 import pytest
 
 from kcli.broker.group_coordinator import (
     COMPLETING,
+    DEAD,
     EMPTY,
     INITIAL_REBALANCE_DELAY_MS,
+    OFFSETS_RETENTION_MS,
     PREPARING,
     STABLE,
     GroupCoordinator,
+)
+from kcli.common.consumer_protocol import (
+    Assignment,
+    Subscription,
+    decode_assignment,
+    decode_subscription,
+    encode_assignment,
+    encode_subscription,
 )
 from kcli.common.errors import (
     FencedInstanceIdError,
@@ -52,9 +64,20 @@ def coord(broker, clock):
 
 
 def join(coord, member_id=None, group="g", protocols=("range",), subscription=("t",), **kw):
+    """JoinGroup with a consumer's subscription encoded as a Kafka client would."""
     kw.setdefault("session_timeout_ms", SESSION)
     kw.setdefault("rebalance_timeout_ms", REBALANCE)
-    return coord.join_group(group, member_id, protocols=list(protocols), subscription=list(subscription), **kw)
+    metadata = encode_subscription(Subscription(list(subscription)))
+    return coord.join_group(group, member_id, protocols=[(p, metadata) for p in protocols], **kw)
+
+
+def sync(coord, group, generation, member_id, assignments=None, instance_id=None):
+    """SyncGroup with assignments {member: [[topic, partition], ...]}; the member's own
+    assignment as [(topic, partition), ...], or None while the leader has not synced."""
+    encoded = None if assignments is None else {
+        mid: encode_assignment(Assignment([tuple(tp) for tp in tps])) for mid, tps in assignments.items()}
+    _protocol, mine = coord.sync_group(group, generation, member_id, encoded, instance_id=instance_id)
+    return None if mine is None else [tuple(tp) for tp in decode_assignment(mine).partitions]
 
 
 def state(coord, group="g"):
@@ -77,9 +100,9 @@ def form_group(coord, clock, n=1, group="g", instance_ids=None, protocols=("rang
     assert all(not r.waiting and r.generation == gen for r in results)
     leader = results[0].leader
     assignments = {mid: [["t", i]] for i, mid in enumerate(ids)}
-    assert coord.sync_group(group, gen, leader, assignments) == [("t", ids.index(leader))]
+    assert sync(coord, group, gen, leader, assignments) == [("t", ids.index(leader))]
     for i, mid in enumerate(ids):
-        assert coord.sync_group(group, gen, mid, instance_id=instance_ids[i]) == [("t", i)]
+        assert sync(coord, group, gen, mid, instance_id=instance_ids[i]) == [("t", i)]
     assert state(coord, group) == STABLE
     return ids, gen
 
@@ -104,7 +127,7 @@ def test_first_member_waits_for_initial_rebalance_delay_then_becomes_leader(coor
     assert r.leader == r.member_id
     assert r.protocol == "range"
     assert set(r.members) == {r.member_id}
-    assert r.members[r.member_id]["subscription"] == ["t"]
+    assert decode_subscription(r.members[r.member_id]["metadata"]).topics == ["t"]
     assert state(coord) == COMPLETING
 
 
@@ -113,7 +136,7 @@ def test_join_sync_moves_preparing_completing_stable_and_bumps_generation(coord,
     clock.advance(INITIAL_REBALANCE_DELAY_MS)
     ra = join(coord, a)
     assert (ra.generation, state(coord)) == (1, COMPLETING)
-    assert coord.sync_group("g", 1, a, {a: [["t", 0], ["t", 1]]}) == [("t", 0), ("t", 1)]
+    assert sync(coord, "g", 1, a, {a: [["t", 0], ["t", 1]]}) == [("t", 0), ("t", 1)]
     assert state(coord) == STABLE
 
     # a second member: PreparingRebalance until the first rejoins
@@ -132,19 +155,19 @@ def test_join_sync_moves_preparing_completing_stable_and_bumps_generation(coord,
     assert (rb.waiting, rb.generation, rb.leader, rb.members) == (False, 2, a, {})
     assert state(coord) == COMPLETING
 
-    assert coord.sync_group("g", 2, b) is None  # the leader has not synced yet
-    assert coord.sync_group("g", 2, a, {a: [["t", 0]], b: [["t", 1]]}) == [("t", 0)]
-    assert coord.sync_group("g", 2, b) == [("t", 1)]
+    assert sync(coord, "g", 2, b) is None  # the leader has not synced yet
+    assert sync(coord, "g", 2, a, {a: [["t", 0]], b: [["t", 1]]}) == [("t", 0)]
+    assert sync(coord, "g", 2, b) == [("t", 1)]
     g = coord.describe_group("g")
     assert (g["state"], g["generation"], g["leader"]) == (STABLE, 2, a)
-    assert g["members"][a]["assignment"] == [["t", 0]]
-    assert g["members"][b]["assignment"] == [["t", 1]]
+    assert decode_assignment(base64.b64decode(g["members"][a]["assignment"])).partitions == [("t", 0)]
+    assert decode_assignment(base64.b64decode(g["members"][b]["assignment"])).partitions == [("t", 1)]
 
 
 def test_sync_with_stale_generation_is_illegal_generation(coord, clock):
     (a,), gen = form_group(coord, clock)
     with pytest.raises(IllegalGenerationError):
-        coord.sync_group("g", gen - 1, a)
+        sync(coord, "g", gen - 1, a)
 
 
 def test_leader_leaving_hands_leadership_to_the_oldest_member(coord, clock):
@@ -205,7 +228,7 @@ def test_heartbeat_and_commit_from_unknown_member_are_unknown_member_id(coord, c
     with pytest.raises(UnknownMemberIdError):
         coord.commit_offsets("g", gen, "nobody", {("t", 0): 3})
     with pytest.raises(UnknownMemberIdError):
-        coord.sync_group("g", gen, "nobody")
+        sync(coord, "g", gen, "nobody")
     with pytest.raises(UnknownMemberIdError):
         join(coord, "nobody")
     assert coord.fetch_offsets("g") == {}
@@ -314,7 +337,7 @@ def test_stale_generation_commit_is_illegal_generation_and_keeps_offset(coord, c
     b = join(coord).member_id
     join(coord, a)
     join(coord, b)
-    coord.sync_group("g", gen + 1, a, {a: [["t", 0]], b: []})
+    sync(coord, "g", gen + 1, a, {a: [["t", 0]], b: []})
     assert state(coord) == STABLE
     with pytest.raises(IllegalGenerationError) as info:
         coord.commit_offsets("g", gen, a, {("t", 0): 25})
@@ -377,7 +400,7 @@ def test_static_member_rejoin_takes_over_slot_without_rebalance_and_fences_old_i
     assert (g["state"], g["generation"]) == (STABLE, gen)
     assert set(g["members"]) == {a, new_b}
     assert g["members"][new_b]["instance_id"] == "i-b"
-    assert coord.sync_group("g", gen, new_b, instance_id="i-b") == [("t", 1)]  # its old partitions
+    assert sync(coord, "g", gen, new_b, instance_id="i-b") == [("t", 1)]  # its old partitions
     coord.heartbeat("g", gen, a)  # the other member sees no rebalance
     coord.heartbeat("g", gen, new_b, "i-b")
     with pytest.raises(FencedInstanceIdError):
@@ -419,12 +442,20 @@ def test_protocol_chosen_by_vote_among_common_strategies(coord, clock):
     assert {r.protocol for r in results} == {"roundrobin"}
 
 
-def test_protocol_vote_tie_goes_to_first_members_order(coord, clock):
-    prefs = [("range", "roundrobin"), ("roundrobin", "range")]
+@pytest.mark.parametrize("prefs, chosen", [
+    # one vote each: Kafka takes the first tied strategy in its votes HashMap, where "range"
+    # (bucket 9) comes before "roundrobin" (10) and "cooperative-sticky" (15), and "sticky"
+    # (8) before "range": not the leader's or the first member's preference
+    ((("roundrobin", "range"), ("range", "roundrobin")), "range"),
+    ((("cooperative-sticky", "range"), ("range", "cooperative-sticky")), "range"),
+    ((("range", "sticky"), ("sticky", "range")), "sticky"),
+])
+def test_protocol_vote_tie_is_broken_as_kafkas_coordinator_does(coord, clock, prefs, chosen):
     ids = [join(coord, protocols=p).member_id for p in prefs]
     clock.advance(INITIAL_REBALANCE_DELAY_MS)
     results = [join(coord, mid, protocols=p) for mid, p in zip(ids, prefs)]
-    assert {r.protocol for r in results} == {"range"}
+    assert {r.protocol for r in results} == {chosen}
+    assert coord.describe_group("g")["protocol"] == chosen
 
 
 def test_join_with_no_common_protocol_is_inconsistent_group_protocol(coord, clock):
@@ -490,3 +521,140 @@ def test_describe_unknown_group_is_group_id_not_found(coord):
     with pytest.raises(GroupIdNotFoundError) as info:
         coord.describe_group("nope")
     assert info.value.name == "GROUP_ID_NOT_FOUND"
+
+
+def test_describe_groups_reports_unknown_and_deleted_groups_as_dead(coord, clock):
+    (a,), gen = form_group(coord, clock)
+    coord.commit_offsets("g", gen, a, {("t", 0): 3})
+    coord.leave_group("g", a)
+    coord.delete_group("g")
+    described = {d["group"]: d for d in coord.describe_groups(["g", "never"])}
+    for name in ("g", "never"):
+        assert described[name]["state"] == DEAD
+        assert (described[name]["protocol_type"], described[name]["protocol"], described[name]["members"]) \
+            == ("", "", {})
+    assert coord.list_groups() == []
+
+
+def test_describe_groups_reports_protocol_and_assignments_only_when_stable(coord, clock):
+    (a, b), gen = form_group(coord, clock, 2)
+    (stable,) = coord.describe_groups(["g"])
+    assert (stable["state"], stable["protocol_type"], stable["protocol"]) == (STABLE, "consumer", "range")
+    assert stable["members"][a]["assignment"] == [("t", 0)]
+    join(coord, a, subscription=("t", "u"))  # a rebalance
+    (preparing,) = coord.describe_groups(["g"])
+    assert (preparing["state"], preparing["protocol"]) == (PREPARING, "")
+    assert preparing["members"][a]["assignment"] == []
+
+
+def test_group_of_offset_commits_only_has_no_protocol_type(coord):
+    coord.commit_offsets("simple", -1, None, {("t", 0): 1})
+    (d,) = coord.describe_groups(["simple"])
+    assert (d["state"], d["protocol_type"]) == (EMPTY, "")
+
+
+def test_list_groups_filters_by_state(coord, clock):
+    form_group(coord, clock, group="live")
+    coord.commit_offsets("idle", -1, None, {("t", 0): 1})
+    assert [g["group"] for g in coord.list_groups(states=["Stable"])] == ["live"]
+    assert [g["group"] for g in coord.list_groups(states=["empty"])] == ["idle"]
+    assert [g["group"] for g in coord.list_groups(states=["Empty", "Stable"])] == ["idle", "live"]
+    assert coord.list_groups(states=["Dead"]) == []
+
+
+DAY = 24 * 3600 * 1000
+
+
+def test_offsets_of_empty_group_expire_retention_after_it_became_empty_not_after_the_commit(coord, clock):
+    assert OFFSETS_RETENTION_MS == 7 * DAY  # offsets.retention.minutes = 10080
+    session = 1_800_000  # group.max.session.timeout.ms: few heartbeats to stay six days
+    (a,), gen = form_group(coord, clock, session_timeout_ms=session)
+    coord.commit_offsets("g", gen, a, {("t", 0): 3, ("t", 1): 4})
+    for _ in range(6 * DAY // (session // 2)):  # the member stays six days, committing nothing more
+        clock.advance(session // 2)
+        coord.heartbeat("g", gen, a)
+    assert coord.expire_groups() == []
+    coord.leave_group("g", a)
+    clock.advance(2 * DAY)  # eight days after the commit, two after the group became Empty
+    assert coord.expire_groups() == []
+    assert {tp: c.offset for tp, c in coord.fetch_offsets("g").items()} == {("t", 0): 3, ("t", 1): 4}
+    assert state(coord) == EMPTY
+    clock.advance(5 * DAY - 1)
+    assert coord.expire_groups() == []
+    clock.advance(1)  # seven days Empty
+    assert coord.expire_groups() == ["g"]
+    assert coord.fetch_offsets("g") == {}
+    assert coord.describe_groups(["g"])[0]["state"] == DEAD
+    with pytest.raises(GroupIdNotFoundError):
+        coord.describe_group("g")
+    assert coord.list_groups() == []
+
+
+def test_group_left_by_an_expired_session_is_empty_from_when_the_session_ran_out(coord, clock):
+    (a,), gen = form_group(coord, clock)
+    coord.commit_offsets("g", gen, a, {("t", 0): 3})
+    # the member dies; nobody touches the group for longer than the retention
+    clock.advance(SESSION + OFFSETS_RETENTION_MS + 1)
+    assert coord.expire_groups() == ["g"]
+    assert coord.fetch_offsets("g") == {}
+
+
+def test_simple_group_offsets_expire_each_from_its_own_commit(coord, clock):
+    coord.commit_offsets("simple", -1, None, {("t", 0): 1})
+    clock.advance(3 * DAY)
+    coord.commit_offsets("simple", -1, None, {("t", 1): 2})
+    clock.advance(4 * DAY)  # seven days after the first commit, four after the second
+    assert coord.expire_groups() == []
+    assert {tp: c.offset for tp, c in coord.fetch_offsets("simple").items()} == {("t", 1): 2}
+    clock.advance(3 * DAY)
+    assert coord.expire_groups() == ["simple"]
+    assert coord.describe_groups(["simple"])[0]["state"] == DEAD
+
+
+def test_offsets_written_by_a_transaction_alone_expire_from_their_commit(coord, clock):
+    coord.put_offsets("txn-only", {("t", 0): 9})  # no group record: a group of offsets only
+    clock.advance(OFFSETS_RETENTION_MS - 1)
+    assert coord.expire_groups() == []
+    clock.advance(1)
+    assert coord.expire_groups() == ["txn-only"]
+    assert coord.list_groups() == []
+
+
+def test_stable_group_keeps_subscribed_offsets_and_expires_the_others(broker, clock):
+    retention = 60_000
+    coord = GroupCoordinator(broker.store, clock=clock, offsets_retention_ms=retention)
+    (a,), gen = form_group(coord, clock)  # subscribed to "t"
+    coord.commit_offsets("g", gen, a, {("t", 0): 3, ("old", 0): 8})
+    for _ in range(retention // 5000):
+        clock.advance(5000)
+        coord.heartbeat("g", gen, a)
+    assert coord.expire_groups() == []
+    assert {tp: c.offset for tp, c in coord.fetch_offsets("g").items()} == {("t", 0): 3}
+    assert state(coord) == STABLE
+
+
+def test_rebalancing_group_keeps_its_offsets(broker, clock):
+    retention = 60_000
+    coord = GroupCoordinator(broker.store, clock=clock, offsets_retention_ms=retention)
+    (a, b), gen = form_group(coord, clock, 2, rebalance_timeout_ms=600_000)
+    coord.commit_offsets("g", gen, a, {("old", 0): 8})
+    join(coord, a, subscription=("t", "u"), rebalance_timeout_ms=600_000)  # b has not rejoined yet
+    for _ in range(retention // 5000):
+        clock.advance(5000)
+        for mid in (a, b):
+            with pytest.raises(RebalanceInProgressError):
+                coord.heartbeat("g", gen, mid)
+    assert state(coord) == PREPARING
+    assert coord.expire_groups() == []
+    assert coord.fetch_offsets("g")[("old", 0)].offset == 8
+
+
+def test_empty_group_without_offsets_is_removed_at_the_next_cleanup(coord, clock):
+    (a,), _gen = form_group(coord, clock)
+    coord.leave_group("g", a)
+    assert state(coord) == EMPTY
+    assert coord.expire_groups() == ["g"]
+    assert coord.describe_groups(["g"])[0]["state"] == DEAD
+    # a group id that died can be joined again from scratch
+    r = join(coord)
+    assert r.waiting and state(coord) == PREPARING

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from support import list_offsets, produce, producer_entries
 import pytest
 
 from kcli.broker import open_broker
@@ -161,58 +162,58 @@ def test_in_process_idempotent_sends_with_futures_under_lost_acks(broker, data_d
 
 def test_same_batch_twice_is_a_duplicate_answered_with_the_original_offsets(broker, topic):
     pid, epoch = broker.init_producer_id()
-    broker.produce(topic, 0, [idem_batch(["x"], pid, epoch, 0)])
+    produce(broker, topic, 0, [idem_batch(["x"], pid, epoch, 0)])
     b = idem_batch(["a", "b", "c"], pid, epoch, 1)
-    first = broker.produce(topic, 0, [b])
+    first = produce(broker, topic, 0, [b])
     assert (first.base_offset, first.last_offset, first.duplicate) == (1, 3, False)
-    again = broker.produce(topic, 0, [b])
+    again = produce(broker, topic, 0, [b])
     assert again.duplicate is True
     assert (again.base_offset, again.last_offset) == (1, 3)
     assert again.batch_base_offsets == [1]
     assert end_offset(broker, topic) == 4
     assert [v for _, vs in log_batches(broker, topic) for v in vs] == ["x", "a", "b", "c"]
     # an older batch that is still among the last five is a duplicate too
-    older = broker.produce(topic, 0, [idem_batch(["x"], pid, epoch, 0)])
+    older = produce(broker, topic, 0, [idem_batch(["x"], pid, epoch, 0)])
     assert (older.duplicate, older.base_offset, older.last_offset) == (True, 0, 0)
     assert end_offset(broker, topic) == 4
 
 
 def test_sequence_gap_is_out_of_order_and_writes_nothing(broker, topic):
     pid, epoch = broker.init_producer_id()
-    broker.produce(topic, 0, [idem_batch(["a", "b"], pid, epoch, 0)])  # sequences 0..1
+    produce(broker, topic, 0, [idem_batch(["a", "b"], pid, epoch, 0)])  # sequences 0..1
     with pytest.raises(OutOfOrderSequenceNumberError) as info:
-        broker.produce(topic, 0, [idem_batch(["d"], pid, epoch, 3)])  # 2 is missing
+        produce(broker, topic, 0, [idem_batch(["d"], pid, epoch, 3)])  # 2 is missing
     assert info.value.name == "OUT_OF_ORDER_SEQUENCE_NUMBER"
     assert info.value.code == 45
     assert end_offset(broker, topic) == 2
-    assert broker.describe_producers(topic, 0)[pid].last_seq == 1
-    ok = broker.produce(topic, 0, [idem_batch(["c"], pid, epoch, 2)])
+    assert producer_entries(broker, topic, 0)[pid].last_seq == 1
+    ok = produce(broker, topic, 0, [idem_batch(["c"], pid, epoch, 2)])
     assert (ok.base_offset, ok.duplicate) == (2, False)
 
 
 def test_older_epoch_after_newer_is_invalid_producer_epoch(broker, topic):
     pid, _ = broker.init_producer_id()
-    broker.produce(topic, 0, [idem_batch(["e1"], pid, 1, 0)])
+    produce(broker, topic, 0, [idem_batch(["e1"], pid, 1, 0)])
     with pytest.raises(InvalidProducerEpochError) as info:
-        broker.produce(topic, 0, [idem_batch(["e0"], pid, 0, 1)])
+        produce(broker, topic, 0, [idem_batch(["e0"], pid, 0, 1)])
     assert info.value.name == "INVALID_PRODUCER_EPOCH"
     assert info.value.code == 47
     # even a batch that would continue the old epoch's sequence at 0
     with pytest.raises(InvalidProducerEpochError):
-        broker.produce(topic, 0, [idem_batch(["e0"], pid, 0, 0)])
+        produce(broker, topic, 0, [idem_batch(["e0"], pid, 0, 0)])
     assert end_offset(broker, topic) == 1
 
 
 def test_new_epoch_must_start_at_sequence_zero(broker, topic):
     pid, epoch = broker.init_producer_id()
-    broker.produce(topic, 0, [idem_batch(["a", "b", "c"], pid, epoch, 0)])
+    produce(broker, topic, 0, [idem_batch(["a", "b", "c"], pid, epoch, 0)])
     with pytest.raises(OutOfOrderSequenceNumberError) as info:
-        broker.produce(topic, 0, [idem_batch(["d"], pid, epoch + 1, 3)])
+        produce(broker, topic, 0, [idem_batch(["d"], pid, epoch + 1, 3)])
     assert info.value.name == "OUT_OF_ORDER_SEQUENCE_NUMBER"
     assert end_offset(broker, topic) == 3
-    r = broker.produce(topic, 0, [idem_batch(["d"], pid, epoch + 1, 0)])
+    r = produce(broker, topic, 0, [idem_batch(["d"], pid, epoch + 1, 0)])
     assert (r.base_offset, r.duplicate) == (3, False)
-    entry = broker.describe_producers(topic, 0)[pid]
+    entry = producer_entries(broker, topic, 0)[pid]
     assert (entry.epoch, entry.last_seq) == (epoch + 1, 0)
 
 
@@ -220,20 +221,20 @@ def test_unknown_producer_id_must_start_at_zero(broker, topic):
     pid, epoch = broker.init_producer_id()
     stranger = pid + 1000  # never handed out by this data directory
     with pytest.raises(UnknownProducerIdError) as info:
-        broker.produce(topic, 0, [idem_batch(["u"], stranger, 0, 5)])
+        produce(broker, topic, 0, [idem_batch(["u"], stranger, 0, 5)])
     assert info.value.name == "UNKNOWN_PRODUCER_ID"
     assert info.value.code == 59
     assert end_offset(broker, topic) == 0
-    assert stranger not in broker.describe_producers(topic, 0)
+    assert stranger not in producer_entries(broker, topic, 0)
 
 
 def test_known_producer_id_starts_at_zero_on_a_fresh_partition(broker, topic):
     pid, epoch = broker.init_producer_id()
-    broker.produce(topic, 0, [idem_batch(["p0"], pid, epoch, 0)])
-    r = broker.produce(topic, 1, [idem_batch(["p1-a", "p1-b"], pid, epoch, 0)])
+    produce(broker, topic, 0, [idem_batch(["p0"], pid, epoch, 0)])
+    r = produce(broker, topic, 1, [idem_batch(["p1-a", "p1-b"], pid, epoch, 0)])
     assert (r.base_offset, r.last_offset, r.duplicate) == (0, 1, False)
-    assert broker.describe_producers(topic, 1)[pid].last_seq == 1
-    assert broker.describe_producers(topic, 0)[pid].last_seq == 0
+    assert producer_entries(broker, topic, 1)[pid].last_seq == 1
+    assert producer_entries(broker, topic, 0)[pid].last_seq == 0
 
 
 def test_duplicates_older_than_the_last_five_batches_are_out_of_order(broker, topic):
@@ -243,36 +244,36 @@ def test_duplicates_older_than_the_last_five_batches_are_out_of_order(broker, to
     pid, epoch = broker.init_producer_id()
     sent = [idem_batch([f"v{i}"], pid, epoch, i) for i in range(6)]
     for b in sent:
-        broker.produce(topic, 0, [b])
-    assert [b.first_seq for b in broker.describe_producers(topic, 0)[pid].batches] == [1, 2, 3, 4, 5]
+        produce(broker, topic, 0, [b])
+    assert [b.first_seq for b in producer_entries(broker, topic, 0)[pid].batches] == [1, 2, 3, 4, 5]
     with pytest.raises(OutOfOrderSequenceNumberError) as info:
-        broker.produce(topic, 0, [sent[0]])
+        produce(broker, topic, 0, [sent[0]])
     assert info.value.name == "OUT_OF_ORDER_SEQUENCE_NUMBER"
     assert end_offset(broker, topic) == 6
-    r = broker.produce(topic, 0, [sent[1]])  # the oldest one still remembered
+    r = produce(broker, topic, 0, [sent[1]])  # the oldest one still remembered
     assert (r.duplicate, r.base_offset) == (True, 1)
     assert end_offset(broker, topic) == 6
 
 
 def test_sequence_wraps_after_int_max(broker, topic):
     pid, epoch = broker.init_producer_id()
-    broker.produce(topic, 0, [idem_batch(["s"], pid, epoch, 0)])
+    produce(broker, topic, 0, [idem_batch(["s"], pid, epoch, 0)])
     # a known producer whose state this partition lacks may continue at any sequence
-    r = broker.produce(topic, 1, [idem_batch(["a", "b", "c"], pid, epoch, 0x7FFFFFFE)])
+    r = produce(broker, topic, 1, [idem_batch(["a", "b", "c"], pid, epoch, 0x7FFFFFFE)])
     assert r.duplicate is False
-    assert broker.describe_producers(topic, 1)[pid].last_seq == 0  # 2^31-2, 2^31-1, 0
+    assert producer_entries(broker, topic, 1)[pid].last_seq == 0  # 2^31-2, 2^31-1, 0
     with pytest.raises(OutOfOrderSequenceNumberError):
-        broker.produce(topic, 1, [idem_batch(["d"], pid, epoch, 0x7FFFFFFF)])
-    r = broker.produce(topic, 1, [idem_batch(["d"], pid, epoch, 1)])
+        produce(broker, topic, 1, [idem_batch(["d"], pid, epoch, 0x7FFFFFFF)])
+    r = produce(broker, topic, 1, [idem_batch(["d"], pid, epoch, 1)])
     assert (r.base_offset, r.duplicate) == (3, False)
 
 
 def test_non_idempotent_batches_are_never_deduplicated(broker, topic):
     b = rb.encode_values([b"plain"], now_ms())
-    broker.produce(topic, 0, [b])
-    r = broker.produce(topic, 0, [b])
+    produce(broker, topic, 0, [b])
+    r = produce(broker, topic, 0, [b])
     assert (r.base_offset, r.duplicate) == (1, False)
-    assert broker.describe_producers(topic, 0) == {}
+    assert producer_entries(broker, topic, 0) == {}
 
 
 # -- 3. producer state survives reopening and crash recovery -------------------------------
@@ -310,7 +311,7 @@ def active_path(log) -> str:
 
 def test_batch_adopted_by_recovery_is_recognised_as_duplicate_on_retry(broker, topic):
     pid, epoch = broker.init_producer_id()
-    broker.produce(topic, 0, [idem_batch(["a0", "a1", "a2"], pid, epoch, 0)])
+    produce(broker, topic, 0, [idem_batch(["a0", "a1", "a2"], pid, epoch, 0)])
     log = broker.log(topic, 0)
     # a writer died after writing the batch (sequences 3..4) but before publishing it
     lost = idem_batch(["b0", "b1"], pid, epoch, 3, base_offset=3)
@@ -319,27 +320,27 @@ def test_batch_adopted_by_recovery_is_recognised_as_duplicate_on_retry(broker, t
     assert end_offset(broker, topic) == 3
     # the producer never got its answer and retries: recovery adopts the batch, then the
     # retry is recognised as its duplicate
-    retry = broker.produce(topic, 0, [idem_batch(["b0", "b1"], pid, epoch, 3)])
+    retry = produce(broker, topic, 0, [idem_batch(["b0", "b1"], pid, epoch, 3)])
     assert (retry.duplicate, retry.base_offset, retry.last_offset) == (True, 3, 4)
     assert end_offset(broker, topic) == 5
     assert [v for _, vs in log_batches(broker, topic) for v in vs] == ["a0", "a1", "a2", "b0", "b1"]
-    nxt = broker.produce(topic, 0, [idem_batch(["c0"], pid, epoch, 5)])
+    nxt = produce(broker, topic, 0, [idem_batch(["c0"], pid, epoch, 5)])
     assert (nxt.base_offset, nxt.duplicate) == (5, False)
 
 
 def test_batch_adopted_by_another_append_is_a_duplicate_afterwards(broker, topic):
     pid, epoch = broker.init_producer_id()
     other, _ = broker.init_producer_id()
-    broker.produce(topic, 0, [idem_batch(["a0"], pid, epoch, 0)])
+    produce(broker, topic, 0, [idem_batch(["a0"], pid, epoch, 0)])
     log = broker.log(topic, 0)
     lost = idem_batch(["b0", "b1"], pid, epoch, 1, base_offset=1)
     with open(active_path(log), "ab") as f:
         f.write(lost)
     # another producer's append adopts the dead writer's batch first
-    r = broker.produce(topic, 0, [idem_batch(["o0"], other, 0, 0)])
+    r = produce(broker, topic, 0, [idem_batch(["o0"], other, 0, 0)])
     assert r.base_offset == 3
-    assert broker.describe_producers(topic, 0)[pid].last_seq == 2
-    retry = broker.produce(topic, 0, [idem_batch(["b0", "b1"], pid, epoch, 1)])
+    assert producer_entries(broker, topic, 0)[pid].last_seq == 2
+    retry = produce(broker, topic, 0, [idem_batch(["b0", "b1"], pid, epoch, 1)])
     assert (retry.duplicate, retry.base_offset, retry.last_offset) == (True, 1, 2)
     assert end_offset(broker, topic) == 4
 
@@ -400,10 +401,10 @@ def test_duplicate_answer_on_log_append_time_topic_carries_the_original_append_t
     broker.create_topic("lat", 1, 1, {"message.timestamp.type": "LogAppendTime"})
     pid, epoch = broker.init_producer_id()
     b = idem_batch(["x", "y"], pid, epoch, 0)
-    first = broker.produce("lat", 0, [b])
+    first = produce(broker, "lat", 0, [b])
     assert first.log_append_time > 0
     time.sleep(0.005)
-    again = broker.produce("lat", 0, [b])
+    again = produce(broker, "lat", 0, [b])
     assert again.duplicate is True
     assert (again.base_offset, again.last_offset, again.log_append_time) == (0, 1, first.log_append_time)
 
@@ -446,7 +447,7 @@ def test_conflicting_config_quietly_turns_default_idempotence_off(data_dir, topi
     [(h, values)] = log_batches(broker, topic)
     assert values == ["plain"]
     assert (h.producer_id, h.producer_epoch, h.base_sequence) == (-1, -1, -1)
-    assert broker.describe_producers(topic, 0) == {}
+    assert producer_entries(broker, topic, 0) == {}
 
 
 def test_default_producer_is_idempotent_with_sequences_from_zero(data_dir, topic, broker):
@@ -482,7 +483,7 @@ def test_two_producers_get_different_producer_ids(data_dir, topic, broker):
     assert len(ids) == 2 and len(set(ids)) == 2
     assert all(i >= 0 for i in ids)
     assert [h.base_sequence for h, _ in batches] == [0, 0]
-    assert set(broker.describe_producers(topic, 0)) == set(ids)
+    assert set(producer_entries(broker, topic, 0)) == set(ids)
 
 
 def test_producer_ids_keep_increasing_after_reopening(data_dir):
@@ -522,10 +523,10 @@ def test_producer_ids_are_unique_across_processes(data_dir, broker):
 def test_describe_producers_lists_epoch_last_sequence_and_offsets(broker, topic):
     pid, epoch = broker.init_producer_id()
     other, _ = broker.init_producer_id()
-    broker.produce(topic, 0, [idem_batch(["a", "b", "c"], pid, epoch, 0)])  # offsets 0..2, seq 0..2
-    broker.produce(topic, 0, [idem_batch(["o"], other, 2, 0)])  # offset 3
-    broker.produce(topic, 0, [idem_batch(["d", "e"], pid, epoch, 3)])  # offsets 4..5, seq 3..4
-    producers = broker.describe_producers(topic, 0)
+    produce(broker, topic, 0, [idem_batch(["a", "b", "c"], pid, epoch, 0)])  # offsets 0..2, seq 0..2
+    produce(broker, topic, 0, [idem_batch(["o"], other, 2, 0)])  # offset 3
+    produce(broker, topic, 0, [idem_batch(["d", "e"], pid, epoch, 3)])  # offsets 4..5, seq 3..4
+    producers = producer_entries(broker, topic, 0)
     assert set(producers) == {pid, other}
     mine = producers[pid]
     assert (mine.epoch, mine.last_seq) == (epoch, 4)
@@ -533,7 +534,7 @@ def test_describe_producers_lists_epoch_last_sequence_and_offsets(broker, topic)
     theirs = producers[other]
     assert (theirs.epoch, theirs.last_seq) == (2, 0)
     assert [(b.first_seq, b.last_seq, b.last_offset) for b in theirs.batches] == [(0, 0, 3)]
-    assert broker.describe_producers(topic, 1) == {}
+    assert producer_entries(broker, topic, 1) == {}
 
 
 def test_idle_producer_state_expires_after_producer_id_expiration_ms(broker):
@@ -544,13 +545,13 @@ def test_idle_producer_state_expires_after_producer_id_expiration_ms(broker):
 
     broker.create_topic("exp", 1, 1, {})
     pid, _ = broker.init_producer_id()
-    broker.produce("exp", 0, [rb.encode_values([b"a"], 1, producer_id=pid, producer_epoch=0, base_sequence=0)])
-    assert pid in broker.describe_producers("exp", 0)
+    produce(broker, "exp", 0, [rb.encode_values([b"a"], 1, producer_id=pid, producer_epoch=0, base_sequence=0)])
+    assert pid in producer_entries(broker, "exp", 0)
     log = broker.log("exp", 0)
     later = log.clock() + PRODUCER_ID_EXPIRATION_MS + 60_000
     log.clock = lambda: later
     log._last_retention_check = 0
     other, _ = broker.init_producer_id()
-    broker.produce("exp", 0, [rb.encode_values([b"b"], later, producer_id=other, producer_epoch=0, base_sequence=0)])
-    assert pid not in broker.describe_producers("exp", 0)
-    assert other in broker.describe_producers("exp", 0)
+    produce(broker, "exp", 0, [rb.encode_values([b"b"], later, producer_id=other, producer_epoch=0, base_sequence=0)])
+    assert pid not in producer_entries(broker, "exp", 0)
+    assert other in producer_entries(broker, "exp", 0)

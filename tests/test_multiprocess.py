@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from support import list_offsets, produce, producer_entries
 import pytest
 
 from storage import record_batch as rb
@@ -186,12 +187,12 @@ def test_writer_process_follows_topic_deleted_and_recreated_by_another_process(b
 
     broker.create_topic("recreated", 1, 1, {})
     for i in range(3):
-        broker.produce("recreated", 0, [rb.encode_values([f"old-{i}".encode()], time.time_ns() // 1_000_000)],
+        produce(broker, "recreated", 0, [rb.encode_values([f"old-{i}".encode()], time.time_ns() // 1_000_000)],
                        acks=1)
     assert kcli("topic", "delete", "recreated").returncode == 0
     assert kcli("topic", "create", "recreated").returncode == 0
 
-    result = broker.produce("recreated", 0, [rb.encode_values([b"new"], time.time_ns() // 1_000_000)], acks=1)
+    result = produce(broker, "recreated", 0, [rb.encode_values([b"new"], time.time_ns() // 1_000_000)], acks=1)
     assert result.base_offset == 0
     log = broker.log("recreated", 0)
     assert os.path.getsize(os.path.join(log.dir, "00000000000000000000.log")) == log.segments()[0].size

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import time
 
+from support import list_offsets, produce, producer_entries
 import pytest
 
-from kcli.broker.broker import EARLIEST, LATEST
+EARLIEST, LATEST = -2, -1  # ListOffsets sentinels
 from storage import record_batch as rb
 from kcli.common.errors import (
     CorruptRecordError,
@@ -252,8 +253,8 @@ def test_read_respects_max_bytes_but_returns_at_least_one_batch(broker):
 
 
 def test_list_offsets_earliest_and_latest(broker, three_segment_log):
-    assert broker.list_offsets("reads", 0, EARLIEST) == (0, -1)
-    assert broker.list_offsets("reads", 0, LATEST) == (60, -1)
+    assert list_offsets(broker, "reads", 0, EARLIEST) == (0, -1)
+    assert list_offsets(broker, "reads", 0, LATEST) == (60, -1)
 
 
 # ------------------------------------------------------------------------------ indexes
@@ -335,8 +336,8 @@ def test_offsets_for_timestamp_finds_first_record_at_or_after(broker):
     for t in queries:
         assert log.offset_for_timestamp(t) == expected(t), t
         want = expected(t)
-        assert broker.list_offsets("times", 0, t) == (want if want is not None else (-1, -1)), t
-    assert broker.list_offsets("times", 0, max(stamps) + 1) == (-1, -1)
+        assert list_offsets(broker, "times", 0, t) == (want if want is not None else (-1, -1)), t
+    assert list_offsets(broker, "times", 0, max(stamps) + 1) == (-1, -1)
 
 
 # ------------------------------------------------------------------------------ retention
@@ -370,7 +371,7 @@ def test_retention_ms_deletes_whole_old_segments(broker):
     for offset in (0, 9, 10, 19):
         with pytest.raises(OffsetOutOfRangeError):
             log.read(offset)
-    assert broker.list_offsets("ret-ms", 0, EARLIEST) == (20, -1)
+    assert list_offsets(broker, "ret-ms", 0, EARLIEST) == (20, -1)
     assert not verify(log).problems
 
 
@@ -558,14 +559,14 @@ def test_truncated_incoming_batch_is_rejected(broker):
 def test_acks_all_needs_min_insync_replicas(broker):
     broker.create_topic("isr", 1, 1, {"min.insync.replicas": 2})
     with pytest.raises(NotEnoughReplicasError) as info:
-        broker.produce("isr", 0, [batch(["x"])], acks=-1)
+        produce(broker, "isr", 0, [batch(["x"])], acks=-1)
     assert info.value.name == "NOT_ENOUGH_REPLICAS"
     assert broker.log("isr", 0).log_end_offset == 0
-    result = broker.produce("isr", 0, [batch(["y"])], acks=1)
+    result = produce(broker, "isr", 0, [batch(["y"])], acks=1)
     assert result.base_offset == 0
     assert [r[2] for r in read_all(broker.log("isr", 0))] == [b"y"]
 
 
 def test_acks_all_succeeds_when_replication_factor_meets_min_insync(broker):
     broker.create_topic("isr-ok", 1, 2, {"min.insync.replicas": 2})
-    assert broker.produce("isr-ok", 0, [batch(["x"])], acks=-1).base_offset == 0
+    assert produce(broker, "isr-ok", 0, [batch(["x"])], acks=-1).base_offset == 0

@@ -84,11 +84,11 @@ class GatedSeam:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def produce(self, topic, partition, batches, acks=-1):
+    def produce(self, request):
         self.calls += 1
         self.entered.set()
         assert self.gate.wait(30), "the test never opened the gate"
-        return self.inner.produce(topic, partition, batches, acks)
+        return self.inner.produce(request)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 
+from support import list_offsets, produce, producer_entries
 import pytest
 
 from kcli.broker import open_broker
@@ -267,7 +268,7 @@ def test_verify_passes_on_a_healthy_log(kcli, broker):
     broker.create_topic("orders", 2, 1, {})
     for p in range(2):
         for i in range(3):
-            broker.produce("orders", p, [batch([f"{p}-{i}-{j}" for j in range(4)])], acks=1)
+            produce(broker, "orders", p, [batch([f"{p}-{i}-{j}" for j in range(4)])], acks=1)
     r = kcli("log", "verify")
     assert r.returncode == 0, r.stdout
     assert "2 partition(s)" in r.stdout and "24 record(s)" in r.stdout and "OK" in r.stdout

@@ -1,13 +1,14 @@
 """Appends write many batches with one vectored write; more than the system's limit of
 buffers per call still lands whole and in order."""
 
+from support import list_offsets, produce, producer_entries
 from storage import record_batch as rb
 
 
 def test_append_of_thousands_of_tiny_batches_in_one_request(broker):
     broker.create_topic("tiny", 1)
     batches = [rb.encode_values([b"v%d" % i], 1_700_000_000_000 + i) for i in range(3000)]
-    result = broker.produce("tiny", 0, batches, acks=1)
+    result = produce(broker, "tiny", 0, batches, acks=1)
     assert result.batch_base_offsets == list(range(3000))
     offset = 0
     log = broker.log("tiny", 0)

@@ -14,15 +14,19 @@ from kcli.common.errors import (
     ProducerFencedError,
     TransactionAbortableError,
 )
+from kcli.broker.api import InitProducerIdResponse, PartitionResult
 from kcli.transaction_manager import State, TransactionManager, is_transition_valid
 
 S = State
 
 
-class FakeCoordinator:
+class FakeBroker:
+    """The transaction requests of the broker API, recorded, failing when told to."""
+
     def __init__(self) -> None:
         self.calls = []
         self.fail_next: dict[str, BaseException] = {}
+        self.next_pid = 40
 
     def _maybe_fail(self, name):
         self.calls.append(name)
@@ -30,28 +34,26 @@ class FakeCoordinator:
         if exc is not None:
             raise exc
 
-    def init_producer_id(self, tid, timeout_ms):
+    def init_producer_id(self, request):
+        if request.transactional_id is None:  # an idempotent producer
+            self.next_pid += 1
+            return InitProducerIdResponse(self.next_pid, 0)
         self._maybe_fail("init_producer_id")
-        return 7, 3
+        return InitProducerIdResponse(7, 3)
 
-    def add_partitions(self, tid, pid, epoch, partitions):
+    def add_partitions_to_txn(self, tid, pid, epoch, partitions):
         self._maybe_fail("add_partitions")
+        return [PartitionResult(t, p) for t, p in partitions]
 
-    def add_offsets(self, tid, pid, epoch, group, offsets):
+    def add_offsets_to_txn(self, tid, pid, epoch, group_id):
         self._maybe_fail("add_offsets")
 
-    def end_txn(self, tid, pid, epoch, commit):
-        self._maybe_fail("end_txn_commit" if commit else "end_txn_abort")
+    def txn_offset_commit(self, request):
+        self._maybe_fail("txn_offset_commit")
+        return [PartitionResult(p.topic, p.partition) for p in request.partitions]
 
-
-class FakeBroker:
-    def __init__(self) -> None:
-        self.transactions = FakeCoordinator()
-        self.next_pid = 40
-
-    def init_producer_id(self):
-        self.next_pid += 1
-        return self.next_pid, 0
+    def end_txn(self, tid, pid, epoch, committed):
+        self._maybe_fail("end_txn_commit" if committed else "end_txn_abort")
 
 
 class FakeMetadata:
@@ -61,7 +63,7 @@ class FakeMetadata:
 
 def manager(tid="tid"):
     broker = FakeBroker()
-    return TransactionManager(broker, FakeMetadata(), tid, 60000), broker.transactions
+    return TransactionManager(broker, FakeMetadata(), tid, 60000), broker
 
 
 KAFKA_VALID = {  # TransactionManager.State.isTransitionValid, target: sources

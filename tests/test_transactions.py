@@ -220,7 +220,7 @@ def test_open_transaction_holds_read_committed_consumers_at_the_lso(broker, data
         assert seen == [b"before"]
         assert reader.position(tp) == first
         assert reader.end_offsets([tp])[tp] == first
-        fetched = broker.fetch("t", 0, first, read_committed=True)
+        fetched = broker.log("t", 0).read(first, read_committed=True)
         assert len(fetched.records) == 0 and fetched.last_stable_offset == first
         assert sorted(values(read_all(data_dir, [tp], "read_uncommitted"))) == sorted(
             [b"before", b"open-1", b"other-committed", b"plain-after", b"open-2"])

@@ -1,5 +1,16 @@
-"""The broker side that clients call in-process, in Kafka's request vocabulary."""
+"""The broker side: ``api`` (the broker API every front end calls: Kafka's requests as
+typed calls) and the local broker that implements it over a data directory.
 
-from .broker import EARLIEST, LATEST, Broker, open_broker
+Clients reach a broker through ``open_broker`` only, and then speak ``api.BrokerApi``."""
 
-__all__ = ["Broker", "open_broker", "EARLIEST", "LATEST"]
+from __future__ import annotations
+
+
+def open_broker(data_dir: str, *, create: bool = False):
+    """The ``BrokerApi`` of a data directory (the process's shared ``LocalBroker``)."""
+    from .broker import open_broker as _open
+
+    return _open(data_dir, create=create)
+
+
+__all__ = ["open_broker"]

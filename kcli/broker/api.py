@@ -21,7 +21,7 @@ ConsumerProtocol format, so kcli members and any Kafka client can share a group)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, Sequence
+from typing import NamedTuple, Optional, Protocol, Sequence
 
 from kcli.common.errors import KafkaError
 
@@ -144,8 +144,7 @@ class FetchPartition:
     partition_max_bytes: int = 1 << 20
 
 
-@dataclass
-class AbortedTransaction:
+class AbortedTransaction(NamedTuple):
     producer_id: int
     first_offset: int
 
@@ -171,6 +170,7 @@ class FetchPartitionResponse(_Result):
     records: bytes | memoryview = b""  # whole batches, in order; may be empty
     file_position: int = -1  # where ``records`` start in their segment file (names a damaged batch)
     error: Optional[KafkaError] = None
+    segment_base: int = -1  # base offset of that segment file
 
 
 @dataclass
@@ -479,8 +479,7 @@ class InitProducerIdRequest:
     producer_epoch: int = -1
 
 
-@dataclass
-class InitProducerIdResponse:
+class InitProducerIdResponse(NamedTuple):
     producer_id: int
     producer_epoch: int
 

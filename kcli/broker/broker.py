@@ -1,40 +1,58 @@
-"""An in-process broker over one data directory.
+"""The local broker: ``BrokerApi`` over one data directory, in this process.
 
-Its methods are Kafka's requests (Produce, Fetch, ListOffsets, CreateTopics, ...) called
-as Python functions, answering with results or raising Kafka's errors. Clients go through
-this seam only, which is where fault injection sits and where a wire-protocol front end or
-a remote cluster can later take the broker's place.
+It owns the partition logs, the group coordinator and the transaction coordinator of the
+directory. Clients (Producer, Consumer, Admin) and the wire server call the methods of
+``kcli.broker.api.BrokerApi`` only; the other public names here (``log``, ``store``,
+``group_coordinator``, ``transactions``, ``create_topic``) serve the coordinators, the
+housekeeping and storage-level tests.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
-from typing import Sequence
+from typing import Optional
 
-from kcli.common.errors import InvalidRequiredAcksError, NotEnoughReplicasError, UnknownTopicOrPartitionError
+from kcli.common.clock import now_ms
+from kcli.common.errors import (
+    GroupIdNotFoundError,
+    InvalidConfigError,
+    InvalidRequestError,
+    InvalidRequiredAcksError,
+    KafkaError,
+    NotEnoughReplicasError,
+    TransactionalIdNotFoundError,
+    UnknownServerError,
+    UnknownTopicOrPartitionError,
+)
 from storage.layout import DataDir
-from storage.log import AppendResult, FetchResult, PartitionLog
+from storage.log import PartitionLog
 from storage.metadata import MetadataStore
 from storage.topics import Topic, TopicStore
 
-_SHARED: dict[str, "Broker"] = {}
+from . import api
+
+_SHARED: dict[str, "LocalBroker"] = {}
 _SHARED_LOCK = threading.Lock()
 
+NODE_ID = 0
+FETCH_POLL_S = 0.005  # how often a long-polling fetch looks at the published log end
 
-def open_broker(data_dir: str, *, create: bool = False) -> "Broker":
+
+def open_broker(data_dir: str, *, create: bool = False) -> "LocalBroker":
     """The process's broker for a data directory, shared by every client in the process.
 
     LMDB must not open one environment twice in a process (closing one handle would drop
     the other's locks), so producers, consumers and admin clients on the same directory
-    share one ``Broker``; each ``open_broker`` is matched by a ``release()``.
+    share one ``LocalBroker``; each ``open_broker`` is matched by a ``release()``.
     """
     root = os.path.realpath(data_dir)
     with _SHARED_LOCK:
         broker = _SHARED.get(root)
         if broker is None or broker._closed:
-            broker = Broker(root, create=create)
+            broker = LocalBroker(root, create=create)
             _SHARED[root] = broker
         elif create:
             os.makedirs(broker.datadir.broker_dir(), exist_ok=True)
@@ -42,13 +60,16 @@ def open_broker(data_dir: str, *, create: bool = False) -> "Broker":
         return broker
 
 
-EARLIEST = -2  # ListOffsets sentinels, as in Kafka's ListOffsetsRequest
-LATEST = -1
-LATEST_STABLE = -3  # kcli's name for "latest" under read_committed: the last stable offset
+def _error_of(exc: BaseException) -> KafkaError:
+    if isinstance(exc, KafkaError):
+        return exc
+    return UnknownServerError(f"{type(exc).__name__}: {exc}")
 
 
-class Broker:
-    def __init__(self, data_dir: str, *, create: bool = False) -> None:
+class LocalBroker:
+    """Node 0 of a one-broker cluster whose state is the data directory."""
+
+    def __init__(self, data_dir: str, *, create: bool = False, host: str = "localhost", port: int = 9092) -> None:
         self.datadir = DataDir(os.path.realpath(data_dir))
         if not self.datadir.exists() and not create:
             raise UnknownTopicOrPartitionError(
@@ -58,12 +79,35 @@ class Broker:
             os.makedirs(self.datadir.broker_dir(), exist_ok=True)
         self.store = MetadataStore(self.datadir.meta, create=create)
         self.topics = TopicStore(self.store, self.datadir)
+        self.node = api.BrokerNode(NODE_ID, host, port)
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._mutex = threading.Lock()
         self._refs = 0
         self._closed = False
         self._topic_cache: dict[str, tuple] = {}
         self._txn_coordinator = None
+        self._group_coordinator = None
+        self._cluster_id: str | None = None
+        self._start_housekeeping()
+
+    # -- housekeeping (kcli/broker/housekeeping.py): retention, transaction timeouts,
+    # -- producer-id / transactional-id / group expiry on Kafka's schedules ---------------
+
+    def _start_housekeeping(self) -> None:
+        from .housekeeping import Housekeeper
+
+        try:
+            self.housekeeper = Housekeeper(self)
+        except BaseException:
+            self.store.close()
+            raise
+        self.housekeeper.start()
+
+    def run_housekeeping(self, force: bool = True) -> dict:
+        """Run the housekeeping tasks now (only the due ones unless ``force``); a summary."""
+        return self.housekeeper.run(force=force)
+
+    # -- end of housekeeping ----------------------------------------------------------------
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -77,49 +121,43 @@ class Broker:
                 del _SHARED[self.datadir.root]
         self._close()
 
+    close = release
+
     def _close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self.housekeeper.stop()  # housekeeping: before the logs and the store close
         with self._mutex:
             for log in self._logs.values():
                 log.close()
             self._logs.clear()
         self.store.close()
 
-    def __enter__(self) -> "Broker":
+    def __enter__(self) -> "LocalBroker":
         return self
 
     def __exit__(self, *exc) -> None:
         self.release()
 
-    # -- topics (CreateTopics, DeleteTopics, DescribeConfigs, AlterConfigs, Metadata) -------
+    # -- what the coordinators and housekeeping use ---------------------------------------
 
-    def create_topic(self, name: str, partitions: int = 1, replication_factor: int = 1,
-                     configs: dict | None = None, validate_only: bool = False) -> Topic:
-        return self.topics.create(name, partitions, replication_factor, configs, validate_only=validate_only)
+    @property
+    def group_coordinator(self):
+        if self._group_coordinator is None:
+            from .group_coordinator import GroupCoordinator
 
-    def delete_topic(self, name: str) -> Topic:
-        self._topic_cache.pop(name, None)
-        with self._mutex:
-            for key in [k for k in self._logs if k[0] == name]:
-                self._logs.pop(key).close()
-        return self.topics.delete(name)
+            self._group_coordinator = GroupCoordinator(self.store)
+        return self._group_coordinator
 
-    def alter_topic(self, name: str, set_configs: dict | None = None, delete_configs: list | None = None) -> Topic:
-        self._topic_cache.pop(name, None)
-        return self.topics.alter(name, set_configs, delete_configs)
+    @property
+    def transactions(self):
+        """The transaction coordinator of this directory."""
+        if self._txn_coordinator is None:
+            from .txn_coordinator import TransactionCoordinator
 
-    def topic(self, name: str) -> Topic:
-        return self.topics.get(name)
-
-    def list_topics(self) -> list[Topic]:
-        return sorted(self.topics.list(), key=lambda t: t.name)
-
-    def partition_count(self, name: str) -> int:
-        return self.topics.get(name).partitions
-
-    # -- partition logs -------------------------------------------------------------------
+            self._txn_coordinator = TransactionCoordinator(self)
+        return self._txn_coordinator
 
     def log(self, topic: str, partition: int) -> PartitionLog:
         key = (topic, partition)
@@ -137,13 +175,10 @@ class Broker:
                     )
                 log = PartitionLog(
                     self.store, topic, partition, self.datadir.partition_dir(topic, partition),
-                    self._config_source(topic),
+                    lambda: self.topic_view(topic)[1],
                 )
                 self._logs[key] = log
         return log
-
-    def _config_source(self, topic: str):
-        return lambda: self.topic_view(topic)[1]
 
     TOPIC_CACHE_SECONDS = 0.5
 
@@ -168,57 +203,476 @@ class Broker:
         self._topic_cache[name] = cached
         return cached[1], cached[2]
 
-    # -- Produce / Fetch / ListOffsets ----------------------------------------------------
+    def _forget_topic(self, name: str) -> None:
+        self._topic_cache.pop(name, None)
+        with self._mutex:
+            for key in [k for k in self._logs if k[0] == name]:
+                self._logs.pop(key).close()
 
-    def produce(self, topic: str, partition: int, batches: Sequence[bytes], acks: int = -1) -> AppendResult:
-        if acks not in (-1, 0, 1):
-            raise InvalidRequiredAcksError(f"acks must be -1 (all), 0 or 1, not {acks}")
-        log = self.log(topic, partition)
+    def create_topic(self, name: str, partitions: int = 1, replication_factor: int = 1,
+                     configs: dict | None = None, validate_only: bool = False) -> api.CreateTopicResult:
+        """CreateTopics for one topic, raising its error."""
+        request = api.CreateTopicsRequest([api.NewTopic(name, partitions, replication_factor, dict(configs or {}))],
+                                          validate_only)
+        return self.create_topics(request)[0].raise_for_error()
+
+    # -- Metadata, DescribeCluster --------------------------------------------------------
+
+    def _topic_metadata(self, topic: Topic) -> api.TopicMetadata:
+        replicas = list(range(topic.replication_factor))
+        parts = [api.PartitionMetadata(p, NODE_ID, 0, list(replicas), list(replicas)) for p in range(topic.partitions)]
+        return api.TopicMetadata(topic.name, topic.id, parts)
+
+    def metadata(self, request: api.MetadataRequest) -> api.MetadataResponse:
+        if request.topics is None:
+            found = [self._topic_metadata(t) for t in sorted(self.topics.list(), key=lambda t: t.name)]
+        else:
+            found = []
+            for name in request.topics:
+                try:
+                    found.append(self._topic_metadata(self.topics.get(name)))
+                except KafkaError as exc:
+                    found.append(api.TopicMetadata(name, error=exc))
+        return api.MetadataResponse([self.node], self.cluster_id(), NODE_ID, found)
+
+    def describe_cluster(self) -> api.MetadataResponse:
+        return api.MetadataResponse([self.node], self.cluster_id(), NODE_ID, [])
+
+    def cluster_id(self) -> str:
+        """Kafka's cluster id (a base64 UUID, as ``kafka-storage format`` makes), made once per
+        directory and kept in the ``counters`` database under ``cluster.id``."""
+        if self._cluster_id is None:
+            db = self.store.db(b"counters")
+            with self.store.read() as txn:
+                found = txn.get(b"cluster.id", db=db)
+            if found is None:
+                import uuid
+
+                new = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=")
+                with self.store.write() as txn:
+                    txn.put(b"cluster.id", new, db=db, overwrite=False)
+                    found = txn.get(b"cluster.id", db=db)
+            self._cluster_id = found.decode()
+        return self._cluster_id
+
+    # -- CreateTopics, DeleteTopics, CreatePartitions, configs ------------------------------
+
+    def create_topics(self, request: api.CreateTopicsRequest) -> list[api.CreateTopicResult]:
+        out = []
+        for new in request.topics:
+            try:
+                t = self.topics.create(new.name, new.num_partitions, new.replication_factor, dict(new.configs),
+                                       validate_only=request.validate_only)
+                out.append(api.CreateTopicResult(t.name, t.id, t.partitions, t.replication_factor,
+                                                 t.effective_configs()))
+            except Exception as exc:  # noqa: BLE001 - each topic answers its own error
+                out.append(api.CreateTopicResult(new.name, error=_error_of(exc)))
+        return out
+
+    def delete_topics(self, names: list[str]) -> list[api.DeleteTopicResult]:
+        out = []
+        for name in names:
+            try:
+                self._forget_topic(name)
+                t = self.topics.delete(name)
+                out.append(api.DeleteTopicResult(name, t.id))
+            except Exception as exc:  # noqa: BLE001
+                out.append(api.DeleteTopicResult(name, error=_error_of(exc)))
+        return out
+
+    def create_partitions(self, topics: list[api.NewPartitions], validate_only: bool = False
+                          ) -> list[api.CreatePartitionsResult]:
+        out = []
+        for np in topics:
+            try:
+                self.topics.add_partitions(np.topic, np.count, validate_only=validate_only)
+                self._topic_cache.pop(np.topic, None)
+                out.append(api.CreatePartitionsResult(np.topic))
+            except Exception as exc:  # noqa: BLE001
+                out.append(api.CreatePartitionsResult(np.topic, error=_error_of(exc)))
+        return out
+
+    def describe_configs(self, topics: list[str], keys: Optional[list[str]] = None) -> list[api.DescribeConfigsResult]:
+        from storage.topic_config import TOPIC_CONFIGS, format_value
+
+        out = []
+        for name in topics:
+            try:
+                t = self.topics.get(name)
+            except Exception as exc:  # noqa: BLE001
+                out.append(api.DescribeConfigsResult(name, error=_error_of(exc)))
+                continue
+            effective = t.effective_configs()
+            entries = []
+            for key in sorted(keys if keys is not None else effective):
+                if key not in TOPIC_CONFIGS:
+                    continue
+                overridden = key in t.configs
+                entries.append(api.ConfigEntry(
+                    key, format_value(effective[key]),
+                    api.SOURCE_TOPIC if overridden else api.SOURCE_DEFAULT, not overridden,
+                ))
+            out.append(api.DescribeConfigsResult(name, entries))
+        return out
+
+    def incremental_alter_configs(self, changes: dict[str, list[api.AlterConfigOp]],
+                                  validate_only: bool = False) -> list[api.AlterConfigsResult]:
+        out = []
+        for name, ops in changes.items():
+            try:
+                set_configs, delete = {}, []
+                for op in ops:
+                    if op.op == api.OP_SET:
+                        set_configs[op.name] = op.value
+                    elif op.op == api.OP_DELETE:
+                        delete.append(op.name)
+                    elif op.op in (api.OP_APPEND, api.OP_SUBTRACT):
+                        current = self.topics.get(name).effective_configs().get(op.name)
+                        if not isinstance(current, list):
+                            raise InvalidConfigError(f"{op.name} is not a list config: APPEND/SUBTRACT do not apply")
+                        items = [x for x in (op.value or "").split(",") if x]
+                        new = current + [x for x in items if x not in current] if op.op == api.OP_APPEND \
+                            else [x for x in current if x not in items]
+                        set_configs[op.name] = ",".join(new)
+                    else:
+                        raise InvalidRequestError(f"unknown config operation {op.op}")
+                if not validate_only:
+                    self.topics.alter(name, set_configs, delete)
+                    self._topic_cache.pop(name, None)
+                else:
+                    from storage.topic_config import validate_configs
+
+                    self.topics.get(name)
+                    validate_configs(set_configs)
+                out.append(api.AlterConfigsResult(name))
+            except Exception as exc:  # noqa: BLE001
+                out.append(api.AlterConfigsResult(name, error=_error_of(exc)))
+        return out
+
+    def describe_log_dirs(self, topics: Optional[list[str]] = None) -> list[api.LogDirPartition]:
+        names = topics if topics is not None else sorted(t.name for t in self.topics.list())
+        out = []
+        for name in names:
+            t = self.topics.get(name)
+            for p in range(t.partitions):
+                log = self.log(name, p)
+                with self.store.read() as txn:
+                    state = log.state(txn)
+                    segments = self.store.segments(txn, name, p)
+                out.append(api.LogDirPartition(name, p, sum(s.size for s in segments), len(segments),
+                                               state.log_start_offset, state.log_end_offset))
+        return out
+
+    # -- Produce --------------------------------------------------------------------------
+
+    def produce(self, request: api.ProduceRequest) -> api.ProduceResponse:
+        if request.acks not in (-1, 0, 1):
+            raise InvalidRequiredAcksError(f"acks must be -1 (all), 0 or 1, not {request.acks}")
+        out = []
+        for part in request.partitions:
+            try:
+                out.append(self._produce_partition(part, request.acks))
+            except Exception as exc:  # noqa: BLE001 - each partition answers its own error
+                out.append(api.ProducePartitionResponse(part.topic, part.partition, error=_error_of(exc)))
+        return api.ProduceResponse(out)
+
+    def _produce_partition(self, part: api.ProducePartition, acks: int) -> api.ProducePartitionResponse:
+        log = self.log(part.topic, part.partition)
         if acks == -1:
-            t, configs = self.topic_view(topic)
-            in_sync = t.replication_factor  # every replica counts as in sync until replicas are simulated
+            t, configs = self.topic_view(part.topic)
+            in_sync = t.replication_factor  # every replica of a one-broker directory is in sync
             if in_sync < configs["min.insync.replicas"]:
                 raise NotEnoughReplicasError(
-                    f"the in-sync replicas of {topic}-{partition} ({in_sync}) are fewer than "
+                    f"the in-sync replicas of {part.topic}-{part.partition} ({in_sync}) are fewer than "
                     f"min.insync.replicas ({configs['min.insync.replicas']}); acks=all refused"
                 )
-        return log.append(batches)
+        r = log.append(part.records)
+        return api.ProducePartitionResponse(part.topic, part.partition, r.base_offset, r.last_offset,
+                                            r.log_append_time, r.log_start_offset, r.duplicate)
 
-    def init_producer_id(self) -> tuple[int, int]:
-        """InitProducerId for an idempotent producer: a new producer id, epoch 0."""
-        from storage.producer_state import allocate_producer_id
+    # -- Fetch ----------------------------------------------------------------------------
 
-        return allocate_producer_id(self.store)
+    def fetch(self, request: api.FetchRequest) -> api.FetchResponse:
+        """Kafka's fetch with its long poll: answer at once when ``min_bytes`` are there (or
+        on an error), else look again until ``max_wait_ms`` has passed."""
+        deadline = time.monotonic() + request.max_wait_ms / 1000.0
+        read_committed = request.isolation_level == api.READ_COMMITTED
+        while True:
+            out = []
+            total = 0
+            errors = False
+            budget = request.max_bytes
+            for fp in request.partitions:
+                r = self._fetch_partition(fp, min(fp.partition_max_bytes, max(budget, 1)), read_committed)
+                total += len(r.records)
+                budget -= len(r.records)
+                errors = errors or r.error is not None
+                out.append(r)
+            if errors or total >= max(request.min_bytes, 1) or time.monotonic() >= deadline:
+                return api.FetchResponse(out)
+            time.sleep(min(FETCH_POLL_S, max(0.0, deadline - time.monotonic())))
 
-    def describe_producers(self, topic: str, partition: int) -> dict:
-        """DescribeProducers: producer id -> its state on one partition."""
-        log = self.log(topic, partition)
+    def _fetch_partition(self, fp: api.FetchPartition, max_bytes: int, read_committed: bool
+                         ) -> api.FetchPartitionResponse:
+        try:
+            r = self.log(fp.topic, fp.partition).read(fp.fetch_offset, max_bytes, read_committed=read_committed)
+        except Exception as exc:  # noqa: BLE001
+            return api.FetchPartitionResponse(fp.topic, fp.partition, error=_error_of(exc))
+        return api.FetchPartitionResponse(
+            fp.topic, fp.partition, r.high_watermark, r.last_stable_offset, r.log_start_offset, r.log_end_offset,
+            [api.AbortedTransaction(pid, first) for pid, first in r.aborted], r.records, r.position,
+            segment_base=r.segment_base,
+        )
+
+    # -- ListOffsets, OffsetForLeaderEpoch, DeleteRecords -----------------------------------
+
+    def list_offsets(self, request: api.ListOffsetsRequest) -> api.ListOffsetsResponse:
+        out = []
+        for lp in request.partitions:
+            try:
+                offset, ts = self._list_offset(lp, request.isolation_level)
+                out.append(api.ListOffsetsPartitionResponse(lp.topic, lp.partition, offset, ts, 0 if offset >= 0 else -1))
+            except Exception as exc:  # noqa: BLE001
+                out.append(api.ListOffsetsPartitionResponse(lp.topic, lp.partition, error=_error_of(exc)))
+        return api.ListOffsetsResponse(out)
+
+    def _list_offset(self, lp: api.ListOffsetsPartition, isolation_level: int) -> tuple[int, int]:
+        """As Kafka's ``Partition.fetchOffsetForTimestamp``: the latest offset is the high
+        watermark, or the last stable offset under read_committed; a timestamp look-up
+        answers only offsets below that bound (-1 otherwise)."""
+        log = self.log(lp.topic, lp.partition)
         with self.store.read() as txn:
-            return log.producer_state.entries(txn)
-
-    @property
-    def transactions(self):
-        """The transaction coordinator (shared by every producer of this process)."""
-        if self._txn_coordinator is None:
-            from .txn_coordinator import TransactionCoordinator
-
-            self._txn_coordinator = TransactionCoordinator(self)
-        return self._txn_coordinator
-
-    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20,
-              read_committed: bool = False) -> FetchResult:
-        return self.log(topic, partition).read(offset, max_bytes, read_committed=read_committed)
-
-    def list_offsets(self, topic: str, partition: int, spec: int) -> tuple[int, int]:
-        """(offset, timestamp) for EARLIEST, LATEST, or a timestamp: the first record at or
-        after it, or (-1, -1) when no record is that new, as Kafka answers."""
-        log = self.log(topic, partition)
-        state = log.state()
-        if spec == EARLIEST:
+            state = log.state(txn)
+            bound = log.last_stable_offset(txn) if isolation_level == api.READ_COMMITTED else state.high_watermark
+        if lp.timestamp == api.EARLIEST_TIMESTAMP:
             return state.log_start_offset, -1
-        if spec == LATEST:
-            return state.high_watermark, -1
-        if spec == LATEST_STABLE:
-            return log.last_stable_offset(), -1
-        found = log.offset_for_timestamp(spec)
-        return found if found is not None else (-1, -1)
+        if lp.timestamp == api.LATEST_TIMESTAMP:
+            return bound, -1
+        if lp.timestamp == api.MAX_TIMESTAMP:
+            found = log.offset_of_max_timestamp()
+        elif lp.timestamp < 0:
+            raise InvalidRequestError(f"ListOffsets timestamp {lp.timestamp} is not a time nor a known sentinel")
+        else:
+            found = log.offset_for_timestamp(lp.timestamp)
+        if found is None or found[0] >= bound:
+            return -1, -1
+        return found
+
+    def offset_for_leader_epoch(self, partitions: list[api.OffsetForLeaderEpochPartition]
+                                ) -> list[api.OffsetForLeaderEpochPartitionResponse]:
+        """A one-broker directory has had one leader, epoch 0, since the topic was made: the
+        end offset of epoch 0 is the log end offset (Kafka answers UNDEFINED for a later epoch)."""
+        out = []
+        for p in partitions:
+            try:
+                end = self.log(p.topic, p.partition).log_end_offset()
+                if p.leader_epoch > 0:
+                    out.append(api.OffsetForLeaderEpochPartitionResponse(p.topic, p.partition, -1, -1))
+                else:
+                    out.append(api.OffsetForLeaderEpochPartitionResponse(p.topic, p.partition, 0, end))
+            except Exception as exc:  # noqa: BLE001
+                out.append(api.OffsetForLeaderEpochPartitionResponse(p.topic, p.partition, error=_error_of(exc)))
+        return out
+
+    def delete_records(self, partitions: list[api.DeleteRecordsPartition]) -> list[api.DeleteRecordsPartitionResponse]:
+        out = []
+        for p in partitions:
+            try:
+                log = self.log(p.topic, p.partition)
+                low = log.delete_records_before(p.offset)
+                out.append(api.DeleteRecordsPartitionResponse(p.topic, p.partition, low))
+            except Exception as exc:  # noqa: BLE001
+                out.append(api.DeleteRecordsPartitionResponse(p.topic, p.partition, error=_error_of(exc)))
+        return out
+
+    # -- groups ---------------------------------------------------------------------------
+
+    def find_coordinator(self, key: str, key_type: int = api.COORDINATOR_GROUP) -> api.FindCoordinatorResponse:
+        return api.FindCoordinatorResponse(key, self.node.node_id, self.node.host, self.node.port)
+
+    def join_group(self, request: api.JoinGroupRequest) -> api.JoinGroupResponse:
+        r = self.group_coordinator.join_group(
+            request.group_id, request.member_id or None, client_id=request.client_id,
+            instance_id=request.group_instance_id, session_timeout_ms=request.session_timeout_ms,
+            rebalance_timeout_ms=request.rebalance_timeout_ms, protocol_type=request.protocol_type,
+            protocols=[(name, bytes(meta)) for name, meta in request.protocols],
+        )
+        members = [api.JoinGroupMember(mid, m["instance_id"], m["metadata"]) for mid, m in r.members.items()]
+        return api.JoinGroupResponse(r.member_id, r.generation, request.protocol_type if r.protocol else None,
+                                     r.protocol, r.leader or "", members, r.waiting)
+
+    def sync_group(self, request: api.SyncGroupRequest) -> api.SyncGroupResponse:
+        assignments = dict(request.assignments) if request.assignments else None
+        protocol, assignment = self.group_coordinator.sync_group(
+            request.group_id, request.generation_id, request.member_id, assignments,
+            instance_id=request.group_instance_id,
+        )
+        return api.SyncGroupResponse(assignment, "consumer" if protocol else None, protocol)
+
+    def heartbeat(self, group_id: str, generation_id: int, member_id: str,
+                  group_instance_id: Optional[str] = None) -> None:
+        self.group_coordinator.heartbeat(group_id, generation_id, member_id, group_instance_id)
+
+    def leave_group(self, group_id: str, member_ids: list[str]) -> None:
+        for member_id in member_ids:
+            self.group_coordinator.leave_group(group_id, member_id)
+
+    def offset_commit(self, request: api.OffsetCommitRequest) -> list[api.PartitionResult]:
+        offsets = {(p.topic, p.partition): (p.offset, p.metadata) for p in request.partitions}
+        try:
+            for topic, partition in offsets:
+                self.log(topic, partition)  # UNKNOWN_TOPIC_OR_PARTITION
+            self.group_coordinator.commit_offsets(request.group_id, request.generation_id, request.member_id or None,
+                                                  offsets, instance_id=request.group_instance_id)
+        except KafkaError as exc:
+            return [api.PartitionResult(p.topic, p.partition, exc) for p in request.partitions]
+        return [api.PartitionResult(p.topic, p.partition) for p in request.partitions]
+
+    def offset_fetch(self, request: api.OffsetFetchRequest) -> list[api.OffsetFetchPartition]:
+        wanted = None if request.partitions is None else [tuple(tp) for tp in request.partitions]
+        found = self.group_coordinator.fetch_offsets(request.group_id, wanted)
+        keys = sorted(found) if wanted is None else wanted
+        out = []
+        for tp in keys:
+            c = found.get(tuple(tp))
+            if c is None:
+                out.append(api.OffsetFetchPartition(tp[0], tp[1]))
+            else:
+                out.append(api.OffsetFetchPartition(tp[0], tp[1], c.offset, c.leader_epoch, c.metadata,
+                                                    c.commit_timestamp))
+        return out
+
+    def offset_delete(self, group_id: str, partitions: list[tuple[str, int]]) -> list[api.PartitionResult]:
+        errors = self.group_coordinator.delete_offsets(group_id, [tuple(tp) for tp in partitions])
+        return [api.PartitionResult(t, p, errors.get((t, p))) for t, p in partitions]
+
+    def list_groups(self, states: Optional[list[str]] = None) -> list[api.ListedGroup]:
+        out = []
+        for g in self.group_coordinator.list_groups():
+            if states and g["state"] not in states:
+                continue
+            out.append(api.ListedGroup(g["group"], g.get("protocol_type") or "consumer", g["state"]))
+        return out
+
+    def describe_groups(self, group_ids: list[str]) -> list[api.DescribedGroup]:
+        out = []
+        for gid in group_ids:
+            try:
+                g = self.group_coordinator.describe_group(gid)
+            except GroupIdNotFoundError:
+                out.append(api.DescribedGroup(gid, "Dead"))
+                continue
+            except KafkaError as exc:
+                out.append(api.DescribedGroup(gid, error=exc))
+                continue
+            members = [
+                api.DescribedMember(mid, m.get("instance_id"), m.get("client_id", ""), "localhost",
+                                    base64.b64decode((m.get("metadata") or {}).get(g.get("protocol") or "", "")),
+                                    base64.b64decode(m.get("assignment") or ""))
+                for mid, m in sorted(g["members"].items(), key=lambda kv: kv[1].get("order", 0))
+            ]
+            out.append(api.DescribedGroup(gid, g["state"], g.get("protocol_type") or "consumer",
+                                          g.get("protocol") or "", g["generation"], g.get("leader") or "", members))
+        return out
+
+    def delete_groups(self, group_ids: list[str]) -> list[api.GroupResult]:
+        out = []
+        for gid in group_ids:
+            try:
+                self.group_coordinator.delete_group(gid)
+                out.append(api.GroupResult(gid))
+            except KafkaError as exc:
+                out.append(api.GroupResult(gid, exc))
+        return out
+
+    # -- producers and transactions --------------------------------------------------------
+
+    def init_producer_id(self, request: api.InitProducerIdRequest | None = None) -> api.InitProducerIdResponse:
+        request = request or api.InitProducerIdRequest()
+        if request.transactional_id:
+            pid, epoch = self.transactions.init_producer_id(request.transactional_id, request.transaction_timeout_ms)
+        else:
+            from storage.producer_state import allocate_producer_id
+
+            pid, epoch = allocate_producer_id(self.store)
+        return api.InitProducerIdResponse(pid, epoch)
+
+    def add_partitions_to_txn(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                              partitions: list[tuple[str, int]]) -> list[api.PartitionResult]:
+        for topic, p in partitions:
+            self.log(topic, p)  # UNKNOWN_TOPIC_OR_PARTITION before the transaction holds it
+        self.transactions.add_partitions(transactional_id, producer_id, producer_epoch, [tuple(tp) for tp in partitions])
+        return [api.PartitionResult(t, p) for t, p in partitions]
+
+    def add_offsets_to_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str) -> None:
+        self.transactions.add_offsets_to_txn(transactional_id, producer_id, producer_epoch, group_id)
+
+    def txn_offset_commit(self, request: api.TxnOffsetCommitRequest) -> list[api.PartitionResult]:
+        offsets = {(p.topic, p.partition): p.offset for p in request.partitions}
+        try:
+            self.transactions.txn_offset_commit(
+                request.transactional_id, request.producer_id, request.producer_epoch, request.group_id, offsets,
+                generation_id=request.generation_id, member_id=request.member_id,
+                group_instance_id=request.group_instance_id,
+            )
+        except KafkaError as exc:
+            return [api.PartitionResult(p.topic, p.partition, exc) for p in request.partitions]
+        return [api.PartitionResult(p.topic, p.partition) for p in request.partitions]
+
+    def end_txn(self, transactional_id: str, producer_id: int, producer_epoch: int, committed: bool) -> None:
+        self.transactions.end_txn(transactional_id, producer_id, producer_epoch, committed)
+
+    def write_txn_markers(self, markers: list[api.TxnMarker]) -> list[api.TxnMarkerResult]:
+        from storage.record_batch import ABORT, COMMIT
+
+        out = []
+        for m in markers:
+            for topic, p in m.partitions:
+                try:
+                    r = self.log(topic, p).append_marker(COMMIT if m.committed else ABORT, m.producer_id,
+                                                         m.producer_epoch, m.coordinator_epoch)
+                    out.append(api.TxnMarkerResult(m.producer_id, topic, p, r.base_offset))
+                except Exception as exc:  # noqa: BLE001
+                    out.append(api.TxnMarkerResult(m.producer_id, topic, p, error=_error_of(exc)))
+        return out
+
+    def describe_producers(self, partitions: list[tuple[str, int]]) -> list[api.DescribeProducersResult]:
+        out = []
+        for topic, p in partitions:
+            try:
+                log = self.log(topic, p)
+                with self.store.read() as txn:
+                    entries = log.producer_state.entries(txn)
+                states = [api.ProducerState(pid, e.epoch, e.last_seq, e.last_timestamp, -1, e.txn_first_offset)
+                          for pid, e in sorted(entries.items())]
+                out.append(api.DescribeProducersResult(topic, p, states))
+            except Exception as exc:  # noqa: BLE001
+                out.append(api.DescribeProducersResult(topic, p, error=_error_of(exc)))
+        return out
+
+    def list_transactions(self, states: Optional[list[str]] = None,
+                          producer_ids: Optional[list[int]] = None) -> list[api.ListedTransaction]:
+        out = []
+        for tid, t in sorted(self.transactions.list().items()):
+            if states and t["state"] not in states:
+                continue
+            if producer_ids and t["producer_id"] not in producer_ids:
+                continue
+            out.append(api.ListedTransaction(tid, t["producer_id"], t["state"]))
+        return out
+
+    def describe_transactions(self, transactional_ids: list[str]) -> list[api.TransactionDescription]:
+        out = []
+        for tid in transactional_ids:
+            try:
+                t = self.transactions.get(tid)
+            except TransactionalIdNotFoundError as exc:
+                out.append(api.TransactionDescription(tid, error=exc))
+                continue
+            out.append(api.TransactionDescription(
+                tid, t["state"], t["producer_id"], t["epoch"], t.get("timeout_ms", -1),
+                t.get("start_ms", -1) if t["state"] == "Ongoing" else -1, t.get("last_update_ms", -1),
+                [tuple(tp) for tp in t.get("partitions", [])], list(t.get("groups", [])),
+            ))
+        return out
+

@@ -69,22 +69,25 @@ class FaultInjectingBroker:
             roll -= rate
         return None
 
-    def produce(self, topic, partition, batches, acks=-1):
+    def produce(self, request):
+        """Produce, failing as the spec says: a whole request is lost, as on a network."""
+        names = ", ".join(f"{p.topic}-{p.partition}" for p in request.partitions)
         fault = self._pick()
         if fault == "fail-before":
             self.injected[fault] += 1
-            raise NetworkError(f"injected fault: the produce request to {topic}-{partition} failed before storing")
-        result = self._broker.produce(topic, partition, batches, acks)
+            raise NetworkError(f"injected fault: the produce request to {names} failed before storing")
+        response = self._broker.produce(request)
         if fault is not None:
             self.injected[fault] += 1
+            stored = [r for r in response.partitions if r.error is None]
             error = (NetworkError if fault == "ack-lost" else RequestTimedOutError)(
-                f"injected fault ({fault}): {topic}-{partition} stored offsets "
-                f"{result.base_offset}..{result.last_offset} but the answer was lost"
+                f"injected fault ({fault}): {names} stored offsets "
+                + ", ".join(f"{r.base_offset}..{r.last_offset}" for r in stored) + " but the answer was lost"
             )
-            error.stored = not getattr(result, "duplicate", False)  # a recognised retry stored nothing
+            # a recognised retry stored nothing
+            error.stored = any(not r.duplicate for r in stored)
             raise error
-        return result
-
+        return response
 
 def wrap_with_faults(broker, spec):
     if not spec:

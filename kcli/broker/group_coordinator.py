@@ -10,25 +10,45 @@ States and transitions follow Kafka's ``GroupMetadata``::
 
     Empty --join--> PreparingRebalance --all known members joined--> CompletingRebalance
     CompletingRebalance --leader's SyncGroup--> Stable --join/leave/expiry--> PreparingRebalance
-    (last member gone) --> Empty;  deleted --> Dead
+    (last member gone) --> Empty
+    Empty --deleted, or all offsets expired (expire_groups)--> Dead (the record is removed)
 
-The group record is versioned JSON in the ``groups`` database (key: group id). Committed
-offsets live in ``offsets``: key ``group NUL topic NUL partition(uint32 BE)``, value
-``version u8, offset i64, leader epoch i32, commit time i64, metadata (UTF-8 rest)``.
+A Dead group has no record: DescribeGroups (``describe_groups``) reports it as Dead, as for a
+group id never used, and a later JoinGroup starts it afresh. ``expire_groups`` is
+housekeeping's part (every ``offsets.retention.check.interval.ms``): offsets expire after
+``offsets.retention.minutes``, counted for an Empty group from when it became Empty (KIP-211).
+
+The protocol (assignment strategy) of a generation is chosen here, by the broker, with
+Kafka's vote (``select_protocol``); the clients' assignors only compute assignments.
+
+Databases:
+
+- ``groups``: key group id (UTF-8); value JSON, ``"v": 2``: ``state``, ``state_ms`` (when that
+  state was entered, Kafka's ``currentStateTimestamp``; null in a record written before it
+  was kept), ``generation``, ``protocol_type`` ("consumer" once a member joined; null for
+  a group that only received offset commits), ``protocol``, ``leader``, ``members`` (member id
+  -> its protocol names, ``metadata`` per protocol and ``assignment``, both the opaque bytes
+  the clients sent (base64), session and rebalance timeouts, last heartbeat, join order),
+  ``rebalance_started``, ``order``. A version 1 record (decoded subscriptions) is read as
+  an Empty group whose members must rejoin; its offsets stay.
+- ``offsets``: key ``group NUL topic NUL partition(uint32 BE)``; value ``version u8 (1),
+  offset i64, leader epoch i32, commit time i64, metadata (UTF-8 rest)``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
-import time
 import uuid
 from dataclasses import dataclass, field
 
 from kcli.common.clock import now_ms
 from kcli.common.errors import (
+    CoordinatorNotAvailableError,
     FencedInstanceIdError,
     GroupIdNotFoundError,
+    GroupSubscribedToTopicError,
     IllegalGenerationError,
     InconsistentGroupProtocolError,
     InvalidGroupIdError,
@@ -50,6 +70,8 @@ GROUP_MAX_SESSION_TIMEOUT_MS = 1800000  # group.max.session.timeout.ms
 # first generation of an empty group; kcli waits less, as its members start in
 # milliseconds on one machine.
 INITIAL_REBALANCE_DELAY_MS = 300
+OFFSETS_RETENTION_MS = 10080 * 60 * 1000  # offsets.retention.minutes (7 days)
+OFFSETS_RETENTION_CHECK_INTERVAL_MS = 600000  # offsets.retention.check.interval.ms: how often expire_groups runs
 
 _OFFSET_V1 = struct.Struct(">Bqiq")
 
@@ -58,13 +80,77 @@ def _offset_key(group: str, topic: str, partition: int) -> bytes:
     return group.encode() + b"\x00" + topic.encode() + b"\x00" + struct.pack(">I", partition)
 
 
+# -- protocol selection ----------------------------------------------------------------------
+#
+# Kafka's coordinator keeps the members, and counts the votes, in Java HashMaps, and takes
+# the first entry with the most votes in the votes map's iteration order. That order is
+# reproduced here: bucket by bucket (String.hashCode spread over the table), and inside a
+# bucket in insertion order.
+
+
+def _java_string_hash(s: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units), as an unsigned 32-bit value."""
+    data = s.encode("utf-16-be", "surrogatepass")
+    h = 0
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def _java_hash_map_order(keys) -> list:
+    """The iteration order of a default Java ``HashMap`` filled with ``keys`` in this order."""
+    keys = list(keys)
+    capacity = 16
+    while len(keys) > capacity * 3 // 4:  # the map doubles past a load factor of 0.75
+        capacity *= 2
+
+    def bucket(key: str) -> int:
+        h = _java_string_hash(key)
+        return (h ^ (h >> 16)) & (capacity - 1)
+
+    return [k for _, _, k in sorted((bucket(k), i, k) for i, k in enumerate(keys))]
+
+
+def select_protocol(members) -> str:
+    """The group's partition assignment strategy, chosen as Kafka's classic group coordinator
+    chooses it (``ClassicGroup.selectProtocol``).
+
+    ``members``: ``[(member_id, [strategy, ...]), ...]`` in the order the members joined, each
+    member's strategies in its order of preference. The candidates are the strategies every
+    member supports; each member, taken in the coordinator's member-map order, votes for the
+    first candidate in its own list; the strategy with the most votes wins, and a tie goes to
+    the tied strategy that comes first in the votes map's iteration order (Java's ``HashMap``
+    of strategy names; ``Stream.max`` keeps the first of equal elements). So when every
+    member lists the same order the result is the first common strategy in that order, but a
+    tie is not decided by the leader's or the first member's preference.
+
+    Raises INCONSISTENT_GROUP_PROTOCOL when no strategy is common to every member.
+    """
+    members = list(members)
+    if not members:
+        raise ValueError("cannot select a protocol for a group with no members")
+    candidates = set(members[0][1]).intersection(*(set(p) for _, p in members[1:]))
+    if not candidates:
+        raise InconsistentGroupProtocolError("the members support no common partition assignment strategy")
+    protocols_of = dict(members)
+    votes: dict[str, int] = {}  # insertion order = the order the votes were cast
+    for member_id in _java_hash_map_order(protocols_of):
+        vote = next(name for name in protocols_of[member_id] if name in candidates)
+        votes[vote] = votes.get(vote, 0) + 1
+    best = None
+    for name in _java_hash_map_order(votes):
+        if best is None or votes[name] > votes[best]:
+            best = name
+    return best
+
+
 @dataclass
 class JoinResult:
     member_id: str
     generation: int = -1
     protocol: str | None = None
     leader: str | None = None
-    members: dict = field(default_factory=dict)  # leader only: member id -> subscription dict
+    members: dict = field(default_factory=dict)  # leader only: member id -> {"metadata", "instance_id"}
     waiting: bool = False  # the rebalance has not completed yet: call join_group again
 
 
@@ -77,10 +163,12 @@ class CommittedOffset:
 
 
 class GroupCoordinator:
-    def __init__(self, store, clock=now_ms, initial_rebalance_delay_ms: int = INITIAL_REBALANCE_DELAY_MS) -> None:
+    def __init__(self, store, clock=now_ms, initial_rebalance_delay_ms: int = INITIAL_REBALANCE_DELAY_MS,
+                 offsets_retention_ms: int = OFFSETS_RETENTION_MS) -> None:
         self.store = store
         self.clock = clock
         self.initial_delay = initial_rebalance_delay_ms
+        self.offsets_retention_ms = offsets_retention_ms
         self._groups = store.db(b"groups")
         self._offsets = store.db(b"offsets")
 
@@ -91,7 +179,10 @@ class GroupCoordinator:
         if raw is None:
             return None
         g = json.loads(raw)
-        if g.get("v") != 1:
+        if g.get("v") == 1:
+            # version 1 kept decoded subscriptions: its members rejoin (their offsets stay)
+            g.update(v=2, state=EMPTY, members={}, leader=None, protocol=None)
+        if g.get("v") != 2:
             raise ValueError(f"unknown group record version {g.get('v')}")
         return g
 
@@ -99,9 +190,18 @@ class GroupCoordinator:
         txn.put(group.encode(), json.dumps(g, separators=(",", ":")).encode(), db=self._groups)
 
     @staticmethod
-    def _new_group() -> dict:
-        return {"v": 1, "state": EMPTY, "generation": 0, "protocol_type": "consumer", "protocol": None,
+    def _new_group(now: int | None = None) -> dict:
+        """A group as Kafka creates it: Empty, with no protocol type until a member joins
+        (a group that only ever saw offset commits is a "simple" group)."""
+        return {"v": 2, "state": EMPTY, "state_ms": now, "generation": 0, "protocol_type": None, "protocol": None,
                 "leader": None, "members": {}, "rebalance_started": 0, "order": 0}
+
+    @staticmethod
+    def _transition(g: dict, state: str, now: int) -> None:
+        """Kafka's ``transitionTo``: the new state and when it was entered (the group's
+        ``currentStateTimestamp``, from which an Empty group's offsets expire, KIP-211)."""
+        g["state"] = state
+        g["state_ms"] = now
 
     @staticmethod
     def _check_group_id(group: str) -> None:
@@ -117,7 +217,7 @@ class GroupCoordinator:
             g["rebalance_started"] = now + self.initial_delay  # wait a moment for more members
         else:
             g["rebalance_started"] = now
-        g["state"] = PREPARING
+        self._transition(g, PREPARING, now)
         for m in g["members"].values():
             m["joined"] = False
 
@@ -128,26 +228,35 @@ class GroupCoordinator:
         if g["members"]:
             self._prepare_rebalance(g, now)
         else:
-            g["state"] = EMPTY
+            self._transition(g, EMPTY, now)
             g["generation"] += 1
             g["protocol"] = None
             g["leader"] = None
 
     def _expire(self, g: dict, now: int) -> None:
-        """Drop members whose session ran out, or who did not rejoin a rebalance in time."""
+        """Drop members whose session ran out, or who did not rejoin a rebalance in time.
+
+        Expiry is applied when the group is next touched; a group left Empty by it counts as
+        Empty from when its last member's time ran out, as it would on Kafka's broker."""
+        last_gone = None
         for member_id, m in list(g["members"].items()):
-            late_session = now - m["last_heartbeat"] > m["session_timeout_ms"]
-            late_join = (g["state"] == PREPARING and not m["joined"]
-                         and now - max(g["rebalance_started"], m["last_heartbeat"]) > m["rebalance_timeout_ms"])
+            session_end = m["last_heartbeat"] + m["session_timeout_ms"]
+            join_end = max(g["rebalance_started"], m["last_heartbeat"]) + m["rebalance_timeout_ms"]
+            late_session = now > session_end
+            late_join = g["state"] == PREPARING and not m["joined"] and now > join_end
             if late_session or late_join:
                 self._remove_member(g, member_id, now)
+                gone = min(end for end, late in ((session_end, late_session), (join_end, late_join)) if late)
+                last_gone = gone if last_gone is None else max(last_gone, gone)
+        if last_gone is not None and g["state"] == EMPTY:
+            g["state_ms"] = min(now, last_gone)
 
     def _maybe_complete_join(self, g: dict, now: int) -> None:
         if g["state"] != PREPARING or now < g["rebalance_started"]:
             return
         members = g["members"]
         if not members:
-            g["state"] = EMPTY
+            self._transition(g, EMPTY, now)
             return
         if not all(m["joined"] for m in members.values()):
             return
@@ -158,20 +267,12 @@ class GroupCoordinator:
         for m in members.values():
             m["assignment"] = None
             m["joined_generation"] = g["generation"]
-        g["state"] = COMPLETING
+        self._transition(g, COMPLETING, now)
 
     @staticmethod
     def _choose_protocol(g: dict) -> str:
-        """Kafka's ``selectProtocol``: among the strategies every member supports, each member
-        votes for the first in its own order; most votes wins (ties: the first member's order)."""
-        members = sorted(g["members"].values(), key=lambda m: m["order"])
-        common = [name for name in members[0]["protocols"] if all(name in m["protocols"] for m in members)]
-        if not common:
-            raise InconsistentGroupProtocolError("the members support no common partition assignment strategy")
-        votes = {name: 0 for name in common}
-        for m in members:
-            votes[next(name for name in m["protocols"] if name in votes)] += 1
-        return max(common, key=lambda name: (votes[name], -common.index(name)))
+        members = sorted(g["members"].items(), key=lambda item: item[1]["order"])
+        return select_protocol([(mid, m["protocols"]) for mid, m in members])
 
     def _check_member(self, g: dict | None, group: str, member_id: str, instance_id: str | None) -> dict:
         if g is None or member_id not in g["members"]:
@@ -198,9 +299,12 @@ class GroupCoordinator:
 
     def join_group(self, group: str, member_id: str | None, *, client_id: str = "", instance_id: str | None = None,
                    session_timeout_ms: int = 45000, rebalance_timeout_ms: int = 300000,
-                   protocols: list[str], subscription: list[str], owned: list | None = None,
-                   owned_generation: int = -1) -> JoinResult:
-        """JoinGroup. Call again with the returned member id while ``waiting`` is True."""
+                   protocols: list[tuple[str, bytes]], protocol_type: str = "consumer") -> JoinResult:
+        """JoinGroup. Call again with the returned member id while ``waiting`` is True.
+
+        ``protocols`` are (name, metadata) pairs in the member's order of preference; the
+        metadata is opaque here, as in Kafka (the consumer's subscription, encoded by the
+        client). The leader's answer carries every member's metadata for the chosen protocol."""
         self._check_group_id(group)
         if not GROUP_MIN_SESSION_TIMEOUT_MS <= session_timeout_ms <= GROUP_MAX_SESSION_TIMEOUT_MS:
             raise InvalidSessionTimeoutError(
@@ -210,20 +314,23 @@ class GroupCoordinator:
         if not protocols:
             raise InconsistentGroupProtocolError("a member must offer at least one assignment strategy")
         now = self.clock()
-        owned = [list(tp) for tp in (owned or [])]
+        names = [name for name, _meta in protocols]
+        metadata = {"protocols": names, "metadata": {name: base64.b64encode(meta).decode() for name, meta in protocols}}
         with self.store.write() as txn:
-            g = self._load(txn, group) or self._new_group()
+            g = self._load(txn, group) or self._new_group(now)
             if g["state"] == DEAD:
-                g = self._new_group()
+                g = self._new_group(now)
             self._expire(g, now)
-            metadata = {"protocols": list(protocols), "subscription": sorted(subscription), "owned": owned,
-                        "owned_generation": owned_generation}
+            if g["members"] and g.get("protocol_type") not in (None, protocol_type):
+                raise InconsistentGroupProtocolError(
+                    f"group {group} uses protocol type {g['protocol_type']}, not {protocol_type}")
+            g["protocol_type"] = protocol_type
             others = [m for mid, m in g["members"].items() if mid != member_id]
             if others:  # Kafka's supportsProtocols: refuse a member that shares no strategy
                 common = set(others[0]["protocols"]).intersection(*(m["protocols"] for m in others[1:]))
-                if not common.intersection(protocols):
+                if not common.intersection(names):
                     raise InconsistentGroupProtocolError(
-                        f"the member's assignment strategies {list(protocols)} share none with group "
+                        f"the member's assignment strategies {names} share none with group "
                         f"{group} ({sorted(common)})"
                     )
             if not member_id:
@@ -236,7 +343,7 @@ class GroupCoordinator:
                     m = g["members"].pop(existing)
                     if g["leader"] == existing:
                         g["leader"] = member_id
-                    changed = any(m[k] != v for k, v in metadata.items() if k in ("protocols", "subscription"))
+                    changed = any(m.get(k) != v for k, v in metadata.items())
                     m.update(metadata, last_heartbeat=now, session_timeout_ms=session_timeout_ms,
                              rebalance_timeout_ms=rebalance_timeout_ms, client_id=client_id)
                     g["members"][member_id] = m
@@ -268,9 +375,9 @@ class GroupCoordinator:
                 result = JoinResult(member_id, g["generation"], g["protocol"], g["leader"])
                 if member_id == g["leader"]:
                     result.members = {
-                        mid: {"subscription": mm["subscription"], "owned": mm["owned"],
-                              "owned_generation": mm["owned_generation"], "instance_id": mm.get("instance_id")}
-                        for mid, mm in g["members"].items()
+                        mid: {"metadata": base64.b64decode(mm["metadata"].get(g["protocol"], "")),
+                              "instance_id": mm.get("instance_id")}
+                        for mid, mm in sorted(g["members"].items(), key=lambda kv: kv[1].get("order", 0))
                     }
             else:
                 result.waiting = True
@@ -278,9 +385,10 @@ class GroupCoordinator:
         return result
 
     def sync_group(self, group: str, generation: int, member_id: str, assignments: dict | None = None,
-                   instance_id: str | None = None) -> list | None:
-        """SyncGroup: the leader hands in every member's partitions; each member gets its own.
-        Returns the member's assignment, or None while the leader has not synced yet."""
+                   instance_id: str | None = None) -> tuple[str | None, bytes | None]:
+        """SyncGroup: the leader hands in every member's assignment (opaque bytes); each member
+        gets its own. Returns (protocol, assignment), the assignment None while the leader has
+        not synced yet."""
         now = self.clock()
         error = None
         out = None
@@ -299,14 +407,14 @@ class GroupCoordinator:
             if error is None:
                 if g["state"] == COMPLETING and member_id == g["leader"] and assignments is not None:
                     for mid, mm in g["members"].items():
-                        mm["assignment"] = [list(tp) for tp in assignments.get(mid, [])]
-                    g["state"] = STABLE
+                        mm["assignment"] = base64.b64encode(bytes(assignments.get(mid, b""))).decode()
+                    self._transition(g, STABLE, now)
                 if g["state"] == STABLE:
-                    out = [tuple(tp) for tp in m["assignment"] or []]
+                    out = base64.b64decode(m["assignment"] or "")
             self._save(txn, group, g)
         if error is not None:
             raise error
-        return out
+        return g["protocol"], out
 
     def heartbeat(self, group: str, generation: int, member_id: str, instance_id: str | None = None) -> None:
         """Heartbeat. A heartbeat that answers REBALANCE_IN_PROGRESS or ILLEGAL_GENERATION still
@@ -357,27 +465,73 @@ class GroupCoordinator:
             g = self._load(txn, group)
             if g is not None:
                 self._expire(g, now)
-            if generation < 0 and not member_id:
-                if g is not None and g["members"]:
-                    raise UnknownMemberIdError(
-                        f"group {group} has active members: commits must come from a member of the current generation"
-                    )
-            else:
-                m = self._check_member(g, group, member_id, instance_id)
-                if generation != g["generation"]:
-                    raise IllegalGenerationError(
-                        f"commit from generation {generation}, but group {group} is at generation {g['generation']}"
-                    )
-                if g["state"] == COMPLETING:
-                    raise RebalanceInProgressError(f"group {group} is completing a rebalance")
-                m["last_heartbeat"] = now
-            for (topic, partition), value in offsets.items():
-                offset, metadata = (value, "") if isinstance(value, int) else (value[0], value[1] or "")
-                txn.put(_offset_key(group, topic, partition),
-                        _OFFSET_V1.pack(1, offset, -1, now) + metadata.encode("utf-8"), db=self._offsets)
             if g is None:
-                g = self._new_group()
+                if generation >= 0:
+                    raise UnknownMemberIdError(f"member {member_id} is not in group {group}: it does not exist")
+                g = self._new_group(now)  # a simple group: offsets only
+            m = self._validate_offset_commit(g, group, generation, member_id or "", instance_id, transactional=False)
+            if m is not None:
+                m["last_heartbeat"] = now
+            self._put_offsets(txn, group, offsets, now)
             self._save(txn, group, g)
+
+    def validate_txn_offset_commit(self, txn, group: str, generation_id: int = -1, member_id: str = "",
+                                   group_instance_id: str | None = None) -> None:
+        """TxnOffsetCommit's group check (KIP-447), inside the caller's LMDB write transaction
+        ``txn``: the group's generation, member id and group.instance.id are checked as for
+        OffsetCommit, so a zombie producer that still holds an old generation's metadata
+        cannot commit over its successor (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
+        FENCED_INSTANCE_ID). Generation -1 with no member id (an older client, or a producer
+        outside any group) skips the check. Unlike OffsetCommit, a group that is completing
+        a rebalance accepts the commit, and an unknown group is ILLEGAL_GENERATION unless the
+        generation is -1."""
+        self._check_group_id(group)
+        now = self.clock()
+        g = self._load(txn, group)
+        if g is None:
+            if generation_id >= 0:
+                raise IllegalGenerationError(
+                    f"group {group} does not exist, so it has no generation {generation_id}")
+            return
+        self._expire(g, now)
+        self._validate_offset_commit(g, group, generation_id, member_id or "", group_instance_id, transactional=True)
+        self._save(txn, group, g)  # keep the expiries just made
+
+    def _validate_offset_commit(self, g: dict, group: str, generation: int, member_id: str,
+                                instance_id: str | None, transactional: bool) -> dict | None:
+        """Kafka's ``validateOffsetCommit`` of a classic group; returns the committing member
+        (None for a commit from outside the group)."""
+        if g["state"] == DEAD:
+            raise CoordinatorNotAvailableError(f"group {group} is dead")
+        if generation < 0 and g["state"] == EMPTY:
+            return None  # an admin tool, or a consumer that assigns partitions itself
+        m = None
+        if generation >= 0 or member_id or instance_id is not None:
+            m = self._validate_member(g, group, member_id, instance_id)
+            if generation != g["generation"]:
+                raise IllegalGenerationError(
+                    f"commit from generation {generation} of member {member_id}, but group {group} is at "
+                    f"generation {g['generation']}")
+        elif not transactional:
+            raise UnknownMemberIdError(
+                f"group {group} has active members: commits must come from a member of the current generation")
+        if not transactional and g["state"] == COMPLETING:
+            raise RebalanceInProgressError(f"group {group} is completing a rebalance")
+        return m
+
+    @staticmethod
+    def _validate_member(g: dict, group: str, member_id: str, instance_id: str | None) -> dict:
+        """Kafka's ``validateMember``: a static member's instance id must map to this member id."""
+        if instance_id is not None:
+            owner = next((mid for mid, m in g["members"].items() if m.get("instance_id") == instance_id), None)
+            if owner is None:
+                raise UnknownMemberIdError(f"group.instance.id {instance_id} is not a member of group {group}")
+            if owner != member_id:
+                raise FencedInstanceIdError(
+                    f"group.instance.id {instance_id} of group {group} is now used by member {owner}, not {member_id}")
+        if member_id not in g["members"]:
+            raise UnknownMemberIdError(f"member {member_id} is not in group {group}")
+        return g["members"][member_id]
 
     def fetch_offsets(self, group: str, partitions=None) -> dict:
         """OffsetFetch: {(topic, partition): CommittedOffset} for partitions with a commit."""
@@ -406,14 +560,21 @@ class GroupCoordinator:
         version, offset, epoch, ts = _OFFSET_V1.unpack_from(raw)
         return CommittedOffset(offset, raw[_OFFSET_V1.size:].decode("utf-8"), ts, epoch)
 
-    def put_offsets(self, group: str, offsets: dict) -> None:
-        """Offsets committed by a transaction (TxnOffsetCommit, made visible at its commit)."""
+    def put_offsets(self, group: str, offsets: dict, txn=None) -> None:
+        """Offsets committed by a transaction (TxnOffsetCommit, made visible at its commit),
+        in the caller's LMDB write transaction ``txn`` if given."""
+        if txn is not None:
+            self._put_offsets(txn, group, offsets, self.clock())
+            return
         with self.store.write() as txn:
             self._put_offsets(txn, group, offsets, self.clock())
 
     def _put_offsets(self, txn, group: str, offsets: dict, now: int) -> None:
-        for (topic, partition), offset in offsets.items():
-            txn.put(_offset_key(group, topic, partition), _OFFSET_V1.pack(1, offset, -1, now), db=self._offsets)
+        """``offsets``: {(topic, partition): offset or (offset, metadata)}."""
+        for (topic, partition), value in offsets.items():
+            offset, metadata = (value, "") if isinstance(value, int) else (value[0], value[1] or "")
+            txn.put(_offset_key(group, topic, partition),
+                    _OFFSET_V1.pack(1, offset, -1, now) + metadata.encode("utf-8"), db=self._offsets)
 
     def alter_offsets(self, group: str, offsets: dict) -> None:
         """Set committed offsets from outside the group (reset-offsets): only while it is empty."""
@@ -433,6 +594,9 @@ class GroupCoordinator:
     # -- administration -------------------------------------------------------------------
 
     def describe_group(self, group: str) -> dict:
+        """One group as the admin tools show it; GROUP_ID_NOT_FOUND for a group that does not
+        exist (Kafka's DescribeGroups answers such a group as Dead, and its tools report
+        "Consumer group ... does not exist": see ``describe_groups``)."""
         now = self.clock()
         with self.store.write() as txn:
             g = self._load(txn, group)
@@ -446,19 +610,121 @@ class GroupCoordinator:
             self._save(txn, group, g)
         return dict(g, group=group)
 
+    def describe_groups(self, groups) -> list[dict]:
+        """DescribeGroups: a summary per group id, as Kafka's coordinator answers it. A group
+        that does not exist (never did, was deleted, or expired) is reported in state Dead
+        with no protocol and no members, not as an error. The protocol and the members'
+        assignments are reported only while the group is Stable."""
+        out = []
+        for group in groups:
+            try:
+                g = self.describe_group(group)
+            except GroupIdNotFoundError:
+                out.append({"group": group, "state": DEAD, "protocol_type": "", "protocol": "", "members": {}})
+                continue
+            stable = g["state"] == STABLE
+            members = {mid: {"client_id": m.get("client_id", ""), "instance_id": m.get("instance_id"),
+                             "metadata": self._metadata_of(g, m) if stable else b"",
+                             "assignment": base64.b64decode(m.get("assignment") or "") if stable else b""}
+                       for mid, m in g["members"].items()}
+            out.append({"group": group, "state": g["state"], "protocol_type": g.get("protocol_type") or "",
+                        "protocol": (g["protocol"] or "") if stable else "", "members": members})
+        return out
+
     def _has_offsets(self, txn, group: str) -> bool:
         prefix = group.encode() + b"\x00"
         cur = txn.cursor(db=self._offsets)
         return cur.set_range(prefix) and cur.key().startswith(prefix)
 
-    def list_groups(self) -> list[dict]:
+    def _group_names(self) -> list[str]:
+        """Every group with a record or with committed offsets (those of offset-only groups:
+        one seek per group, not one step per offset)."""
         names = set()
         with self.store.read() as txn:
-            for key, _ in txn.cursor(db=self._groups):
+            for key in txn.cursor(db=self._groups).iternext(keys=True, values=False):
                 names.add(key.decode())
-            for key, _ in txn.cursor(db=self._offsets):
-                names.add(key.split(b"\x00", 1)[0].decode())
-        return [self.describe_group(name) for name in sorted(names)]
+            cur = txn.cursor(db=self._offsets)
+            found = cur.first()
+            while found:
+                name = cur.key().split(b"\x00", 1)[0]
+                names.add(name.decode())
+                found = cur.set_range(name + b"\x01")  # past every key of this group
+        return sorted(names)
+
+    def list_groups(self, states=None) -> list[dict]:
+        """ListGroups: every group (Dead ones no longer exist). ``states``: only groups in
+        these states (ListGroups' states filter, KIP-518; matched case-insensitively)."""
+        wanted = None if states is None else {st.lower() for st in states}
+        out = []
+        for name in self._group_names():
+            try:
+                g = self.describe_group(name)
+            except GroupIdNotFoundError:
+                continue  # deleted meanwhile
+            if wanted is None or g["state"].lower() in wanted:
+                out.append(g)
+        return out
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def expire_groups(self, now_ms: int | None = None) -> list[str]:
+        """Offset expiry and group cleanup (Kafka's ``cleanupGroupMetadata``, run every
+        ``offsets.retention.check.interval.ms``). Returns the groups that became Dead.
+
+        Which offsets expire after ``offsets.retention.minutes`` (KIP-211):
+        - an Empty group that members once joined: all its offsets, counted from when the
+          group became Empty (from each commit for a record written before that time was kept);
+        - a Stable consumer group: offsets of topics no member subscribes to, from their commit;
+        - a group that only ever received offset commits (no protocol type): each offset,
+          from its commit;
+        - a group that is rebalancing: none.
+        An Empty group left with no offsets becomes Dead and is deleted.
+        """
+        now = self.clock() if now_ms is None else now_ms
+        dead = []
+        for name in self._group_names():
+            with self.store.write() as txn:
+                g = self._load(txn, name)
+                if g is not None:
+                    self._expire(g, now)
+                    self._maybe_complete_join(g, now)
+                remaining = 0
+                for key, raw in self._offset_items(txn, name):
+                    topic = key[len(name.encode()) + 1:-5].decode()
+                    if self._offset_expired(g, topic, _OFFSET_V1.unpack_from(raw)[3], now):
+                        txn.delete(key, db=self._offsets)
+                    else:
+                        remaining += 1
+                if (g is None or g["state"] == EMPTY) and remaining == 0:
+                    if g is not None:
+                        txn.delete(name.encode(), db=self._groups)
+                    dead.append(name)
+                elif g is not None:
+                    self._save(txn, name, g)
+        return dead
+
+    def _offset_items(self, txn, group: str) -> list[tuple[bytes, bytes]]:
+        prefix = group.encode() + b"\x00"
+        cur = txn.cursor(db=self._offsets)
+        items = []
+        if cur.set_range(prefix):
+            for key, raw in cur:
+                if not key.startswith(prefix):
+                    break
+                items.append((bytes(key), bytes(raw)))
+        return items
+
+    def _offset_expired(self, g: dict | None, topic: str, commit_ms: int, now: int) -> bool:
+        """Kafka's ``offsetExpirationCondition`` of a classic group, for one offset."""
+        retention = self.offsets_retention_ms
+        if g is None or g.get("protocol_type") is None:
+            return now - commit_ms >= retention  # a simple group
+        if g["state"] == EMPTY:
+            base = g.get("state_ms")
+            return now - (commit_ms if base is None else base) >= retention
+        if g["state"] == STABLE and g.get("protocol_type") == "consumer":
+            return topic not in self._subscribed_topics(g) and now - commit_ms >= retention
+        return False
 
     def delete_group(self, group: str) -> None:
         now = self.clock()
@@ -477,3 +743,49 @@ class GroupCoordinator:
                 while cur.key().startswith(prefix):
                     if not cur.delete():
                         break
+
+    @staticmethod
+    def _metadata_of(g: dict, m: dict) -> bytes:
+        """A member's protocol metadata for the group's protocol (its first one before that)."""
+        meta = m.get("metadata") or {}
+        name = g.get("protocol") or next(iter(m.get("protocols") or []), "")
+        return base64.b64decode(meta.get(name, ""))
+
+    @classmethod
+    def _subscribed_topics(cls, g: dict) -> set[str]:
+        """The topics the members of a consumer group subscribe to: like Kafka's coordinator,
+        it reads the consumer protocol's subscriptions for this (offset expiry, OffsetDelete)."""
+        from kcli.common.consumer_protocol import decode_subscription
+
+        topics: set[str] = set()
+        if g.get("protocol_type") != "consumer":
+            return topics
+        for m in g["members"].values():
+            try:
+                topics.update(decode_subscription(cls._metadata_of(g, m)).topics)
+            except ValueError:
+                pass
+        return topics
+
+    def delete_offsets(self, group: str, partitions: list[tuple[str, int]]) -> dict:
+        """OffsetDelete: remove committed offsets of partitions the group does not consume.
+        Returns {partition: error} for the partitions refused (GROUP_SUBSCRIBED_TO_TOPIC when
+        a live member's subscription names the topic, as Kafka's coordinator decides)."""
+        now = self.clock()
+        refused: dict = {}
+        with self.store.write() as txn:
+            g = self._load(txn, group)
+            if g is None and not self._has_offsets(txn, group):
+                raise GroupIdNotFoundError(f"group {group} does not exist")
+            subscribed: set[str] = set()
+            if g is not None:
+                self._expire(g, now)
+                subscribed = self._subscribed_topics(g)
+                self._save(txn, group, g)
+            for topic, partition in partitions:
+                if topic in subscribed:
+                    refused[(topic, partition)] = GroupSubscribedToTopicError(
+                        f"group {group} is subscribed to {topic}: its offsets cannot be deleted")
+                    continue
+                txn.delete(_offset_key(group, topic, partition), db=self._offsets)
+        return refused

@@ -1,27 +1,50 @@
 """Kafka's transaction coordinator as a state machine in LMDB, advanced by the producers.
 
-Per ``transactional.id`` (database ``transactions``, versioned JSON): the producer id and
-epoch, the state (Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit,
-CompleteAbort, Dead), the partitions and groups in the transaction, offsets to commit with
-it, its start time and timeout.
-
 - ``init_producer_id`` bumps the epoch, which fences an older instance (its later requests
   get PRODUCER_FENCED here and INVALID_PRODUCER_EPOCH from the partitions), and first
   finishes whatever the older instance left: an Ongoing transaction is aborted, a
   Prepare* one is completed as decided.
+- ``add_partitions`` (AddPartitionsToTxn) and ``add_offsets_to_txn`` (AddOffsetsToTxn) open
+  the transaction; ``txn_offset_commit`` (TxnOffsetCommit) records a group's offsets in it,
+  after the group coordinator has checked the consumer's generation, member id and
+  group.instance.id (KIP-447) in the same LMDB write transaction. ``add_offsets`` sends both.
 - ``end_txn`` moves Ongoing to PrepareCommit/PrepareAbort (committed to LMDB: the decision),
-  then writes a COMMIT or ABORT marker to every partition in the transaction, makes the
-  transaction's group offsets visible on commit, and moves to CompleteCommit/CompleteAbort.
-  A crash between the decision and the markers is completed by the next process that
-  touches the transactional id, or by ``expire`` — markers are idempotent per epoch.
-- ``expire`` aborts transactions open longer than ``transaction.timeout.ms`` (bumping the
-  epoch, as Kafka does); it runs whenever a producer or a read_committed consumer asks.
+  then writes a COMMIT or ABORT marker to every partition in the transaction, and moves to
+  CompleteCommit/CompleteAbort, making the transaction's group offsets visible on commit in
+  that same LMDB transaction. A crash between the decision and the markers is completed by
+  the next process that touches the transactional id, or by housekeeping — markers are
+  idempotent per epoch.
+- Housekeeping: ``abort_timed_out_transactions`` aborts transactions open longer than their
+  ``transaction.timeout.ms`` (bumping the epoch, as Kafka does) and completes interrupted
+  completions; ``expire_transactional_ids`` forgets ids idle in Empty/CompleteCommit/
+  CompleteAbort for ``transactional.id.expiration.ms``. Both read the ``txn_timers`` index
+  from its oldest entry and stop at the first one not yet due, so neither decodes every
+  transactional id. ``expire`` runs both (the CLI and read_committed consumers call it),
+  and AddPartitions/AddOffsets run the first, a seek when nothing is due.
+
+Databases:
+
+- ``transactions``: key transactional id (UTF-8); value JSON, ``"v": 1``: ``producer_id``,
+  ``epoch``, ``previous_producer_id``, ``state`` (Empty, Ongoing, PrepareCommit,
+  PrepareAbort, CompleteCommit, CompleteAbort), ``partitions`` ([topic, partition]),
+  ``groups``, ``offsets`` ([group, topic, partition, offset] or [..., offset, metadata]),
+  ``timeout_ms``, ``start_ms``, ``last_update_ms``, and ``timer`` ([kind, time]: the
+  ``txn_timers`` entry the record is filed under; absent when it has none).
+- ``txn_timers`` (layout version 1): key ``kind u8, time i64 BE, transactional id (UTF-8
+  rest)``; value ``version u8 (1)``. Kind 1, a deadline: an Ongoing transaction at start +
+  timeout, a PrepareCommit/PrepareAbort one at its last update + 5 s (when another process
+  completes it). Kind 2, idle since: an Empty/CompleteCommit/CompleteAbort id at its last
+  update. One entry per record, moved whenever the record is written. The key ``00``
+  (one byte) records that every record has been filed (value: version u8 (1)); a directory
+  written before the index existed is filed once, by the first coordinator opened on it.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import struct
+
+import lmdb
 
 from kcli.common.clock import now_ms
 from kcli.common.errors import (
@@ -35,19 +58,74 @@ from kcli.common.errors import (
 from storage.producer_state import allocate_producer_id
 from storage.record_batch import ABORT, COMMIT
 
+from .group_coordinator import GroupCoordinator
+
 EMPTY, ONGOING = "Empty", "Ongoing"
 PREPARE_COMMIT, PREPARE_ABORT = "PrepareCommit", "PrepareAbort"
 COMPLETE_COMMIT, COMPLETE_ABORT = "CompleteCommit", "CompleteAbort"
 TRANSACTION_MAX_TIMEOUT_MS = 900_000  # transaction.max.timeout.ms
+TRANSACTIONAL_ID_EXPIRATION_MS = 604_800_000  # transactional.id.expiration.ms (7 days)
+# how often housekeeping should call abort_timed_out_transactions and expire_transactional_ids
+# (transaction.abort.timed.out.transaction.cleanup.interval.ms,
+# transaction.remove.expired.transaction.cleanup.interval.ms)
+ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS = 10_000
+REMOVE_EXPIRED_TRANSACTIONAL_ID_CLEANUP_INTERVAL_MS = 3_600_000
+COMPLETION_RETRY_MS = 5000  # a Prepare* transaction not completed this long after its decision is completed by others
 EPOCH_EXHAUSTED = 32766
+
+# the txn_timers database (see the module docstring)
+_TIMER = struct.Struct(">Bq")
+_TIMERS_BUILT = b"\x00"
+_DEADLINE, _IDLE_SINCE = 1, 2
+_TIMER_V1 = b"\x01"
+_EXPIRABLE = (EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT)
+
+
+def _timer_key(kind: int, ms: int, tid: str) -> bytes:
+    return _TIMER.pack(kind, max(ms, 0)) + tid.encode()
+
+
+def _timer_of(t: dict) -> list | None:
+    """The [kind, time] a transaction record is filed under in txn_timers."""
+    if t["state"] == ONGOING:
+        return [_DEADLINE, t["start_ms"] + t["timeout_ms"]]
+    if t["state"] in (PREPARE_COMMIT, PREPARE_ABORT):
+        return [_DEADLINE, t.get("last_update_ms", 0) + COMPLETION_RETRY_MS]
+    if t["state"] in _EXPIRABLE:
+        return [_IDLE_SINCE, t.get("last_update_ms", 0)]
+    return None
+
+
+def _open_timers(store):
+    """The txn_timers database; None on a read-only directory written before it existed."""
+    try:
+        return store.db(b"txn_timers")
+    except KeyError:
+        pass
+    try:
+        return store.env.open_db(b"txn_timers", create=not store.env.flags()["readonly"])
+    except lmdb.NotFoundError:
+        return None
 
 
 class TransactionCoordinator:
-    def __init__(self, broker, clock=now_ms) -> None:
+    def __init__(self, broker, clock=now_ms,
+                 transactional_id_expiration_ms: int = TRANSACTIONAL_ID_EXPIRATION_MS) -> None:
         self.broker = broker
         self.store = broker.store
         self.clock = clock
+        self.transactional_id_expiration_ms = transactional_id_expiration_ms
         self._db = self.store.db(b"transactions")
+        self._timers = _open_timers(self.store)
+        self._group_coordinator = None
+        self._build_timers()
+
+    @property
+    def groups(self) -> GroupCoordinator:
+        """The group coordinator that TxnOffsetCommit checks and commits against."""
+        if self._group_coordinator is None:
+            self._group_coordinator = GroupCoordinator(self.store, clock=self.clock)
+        return self._group_coordinator
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -61,7 +139,51 @@ class TransactionCoordinator:
         return t
 
     def _save(self, txn, tid: str, t: dict) -> None:
+        """Write the record and keep its txn_timers entry in step with its state."""
+        old, new = t.get("timer"), _timer_of(t)
+        if old is not None and old != new:
+            txn.delete(_timer_key(old[0], old[1], tid), db=self._timers)
+        if new is not None:
+            txn.put(_timer_key(new[0], new[1], tid), _TIMER_V1, db=self._timers)
+            t["timer"] = new
+        else:
+            t.pop("timer", None)
         txn.put(tid.encode(), json.dumps(t, separators=(",", ":")).encode(), db=self._db)
+
+    def _build_timers(self) -> None:
+        """File every record under txn_timers once (a directory written before the index)."""
+        if self._timers is None:
+            return
+        with self.store.read() as txn:
+            if txn.get(_TIMERS_BUILT, db=self._timers) is not None:
+                return
+        if self.store.env.flags()["readonly"]:
+            return
+        with self.store.write() as txn:
+            if txn.get(_TIMERS_BUILT, db=self._timers) is not None:
+                return  # another process built it meanwhile
+            for key, raw in list(txn.cursor(db=self._db)):
+                t = json.loads(raw)
+                if t.get("v") == 1:
+                    t.pop("timer", None)
+                    self._save(txn, bytes(key).decode(), t)
+            txn.put(_TIMERS_BUILT, _TIMER_V1, db=self._timers)
+
+    def _due(self, kind: int, until_ms: int) -> list[tuple[str, int]]:
+        """(tid, time) of the txn_timers entries of ``kind`` filed at or before ``until_ms``,
+        oldest first: a range scan that stops at the first entry not yet due."""
+        out = []
+        with self.store.read() as txn:
+            cur = txn.cursor(db=self._timers)
+            found = cur.set_range(_TIMER.pack(kind, 0))
+            while found:
+                key = cur.key()
+                k, ms = _TIMER.unpack_from(key)
+                if k != kind or ms > until_ms:
+                    break
+                out.append((bytes(key[_TIMER.size:]).decode(), ms))
+                found = cur.next()
+        return out
 
     def get(self, tid: str) -> dict:
         with self.store.read() as txn:
@@ -71,6 +193,7 @@ class TransactionCoordinator:
         return t
 
     def list(self) -> dict[str, dict]:
+        """Every transactional id (decodes them all: for listing, not for the request path)."""
         with self.store.read() as txn:
             return {k.decode(): json.loads(v) for k, v in txn.cursor(db=self._db)}
 
@@ -114,15 +237,53 @@ class TransactionCoordinator:
         return t["producer_id"], t["epoch"]
 
     def add_partitions(self, tid: str, producer_id: int, epoch: int, partitions) -> None:
+        """AddPartitionsToTxn."""
         self._begin(tid, producer_id, epoch, partitions=partitions)
 
-    def add_offsets(self, tid: str, producer_id: int, epoch: int, group: str, offsets: dict) -> None:
-        """AddOffsetsToTxn + TxnOffsetCommit: the offsets become the group's committed offsets
-        only if the transaction commits."""
-        self._begin(tid, producer_id, epoch, group=group, offsets=offsets)
+    def add_offsets_to_txn(self, tid: str, producer_id: int, epoch: int, group: str) -> None:
+        """AddOffsetsToTxn: the group's offsets take part in the transaction (Kafka adds the
+        group's __consumer_offsets partition); the offsets come with txn_offset_commit."""
+        self._begin(tid, producer_id, epoch, group=group)
 
-    def _begin(self, tid, producer_id, epoch, partitions=(), group=None, offsets=None) -> None:
-        self.expire()
+    def txn_offset_commit(self, tid: str, producer_id: int, epoch: int, group: str, offsets: dict, *,
+                          generation_id: int = -1, member_id: str = "",
+                          group_instance_id: str | None = None) -> None:
+        """TxnOffsetCommit: offsets ({(topic, partition): offset or (offset, metadata)}) that
+        become the group's committed offsets only if the transaction commits.
+
+        The consumer's group metadata is checked against the group as an OffsetCommit's is
+        (KIP-447), in the same LMDB write transaction that records the offsets: a zombie
+        producer whose consumer was of an older generation gets ILLEGAL_GENERATION, a member
+        no longer in the group UNKNOWN_MEMBER_ID, a static member replaced by a newer
+        instance FENCED_INSTANCE_ID. Generation -1 with no member id skips that check, as
+        Kafka allows for clients that send no group metadata. The group must have been added
+        with add_offsets_to_txn first (INVALID_TXN_STATE otherwise)."""
+        with self.store.write() as txn:
+            t = self._check(self._load(txn, tid), tid, producer_id, epoch)
+            if t["state"] != ONGOING or group not in t["groups"]:
+                raise InvalidTxnStateError(
+                    f"group {group} is not part of the transaction of {tid}: call AddOffsetsToTxn first")
+            self.groups.validate_txn_offset_commit(txn, group, generation_id, member_id, group_instance_id)
+            for (topic, p), value in offsets.items():
+                if isinstance(value, int):
+                    t["offsets"].append([group, topic, p, value])
+                else:
+                    t["offsets"].append([group, topic, p, value[0], value[1] or ""])
+            t["last_update_ms"] = self.clock()
+            self._save(txn, tid, t)
+
+    def add_offsets(self, tid: str, producer_id: int, epoch: int, group: str, offsets: dict, *,
+                    generation_id: int = -1, member_id: str = "", group_instance_id: str | None = None) -> None:
+        """AddOffsetsToTxn then TxnOffsetCommit, as a producer's sendOffsetsToTransaction
+        sends them."""
+        self.add_offsets_to_txn(tid, producer_id, epoch, group)
+        self.txn_offset_commit(tid, producer_id, epoch, group, offsets, generation_id=generation_id,
+                               member_id=member_id, group_instance_id=group_instance_id)
+
+    def _begin(self, tid, producer_id, epoch, partitions=(), group=None) -> None:
+        # until housekeeping runs on a schedule, requests help abort timed-out transactions:
+        # a seek in txn_timers that reads only the entries already due
+        self.abort_timed_out_transactions(self.clock())
         with self.store.write() as txn:
             t = self._check(self._load(txn, tid), tid, producer_id, epoch)
             if t["state"] in (PREPARE_COMMIT, PREPARE_ABORT):
@@ -134,11 +295,8 @@ class TransactionCoordinator:
             for tp in partitions:
                 if list(tp) not in t["partitions"]:
                     t["partitions"].append(list(tp))
-            if group is not None:
-                if group not in t["groups"]:
-                    t["groups"].append(group)
-                for (topic, p), off in (offsets or {}).items():
-                    t["offsets"].append([group, topic, p, off])
+            if group is not None and group not in t["groups"]:
+                t["groups"].append(group)
             t["last_update_ms"] = self.clock()
             self._save(txn, tid, t)
 
@@ -175,48 +333,103 @@ class TransactionCoordinator:
             if entry is not None and entry.txn_first_offset < 0 and entry.epoch >= t["epoch"]:
                 continue  # marker already written (a completion that was interrupted)
             log.append_marker(COMMIT if commit else ABORT, t["producer_id"], t["epoch"])
-        if commit and t["offsets"]:
-            from .group_coordinator import GroupCoordinator
-
-            by_group: dict = {}
-            for group, topic, p, off in t["offsets"]:
-                by_group.setdefault(group, {})[(topic, p)] = off
-            gc = GroupCoordinator(self.store)
-            for group, offsets in by_group.items():
-                gc.put_offsets(group, offsets)
         with self.store.write() as txn:
             t2 = self._load(txn, tid)
             if t2 is not None and t2["state"] == t["state"] and t2["epoch"] == t["epoch"]:
+                if commit and t2["offsets"]:  # visible in the same LMDB transaction as the outcome
+                    by_group: dict = {}
+                    for group, topic, p, off, *metadata in t2["offsets"]:
+                        by_group.setdefault(group, {})[(topic, p)] = (off, metadata[0]) if metadata else off
+                    for group, offsets in by_group.items():
+                        self.groups.put_offsets(group, offsets, txn=txn)
                 t2["state"] = COMPLETE_COMMIT if commit else COMPLETE_ABORT
                 t2["partitions"], t2["groups"], t2["offsets"] = [], [], []
                 t2["last_update_ms"] = self.clock()
                 self._save(txn, tid, t2)
 
-    def _finish_pending(self, tid: str, abort_ongoing: bool) -> None:
-        """Complete a prepared transaction; abort an ongoing one with a bumped epoch."""
+    def _finish_pending(self, tid: str, abort_ongoing: bool, due_before: int | None = None) -> bool:
+        """Complete a prepared transaction; abort an ongoing one with a bumped epoch (with
+        ``due_before``: only one whose deadline in txn_timers is before that time).
+        Returns whether there was something to finish."""
         with self.store.write() as txn:
             t = self._load(txn, tid)
             if t is None:
-                return
+                return False
+            if due_before is not None:
+                timer = _timer_of(t)
+                if timer is None or timer[0] != _DEADLINE or timer[1] >= due_before:
+                    return False  # finished or restarted meanwhile
             if t["state"] == ONGOING and abort_ongoing:
                 t["epoch"] += 1  # fence the instance that left it open
                 t["state"] = PREPARE_ABORT
+                t["last_update_ms"] = self.clock()
                 self._save(txn, tid, t)
+            elif t["state"] not in (PREPARE_COMMIT, PREPARE_ABORT):
+                return False
         self._complete(tid)
+        return True
 
     def abort(self, tid: str) -> None:
         """Abort an open transaction from outside (kcli transactions abort)."""
         self._finish_pending(tid, abort_ongoing=True)
 
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def abort_timed_out_transactions(self, now_ms: int | None = None) -> list[str]:
+        """Abort every Ongoing transaction whose start + transaction.timeout.ms is before now
+        (bumping its epoch, which fences the producer that left it, as Kafka's coordinator
+        does), and complete every PrepareCommit/PrepareAbort one whose completion was
+        interrupted. Reads only the txn_timers entries already due. Returns their ids."""
+        now = self.clock() if now_ms is None else now_ms
+        if self._timers is None:
+            return []
+        done = []
+        for tid, _ms in self._due(_DEADLINE, now - 1):
+            if tid not in done and self._finish_pending(tid, abort_ongoing=True, due_before=now):
+                done.append(tid)
+        return done
+
+    def expire_transactional_ids(self, now_ms: int | None = None) -> list[str]:
+        """Forget every transactional id whose state is Empty, CompleteCommit or CompleteAbort
+        and whose last update is transactional.id.expiration.ms or more ago (Kafka's
+        TransactionStateManager writes a tombstone for it). A later InitProducerId with that
+        id starts afresh, with a new producer id. Reads only the txn_timers entries that are
+        old enough. Returns the ids removed."""
+        now = self.clock() if now_ms is None else now_ms
+        if self._timers is None:
+            return []
+        threshold = now - self.transactional_id_expiration_ms
+        removed = []
+        if not self._due(_IDLE_SINCE, threshold):
+            return removed  # the common case: a read transaction, no writer lock
+        with self.store.write() as txn:
+            cur = txn.cursor(db=self._timers)
+            found = cur.set_range(_TIMER.pack(_IDLE_SINCE, 0))
+            while found:
+                key = bytes(cur.key())
+                if not key:
+                    break
+                kind, ms = _TIMER.unpack_from(key)
+                if kind != _IDLE_SINCE or ms > threshold:
+                    break
+                tid = key[_TIMER.size:].decode()
+                t = self._load(txn, tid)
+                if t is None or t.get("timer") != [kind, ms]:
+                    found = cur.delete()  # an entry left behind: drop it
+                    continue
+                if t["state"] in _EXPIRABLE and t["last_update_ms"] <= threshold:
+                    txn.delete(tid.encode(), db=self._db)
+                    removed.append(tid)
+                    found = cur.delete()
+                    continue
+                found = cur.next()
+        return removed
+
     def expire(self) -> list[str]:
-        """Abort every transaction open longer than its transaction.timeout.ms."""
+        """Both housekeeping duties at once, for callers without a schedule (the CLI, and
+        read_committed consumers): abort timed-out transactions, forget expired ids.
+        Returns the transactions aborted or completed."""
         now = self.clock()
-        doomed = []
-        for tid, t in self.list().items():
-            if t["state"] == ONGOING and now - t["start_ms"] > t["timeout_ms"]:
-                doomed.append(tid)
-            elif t["state"] in (PREPARE_COMMIT, PREPARE_ABORT) and now - t.get("last_update_ms", now) > 5000:
-                doomed.append(tid)  # a completion that was interrupted: finish it
-        for tid in doomed:
-            self._finish_pending(tid, abort_ongoing=True)
-        return doomed
+        done = self.abort_timed_out_transactions(now)
+        self.expire_transactional_ids(now)
+        return done

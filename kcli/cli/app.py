@@ -15,6 +15,7 @@ from ..common.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
 from . import consume as consume_cmd
 from . import group as group_cmd
+from . import housekeeping as housekeeping_cmd
 from . import log as log_cmd
 from . import produce as produce_cmd
 from . import producers as producers_cmd
@@ -58,6 +59,7 @@ app.add_typer(group_cmd.app, name="group")
 app.add_typer(producers_cmd.app, name="producers")
 app.add_typer(txn_cmd.app, name="transactions")
 app.add_typer(log_cmd.app, name="log")
+app.add_typer(housekeeping_cmd.app, name="housekeeping")
 
 
 def main() -> None:

@@ -186,7 +186,7 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
 
     signal.signal(signal.SIGTERM, on_term)
     consumer = Consumer(configs, data_dir=data_dir(ctx))
-    consumer._broker.partition_count(topic)  # UNKNOWN_TOPIC_OR_PARTITION before joining
+    consumer.partitions_for_topic(topic)  # UNKNOWN_TOPIC_OR_PARTITION before joining
     out = sys.stdout.buffer
     count = 0
     interrupted = False

@@ -11,12 +11,10 @@ from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle
 app = typer.Typer(help="List, describe, reset and delete consumer groups.", no_args_is_help=True)
 
 
-def _open(ctx):
-    from ..broker.broker import open_broker
-    from ..broker.group_coordinator import GroupCoordinator
+def _admin(ctx):
+    from ..admin import Admin
 
-    broker = open_broker(data_dir(ctx))
-    return broker, GroupCoordinator(broker.store)
+    return Admin(data_dir(ctx))
 
 
 @app.command("list")
@@ -27,50 +25,57 @@ def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o
     from kcli.common.errors import UnknownTopicOrPartitionError
 
     try:
-        broker, coord = _open(ctx)
+        admin = _admin(ctx)
     except UnknownTopicOrPartitionError:
         return
-    try:
-        groups = coord.list_groups()
-    finally:
-        broker.release()
+    with admin:
+        groups = [admin.describe_consumer_group(g.group_id) for g in admin.list_consumer_groups()]
     for g in groups:
         if output == "json":
-            emit_json({"group": g["group"], "state": g["state"], "members": len(g["members"]),
-                       "generation": g["generation"], "protocol": g["protocol"]})
+            emit_json({"group": g.group_id, "state": g.state, "members": len(g.members),
+                       "generation": g.generation_id, "protocol": g.protocol or None})
         else:
-            typer.echo(f"{g['group']}\t{g['state']}\t{len(g['members'])} member(s)")
+            typer.echo(f"{g.group_id}\t{g.state}\t{len(g.members)} member(s)")
 
 
-def describe_rows(broker, coord, group: str) -> tuple[dict, list[dict]]:
+def describe_rows(admin, group: str):
     """The group and, per partition, committed offset, log end offset and lag."""
-    g = coord.describe_group(group)
-    committed = coord.fetch_offsets(group)
+    from kcli.common.errors import GroupIdNotFoundError
+
+    from ..admin import EARLIEST, LATEST
+
+    g = admin.describe_consumer_group(group)
+    committed = admin.list_consumer_group_offsets(group)
+    if g.state == "Dead" and not committed:
+        raise GroupIdNotFoundError(f"group {group} does not exist")
     owner = {}
-    topics = {t for (t, _p) in committed}
-    for mid, m in g["members"].items():
-        topics.update(m["subscription"])
-        for t, p in m.get("assignment") or []:
-            owner[(t, p)] = mid
+    topics = {tp.topic for tp in committed}
+    for m in g.members:
+        topics.update(m.subscription)
+        for tp in m.assignment:
+            owner[tuple(tp)] = m
     rows = []
     for topic in sorted(topics):
         try:
-            n = broker.partition_count(topic)
+            n = admin.partitions_for(topic)
         except Exception:
             continue
-        for p in range(n):
-            state = broker.log(topic, p).state()
-            c = committed.get((topic, p))
-            end = state.high_watermark
+        tps = [(topic, p) for p in range(n)]
+        starts = admin.list_offsets({tp: EARLIEST for tp in tps})
+        ends = admin.list_offsets({tp: LATEST for tp in tps})
+        for tp in tps:
+            c = committed.get(tp)
+            start, end = starts[tp][0], ends[tp][0]
+            m = owner.get(tp)
             rows.append({
-                "topic": topic, "partition": p,
+                "topic": topic, "partition": tp[1],
                 "committed_offset": c.offset if c else None,
-                "log_start_offset": state.log_start_offset,
+                "log_start_offset": start,
                 "log_end_offset": end,
                 # lag counts only records still in the log, whatever the commit says
-                "lag": (end - max(c.offset, state.log_start_offset)) if c else None,
-                "member_id": owner.get((topic, p)),
-                "client_id": g["members"][owner[(topic, p)]]["client_id"] if (topic, p) in owner else None,
+                "lag": (end - max(c.offset, start)) if c else None,
+                "member_id": m.member_id if m else None,
+                "client_id": m.client_id if m else None,
             })
     return g, rows
 
@@ -85,20 +90,18 @@ def describe(
     """State, generation, leader, protocol, members, and per partition: committed offset,
     log end offset and lag."""
     check_output(output)
-    broker, coord = _open(ctx)
-    try:
-        g, rows = describe_rows(broker, coord, group)
-    finally:
-        broker.release()
-    members = [{"member_id": mid, "client_id": m["client_id"], "instance_id": m.get("instance_id"),
-                "assignment": [f"{t}-{p}" for t, p in (m.get("assignment") or [])]}
-               for mid, m in sorted(g["members"].items())]
+    with _admin(ctx) as admin:
+        g, rows = describe_rows(admin, group)
+    members = [{"member_id": m.member_id, "client_id": m.client_id, "instance_id": m.group_instance_id,
+                "assignment": [f"{t}-{p}" for t, p in m.assignment]}
+               for m in sorted(g.members, key=lambda m: m.member_id)]
+    state = "Empty" if g.state == "Dead" else g.state  # a group known only by its offsets
     if output == "json":
-        emit_json({"group": group, "state": g["state"], "generation": g["generation"], "protocol": g["protocol"],
-                   "leader": g["leader"], "members": members, "offsets": rows})
+        emit_json({"group": group, "state": state, "generation": g.generation_id, "protocol": g.protocol or None,
+                   "leader": g.leader or None, "members": members, "offsets": rows})
         return
-    typer.echo(f"Group {group}: state {g['state']}, generation {g['generation']}, "
-               f"protocol {g['protocol'] or '-'}, leader {g['leader'] or '-'}, {len(members)} member(s)")
+    typer.echo(f"Group {group}: state {state}, generation {g.generation_id}, "
+               f"protocol {g.protocol or '-'}, leader {g.leader or '-'}, {len(members)} member(s)")
     for m in members:
         typer.echo(f"  member {m['member_id']} (client {m['client_id'] or '-'}"
                    f"{', instance ' + m['instance_id'] if m['instance_id'] else ''}): "
@@ -145,25 +148,24 @@ def reset_offsets(
         raise fail("choose exactly one of --to-earliest, --to-latest, --to-offset, --shift-by, --to-datetime", 2)
     from kcli.common.errors import NonEmptyGroupError
 
-    from ..broker.broker import EARLIEST, LATEST
+    from ..admin import EARLIEST, LATEST
 
     ts = _parse_datetime(to_datetime) if to_datetime is not None else None
-    broker, coord = _open(ctx)
-    try:
-        g = coord.describe_group(group) if _group_exists(coord, group) else None
-        if g is not None and g["members"]:
+    with _admin(ctx) as admin:
+        g = admin.describe_consumer_group(group)
+        if g.members:
             raise NonEmptyGroupError(
-                f"Assignments can only be reset if the group '{group}' is inactive, but the current state is {g['state']}."
+                f"Assignments can only be reset if the group '{group}' is inactive, but the current state is {g.state}."
             )
         targets = []
         for spec in topic:
             name, _, part = spec.partition(":")
-            parts = [int(x) for x in part.split(",")] if part else range(broker.partition_count(name))
+            parts = [int(x) for x in part.split(",")] if part else range(admin.partitions_for(name))
             for p in parts:
-                broker.log(name, p)  # UNKNOWN_TOPIC_OR_PARTITION for a bad one
-                start = broker.list_offsets(name, p, EARLIEST)[0]
-                end = broker.list_offsets(name, p, LATEST)[0]
-                current = coord.fetch_offsets(group, [(name, p)]).get((name, p))
+                tp = (name, p)
+                start = admin.list_offsets({tp: EARLIEST})[tp][0]  # UNKNOWN_TOPIC_OR_PARTITION for a bad one
+                end = admin.list_offsets({tp: LATEST})[tp][0]
+                current = admin.list_consumer_group_offsets(group, [tp]).get(tp)
                 if to_earliest:
                     new = start
                 elif to_latest:
@@ -173,13 +175,11 @@ def reset_offsets(
                 elif shift_by is not None:
                     new = (current.offset if current else end) + shift_by
                 else:
-                    found = broker.list_offsets(name, p, ts)[0]
+                    found = admin.list_offsets({tp: ts})[tp][0]
                     new = end if found < 0 else found
                 targets.append((name, p, current.offset if current else None, min(max(new, start), end)))
         if execute:
-            coord.alter_offsets(group, {(t, p): new for t, p, _c, new in targets})
-    finally:
-        broker.release()
+            admin.alter_consumer_group_offsets(group, {(t, p): new for t, p, _c, new in targets})
     for t, p, cur, new in targets:
         if output == "json":
             emit_json({"group": group, "topic": t, "partition": p, "current_offset": cur, "new_offset": new,
@@ -191,16 +191,6 @@ def reset_offsets(
             typer.echo("(dry run: nothing changed; add --execute to apply)", err=True)
 
 
-def _group_exists(coord, group: str) -> bool:
-    from kcli.common.errors import GroupIdNotFoundError
-
-    try:
-        coord.describe_group(group)
-        return True
-    except GroupIdNotFoundError:
-        return False
-
-
 @app.command("delete")
 @handle_errors
 def delete(
@@ -210,11 +200,8 @@ def delete(
 ) -> None:
     """Delete a group and its committed offsets."""
     check_output(output)
-    broker, coord = _open(ctx)
-    try:
-        coord.delete_group(group)
-    finally:
-        broker.release()
+    with _admin(ctx) as admin:
+        admin.delete_consumer_group(group)
     if output == "json":
         emit_json({"group": group, "deleted": True})
     else:

@@ -102,6 +102,8 @@ def dump(
 def verify(
     ctx: typer.Context,
     topic: Optional[str] = typer.Argument(None, help="Topic to check (default: every topic)."),
+    deep: bool = typer.Option(False, "--deep", help="Parse every record of every batch too (record lengths, "
+                              "offset deltas, headers, markers); reports the first bad batch per partition."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Check every batch's CRC and offset continuity; exit code 1 if anything is wrong.
@@ -109,24 +111,9 @@ def verify(
     Each problem names the partition, offset, file position and segment.
     """
     check_output(output)
-    from storage.verify import verify_partition
+    from storage.verify import verify_data_dir
 
-    from ..broker.broker import open_broker
-
-    broker = open_broker(data_dir(ctx))
-    try:
-        topics = [broker.topic(topic)] if topic else broker.list_topics()
-        reports = []
-        for t in topics:
-            for p in range(t.partitions):
-                log = broker.log(t.name, p)
-                with broker.store.read() as txn:
-                    state = log.state(txn)
-                    segments = broker.store.segments(txn, t.name, p)
-                reports.append(verify_partition(log.name, log.dir, segments, state.log_start_offset,
-                                                state.log_end_offset))
-    finally:
-        broker.release()
+    reports = verify_data_dir(data_dir(ctx), topic, deep=deep)
     problems = [pr for r in reports for pr in r.problems]
     if output == "json":
         for r in reports:

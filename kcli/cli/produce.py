@@ -134,7 +134,7 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     try:
         producer.partitions_for(topic)  # UNKNOWN_TOPIC_OR_PARTITION before reading anything
         if partition is not None:
-            producer._choose_partition(topic, None, None, partition, 0)
+            producer.partition_for(topic, partition=partition)  # UNKNOWN_TOPIC_OR_PARTITION for a bad one
         if txn is not None:
             txn.start()
         if value is not None:

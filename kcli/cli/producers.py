@@ -22,19 +22,18 @@ def describe(
 ) -> None:
     """Per partition: producer id, epoch, last sequence and last timestamp of each producer."""
     check_output(output)
-    from ..broker.broker import open_broker
+    from ..admin import Admin
 
-    broker = open_broker(data_dir(ctx))
-    try:
-        parts = [partition] if partition is not None else range(broker.partition_count(topic))
-        rows = []
-        for p in parts:
-            for pid, entry in sorted(broker.describe_producers(topic, p).items()):
-                rows.append({"partition": p, "producer_id": pid, "producer_epoch": entry.epoch,
-                             "last_sequence": entry.last_seq, "last_timestamp": entry.last_timestamp,
-                             "current_transaction_start_offset": entry.txn_first_offset if entry.txn_first_offset >= 0 else None})
-    finally:
-        broker.release()
+    with Admin(data_dir(ctx)) as admin:
+        parts = [partition] if partition is not None else range(admin.partitions_for(topic))
+        found = admin.describe_producers([(topic, p) for p in parts])
+    rows = []
+    for tp, producers in found.items():
+        for s in sorted(producers, key=lambda s: s.producer_id):
+            rows.append({"partition": tp.partition, "producer_id": s.producer_id, "producer_epoch": s.producer_epoch,
+                         "last_sequence": s.last_sequence, "last_timestamp": s.last_timestamp,
+                         "current_transaction_start_offset":
+                             s.current_txn_start_offset if s.current_txn_start_offset >= 0 else None})
     if output == "json":
         for r in rows:
             emit_json({"topic": topic, **r})

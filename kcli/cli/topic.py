@@ -28,7 +28,7 @@ def create(
     """
     check_output(output)
     from kcli.common.errors import TopicAlreadyExistsError
-    from storage.topics import validate_new_topic
+    from ..config import validate_new_topic
 
     from ..admin import Admin
 
@@ -43,7 +43,7 @@ def create(
                 return
             raise
     if output == "json":
-        emit_json({"topic": topic.name, "topic_id": topic.id, "partitions": topic.partitions,
+        emit_json({"topic": topic.name, "topic_id": topic.topic_id, "partitions": topic.partitions,
                    "replication_factor": topic.replication_factor, "configs": configs})
     else:
         typer.echo(f"Created topic {topic.name}.")
@@ -83,7 +83,7 @@ def describe(
 ) -> None:
     """Show a topic's partitions, offsets, sizes and configs."""
     check_output(output)
-    from storage.topic_config import format_value
+    from ..config import format_value
 
     from ..admin import Admin
 
@@ -116,18 +116,18 @@ def alter(
     Example: kcli topic alter orders --config retention.ms=3600000
     """
     check_output(output)
-    from storage.topic_config import format_value
+    from ..config import format_value
 
     from ..admin import Admin
 
     if not config and not delete_config:
         raise typer.BadParameter("give --config key=value or --delete-config key")
     with Admin(data_dir(ctx)) as admin:
-        topic = admin.alter_configs(name, parse_kv(config, "--config"), delete_config)
+        overrides = admin.alter_configs(name, parse_kv(config, "--config"), delete_config)
     if output == "json":
-        emit_json({"topic": topic.name, "configs": {k: format_value(v) for k, v in topic.configs.items()}})
+        emit_json({"topic": name, "configs": overrides})
     else:
-        typer.echo(f"Altered topic {topic.name}.")
+        typer.echo(f"Altered topic {name}.")
 
 
 @app.command("delete")

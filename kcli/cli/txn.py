@@ -11,10 +11,10 @@ from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle
 app = typer.Typer(help="List, describe and abort transactions.", no_args_is_help=True)
 
 
-def _row(tid: str, t: dict) -> dict:
-    return {"transactional_id": tid, "producer_id": t["producer_id"], "producer_epoch": t["epoch"],
-            "state": t["state"], "timeout_ms": t.get("timeout_ms"), "start_ms": t.get("start_ms"),
-            "partitions": [f"{tp[0]}-{tp[1]}" for tp in t.get("partitions", [])], "groups": t.get("groups", [])}
+def _row(t) -> dict:
+    return {"transactional_id": t.transactional_id, "producer_id": t.producer_id, "producer_epoch": t.producer_epoch,
+            "state": t.state, "timeout_ms": t.timeout_ms, "start_ms": t.start_time_ms,
+            "partitions": [f"{tp[0]}-{tp[1]}" for tp in t.partitions], "groups": list(t.groups)}
 
 
 @app.command("list")
@@ -22,14 +22,10 @@ def _row(tid: str, t: dict) -> dict:
 def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)) -> None:
     """Every transactional id with its producer id, epoch and state (timed-out ones are aborted first)."""
     check_output(output)
-    from ..broker.broker import open_broker
+    from ..admin import Admin
 
-    broker = open_broker(data_dir(ctx))
-    try:
-        broker.transactions.expire()
-        rows = [_row(tid, t) for tid, t in sorted(broker.transactions.list().items())]
-    finally:
-        broker.release()
+    with Admin(data_dir(ctx)) as admin:
+        rows = [_row(t) for t in admin.list_transactions()]
     if output == "json":
         for r in rows:
             emit_json(r)
@@ -47,14 +43,10 @@ def describe(
 ) -> None:
     """State, producer id and epoch, timeout, start time and partitions of a transaction."""
     check_output(output)
-    from ..broker.broker import open_broker
+    from ..admin import Admin
 
-    broker = open_broker(data_dir(ctx))
-    try:
-        broker.transactions.expire()
-        r = _row(transactional_id, broker.transactions.get(transactional_id))
-    finally:
-        broker.release()
+    with Admin(data_dir(ctx)) as admin:
+        r = _row(admin.describe_transaction(transactional_id))
     if output == "json":
         emit_json(r)
         return
@@ -76,25 +68,16 @@ def abort(
     """Abort the transaction that opened at START_OFFSET on a partition and holds back its
     last stable offset (a hanging transaction), by writing an ABORT marker there."""
     check_output(output)
-    from storage.record_batch import ABORT
+    from ..admin import Admin
 
-    from ..broker.broker import open_broker
-
-    broker = open_broker(data_dir(ctx))
-    try:
-        log = broker.log(topic, partition)
-        with broker.store.read() as txn:
-            entries = log.producer_state.entries(txn)
-        match = [(pid, e) for pid, e in entries.items() if e.txn_first_offset == start_offset]
-        if not match:
-            raise fail(f"no open transaction starts at offset {start_offset} of {topic}-{partition}")
-        pid, entry = match[0]
-        result = log.append_marker(ABORT, pid, entry.epoch)
-    finally:
-        broker.release()
+    with Admin(data_dir(ctx)) as admin:
+        try:
+            pid, marker_offset = admin.abort_transaction((topic, partition), start_offset)
+        except LookupError as exc:
+            raise fail(str(exc)) from None
     if output == "json":
         emit_json({"topic": topic, "partition": partition, "producer_id": pid, "start_offset": start_offset,
-                   "marker_offset": result.base_offset})
+                   "marker_offset": marker_offset})
     else:
         typer.echo(f"Aborted the transaction of producer {pid} at {topic}-{partition} offset {start_offset} "
-                   f"(marker at offset {result.base_offset}).")
+                   f"(marker at offset {marker_offset}).")

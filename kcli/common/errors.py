@@ -82,6 +82,7 @@ OffsetNotAvailableError = _error("OffsetNotAvailableError", 78, "OFFSET_NOT_AVAI
 MemberIdRequiredError = _error("MemberIdRequiredError", 79, "MEMBER_ID_REQUIRED")
 GroupMaxSizeReachedError = _error("GroupMaxSizeReachedError", 81, "GROUP_MAX_SIZE_REACHED")
 FencedInstanceIdError = _error("FencedInstanceIdError", 82, "FENCED_INSTANCE_ID")
+GroupSubscribedToTopicError = _error("GroupSubscribedToTopicError", 86, "GROUP_SUBSCRIBED_TO_TOPIC")
 InvalidRecordError = _error("InvalidRecordError", 87, "INVALID_RECORD")
 UnstableOffsetCommitError = _error("UnstableOffsetCommitError", 88, "UNSTABLE_OFFSET_COMMIT", True)
 ProducerFencedError = _error("ProducerFencedError", 90, "PRODUCER_FENCED")

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from kcli.broker import open_broker
+from kcli.broker import api, open_broker
 from storage import record_batch as rb
 
 
@@ -33,7 +33,9 @@ def main() -> None:
         for _ in range(per_batch):
             values.append(f"w{writer}-{seq}".encode().ljust(size, b"."))
             seq += 1
-        result = broker.produce(topic, 0, [rb.encode_values(values, time.time_ns() // 1_000_000)], acks=1)
+        request = api.ProduceRequest(
+            [api.ProducePartition(topic, 0, [rb.encode_values(values, time.time_ns() // 1_000_000)])], acks=1)
+        result = broker.produce(request).partitions[0].raise_for_error()
         bases.append(result.base_offset)
     broker.release()
     print(json.dumps({"writer": int(writer), "bases": bases}), flush=True)

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from kcli.broker import open_broker
+from kcli.broker import api, open_broker
 from storage import record_batch as rb
 
 
@@ -30,7 +30,8 @@ def main() -> None:
     values = []
     deadline = time.monotonic() + 60
     while offset < expected and time.monotonic() < deadline and len(problems) < 20:
-        fetched = broker.fetch(topic, 0, offset, max_bytes)
+        request = api.FetchRequest([api.FetchPartition(topic, 0, offset, max_bytes)], max_bytes=max_bytes)
+        fetched = broker.fetch(request).partitions[0].raise_for_error()
         fetches += 1
         data = bytes(fetched.records)
         if not data:

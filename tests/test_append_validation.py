@@ -1,0 +1,322 @@
+"""Append validation walks every record of every batch, as Kafka's LogValidator does: a batch
+whose records are malformed is refused even under a valid (re-signed) CRC, every record's own
+timestamp is checked, maxTimestamp is set from the records, and a refusal writes nothing.
+``verify --deep`` finds the same damage in segments written without an append."""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import time
+
+import pytest
+
+from kcli.common.errors import CorruptRecordError, InvalidRecordError, InvalidTimestampError
+from storage import compression
+from storage import record_batch as rb
+from storage.checksum import crc32c
+from storage.verify import verify_partition
+
+DAY = 24 * 3600 * 1000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def make_log(broker, name, configs=None):
+    broker.create_topic(name, 1, 1, configs or {})
+    return broker.log(name, 0)
+
+
+def resign(batch: bytearray) -> bytearray:
+    """Recompute the CRC-32C of a batch after editing it, as a forger would."""
+    struct.pack_into(">I", batch, 17, crc32c(memoryview(batch)[rb.CRC_START:]))
+    return batch
+
+
+def records_batch(records_bodies: list[bytes], count: int | None = None, *, codec=compression.NONE,
+                  ts: int | None = None) -> bytearray:
+    """A batch around hand-made record bytes (its header and CRC are right)."""
+    ts = now_ms() if ts is None else ts
+    return bytearray(rb._finish(
+        b"".join(records_bodies), len(records_bodies) if count is None else count,
+        base_offset=0, base_timestamp=ts, max_timestamp=ts, codec=codec, compression_level=None,
+        timestamp_type=rb.CREATE_TIME, transactional=False, control=False, producer_id=-1,
+        producer_epoch=-1, base_sequence=-1, partition_leader_epoch=-1))
+
+
+def record(offset_delta: int, value: bytes, ts_delta: int = 0) -> bytes:
+    return rb._encode_record(offset_delta, ts_delta, None, value, ())
+
+
+def with_wrong_second_record_length(batch: bytes) -> bytearray:
+    """The batch with its second record's length varint two bytes too long, CRC re-signed."""
+    buf = bytearray(batch)
+    first_len = buf[rb.HEADER_SIZE] >> 1  # one-byte zig-zag varint: short records
+    second = rb.HEADER_SIZE + 1 + first_len
+    assert buf[second] < 0x80
+    buf[second] += 4  # zig-zag: +2 bytes
+    return resign(buf)
+
+
+def lmdb_snapshot(store) -> dict:
+    """Every key and value of every named database of the metadata store."""
+    out = {}
+    with store.read() as txn:
+        for name, db in store._dbs.items():
+            out[name] = list(txn.cursor(db=db).iternext(keys=True, values=True))
+    return out
+
+
+def snapshot(log) -> tuple:
+    files = sorted(f for f in os.listdir(log.dir) if f.endswith(".log"))
+    sizes = [os.path.getsize(os.path.join(log.dir, f)) for f in files]
+    return log.log_end_offset, files, sizes, lmdb_snapshot(log.store)
+
+
+def refused(log, batch, error=(CorruptRecordError, InvalidRecordError), origin_client=True):
+    """Append ``batch``, expect ``error``, and check that nothing at all changed."""
+    before = snapshot(log)
+    with pytest.raises(error) as info:
+        log.append([batch], origin_client=origin_client)
+    assert snapshot(log) == before
+    message = str(info.value)
+    assert "\n" not in message
+    assert log.name in message
+    return info.value
+
+
+# ------------------------------------------------------------------------------ malformed records
+
+
+def test_resigned_batch_with_a_wrong_record_length_is_refused_and_nothing_is_written(broker):
+    log = make_log(broker, "t")
+    log.append([rb.encode_values([b"before"], now_ms())])
+    bad = with_wrong_second_record_length(rb.encode_values([b"a" * 10, b"b" * 10, b"c" * 10], now_ms()))
+    assert rb.crc_ok(bad, 0, rb.read_header(bad))  # the header and CRC look fine
+    err = refused(log, bad)
+    assert err.name in ("CORRUPT_MESSAGE", "INVALID_RECORD")
+    assert "record 1" in str(err)
+    # the partition still works and readers see only the good records
+    log.append([rb.encode_values([b"after"], now_ms())])
+    fetched = log.read(0)
+    values = [r.value for pos, h in rb.iter_batches(fetched.records)
+              for r in rb.decode_records(fetched.records, pos, h)]
+    assert values == [b"before", b"after"]
+
+
+def test_resigned_batch_with_uniform_records_and_a_wrong_record_length_is_refused(broker):
+    # records of one size take the strided check: it must fall back and refuse too
+    log = make_log(broker, "uniform")
+    values = [bytes([65 + i % 26]) * 99 for i in range(150)]
+    buf = bytearray(rb.encode_values(values, now_ms()))
+    # record 100's length varint (records 0..63 take 108 bytes, 64.. take 109: a 2-byte offset delta)
+    pos = rb.HEADER_SIZE + 64 * 108 + 36 * 109
+    assert rb.decode_varint(buf, pos) == (107, pos + 2)
+    buf[pos] += 2  # zig-zag: 107 -> 108
+    err = refused(log, resign(buf))
+    assert err.name == "INVALID_RECORD"
+    assert "record 100" in str(err)
+
+
+@pytest.mark.parametrize("codec", [compression.GZIP, compression.LZ4, compression.ZSTD])
+def test_compressed_batch_with_a_malformed_record_is_refused(broker, codec):
+    log = make_log(broker, f"c{codec}")
+    body = [record(0, b"x" * 10), record(1, b"y" * 10)]
+    body[1] = bytes([body[1][0] + 2]) + body[1][1:]  # length one byte too long
+    err = refused(log, records_batch(body, codec=codec))
+    assert err.name == "INVALID_RECORD" and "record 1" in str(err)
+
+
+def test_compressed_batch_whose_records_do_not_decompress_is_refused_with_corrupt_message(broker):
+    log = make_log(broker, "garbage")
+    buf = records_batch([record(0, b"x" * 50)], codec=compression.LZ4)
+    buf[rb.HEADER_SIZE + 4 : rb.HEADER_SIZE + 12] = b"\xff" * 8
+    err = refused(log, resign(buf), CorruptRecordError)
+    assert err.name == "CORRUPT_MESSAGE"
+
+
+def test_non_sequential_offset_delta_is_refused_with_invalid_record(broker):
+    log = make_log(broker, "od")
+    err = refused(log, records_batch([record(0, b"a"), record(2, b"b"), record(1, b"c")]), InvalidRecordError)
+    assert "record 1" in str(err) and "offset delta 2" in str(err)
+
+
+def test_fewer_records_than_the_header_declares_is_refused(broker):
+    log = make_log(broker, "short")
+    err = refused(log, records_batch([record(0, b"a"), record(1, b"b")], count=3), InvalidRecordError)
+    assert "record 2" in str(err)
+
+
+def test_bytes_after_the_declared_records_are_refused(broker):
+    log = make_log(broker, "long")
+    body = [record(0, b"a"), record(1, b"b"), record(2, b"c")]
+    refused(log, records_batch(body, count=2), InvalidRecordError)
+
+
+def test_negative_header_count_is_refused(broker):
+    log = make_log(broker, "hdr")
+    good = rb._encode_record(0, 0, None, b"v", (("h", b"1"),))
+    bad = good[:-5] + b"\x01" + good[-4:]  # header count 1 -> -1 (zig-zag 0x01)
+    assert len(bad) == len(good)
+    err = refused(log, records_batch([bad]), InvalidRecordError)
+    assert "headers" in str(err)
+
+
+def test_malformed_control_record_from_the_coordinator_is_refused(broker):
+    log = make_log(broker, "ctl")
+    bad = rb.encode_batch([(b"\x00\x00", b"\x00\x00\x00\x00\x00\x00", now_ms(), ())], producer_id=7,
+                          producer_epoch=0, transactional=True, control=True)
+    err = refused(log, bytearray(bad), InvalidRecordError, origin_client=False)
+    assert "control record key" in str(err)
+    unknown_type = rb.encode_batch([(struct.pack(">hh", 0, 9), b"\x00\x00\x00\x00\x00\x00", now_ms(), ())],
+                                   producer_id=7, producer_epoch=0, transactional=True, control=True)
+    refused(log, bytearray(unknown_type), InvalidRecordError, origin_client=False)
+    short_value = rb.encode_batch([(struct.pack(">hh", 0, rb.COMMIT), b"\x00\x00", now_ms(), ())],
+                                  producer_id=7, producer_epoch=0, transactional=True, control=True)
+    refused(log, bytearray(short_value), InvalidRecordError, origin_client=False)
+    # a well-formed marker goes in
+    log.append_marker(rb.COMMIT, producer_id=7, producer_epoch=0)
+    assert log.log_end_offset == 1
+
+
+# ------------------------------------------------------------------------------ timestamps
+
+
+def test_record_30_days_ahead_is_refused_although_the_header_max_timestamp_says_now(broker):
+    log = make_log(broker, "future")  # message.timestamp.after.max.ms: 1 hour by default
+    now = now_ms()
+    buf = bytearray(rb.encode_batch([(None, b"now", now, ()), (None, b"later", now + 30 * DAY, ())]))
+    struct.pack_into(">q", buf, 35, now)  # maxTimestamp claims "now"
+    err = refused(log, resign(buf), InvalidTimestampError)
+    assert err.name == "INVALID_TIMESTAMP"
+    assert "record 1" in str(err) and str(now + 30 * DAY) in str(err)
+
+
+def test_record_older_than_message_timestamp_before_max_ms_is_refused(broker):
+    log = make_log(broker, "old", {"message.timestamp.before.max.ms": DAY})
+    now = now_ms()
+    batch = rb.encode_batch([(None, b"a", now, ()), (None, b"b", now - 2 * DAY, ()), (None, b"c", now, ())])
+    err = refused(log, bytearray(batch), InvalidTimestampError)
+    assert "record 1" in str(err) and "message.timestamp.before.max.ms=86400000" in str(err)
+    log.append([rb.encode_batch([(None, b"a", now - DAY + 60_000, ())])])  # inside the window
+    assert log.log_end_offset == 1
+
+
+def test_records_without_a_timestamp_are_not_checked(broker):
+    log = make_log(broker, "nots", {"message.timestamp.before.max.ms": DAY})
+    log.append([rb.encode_batch([(None, b"a", now_ms(), ()), (None, b"b", -1, ())])])
+    assert log.log_end_offset == 2
+
+
+def test_max_timestamp_written_is_the_largest_record_timestamp(broker):
+    log = make_log(broker, "maxts")
+    now = now_ms()
+    buf = bytearray(rb.encode_batch([(None, b"a", now - 10, ()), (None, b"b", now + 5, ()),
+                                     (None, b"c", now - 3, ())]))
+    struct.pack_into(">q", buf, 35, now - 100)  # a maxTimestamp below the records' own
+    log.append([resign(buf)])
+    fetched = log.read(0)
+    ((pos, h),) = list(rb.iter_batches(fetched.records))
+    assert h.max_timestamp == now + 5
+    assert h.timestamp_type == rb.CREATE_TIME
+    assert rb.crc_ok(fetched.records, pos, h)
+    assert log.state().max_timestamp == now + 5
+    assert log.offset_for_timestamp(now + 1) == (1, now + 5)
+
+
+def test_client_batch_stamped_log_append_time_is_refused_on_a_log_append_time_topic(broker):
+    log = make_log(broker, "lat", {"message.timestamp.type": "LogAppendTime"})
+    err = refused(log, bytearray(rb.encode_batch([(None, b"a", now_ms(), ())], timestamp_type=rb.LOG_APPEND_TIME)),
+                  InvalidTimestampError)
+    assert "LogAppendTime" in str(err)
+
+
+# ------------------------------------------------------------------------------ the walk itself
+
+
+def test_strided_check_accepts_only_what_the_record_by_record_walk_accepts():
+    rng = random.Random(7)
+    for trial in range(400):
+        n = rng.choice([2, 3, 63, 64, 65, 150])
+        keyed = rng.random() < 0.3
+        values = [bytes(rng.choices(b"abc", k=rng.choice([0, 7, 99]))) for _ in range(1)] * n
+        keys = [b"key-1"] * n if keyed else None
+        ts = now_ms()
+        buf = bytearray(rb.encode_keyed(keys, values, ts) if keyed else rb.encode_values(values, ts))
+        for _ in range(rng.randint(0, 2)):
+            buf[rng.randrange(rb.HEADER_SIZE, len(buf))] = rng.randrange(256)
+        fast = rb._walk_uniform(buf, rb.HEADER_SIZE, len(buf), n)
+        try:
+            slow = rb._walk(buf, rb.HEADER_SIZE, len(buf), n)
+        except InvalidRecordError:
+            slow = None
+        if fast is not None:
+            assert fast == slow, trial
+        if slow is not None:  # whatever the walk accepts, the decoder reads
+            assert len(rb._decode_records(bytes(buf[rb.HEADER_SIZE:]), rb.read_header(buf))) == n
+
+
+def test_walk_returns_the_smallest_and_largest_timestamp_delta():
+    ts = 1_000_000
+    batch = rb.encode_batch([(None, b"a", ts + 5, ()), (None, b"b", ts - 300, ()), (b"k", b"c", ts + 70000,
+                                                                                    (("h", None),))])
+    assert rb.walk_records(batch, 0, rb.read_header(batch)) == (-305, 69995)
+
+
+# ------------------------------------------------------------------------------ verify --deep
+
+
+def test_verify_deep_finds_a_malformed_record_written_into_a_segment_that_plain_verify_misses(broker):
+    log = make_log(broker, "v")
+    log.append([rb.encode_values([b"a" * 10, b"b" * 10], now_ms())])
+    second = log.append([rb.encode_values([b"c" * 10, b"d" * 10, b"e" * 10], now_ms())])
+    log.append([rb.encode_values([b"f" * 10], now_ms())])
+    (seg,) = log.segments()
+    path = os.path.join(log.dir, f"{seg.base_offset:020d}.log")
+    with open(path, "rb") as f:
+        data = f.read()
+    positions = [pos for pos, _h in rb.iter_batches(data)]
+    h = rb.read_header(data, positions[1])
+    damaged = with_wrong_second_record_length(data[positions[1] : positions[1] + h.size])
+    with open(path, "r+b") as f:  # bypassing the append: same size, valid CRC
+        f.seek(positions[1])
+        f.write(damaged)
+
+    def run(deep):
+        return verify_partition(log.name, log.dir, log.segments(), log.log_start_offset, log.log_end_offset,
+                                deep=deep)
+
+    assert not run(False).problems
+    (problem,) = run(True).problems
+    assert problem.offset == second.base_offset == 2
+    assert problem.position == positions[1]
+    assert "INVALID_RECORD" in problem.message and "record 1" in problem.message
+
+
+def test_verify_deep_reports_only_the_first_bad_batch_of_a_partition(broker):
+    log = make_log(broker, "v2")
+    for _ in range(3):
+        log.append([rb.encode_values([b"x" * 10, b"y" * 10], now_ms())])
+    (seg,) = log.segments()
+    path = os.path.join(log.dir, f"{seg.base_offset:020d}.log")
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    for pos, h in list(rb.iter_batches(bytes(data)))[1:]:
+        data[pos : pos + h.size] = with_wrong_second_record_length(bytes(data[pos : pos + h.size]))
+    with open(path, "wb") as f:
+        f.write(data)
+    report = verify_partition(log.name, log.dir, log.segments(), 0, log.log_end_offset, deep=True)
+    assert [p.offset for p in report.problems] == [2]
+
+
+def test_verify_deep_passes_a_healthy_log_with_compression_and_markers(broker):
+    log = make_log(broker, "healthy")
+    log.append([rb.encode_values([b"v%d" % i for i in range(100)], now_ms(), compression_type=compression.LZ4)])
+    log.append([rb.encode_batch([(b"k", b"v", now_ms(), (("h", b"1"),))], producer_id=3, producer_epoch=0,
+                                base_sequence=0, transactional=True)])
+    log.append_marker(rb.ABORT, producer_id=3, producer_epoch=0)
+    report = verify_partition(log.name, log.dir, log.segments(), 0, log.log_end_offset, deep=True)
+    assert not report.problems and report.records == 102
