@@ -1,23 +1,28 @@
 """``kcli.Producer``: Kafka's producer, asynchronous and thread-safe, over a data directory.
 
-``send()`` only adds the record to a per-partition batch in the ``RecordAccumulator`` and
-returns a future. A background sender thread (Kafka's I/O thread) drains batches that are
-full or older than ``linger.ms`` and appends them to the partition logs through the broker
-seam, retrying retriable errors with backoff until ``delivery.timeout.ms``. When buffered
-bytes reach ``buffer.memory``, ``send()`` blocks up to ``max.block.ms``.
+The parts are Kafka's:
 
-Per-partition order holds across retries: a failed batch goes back to the head of its
-partition's queue and the partition is muted until its backoff ends.
+- ``Producer`` (here): the API, the config checks, and choosing partitions: an explicit
+  partition, then ``partitioner.class``, then murmur2 of the key; key-less records (and keyed
+  ones with ``partitioner.ignore.keys``) go to the accumulator's ``BuiltInPartitioner``
+  (KIP-794, ``kcli/partitioner.py``).
+- ``RecordAccumulator`` (``kcli/record_accumulator.py``): ``send()`` only adds the record to a
+  per-partition batch and returns a future; when buffered bytes reach ``buffer.memory``,
+  ``send()`` blocks up to ``max.block.ms``.
+- ``Sender`` (``kcli/sender.py``): the background I/O thread that drains batches that are full
+  or older than ``linger.ms`` and appends them to the partition logs, retrying retriable
+  errors with backoff until ``delivery.timeout.ms``. Per-partition order holds across retries:
+  a failed batch goes back to the head of its partition's queue until its backoff ends.
+- ``TransactionManager`` (``kcli/transaction_manager.py``): producer id and epoch, and the
+  transaction's state machine.
+- ``ProducerMetadata`` (``kcli/producer_metadata.py``): partition counts.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from bisect import bisect_right
-from collections import deque
-from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
@@ -25,20 +30,24 @@ from storage import compression
 from storage import record_batch as rb
 from kcli.common.errors import (
     InvalidConfigError,
-    InvalidTxnStateError,
-    ProducerFencedError,
-    TransactionAbortableError,
     KafkaError,
     KafkaTimeoutError,
     RecordTooLargeError,
     UnknownTopicOrPartitionError,
 )
 
-from .broker import api
 from .common.paths import default_data_dir
-from .types import ConsumerGroupMetadata
 from .config import PRODUCER_CONFIGS, acks_value, resolve
-from .partitioner import RoundRobinPartitioner, StickyPartitioner, load_partitioner, partition_for_key
+from .partitioner import RoundRobinPartitioner, load_partitioner, partition_for_key
+from .producer_metadata import ProducerMetadata
+from .record_accumulator import ProduceRequestResult, ProducerBatch, RecordAccumulator
+from .sender import PartitionStats, ProducerStats, Sender, connect, disconnect
+from .transaction_manager import TransactionManager
+
+__all__ = [
+    "Producer", "RecordMetadata", "FutureRecordMetadata", "ProducerStats", "PartitionStats",
+    "ProducerBatch", "RecordAccumulator", "RECORD_OVERHEAD",
+]
 
 RECORD_OVERHEAD = 21  # DefaultRecord.MAX_RECORD_OVERHEAD, without key, value and headers
 
@@ -67,66 +76,12 @@ def to_headers(headers: Iterable | Mapping | None) -> tuple:
     return tuple((str(k), to_bytes(v)) for k, v in items)
 
 
-class _BatchResult:
-    """The outcome of one batch, shared by the futures of its records (ProduceRequestResult).
-
-    ``done``: the outcome is known (``get()`` returns, even from inside a callback);
-    ``settled``: the callbacks have run too, which is what ``flush()`` waits for.
-    Waiting uses one condition per producer rather than an Event per batch: a batch is
-    created every ~150 records at full speed, and an Event costs more than the batch.
-    """
-
-    __slots__ = ("done", "settled", "base_offset", "log_append_time", "error", "callbacks", "cond")
-
-    def __init__(self, cond: threading.Condition) -> None:
-        self.done = False
-        self.settled = False
-        self.base_offset = -1
-        self.log_append_time = -1
-        self.error: BaseException | None = None
-        self.callbacks: list | None = None  # (future, fn, is_delivery_callback)
-        self.cond = cond
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self.done:
-            return True
-        with self.cond:
-            return self.cond.wait_for(lambda: self.done, timeout)
-
-    def wait_settled(self, timeout: float | None = None) -> bool:
-        if self.settled:
-            return True
-        with self.cond:
-            return self.cond.wait_for(lambda: self.settled, timeout)
-
-    def add_callback(self, future, fn, delivery: bool) -> bool:
-        """Register ``fn``; False when the batch is already done (the caller runs it)."""
-        with self.cond:
-            if self.done:
-                return False
-            if self.callbacks is None:
-                self.callbacks = []
-            self.callbacks.append((future, fn, delivery))
-            return True
-
-    def complete(self) -> None:
-        with self.cond:
-            self.done = True
-            callbacks, self.callbacks = self.callbacks, None
-            self.cond.notify_all()
-        for future, fn, delivery in callbacks or ():
-            future._run_callback(fn, delivery)
-        with self.cond:
-            self.settled = True
-            self.cond.notify_all()
-
-
 class FutureRecordMetadata:
     """A record's future: ``get()`` / ``result()`` wait for its batch and return RecordMetadata."""
 
     __slots__ = ("_result", "_index", "_topic", "_partition", "_timestamp")
 
-    def __init__(self, result: _BatchResult, index: int, topic: str, partition: int, timestamp: int) -> None:
+    def __init__(self, result: ProduceRequestResult, index: int, topic: str, partition: int, timestamp: int) -> None:
         self._result = result
         self._index = index
         self._topic = topic
@@ -171,259 +126,6 @@ class FutureRecordMetadata:
             pass
 
 
-class ProducerBatch:
-    """Records for one partition, sent and acknowledged together."""
-
-    __slots__ = (
-        "topic", "partition", "keys", "values", "timestamps", "headers", "timestamp",
-        "size", "created", "attempts", "stored_failures", "closed", "result", "encoded", "retry_at",
-        "reserved",
-    )
-
-    def __init__(self, topic: str, partition: int, now: float, done_cond: threading.Condition) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.keys: list | None = None  # None while every key is None
-        self.values: list = []
-        self.timestamps: list | None = None  # None while every record has self.timestamp
-        self.headers: list | None = None  # None while no record has headers
-        self.timestamp = -1
-        self.size = rb.HEADER_SIZE
-        self.created = now
-        self.attempts = 0
-        self.stored_failures = 0  # attempts that stored the batch but lost the answer
-        self.closed = False
-        self.result = _BatchResult(done_cond)
-        self.encoded: bytes | None = None
-        self.retry_at = 0.0
-        self.reserved = 0
-
-    @property
-    def count(self) -> int:
-        return len(self.values)
-
-    def append(self, key, value, timestamp: int, headers: tuple, size: int) -> int:
-        index = len(self.values)
-        if index == 0:
-            self.timestamp = timestamp
-        elif self.timestamps is None and timestamp != self.timestamp:
-            self.timestamps = [self.timestamp] * index
-        if self.timestamps is not None:
-            self.timestamps.append(timestamp)
-        if key is not None and self.keys is None:
-            self.keys = [None] * index
-        if self.keys is not None:
-            self.keys.append(key)
-        if headers and self.headers is None:
-            self.headers = [()] * index
-        if self.headers is not None:
-            self.headers.append(headers)
-        self.values.append(value)
-        self.size += size
-        return index
-
-    def extend(self, values: list, keys: list | None, headers: tuple, timestamp: int, size: int) -> None:
-        """Records sharing one timestamp and one set of headers (the bulk path)."""
-        index = len(self.values)
-        n = len(values)
-        if index == 0:
-            self.timestamp = timestamp
-        elif self.timestamps is None and timestamp != self.timestamp:
-            self.timestamps = [self.timestamp] * index
-        if self.timestamps is not None:
-            self.timestamps.extend([timestamp] * n)
-        if keys is not None and self.keys is None:
-            self.keys = [None] * index
-        if self.keys is not None:
-            self.keys.extend(keys if keys is not None else [None] * n)
-        if headers and self.headers is None:
-            self.headers = [()] * index
-        if self.headers is not None:
-            self.headers.extend([headers] * n)
-        self.values.extend(values)
-        self.size += size
-
-    def encode(self, codec: int, level: int | None, producer_id: int = -1, producer_epoch: int = -1,
-               base_sequence: int = -1, transactional: bool = False) -> bytes:
-        if self.headers is None and self.timestamps is None and None not in self.values:
-            if self.keys is None:
-                return rb.encode_values(
-                    self.values, self.timestamp, compression_type=codec, compression_level=level,
-                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
-                    transactional=transactional,
-                )
-            if None not in self.keys:
-                return rb.encode_keyed(
-                    self.keys, self.values, self.timestamp, compression_type=codec, compression_level=level,
-                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
-                    transactional=transactional,
-                )
-        n = len(self.values)
-        keys = self.keys or [None] * n
-        stamps = self.timestamps or [self.timestamp] * n
-        headers = self.headers or [()] * n
-        return rb.encode_batch(
-            list(zip(keys, self.values, stamps, headers)), compression_type=codec, compression_level=level,
-            producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
-            transactional=transactional,
-        )
-
-
-@dataclass
-class PartitionStats:
-    records: int = 0
-    batches: int = 0
-    bytes: int = 0
-
-
-@dataclass
-class ProducerStats:
-    """What the producer did: the CLI's summary and ``Producer.metrics()``."""
-
-    records_sent: int = 0  # acknowledged
-    records_failed: int = 0
-    batches: int = 0
-    bytes: int = 0
-    retries: int = 0
-    duplicates: int = 0  # extra copies written by retries after a stored-but-unacknowledged write
-    errors: dict = field(default_factory=dict)  # error name -> records failed with it
-    partitions: dict = field(default_factory=dict)  # (topic, partition) -> PartitionStats
-
-
-class RecordAccumulator:
-    """Per-partition queues of batches, bounded by ``buffer.memory``."""
-
-    def __init__(self, batch_size: int, buffer_memory: int, linger_ms: int) -> None:
-        self.batch_size = batch_size
-        self.buffer_memory = buffer_memory
-        self.linger = linger_ms / 1000.0
-        self.cond = threading.Condition()
-        self.done_cond = threading.Condition()  # batches completing (futures, flush)
-        self.queues: dict[tuple[str, int], deque[ProducerBatch]] = {}
-        self.used = 0
-        self.flushing = 0
-        self.closing = False
-        self.incomplete: set[ProducerBatch] = set()
-
-    # called with self.cond held
-    def _reserve(self, size: int, deadline: float, max_block_ms: int) -> None:
-        if size > self.buffer_memory:
-            raise RecordTooLargeError(
-                f"The message is {size} bytes when serialized which is larger than the total memory "
-                f"buffer you have configured with the buffer.memory configuration ({self.buffer_memory})."
-            )
-        while self.used + size > self.buffer_memory:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise KafkaTimeoutError(
-                    f"Failed to allocate {size} bytes of buffer memory within the configured max "
-                    f"blocking time {max_block_ms} ms (buffer.memory={self.buffer_memory})"
-                )
-            self.cond.wait(remaining)
-        self.used += size
-
-    def release(self, batch: ProducerBatch) -> None:
-        with self.cond:
-            self.used -= batch.reserved
-            batch.reserved = 0
-            self.incomplete.discard(batch)
-            self.cond.notify_all()
-
-    def _open_batch(self, tp: tuple[str, int], size: int, now: float) -> ProducerBatch:
-        queue = self.queues.get(tp)
-        if queue is None:
-            queue = self.queues[tp] = deque()
-        if queue:
-            last = queue[-1]
-            if not last.closed and (last.size + size <= self.batch_size or last.count == 0):
-                return last
-            if not last.closed:
-                last.closed = True
-                self.cond.notify_all()  # a full batch is ready: wake the sender
-        batch = ProducerBatch(tp[0], tp[1], now, self.done_cond)
-        queue.append(batch)
-        self.incomplete.add(batch)
-        self.cond.notify_all()  # the sender times linger.ms from the batch's creation
-        return batch
-
-    def append(self, tp, key, value, timestamp, headers, size, deadline, max_block_ms) -> tuple[ProducerBatch, int]:
-        with self.cond:
-            if self.closing:
-                raise KafkaError("the producer is closed")
-            self._reserve(size, deadline, max_block_ms)
-            batch = self._open_batch(tp, size, time.monotonic())
-            batch.reserved += size
-            index = batch.append(key, value, timestamp, headers, size)
-            if batch.size >= self.batch_size:
-                batch.closed = True
-                self.cond.notify_all()
-            elif self.linger == 0:
-                self.cond.notify_all()
-            return batch, index
-
-    def append_many(self, tp, values: list, keys: list | None, headers: tuple, timestamp: int, size: int,
-                    deadline, max_block_ms) -> ProducerBatch:
-        with self.cond:
-            if self.closing:
-                raise KafkaError("the producer is closed")
-            self._reserve(size, deadline, max_block_ms)
-            batch = self._open_batch(tp, size, time.monotonic())
-            batch.reserved += size
-            batch.extend(values, keys, headers, timestamp, size)
-            if batch.size >= self.batch_size:
-                batch.closed = True
-            self.cond.notify_all()
-            return batch
-
-    def reenqueue(self, batch: ProducerBatch, retry_at: float) -> None:
-        with self.cond:
-            batch.retry_at = retry_at
-            batch.closed = True
-            self.queues.setdefault((batch.topic, batch.partition), deque()).appendleft(batch)
-            self.cond.notify_all()
-
-    def drain(self, max_request_size: int, max_batches: int = 1 << 30
-              ) -> tuple[list[tuple[tuple[str, int], list[ProducerBatch]]], float | None]:
-        """Ready batches per partition (at most ``max_batches`` each, within
-        ``max_request_size`` bytes), and how long until the next one is ready."""
-        now = time.monotonic()
-        ready = []
-        wait = None
-        with self.cond:
-            for tp, queue in self.queues.items():
-                taken: list[ProducerBatch] = []
-                taken_bytes = 0
-                while queue:
-                    batch = queue[0]
-                    if batch.retry_at > now:
-                        left = batch.retry_at - now
-                        wait = left if wait is None else min(wait, left)
-                        break
-                    sendable = batch.closed or self.flushing or self.closing or now - batch.created >= self.linger
-                    if not sendable:
-                        left = batch.created + self.linger - now
-                        wait = left if wait is None else min(wait, left)
-                        break
-                    if taken and (taken_bytes + batch.size > max_request_size or batch.attempts
-                                  or len(taken) >= max_batches):
-                        break
-                    if batch.count == 0:
-                        queue.popleft()
-                        continue
-                    queue.popleft()
-                    batch.closed = True
-                    taken.append(batch)
-                    taken_bytes += batch.size
-                    if batch.attempts:  # a retried batch goes alone, to keep order simple
-                        break
-                if taken:
-                    ready.append((tp, taken))
-        return ready, wait
-
-    def has_queued(self) -> bool:
-        return any(self.queues.values())
-
-
 class Producer:
     """Kafka's producer API over a kcli data directory.
 
@@ -438,12 +140,12 @@ class Producer:
         c = self.config
         self.acks = acks_value(c["acks"])
         self.client_id = c["client.id"] or f"producer-{os.getpid()}-{id(self) & 0xFFFF}"
-        self._codec = compression.codec_id(c["compression.type"])
-        self._level = {
+        codec = compression.codec_id(c["compression.type"])
+        level = {
             compression.GZIP: c["compression.gzip.level"],
             compression.LZ4: c["compression.lz4.level"],
             compression.ZSTD: c["compression.zstd.level"],
-        }.get(self._codec)
+        }.get(codec)
         if c["delivery.timeout.ms"] < c["linger.ms"] + c["request.timeout.ms"]:
             raise InvalidConfigError(
                 "delivery.timeout.ms should be equal to or larger than linger.ms + request.timeout.ms"
@@ -454,35 +156,50 @@ class Producer:
                 raise InvalidConfigError("Cannot set a transactional.id without also enabling idempotence.")
             given = dict(given, **{"enable.idempotence": True})  # a transactional producer is idempotent
         self.idempotent = self._idempotence(c, given)
-        self._txn_state = "uninitialized" if self.transactional_id is not None else None
-        self._txn_partitions: set[tuple[str, int]] = set()
-        self._txn_error: BaseException | None = None
-        self._durability_warned: set[str] = set()
-        self._producer_id = -1
-        self._producer_epoch = -1
-        self._next_sequence: dict[tuple[str, int], int] = {}
         self._partitioner = self._make_partitioner(c["partitioner.class"])
-        self._sticky = StickyPartitioner(c["batch.size"])
         self._ignore_keys = c["partitioner.ignore.keys"]
         self._key_cache: dict[int, dict[bytes, int]] = {}  # partition count -> key -> partition
-        from .broker import open_broker
-        from .broker.faults import wrap_with_faults
-
         self.data_dir = data_dir or c["kcli.data.dir"] or default_data_dir()
-        self._broker = open_broker(self.data_dir)
-        self._seam = wrap_with_faults(self._broker, c["kcli.inject.fault"])
+        self._broker, seam = connect(self.data_dir, c["kcli.inject.fault"])
+        self._metadata = ProducerMetadata(self._broker)
+        self._partition_counts = self._metadata.partition_counts  # topic -> count, read on every send
+        self._txn = TransactionManager(self._broker, self._metadata, self.transactional_id,
+                                       c["transaction.timeout.ms"])
+        self._accumulator = RecordAccumulator(
+            c["batch.size"], c["buffer.memory"], c["linger.ms"],
+            adaptive_partitioning=c["partitioner.adaptive.partitioning.enable"])
+        self.stats = ProducerStats()
         # A Kafka produce request carries one batch per partition. kcli appends several
         # ready batches of a partition at once (one lock, one write, one metadata commit),
         # except under fault injection, where each request must be one batch as in Kafka.
-        self._batches_per_request = 1 if self._seam is not self._broker else 1 << 30
-        self._partition_counts: dict[str, int] = {}
-        self.stats = ProducerStats()
-        self._stats_lock = threading.Lock()
-        self._accumulator = RecordAccumulator(c["batch.size"], c["buffer.memory"], c["linger.ms"])
+        self._sender = Sender(
+            seam, self._accumulator, self._txn, c, acks=self.acks, idempotent=self.idempotent,
+            codec=codec, level=level, batches_per_request=1 if seam is not self._broker else 1 << 30,
+            stats=self.stats)
         self._closed = False
-        self._sender_error: BaseException | None = None
-        self._sender = threading.Thread(target=self._run_sender, name=f"kcli-producer-network-thread | {self.client_id}", daemon=True)
-        self._sender.start()
+        self._sender.start(f"kcli-producer-network-thread | {self.client_id}")
+
+    # the broker seam the sender produces to (tests wrap it to delay or fail requests)
+    @property
+    def _seam(self):
+        return self._sender.client
+
+    @_seam.setter
+    def _seam(self, client) -> None:
+        self._sender.client = client
+
+    @property
+    def _producer_id(self) -> int:
+        return self._txn.producer_id
+
+    @property
+    def _producer_epoch(self) -> int:
+        return self._txn.producer_epoch
+
+    @property
+    def transaction_state(self):
+        """The ``TransactionManager.State`` (UNINITIALIZED, READY, IN_TRANSACTION, ...)."""
+        return self._txn.state
 
     def _idempotence(self, c: dict, given: dict) -> bool:
         """Kafka's rules: idempotence (on by default) needs acks=all, retries > 0 and at most
@@ -521,30 +238,40 @@ class Producer:
         except ValueError as exc:
             raise InvalidConfigError(str(exc)) from None
 
-    # -- metadata -------------------------------------------------------------------------
+    @staticmethod
+    def _make_partitioner(spec):
+        if spec is None or spec == "":
+            return None
+        if callable(spec):
+            return spec
+        if spec in ("round_robin", "roundrobin", "RoundRobinPartitioner",
+                    "org.apache.kafka.clients.producer.RoundRobinPartitioner"):
+            return RoundRobinPartitioner()
+        if spec in ("murmur2", "default", "sticky", "builtin", "built-in"):
+            return None
+        try:
+            return load_partitioner(str(spec))
+        except ValueError as exc:
+            raise InvalidConfigError(str(exc)) from None
+
+    # -- metadata and partitioning ----------------------------------------------------------
 
     def partitions_for(self, topic: str) -> int:
-        n = self._partition_counts.get(topic)
-        if n is None:
-            meta = self._broker.metadata(api.MetadataRequest([topic])).topics[0].raise_for_error()
-            n = self._partition_counts[topic] = len(meta.partitions)
-        return n
+        return self._metadata.partition_count(topic)
 
-    def partition_for(self, topic: str, key=None, value=None, partition: int | None = None) -> int:
-        """The partition a record would go to (UNKNOWN_TOPIC_OR_PARTITION for a bad one)."""
-        return self._choose_partition(topic, key, value, partition, 0)
-
-    def _choose_partition(self, topic: str, key, value, partition, size: int) -> int:
-        n = self.partitions_for(topic)
-        if partition is not None:
+    def _check_partition(self, topic: str, partition: int, n: int) -> int:
+        if not 0 <= partition < n:
+            n = self._metadata.refresh(topic)
             if not 0 <= partition < n:
-                self._partition_counts.pop(topic, None)
-                n = self.partitions_for(topic)
-                if not 0 <= partition < n:
-                    raise UnknownTopicOrPartitionError(
-                        f"partition {partition} of topic '{topic}' does not exist (it has partitions 0..{n - 1})"
-                    )
-            return partition
+                raise UnknownTopicOrPartitionError(
+                    f"partition {partition} of topic '{topic}' does not exist (it has partitions 0..{n - 1})"
+                )
+        return partition
+
+    def _partition(self, topic: str, key, value, partition, n: int) -> int | None:
+        """The record's partition, or None: the built-in partitioner chooses on append."""
+        if partition is not None:
+            return self._check_partition(topic, partition, n)
         if self._partitioner is not None:
             p = self._partitioner(topic, key, value, n)
             if not isinstance(p, int) or p < 0 or p >= n:
@@ -556,7 +283,19 @@ class Producer:
             if p is None:
                 p = cache[key] = partition_for_key(key, n)
             return p
-        return self._sticky.partition(topic, n, size)
+        return None
+
+    def partition_for(self, topic: str, key: Any = None, value: Any = None, partition: int | None = None) -> int:
+        """The partition a record would go to: an explicit partition (checked against the
+        topic: UNKNOWN_TOPIC_OR_PARTITION), the partitioner's choice, the key's murmur2
+        partition, or, without a key, the built-in partitioner's current sticky partition."""
+        n = self.partitions_for(topic)
+        p = self._partition(topic, to_bytes(key), to_bytes(value), partition, n)
+        return p if p is not None else self._accumulator.peek_partition(topic, n)
+
+    def _choose_partition(self, topic: str, key, value, partition, size: int = 0) -> int:
+        """Older name of ``partition_for`` (``size`` is ignored)."""
+        return self.partition_for(topic, key, value, partition)
 
     def _key_cache_for(self, n: int) -> dict[bytes, int]:
         """key -> murmur2 partition for a partition count; bounded, so memory stays flat."""
@@ -580,7 +319,7 @@ class Producer:
         """Queue one record; returns its future. ``on_delivery(error, metadata)`` runs on the
         sender thread when the record is acknowledged or has failed for good."""
         self._check_open()
-        self._check_transaction("send")
+        self._txn.check_send("send")
         key_b, value_b, headers_t = to_bytes(key), to_bytes(value), to_headers(headers)
         size = RECORD_OVERHEAD + (len(key_b) if key_b else 0) + (len(value_b) if value_b else 0)
         for hk, hv in headers_t:
@@ -590,13 +329,17 @@ class Producer:
                 f"The message is {size + rb.HEADER_SIZE} bytes when serialized which is larger than "
                 f"{self.config['max.request.size']}, which is the value of the max.request.size configuration."
             )
-        p = self._choose_partition(topic, key_b, value_b, partition, size)
+        n = self._partition_counts.get(topic) or self._metadata.partition_count(topic)
+        if partition is None and self._partitioner is None and (key_b is None or self._ignore_keys):
+            p = None  # the built-in partitioner chooses, in the accumulator
+        else:
+            p = self._partition(topic, key_b, value_b, partition, n)
         ts = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp)
         deadline = time.monotonic() + self.config["max.block.ms"] / 1000.0
         batch, index = self._accumulator.append(
-            (topic, p), key_b, value_b, ts, headers_t, size, deadline, self.config["max.block.ms"]
+            (topic, p), key_b, value_b, ts, headers_t, size, deadline, self.config["max.block.ms"], n
         )
-        future = FutureRecordMetadata(batch.result, index, topic, p, ts)
+        future = FutureRecordMetadata(batch.result, index, topic, batch.partition, ts)
         if on_delivery is not None and not batch.result.add_callback(future, on_delivery, True):
             future._run_callback(on_delivery, True)
         return future
@@ -610,12 +353,13 @@ class Producer:
         partition: int | None = None,
     ) -> None:
         """Queue many records at once (the CLI's bulk path): values, optional keys, and
-        headers shared by all. Partitioning is per record, exactly as ``send`` does it.
-        There is no future per record (that is what makes it fast): outcomes show in
-        ``stats``, and ``flush()`` waits for them.
+        headers shared by all. Partitioning is per record, exactly as ``send`` does it
+        (key-less records go to the built-in partitioner in runs of up to ``batch.size``
+        bytes). There is no future per record (that is what makes it fast): outcomes show
+        in ``stats``, and ``flush()`` waits for them.
         """
         self._check_open()
-        self._check_transaction("send")
+        self._txn.check_send("send")
         if not values:
             return
         if keys is not None and len(keys) != len(values):
@@ -634,33 +378,31 @@ class Producer:
         deadline = time.monotonic() + self.config["max.block.ms"] / 1000.0
         block = self.config["max.block.ms"]
         append = self._accumulator.append_many
+        n = self._metadata.partition_count(topic)
         keyed = keys is not None and not self._ignore_keys
         if keyed and partition is None and self._partitioner is None and None not in keys:
-            n = self.partitions_for(topic)
             for p, (vals, ks) in self._group_by_key(keys, values, n).items():
                 for chunk, kchunk, size in self._chunks(vals, ks, extra):
-                    append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block)
+                    append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n)
             return
         if partition is not None or keyed or self._partitioner is not None:
-            groups: dict[int, tuple[list, list | None]] = {}
-            choose = self._choose_partition
+            groups: dict[int | None, tuple[list, list | None]] = {}
+            choose = self._partition
             for i, v in enumerate(values):
                 k = keys[i] if keys is not None else None
-                p = choose(topic, k, v, partition, 0)
+                p = choose(topic, k, v, partition, n)
                 group = groups.get(p)
                 if group is None:
                     group = groups[p] = ([], [] if keys is not None else None)
                 group[0].append(v)
                 if keys is not None:
                     group[1].append(k)
-            for p, (vals, ks) in groups.items():
+            for p, (vals, ks) in groups.items():  # p None: key-less records of a keyed call
                 for chunk, kchunk, size in self._chunks(vals, ks, extra):
-                    append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block)
+                    append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n)
             return
-        n = self.partitions_for(topic)
         for chunk, kchunk, size in self._chunks(values, keys, extra):
-            p = self._sticky.partition(topic, n, size)
-            append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block)
+            append((topic, None), chunk, kchunk, headers_t, ts, size, deadline, block, n)
 
     def _group_by_key(self, keys: Sequence[bytes], values: Sequence, n: int) -> dict[int, tuple[list, list]]:
         """Records grouped by murmur2 partition of their keys, order kept within a partition.
@@ -719,121 +461,33 @@ class Producer:
 
     # -- transactions ---------------------------------------------------------------------
 
-    def _check_transaction(self, operation: str) -> None:
-        if self._txn_state is None:
-            return
-        if self._txn_state == "fenced":
-            raise ProducerFencedError(
-                f"producer of transactional id {self.transactional_id} was fenced by a newer instance")
-        if self._txn_state != "in_transaction":
-            raise InvalidTxnStateError(
-                f"Cannot {operation}: no transaction in progress (state {self._txn_state}); "
-                "call init_transactions() and begin_transaction() first")
-
-    def _coordinator(self):
-        if self.transactional_id is None:
-            raise InvalidTxnStateError("this producer has no transactional.id")
-        return self.transactional_id
-
     def init_transactions(self) -> None:
         """Get the transactional id's producer id with a bumped epoch: this fences any older
         instance and finishes (aborts) what it left open."""
-        coord = self._coordinator()
+        self._txn.ensure_transactional()
         self.flush()
-        pid, epoch = self._broker.init_producer_id(
-            api.InitProducerIdRequest(self.transactional_id, self.config["transaction.timeout.ms"]))
-        self._producer_id, self._producer_epoch = pid, epoch
-        self._next_sequence.clear()
-        self._txn_state = "ready"
+        self._txn.initialize_transactions()
 
     def begin_transaction(self) -> None:
-        if self._txn_state == "fenced":
-            self._check_transaction("begin a transaction")
-        if self._txn_state != "ready":
-            raise InvalidTxnStateError(f"Cannot begin a transaction in state {self._txn_state}")
-        self._txn_partitions = set()
-        self._txn_error = None
-        self._txn_state = "in_transaction"
+        self._txn.begin_transaction()
 
     def send_offsets_to_transaction(self, offsets: Mapping, group_metadata) -> None:
         """Commit a consumer group's offsets ({TopicPartition: next offset}) with this transaction."""
-        self._check_transaction("send offsets")
-        if isinstance(group_metadata, str):
-            group_metadata = ConsumerGroupMetadata(group_metadata)
-        elif isinstance(group_metadata, dict):
-            group_metadata = ConsumerGroupMetadata(**group_metadata)
-        try:
-            self._coordinator()
-            self._broker.add_offsets_to_txn(self.transactional_id, self._producer_id, self._producer_epoch,
-                                            group_metadata.group_id)
-            results = self._broker.txn_offset_commit(api.TxnOffsetCommitRequest(
-                self.transactional_id, group_metadata.group_id, self._producer_id, self._producer_epoch,
-                [api.OffsetCommitPartition(tp[0], tp[1], int(getattr(off, "offset", off))) for tp, off in offsets.items()],
-                group_metadata.generation_id, group_metadata.member_id, group_metadata.group_instance_id,
-            ))
-            for r in results:
-                r.raise_for_error()
-        except ProducerFencedError:
-            self._txn_state = "fenced"
-            raise
+        self._txn.send_offsets_to_transaction(offsets, group_metadata)
 
     def commit_transaction(self) -> None:
         """Flush, then commit: every record of the transaction becomes visible at once."""
-        self._end_transaction(True)
+        self._txn.begin_commit()
+        self.flush()
+        self._txn.complete_transaction()
 
     def abort_transaction(self) -> None:
         """Flush, then abort: read_committed consumers never see the transaction's records."""
-        self._end_transaction(False)
-
-    def _end_transaction(self, commit: bool) -> None:
-        self._check_transaction("commit" if commit else "abort")
+        self._txn.begin_abort()
         self.flush()
-        self._check_transaction("commit" if commit else "abort")  # fenced while flushing?
-        if commit and self._txn_error is not None:
-            error = self._txn_error
-            raise TransactionAbortableError(
-                f"a record of the transaction failed ({error}); abort the transaction") from error
-        try:
-            self._coordinator()
-            self._broker.end_txn(self.transactional_id, self._producer_id, self._producer_epoch, commit)
-        except ProducerFencedError:
-            self._txn_state = "fenced"
-            raise
-        self._txn_state = "ready"
-        self._txn_partitions = set()
+        self._txn.complete_transaction()
 
-    def _add_to_transaction(self, tp: tuple[str, int]) -> None:
-        """AddPartitionsToTxn before the first write to a partition in this transaction."""
-        if tp in self._txn_partitions:
-            return
-        try:
-            self._coordinator()
-            for r in self._broker.add_partitions_to_txn(self.transactional_id, self._producer_id,
-                                                        self._producer_epoch, [tp]):
-                r.raise_for_error()
-        except ProducerFencedError:
-            self._txn_state = "fenced"
-            raise
-        self._txn_partitions.add(tp)
-        self._warn_if_not_durable(tp[0])
-
-    def _warn_if_not_durable(self, topic: str) -> None:
-        """The seed's preconditions for transactions: replication factor >= 3 and
-        min.insync.replicas >= 2. kcli does not refuse, but says what is at risk."""
-        if topic in self._durability_warned:
-            return
-        self._durability_warned.add(topic)
-        meta = self._broker.metadata(api.MetadataRequest([topic])).topics[0].raise_for_error()
-        rf = len(meta.partitions[0].replicas) if meta.partitions else 1
-        entries = self._broker.describe_configs([topic], ["min.insync.replicas"])[0].raise_for_error().configs
-        min_isr = int(entries[0].value) if entries else 1
-        if rf < 3 or min_isr < 2:
-            import sys
-
-            sys.stderr.write(
-                f"warning: transactional writes to '{topic}' (replication factor {rf}, "
-                f"min.insync.replicas {min_isr}): Kafka recommends replication factor >= 3 "
-                "and min.insync.replicas >= 2, or a committed transaction can be lost with one broker\n")
+    # -- flush and close ------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> None:
         """Send everything queued and wait until each batch succeeded or failed."""
@@ -851,8 +505,8 @@ class Producer:
         finally:
             with acc.cond:
                 acc.flushing -= 1
-        if self._sender_error is not None:
-            raise self._sender_error
+        if self._sender.error is not None:
+            raise self._sender.error
 
     def close(self, timeout: float | None = None) -> None:
         if self._closed:
@@ -865,7 +519,7 @@ class Producer:
                 self._accumulator.closing = True
                 self._accumulator.cond.notify_all()
             self._sender.join(timeout)
-            self._broker.release()
+            disconnect(self._broker)
 
     def metrics(self) -> ProducerStats:
         return self.stats
@@ -879,153 +533,3 @@ class Producer:
     def _check_open(self) -> None:
         if self._closed:
             raise KafkaError("Cannot perform operation after producer has been closed")
-
-    # -- the sender thread ----------------------------------------------------------------
-
-    def _run_sender(self) -> None:
-        acc = self._accumulator
-        max_request = self.config["max.request.size"]
-        try:
-            while True:
-                ready, wait = acc.drain(max_request, self._batches_per_request)
-                if ready:
-                    for tp, batches in ready:
-                        self._send_batches(tp, batches)
-                    continue
-                with acc.cond:
-                    if acc.closing and not acc.has_queued():
-                        return
-                    ready_now = any(
-                        q and (q[0].closed or acc.flushing or acc.closing) and q[0].retry_at <= time.monotonic()
-                        for q in acc.queues.values()
-                    )
-                    if not ready_now:
-                        acc.cond.wait(wait if wait is not None else 0.5)
-        except BaseException as exc:  # pragma: no cover - a bug: fail loudly, never hang callers
-            self._sender_error = exc
-            with acc.cond:
-                doomed = list(acc.incomplete)
-                acc.incomplete.clear()
-            for batch in doomed:
-                batch.result.error = exc
-                batch.result.complete()
-
-    def _send_batches(self, tp: tuple[str, int], batches: list[ProducerBatch]) -> None:
-        topic, partition = tp
-        timeout = self.config["delivery.timeout.ms"] / 1000.0
-        now = time.monotonic()
-        live = []
-        for batch in batches:
-            if now - batch.created > timeout:
-                self._fail(batch, KafkaTimeoutError(
-                    f"Expiring {batch.count} record(s) for {topic}-{partition}: "
-                    f"{int((now - batch.created) * 1000)} ms has passed since batch creation"
-                ))
-            else:
-                live.append(batch)
-        if not live:
-            return
-        if self._txn_state is not None:
-            try:
-                self._add_to_transaction(tp)
-            except KafkaError as exc:
-                for batch in live:
-                    self._fail(batch, exc)
-                return
-        for batch in live:
-            if batch.encoded is None:
-                batch.encoded = self._encode(batch)
-            batch.attempts += 1
-        try:
-            request = api.ProduceRequest([api.ProducePartition(topic, partition, [b.encoded for b in live])],
-                                         self.acks, self.config["request.timeout.ms"], self.transactional_id)
-            result = self._seam.produce(request).partitions[0].raise_for_error()
-        except KafkaError as exc:
-            if self.acks == 0:  # nobody listens for the answer
-                for batch in live:
-                    self._complete(batch, -1, -1)
-                return
-            # failed batches go back to the head of the queue in their original order
-            for batch in reversed(live):
-                if getattr(exc, "stored", False):
-                    batch.stored_failures += 1
-                if exc.retriable and batch.attempts <= self.config["retries"] and \
-                        time.monotonic() - batch.created < timeout:
-                    with self._stats_lock:
-                        self.stats.retries += 1
-                    backoff = min(
-                        self.config["retry.backoff.ms"] * (2 ** (batch.attempts - 1)),
-                        max(self.config["retry.backoff.max.ms"], self.config["retry.backoff.ms"]),
-                    )
-                    self._accumulator.reenqueue(batch, time.monotonic() + backoff / 1000.0)
-                else:
-                    self._fail(batch, exc)
-            return
-        except Exception as exc:  # an OS error from the log: report it on the records
-            for batch in live:
-                self._fail(batch, exc)
-            return
-        base = result.base_offset  # the batches were given consecutive offsets from here
-        for batch in live:
-            if result.duplicate:
-                batch.stored_failures = 0  # the broker recognised the retry: still one copy
-            self._complete(batch, base if self.acks != 0 else -1, result.log_append_time)
-            base += batch.count
-
-    def _encode(self, batch: ProducerBatch) -> bytes:
-        """Encode a batch when it is first sent; an idempotent producer stamps its producer
-        id, epoch and the partition's next sequence number then (retries resend the bytes)."""
-        if not self.idempotent:
-            return batch.encode(self._codec, self._level)
-        if self._producer_id < 0:
-            if self.transactional_id is not None:
-                raise InvalidTxnStateError("call init_transactions() before sending")
-            self._producer_id, self._producer_epoch = self._broker.init_producer_id(api.InitProducerIdRequest())
-        tp = (batch.topic, batch.partition)
-        seq = self._next_sequence.get(tp, 0)
-        self._next_sequence[tp] = (seq + batch.count) & 0x7FFFFFFF
-        return batch.encode(self._codec, self._level, self._producer_id, self._producer_epoch, seq,
-                            transactional=self._txn_state is not None)
-
-    def _complete(self, batch: ProducerBatch, base_offset: int, log_append_time: int) -> None:
-        r = batch.result
-        r.base_offset = base_offset
-        r.log_append_time = log_append_time
-        with self._stats_lock:
-            s = self.stats
-            s.records_sent += batch.count
-            s.batches += 1
-            s.bytes += len(batch.encoded or b"")
-            s.duplicates += batch.stored_failures * batch.count
-            ps = s.partitions.get((batch.topic, batch.partition))
-            if ps is None:
-                ps = s.partitions[(batch.topic, batch.partition)] = PartitionStats()
-            ps.records += batch.count
-            ps.batches += 1
-            ps.bytes += len(batch.encoded or b"")
-        self._finish(batch)
-
-    def _fail(self, batch: ProducerBatch, exc: BaseException) -> None:
-        batch.result.error = exc
-        if self._txn_state is not None:
-            self._txn_error = self._txn_error or exc
-            if getattr(exc, "name", "") in ("PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"):
-                self._txn_state = "fenced"
-        elif self.idempotent and batch.encoded is not None:
-            # a sent batch failed for good: its sequence numbers may never land, so later
-            # batches would leave a gap. Start a new epoch, with sequences from 0 (KIP-360).
-            self._producer_epoch += 1
-            self._next_sequence.clear()
-        with self._stats_lock:
-            s = self.stats
-            s.records_failed += batch.count
-            s.duplicates += max(0, batch.stored_failures - 1) * batch.count
-            name = getattr(exc, "name", type(exc).__name__)
-            s.errors[name] = s.errors.get(name, 0) + batch.count
-        self._finish(batch)
-
-    def _finish(self, batch: ProducerBatch) -> None:
-        if batch.result.error is None:
-            batch.encoded = None
-        self._accumulator.release(batch)
-        batch.result.complete()

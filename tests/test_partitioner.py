@@ -7,13 +7,14 @@ Vectors: UtilsTest.testMurmur2 and the key -> partition table of
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 
 import pytest
 
 from kcli.partitioner import (
+    BuiltInPartitioner,
     RoundRobinPartitioner,
-    StickyPartitioner,
     load_partitioner,
     murmur2,
     partition_for_key,
@@ -176,83 +177,233 @@ def test_explicit_partition_out_of_range_is_rejected(broker, data_dir):
             producer.send("few", b"x", partition=2)
 
 
-# --------------------------------------------------------------------------- sticky
+# --------------------------------------------------------------------------- built-in (KIP-794)
 
 
-def test_sticky_partitioner_sticks_until_batch_size_bytes_then_moves_to_another_partition():
-    sp = StickyPartitioner(1000, rng=random.Random(7))
-    chosen = [sp.partition("t", 5, 100) for _ in range(200)]
+class CyclingRng:
+    """A stand-in for random.Random: randrange(n) deals 1, 2, ..., so consecutive uniform
+    switches never repeat a partition and runs can be told apart (weighted draws, with
+    adaptive partitioning, could still repeat one: the producer tests turn it off)."""
+
+    def __init__(self) -> None:
+        self.i = 0
+
+    def randrange(self, n: int) -> int:
+        self.i += 1
+        return self.i % n
+
+
+class FixedRng:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def randrange(self, n: int) -> int:
+        return self.value % n
+
+
+def runs_of(seq):
     runs = []
-    for p in chosen:
+    for p in seq:
         if runs and runs[-1][0] == p:
             runs[-1][1] += 1
         else:
             runs.append([p, 1])
+    return runs
+
+
+def test_builtin_partitioner_sticks_until_batch_size_bytes_then_switches():
+    bip = BuiltInPartitioner("t", 1000, rng=CyclingRng())
+    chosen = [bip.partition(5, 100) for _ in range(200)]
     # 10 records of 100 bytes reach batch.size: each run is exactly 10 records
-    assert [n for _, n in runs] == [10] * 20
-    assert all(a[0] != b[0] for a, b in zip(runs, runs[1:])), "a switch must go to a different partition"
+    assert [n for _, n in runs_of(chosen)] == [10] * 20
     assert set(chosen) == set(range(5))
 
 
-def test_sticky_partitioner_switches_after_a_record_that_crosses_batch_size():
-    sp = StickyPartitioner(1000, rng=random.Random(1))
-    first = sp.partition("t", 3, 999)
-    assert sp.partition("t", 3, 5) == first  # 999 < 1000: still sticky
-    second = sp.partition("t", 3, 5)  # 1004 >= 1000: switch
+def test_builtin_partitioner_switches_after_a_record_that_crosses_batch_size():
+    bip = BuiltInPartitioner("t", 1000, rng=CyclingRng())
+    first = bip.partition(3, 999)
+    assert bip.partition(3, 5) == first  # 999 + 5 >= 1000: this record still goes there
+    second = bip.partition(3, 5)
     assert second != first
     # a huge record still goes to the current partition; the one after it switches
-    third = sp.partition("t", 3, 50_000)
+    third = bip.partition(3, 50_000)
     assert third == second
-    assert sp.partition("t", 3, 1) != third
+    assert bip.partition(3, 1) != third
 
 
-def test_sticky_partitioner_is_per_topic_and_handles_one_partition():
-    sp = StickyPartitioner(100, rng=random.Random(3))
-    assert {sp.partition("single", 1, 60) for _ in range(50)} == {0}
-    a = sp.partition("a", 4, 10)
-    b_first = sp.partition("b", 4, 1000)  # b is over its threshold; a is not affected
-    assert sp.partition("a", 4, 10) == a
-    assert sp.partition("b", 4, 10) != b_first
+def test_builtin_partitioner_holds_the_switch_while_the_batch_is_open_up_to_twice_batch_size():
+    bip = BuiltInPartitioner("t", 1000, rng=CyclingRng())
+    # enable_switch=False: the partition's last batch is not full yet
+    chosen = [bip.partition(4, 100, enable_switch=False) for _ in range(60)]
+    assert [n for _, n in runs_of(chosen)] == [20] * 3, "the cap is 2 x batch.size"
+    # a held-back switch completes as soon as it is allowed (the accumulator passes 0 bytes)
+    bip2 = BuiltInPartitioner("t", 1000, rng=CyclingRng())
+    info = bip2.peek_current_partition_info(4)
+    bip2.update_partition_info(info, 1500, 4, enable_switch=False)
+    assert not bip2.is_partition_changed(info)
+    bip2.update_partition_info(info, 0, 4, enable_switch=True)
+    assert bip2.is_partition_changed(info)
 
 
-def test_sticky_partitioner_moves_when_the_partition_count_shrinks():
-    sp = StickyPartitioner(10_000, rng=random.Random(0))
-    seen = [sp.partition("t", 8, 1) for _ in range(20)]
-    assert len(set(seen)) == 1
-    # force the current partition to be beyond the new count
-    sp._current["t"] = (7, 0)
-    assert 0 <= sp.partition("t", 3, 1) < 3
+def test_builtin_partitioner_next_partition_can_repeat_the_previous_one():
+    """Kafka 3.3+ draws among all partitions, the current one included (KIP-480's sticky
+    partitioner never went back to the partition it left)."""
+    bip = BuiltInPartitioner("t", 1, rng=random.Random(11))
+    picks = [bip.partition(4, 1) for _ in range(8000)]  # batch.size 1: a switch after every record
+    repeats = sum(a == b for a, b in zip(picks, picks[1:])) / (len(picks) - 1)
+    assert 0.22 < repeats < 0.28, f"{repeats:.3f} of switches stayed; uniform over 4 gives 0.25"
 
 
-def test_sticky_batch_size_zero_means_one_byte():
-    sp = StickyPartitioner(0, rng=random.Random(5))
-    picks = [sp.partition("t", 4, 1) for _ in range(50)]
-    assert all(a != b for a, b in zip(picks, picks[1:])), "batch.size 0 switches after every record"
+def test_builtin_partitioner_chooses_uniformly_without_load_stats():
+    bip = BuiltInPartitioner("t", 1, rng=random.Random(5))
+    counts = Counter(bip.partition(5, 1) for _ in range(50_000))
+    assert set(counts) == set(range(5))
+    for p, n in counts.items():
+        assert abs(n - 10_000) < 500, f"partition {p} chosen {n} times of 50000"
 
 
-def test_producer_without_keys_sticks_to_one_partition_for_about_batch_size_bytes(broker, data_dir):
+def test_builtin_partitioner_is_per_topic_and_handles_one_partition():
+    single = BuiltInPartitioner("single", 100, rng=random.Random(3))
+    assert {single.partition(1, 60) for _ in range(50)} == {0}
+    a = BuiltInPartitioner("a", 100, rng=CyclingRng())
+    b = BuiltInPartitioner("b", 100, rng=CyclingRng())
+    first_a = a.partition(4, 10)
+    b_first = b.partition(4, 1000)  # b is over its threshold; a is not affected
+    assert a.partition(4, 10) == first_a
+    assert b.partition(4, 10) != b_first
+
+
+def test_builtin_partitioner_moves_when_the_partition_count_shrinks():
+    bip = BuiltInPartitioner("t", 10_000, rng=FixedRng(7))
+    assert bip.partition(8, 1) == 7
+    assert 0 <= bip.partition(3, 1) < 3
+
+
+def test_builtin_partitioner_batch_size_must_be_positive():
+    with pytest.raises(ValueError):
+        BuiltInPartitioner("t", 0)
+
+
+def test_load_stats_cumulative_frequency_table_follows_kafkas_example():
+    """Queue sizes 0 3 1 -> weights (max + 1 - size) 4 1 3 -> table 4 5 8: draws 0-3 go
+    to the first partition, 4 to the second, 5-7 to the third."""
+    bip = BuiltInPartitioner("t", 1)
+    bip.update_partition_load_stats([0, 3, 1], [10, 11, 12])
+    assert bip.load_stats_range_end() == 8
+    for draw, want in [(0, 10), (3, 10), (4, 11), (5, 12), (7, 12)]:
+        bip._rng = FixedRng(draw)
+        assert bip.next_partition(13) == want
+
+
+def test_load_stats_are_dropped_when_queues_are_equal_or_the_topic_has_one_partition():
+    bip = BuiltInPartitioner("t", 1)
+    bip.update_partition_load_stats([2, 2, 2], [0, 1, 2])
+    assert bip.load_stats_range_end() == 0  # uniform
+    bip.update_partition_load_stats([5], [0])
+    assert bip.load_stats_range_end() == 0
+    # equal queues but a partition left out (unavailable): the table excludes it
+    bip.update_partition_load_stats([1, 1, 1], [0, 1, 2], length=2)
+    assert bip.load_stats_range_end() == 2
+    assert {bip.next_partition(3) for _ in range(200)} == {0, 1}
+    bip.update_partition_load_stats(None, None)
+    assert bip.load_stats_range_end() == 0
+
+
+def test_adaptive_partitioning_chooses_partitions_with_long_queues_less():
+    bip = BuiltInPartitioner("t", 1, rng=random.Random(2))
+    bip.update_partition_load_stats([9, 0, 0, 0], [0, 1, 2, 3])  # weights 1 10 10 10
+    counts = Counter(bip.partition(4, 1) for _ in range(31_000))
+    assert 700 < counts[0] < 1300, counts  # expected 1000
+    for p in (1, 2, 3):
+        assert 9300 < counts[p] < 10700, counts  # expected 10000
+
+
+def _accumulator_with_a_long_queue(adaptive: bool):
+    from kcli.record_accumulator import RecordAccumulator
+
+    acc = RecordAccumulator(100, 1 << 20, 60_000, adaptive_partitioning=adaptive, rng=random.Random(4))
+    far = time.monotonic() + 3600
+    # key-less records make the topic's built-in partitioner; explicit ones fill the queues
+    acc.append(("t", None), None, b"x", 0, (), 30, far, 1000, num_partitions=4)
+    for p in range(4):
+        for _ in range(1 if p else 9):
+            batch = acc.append_many(("t", p), [b"v" * 50], None, (), 0, 100, far, 1000)
+            assert batch.closed
+    for queue in acc.queues.values():
+        for batch in queue:
+            batch.retry_at = far  # nothing is drained: the queues stay as they are
+    ready, _ = acc.drain(1 << 20)
+    assert ready == []
+    return acc.partitioners["t"]
+
+
+def test_accumulator_feeds_queue_sizes_to_the_partitioner_when_adaptive():
+    bip = _accumulator_with_a_long_queue(adaptive=True)
+    assert bip.load_stats_range_end() > 0
+    counts = Counter(bip.next_partition(4) for _ in range(20_000))
+    # queue sizes about 10, 1, 1, 1 batches: partition 0 weighs 1, the others 10 each
+    assert counts[0] < 0.06 * 20_000, counts
+    assert min(counts[p] for p in (1, 2, 3)) > 0.28 * 20_000, counts
+
+
+def test_accumulator_leaves_the_choice_uniform_without_adaptive_partitioning():
+    bip = _accumulator_with_a_long_queue(adaptive=False)
+    assert bip.load_stats_range_end() == 0
+    counts = Counter(bip.next_partition(4) for _ in range(20_000))
+    assert min(counts.values()) > 0.22 * 20_000, counts
+
+
+def test_producer_passes_the_adaptive_partitioning_config(broker, data_dir):
+    broker.create_topic("adaptive", 2)
+    with make_producer_cfg(data_dir, {}) as producer:
+        assert producer._accumulator.adaptive_partitioning is True
+    with make_producer_cfg(data_dir, {"partitioner.adaptive.partitioning.enable": "false"}) as producer:
+        assert producer._accumulator.adaptive_partitioning is False
+
+
+def test_producer_without_keys_sticks_to_one_partition_for_batch_size_to_twice_batch_size(broker, data_dir):
     broker.create_topic("sticky", 4)
     batch_size = 1000
     value = b"s" * 79  # 79 + 21 bytes of record overhead = 100 bytes per record
-    with make_producer_cfg(data_dir, {"batch.size": batch_size}) as producer:
+    uniform = {"partitioner.adaptive.partitioning.enable": False}
+    with make_producer_cfg(data_dir, {"batch.size": batch_size, **uniform}) as producer:
+        producer._accumulator._rng = CyclingRng()  # switches never repeat: runs show
         futures = [producer.send("sticky", value) for _ in range(400)]
         parts = [f.get(10).partition for f in futures]
-    runs = []
-    for p in parts:
-        if runs and runs[-1][0] == p:
-            runs[-1][1] += 1
-        else:
-            runs.append([p, 1])
+    runs = runs_of(parts)
     per_record = 100
     for p, n in runs[:-1]:  # the last run may be cut short
+        # the switch waits while the partition's last batch is open, up to 2 x batch.size
         assert batch_size <= n * per_record <= 2 * batch_size, f"a run of {n} records on partition {p}"
     assert len(runs) >= 400 * per_record // (2 * batch_size)
-    assert all(a[0] != b[0] for a, b in zip(runs, runs[1:]))
     counts = Counter(parts)
     assert set(counts) == {0, 1, 2, 3}, "across many records every partition gets used"
     # stats agree with what the futures said
     for p in range(4):
         assert len(partition_records(broker, "sticky", p)) == counts[p]
+
+
+def test_producer_without_keys_may_switch_to_the_same_partition(broker, data_dir):
+    broker.create_topic("repeat", 4)
+    # batch.size 1: a switch after every record; uniform draws (adaptive ones follow the queues)
+    with make_producer_cfg(data_dir, {"batch.size": 1, "partitioner.adaptive.partitioning.enable": False}) as producer:
+        futures = [producer.send("repeat", b"r") for _ in range(2000)]
+        parts = [f.get(10).partition for f in futures]
+    repeats = sum(a == b for a, b in zip(parts, parts[1:])) / (len(parts) - 1)
+    assert 0.18 < repeats < 0.32, f"{repeats:.3f} of records went where the previous one did"
+    assert set(parts) == {0, 1, 2, 3}
+
+
+def test_send_many_without_keys_goes_to_the_builtin_partitioner_in_batch_size_runs(broker, data_dir):
+    broker.create_topic("bulk-sticky", 3)
+    values = [b"v" * 79 for _ in range(300)]  # 100 bytes a record
+    with make_producer_cfg(data_dir, {"batch.size": 1000, "partitioner.adaptive.partitioning.enable": False}) as producer:
+        producer._accumulator._rng = CyclingRng()
+        producer.send_many("bulk-sticky", values)
+        producer.flush()
+        per_partition = {p: s.records for (t, p), s in producer.stats.partitions.items()}
+    assert sum(per_partition.values()) == 300
+    assert set(per_partition) == {0, 1, 2}
 
 
 def test_partitioner_ignore_keys_makes_keyed_records_sticky(broker, data_dir):
@@ -266,19 +417,14 @@ def test_partitioner_ignore_keys_makes_keyed_records_sticky(broker, data_dir):
 
 def test_partitioner_ignore_keys_keyed_records_still_switch_after_batch_size(broker, data_dir):
     broker.create_topic("ignore2", 3)
-    with make_producer_cfg(data_dir, {"partitioner.ignore.keys": True, "batch.size": 500}) as producer:
+    with make_producer_cfg(data_dir, {"partitioner.ignore.keys": True, "batch.size": 500,
+                                      "partitioner.adaptive.partitioning.enable": False}) as producer:
         # key "key6" would always be partition 0 of 3; here it must move around
+        producer._accumulator._rng = CyclingRng()  # switches never repeat: runs show
         parts = [producer.send("ignore2", b"x" * 75, key="key6").get(10).partition for _ in range(60)]
-    # 4 + 75 + 21 = 100 bytes a record: runs of 5
-    runs = []
-    for p in parts:
-        if runs and runs[-1][0] == p:
-            runs[-1][1] += 1
-        else:
-            runs.append([p, 1])
-    assert [n for _, n in runs] == [5] * 12
-    # each switch goes to another partition (which one is random, as in Kafka)
-    assert all(a[0] != b[0] for a, b in zip(runs, runs[1:]))
+    # 4 + 75 + 21 = 100 bytes a record: runs of 5 (each record is sent before the next, so
+    # no batch is left open to hold a switch back)
+    assert [n for _, n in runs_of(parts)] == [5] * 12
 
 
 def test_partitioner_ignore_keys_false_keeps_key_hashing(broker, data_dir):

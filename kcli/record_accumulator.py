@@ -1,0 +1,395 @@
+"""The producer's ``RecordAccumulator``: per-partition queues of ``ProducerBatch``es.
+
+``send()`` appends records to the last open batch of their partition; the ``Sender`` drains
+batches that are full or older than ``linger.ms``. Buffered bytes are bounded by
+``buffer.memory``: an append that does not fit blocks up to ``max.block.ms``.
+
+Key-less records without an explicit partition are placed here, by the topic's
+``BuiltInPartitioner`` (KIP-794), under the accumulator's lock: the partitioner sees whether
+the partition's last batch is still open, and (with
+``partitioner.adaptive.partitioning.enable``) the queue sizes the sender found when it last
+drained.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+from kcli.common.errors import KafkaError, KafkaTimeoutError, RecordTooLargeError
+from storage import record_batch as rb
+
+from .partitioner import BuiltInPartitioner
+
+
+class ProduceRequestResult:
+    """The outcome of one batch, shared by the futures of its records (ProduceRequestResult).
+
+    ``done``: the outcome is known (``get()`` returns, even from inside a callback);
+    ``settled``: the callbacks have run too, which is what ``flush()`` waits for.
+    Waiting uses one condition per producer rather than an Event per batch: a batch is
+    created every ~150 records at full speed, and an Event costs more than the batch.
+    """
+
+    __slots__ = ("done", "settled", "base_offset", "log_append_time", "error", "callbacks", "cond")
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self.done = False
+        self.settled = False
+        self.base_offset = -1
+        self.log_append_time = -1
+        self.error: BaseException | None = None
+        self.callbacks: list | None = None  # (future, fn, is_delivery_callback)
+        self.cond = cond
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.done:
+            return True
+        with self.cond:
+            return self.cond.wait_for(lambda: self.done, timeout)
+
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        if self.settled:
+            return True
+        with self.cond:
+            return self.cond.wait_for(lambda: self.settled, timeout)
+
+    def add_callback(self, future, fn, delivery: bool) -> bool:
+        """Register ``fn``; False when the batch is already done (the caller runs it)."""
+        with self.cond:
+            if self.done:
+                return False
+            if self.callbacks is None:
+                self.callbacks = []
+            self.callbacks.append((future, fn, delivery))
+            return True
+
+    def complete(self) -> None:
+        with self.cond:
+            self.done = True
+            callbacks, self.callbacks = self.callbacks, None
+            self.cond.notify_all()
+        for future, fn, delivery in callbacks or ():
+            future._run_callback(fn, delivery)
+        with self.cond:
+            self.settled = True
+            self.cond.notify_all()
+
+
+class ProducerBatch:
+    """Records for one partition, sent and acknowledged together."""
+
+    __slots__ = (
+        "topic", "partition", "keys", "values", "timestamps", "headers", "timestamp",
+        "size", "created", "attempts", "stored_failures", "closed", "result", "encoded", "retry_at",
+        "reserved",
+    )
+
+    def __init__(self, topic: str, partition: int, now: float, done_cond: threading.Condition) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.keys: list | None = None  # None while every key is None
+        self.values: list = []
+        self.timestamps: list | None = None  # None while every record has self.timestamp
+        self.headers: list | None = None  # None while no record has headers
+        self.timestamp = -1
+        self.size = rb.HEADER_SIZE
+        self.created = now
+        self.attempts = 0
+        self.stored_failures = 0  # attempts that stored the batch but lost the answer
+        self.closed = False
+        self.result = ProduceRequestResult(done_cond)
+        self.encoded: bytes | None = None
+        self.retry_at = 0.0
+        self.reserved = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+    def append(self, key, value, timestamp: int, headers: tuple, size: int) -> int:
+        index = len(self.values)
+        if index == 0:
+            self.timestamp = timestamp
+        elif self.timestamps is None and timestamp != self.timestamp:
+            self.timestamps = [self.timestamp] * index
+        if self.timestamps is not None:
+            self.timestamps.append(timestamp)
+        if key is not None and self.keys is None:
+            self.keys = [None] * index
+        if self.keys is not None:
+            self.keys.append(key)
+        if headers and self.headers is None:
+            self.headers = [()] * index
+        if self.headers is not None:
+            self.headers.append(headers)
+        self.values.append(value)
+        self.size += size
+        return index
+
+    def extend(self, values: list, keys: list | None, headers: tuple, timestamp: int, size: int) -> None:
+        """Records sharing one timestamp and one set of headers (the bulk path)."""
+        index = len(self.values)
+        n = len(values)
+        if index == 0:
+            self.timestamp = timestamp
+        elif self.timestamps is None and timestamp != self.timestamp:
+            self.timestamps = [self.timestamp] * index
+        if self.timestamps is not None:
+            self.timestamps.extend([timestamp] * n)
+        if keys is not None and self.keys is None:
+            self.keys = [None] * index
+        if self.keys is not None:
+            self.keys.extend(keys if keys is not None else [None] * n)
+        if headers and self.headers is None:
+            self.headers = [()] * index
+        if self.headers is not None:
+            self.headers.extend([headers] * n)
+        self.values.extend(values)
+        self.size += size
+
+    def encode(self, codec: int, level: int | None, producer_id: int = -1, producer_epoch: int = -1,
+               base_sequence: int = -1, transactional: bool = False) -> bytes:
+        if self.headers is None and self.timestamps is None and None not in self.values:
+            if self.keys is None:
+                return rb.encode_values(
+                    self.values, self.timestamp, compression_type=codec, compression_level=level,
+                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+                    transactional=transactional,
+                )
+            if None not in self.keys:
+                return rb.encode_keyed(
+                    self.keys, self.values, self.timestamp, compression_type=codec, compression_level=level,
+                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+                    transactional=transactional,
+                )
+        n = len(self.values)
+        keys = self.keys or [None] * n
+        stamps = self.timestamps or [self.timestamp] * n
+        headers = self.headers or [()] * n
+        return rb.encode_batch(
+            list(zip(keys, self.values, stamps, headers)), compression_type=codec, compression_level=level,
+            producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+            transactional=transactional,
+        )
+
+
+class RecordAccumulator:
+    """Per-partition queues of batches, bounded by ``buffer.memory``.
+
+    ``append`` / ``append_many`` take ``tp = (topic, partition)``; a partition of None lets
+    the topic's ``BuiltInPartitioner`` choose (``num_partitions`` is then required).
+    """
+
+    def __init__(self, batch_size: int, buffer_memory: int, linger_ms: int, *,
+                 adaptive_partitioning: bool = True, rng=None) -> None:
+        self.batch_size = batch_size
+        self.buffer_memory = buffer_memory
+        self.linger = linger_ms / 1000.0
+        self.adaptive_partitioning = adaptive_partitioning
+        self.cond = threading.Condition()
+        self.done_cond = threading.Condition()  # batches completing (futures, flush)
+        self.queues: dict[tuple[str, int], deque[ProducerBatch]] = {}
+        self.partitioners: dict[str, BuiltInPartitioner] = {}  # topic -> its built-in partitioner
+        self._rng = rng
+        self.used = 0
+        self.flushing = 0
+        self.closing = False
+        self.incomplete: set[ProducerBatch] = set()
+
+    # called with self.cond held
+    def _reserve(self, size: int, deadline: float, max_block_ms: int) -> None:
+        if size > self.buffer_memory:
+            raise RecordTooLargeError(
+                f"The message is {size} bytes when serialized which is larger than the total memory "
+                f"buffer you have configured with the buffer.memory configuration ({self.buffer_memory})."
+            )
+        while self.used + size > self.buffer_memory:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KafkaTimeoutError(
+                    f"Failed to allocate {size} bytes of buffer memory within the configured max "
+                    f"blocking time {max_block_ms} ms (buffer.memory={self.buffer_memory})"
+                )
+            self.cond.wait(remaining)
+        self.used += size
+
+    def release(self, batch: ProducerBatch) -> None:
+        with self.cond:
+            self.used -= batch.reserved
+            batch.reserved = 0
+            self.incomplete.discard(batch)
+            self.cond.notify_all()
+
+    # -- the built-in partitioner (called with self.cond held) ----------------------------
+
+    def _partitioner(self, topic: str, num_partitions: int) -> BuiltInPartitioner:
+        bip = self.partitioners.get(topic)
+        if bip is None:
+            bip = self.partitioners[topic] = BuiltInPartitioner(topic, max(1, self.batch_size), self._rng)
+        bip.num_partitions = num_partitions
+        return bip
+
+    def _all_batches_full(self, tp: tuple[str, int]) -> bool:
+        """Only the last batch of a queue can be open; an empty queue counts as full."""
+        queue = self.queues.get(tp)
+        return not queue or queue[-1].closed
+
+    def _sticky_partition(self, topic: str, num_partitions: int):
+        """The sticky partition for a key-less append, finishing a switch that was held back
+        while the partition's last batch was open (Kafka's ``partitionChanged``)."""
+        bip = self._partitioner(topic, num_partitions)
+        info = bip.peek_current_partition_info(num_partitions)
+        if self._all_batches_full((topic, info.partition)):
+            bip.update_partition_info(info, 0, num_partitions, True)
+            if bip.is_partition_changed(info):
+                info = bip.peek_current_partition_info(num_partitions)
+        return bip, info
+
+    def peek_partition(self, topic: str, num_partitions: int) -> int:
+        """Where the next key-less record of ``topic`` would go (nothing is counted)."""
+        with self.cond:
+            return self._sticky_partition(topic, num_partitions)[1].partition
+
+    # -- appending -------------------------------------------------------------------------
+
+    def _open_batch(self, tp: tuple[str, int], size: int, now: float) -> ProducerBatch:
+        queue = self.queues.get(tp)
+        if queue is None:
+            queue = self.queues[tp] = deque()
+        if queue:
+            last = queue[-1]
+            if not last.closed and (last.size + size <= self.batch_size or last.count == 0):
+                return last
+            if not last.closed:
+                last.closed = True
+                self.cond.notify_all()  # a full batch is ready: wake the sender
+        batch = ProducerBatch(tp[0], tp[1], now, self.done_cond)
+        queue.append(batch)
+        self.incomplete.add(batch)
+        self.cond.notify_all()  # the sender times linger.ms from the batch's creation
+        return batch
+
+    def append(self, tp, key, value, timestamp, headers, size, deadline, max_block_ms,
+               num_partitions: int = 0) -> tuple[ProducerBatch, int]:
+        with self.cond:
+            if self.closing:
+                raise KafkaError("the producer is closed")
+            self._reserve(size, deadline, max_block_ms)
+            info = None
+            if tp[1] is None:
+                bip = self.partitioners.get(tp[0])
+                info = bip._info if bip is not None else None
+                if info is None or info.partition >= num_partitions or \
+                        info.produced_bytes >= bip.sticky_batch_size or bip.num_partitions != num_partitions:
+                    bip, info = self._sticky_partition(tp[0], num_partitions)
+                # else: below batch.size on the current partition, no switch can be due
+                tp = (tp[0], info.partition)
+            batch = self._open_batch(tp, size, time.monotonic())
+            batch.reserved += size
+            index = batch.append(key, value, timestamp, headers, size)
+            if batch.size >= self.batch_size:
+                batch.closed = True
+                self.cond.notify_all()
+            elif self.linger == 0:
+                self.cond.notify_all()
+            if info is not None:
+                # while the last batch is open the switch waits (up to 2 x batch.size)
+                if info.produced_bytes + size < bip.sticky_batch_size:
+                    info.produced_bytes += size  # no switch yet, whatever the batch
+                else:
+                    bip.update_partition_info(info, size, num_partitions, batch.closed)
+            return batch, index
+
+    def append_many(self, tp, values: list, keys: list | None, headers: tuple, timestamp: int, size: int,
+                    deadline, max_block_ms, num_partitions: int = 0) -> ProducerBatch:
+        with self.cond:
+            if self.closing:
+                raise KafkaError("the producer is closed")
+            self._reserve(size, deadline, max_block_ms)
+            info = None
+            if tp[1] is None:
+                bip, info = self._sticky_partition(tp[0], num_partitions)
+                tp = (tp[0], info.partition)
+            batch = self._open_batch(tp, size, time.monotonic())
+            batch.reserved += size
+            batch.extend(values, keys, headers, timestamp, size)
+            if batch.size >= self.batch_size:
+                batch.closed = True
+            self.cond.notify_all()
+            if info is not None:
+                bip.update_partition_info(info, size, num_partitions, batch.closed)
+            return batch
+
+    def reenqueue(self, batch: ProducerBatch, retry_at: float) -> None:
+        with self.cond:
+            batch.retry_at = retry_at
+            batch.closed = True
+            self.queues.setdefault((batch.topic, batch.partition), deque()).appendleft(batch)
+            self.cond.notify_all()
+
+    # -- draining (the sender thread) -------------------------------------------------------
+
+    def drain(self, max_request_size: int, max_batches: int = 1 << 30
+              ) -> tuple[list[tuple[tuple[str, int], list[ProducerBatch]]], float | None]:
+        """Ready batches per partition (at most ``max_batches`` each, within
+        ``max_request_size`` bytes), and how long until the next one is ready.
+
+        With adaptive partitioning, the queue sizes seen here become the load stats of the
+        topics' built-in partitioners (Kafka's ``RecordAccumulator.partitionReady``)."""
+        now = time.monotonic()
+        ready = []
+        wait = None
+        with self.cond:
+            loads = {} if self.adaptive_partitioning and self.partitioners else None
+            for tp, queue in self.queues.items():
+                if loads is not None:
+                    load = loads.get(tp[0])
+                    if load is None:
+                        load = loads[tp[0]] = ([], [])
+                    load[0].append(len(queue))
+                    load[1].append(tp[1])
+                taken: list[ProducerBatch] = []
+                taken_bytes = 0
+                while queue:
+                    batch = queue[0]
+                    if batch.retry_at > now:
+                        left = batch.retry_at - now
+                        wait = left if wait is None else min(wait, left)
+                        break
+                    sendable = batch.closed or self.flushing or self.closing or now - batch.created >= self.linger
+                    if not sendable:
+                        left = batch.created + self.linger - now
+                        wait = left if wait is None else min(wait, left)
+                        break
+                    if taken and (taken_bytes + batch.size > max_request_size or batch.attempts
+                                  or len(taken) >= max_batches):
+                        break
+                    if batch.count == 0:
+                        queue.popleft()
+                        continue
+                    queue.popleft()
+                    batch.closed = True
+                    taken.append(batch)
+                    taken_bytes += batch.size
+                    if batch.attempts:  # a retried batch goes alone, to keep order simple
+                        break
+                if taken:
+                    ready.append((tp, taken))
+            if loads is not None:
+                self._update_load_stats(loads)
+        return ready, wait
+
+    def _update_load_stats(self, loads: dict) -> None:
+        for topic, bip in self.partitioners.items():
+            load = loads.get(topic)
+            # no adaptive choice until every partition has had a queue: one without would
+            # never be chosen (as in Kafka)
+            if load is None or len(load[0]) < bip.num_partitions:
+                bip.update_partition_load_stats(None, None)
+            else:
+                bip.update_partition_load_stats(load[0], load[1])
+
+    def has_queued(self) -> bool:
+        return any(self.queues.values())
