@@ -24,7 +24,18 @@ open_txns      pk + first offset + pid      empty (transactions open on the part
 txn_index      pk + first offset + pid      last offset int64: the partition-wide list
                                             that ``aborted_txns`` replaces; migrated to
                                             it (and emptied) when the store is opened
+counters       ``producer_id``              next producer id to hand out (int64 BE)
+               ``cluster.id``               the cluster id, base64 UUID (ASCII)
+transactions,  (see kcli/broker/            the transaction coordinator's records and its
+txn_timers     txn_coordinator.py)          timeout / expiry index
+groups,        (see kcli/broker/            the group coordinator's records and committed
+offsets        group_coordinator.py)        offsets
+housekeeping   task name (ASCII)            last run of each periodic task (see
+                                            kcli/broker/housekeeping.py)
 =============  ===========================  ==============================================
+
+Every named database is opened when the store opens, before any thread shares it: py-lmdb's
+``open_db`` takes the write lock without letting other Python threads run.
 
 Durability: the environment is opened without a sync per commit (as Kafka leaves its
 writes in the page cache). Segment files, not this store, are the truth for records:
@@ -53,6 +64,8 @@ DATABASES = (
     b"offsets",
     b"txn_index",
     b"aborted_txns",
+    b"txn_timers",
+    b"housekeeping",
     b"open_txns",
     b"counters",
 )

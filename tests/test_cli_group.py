@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from support import list_offsets
+
+from kcli.common.consumer_protocol import Assignment, Subscription, decode_assignment, encode_assignment, encode_subscription
 import pytest
 
 from kcli.broker.group_coordinator import GroupCoordinator
@@ -355,7 +357,7 @@ def test_reset_offsets_of_one_partition_and_text_dry_run(broker, kcli, reset_set
 
 def test_reset_offsets_refused_while_group_has_an_active_member(broker, cli, kcli, reset_setup):
     coord = GroupCoordinator(broker.store)
-    member = coord.join_group("g", None, protocols=["range"], subscription=["t"], session_timeout_ms=30000).member_id
+    member = coord.join_group("g", None, protocols=[("range", encode_subscription(Subscription(["t"])))], session_timeout_ms=30000).member_id
     for args in (["--to-earliest"], ["--to-offset", "3"], ["--shift-by", "-1"], ["--to-latest"]):
         r = kcli("group", "reset-offsets", "g", "--topic", "t", *args, "--execute")
         assert r.returncode != 0
@@ -379,11 +381,12 @@ def test_group_list_shows_groups_with_state_and_member_count(broker, data_dir, k
     broker.create_topic("t", 1, 1)
     coord = GroupCoordinator(broker.store)
     coord.commit_offsets("idle", -1, None, {("t", 0): 0})
-    join = dict(protocols=["range"], subscription=["t"], session_timeout_ms=30000)
+    join = dict(protocols=[("range", encode_subscription(Subscription(["t"])))], session_timeout_ms=30000)
     member = coord.join_group("busy", None, **join).member_id
     time.sleep(0.35)  # the initial rebalance delay
     gen = coord.join_group("busy", member, **join).generation
-    assert coord.sync_group("busy", gen, member, {member: [["t", 0]]}) == [("t", 0)]
+    _protocol, mine = coord.sync_group("busy", gen, member, {member: encode_assignment(Assignment([("t", 0)]))})
+    assert decode_assignment(mine).partitions == [("t", 0)]
     r = kcli("group", "list", "--output", "json")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]

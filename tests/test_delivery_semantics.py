@@ -17,6 +17,7 @@ from collections import Counter
 
 import pytest
 
+from kcli.admin import Admin
 from kcli.producer import Producer
 from storage import record_batch as rb
 from kcli.common.errors import (
@@ -259,7 +260,8 @@ def test_order_is_kept_when_the_broker_refuses_then_accepts(broker, data_dir):
         time.sleep(0.005)
     assert producer.stats.retries >= 3
     assert not any(f.done() for f in futures)
-    broker.alter_topic("isr", {"min.insync.replicas": 1})
+    with Admin(broker.datadir.root) as admin:
+        admin.alter_configs("isr", {"min.insync.replicas": 1})
     flusher.join(20)
     producer.close()
     assert producer.stats.records_sent == 3

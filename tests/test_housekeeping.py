@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import produce, producer_entries
 
 from kcli.broker.housekeeping import (
     LOG_RETENTION,
@@ -110,8 +111,8 @@ def test_intervals_are_kafkas_defaults_unless_the_environment_overrides_them():
 
 
 def test_a_run_is_claimed_once_per_interval_across_housekeepers(broker):
-    """Two housekeepers on one directory (as two processes would be): the first look starts
-    the schedule without running; then each interval is run by exactly one of them."""
+    """Two housekeepers on one directory (as two processes would be): the schedule starts
+    (when a topic is made) without a run; then each interval is run by exactly one of them."""
     clock = FakeClock(now_ms())
     one = Housekeeper(broker, intervals={LOG_RETENTION: 1000}, clock=clock)
     two = Housekeeper(broker, intervals={LOG_RETENTION: 1000}, clock=clock)
@@ -120,7 +121,8 @@ def test_a_run_is_claimed_once_per_interval_across_housekeepers(broker):
         return {t["task"]: t["status"] for t in h.run(force=False)["tasks"]}[LOG_RETENTION]
 
     broker.housekeeper.stop()  # only these two take part
-    assert status(one) == "not-due" and status(two) == "not-due"  # the schedule starts
+    one.start_schedule()  # as making a topic does
+    assert status(one) == "not-due" and status(two) == "not-due"
     start = one.records()[LOG_RETENTION].last_run_ms
     assert start <= clock.now
     clock.now = start
@@ -261,12 +263,12 @@ def test_housekeeping_expires_idle_producer_ids(broker):
     broker.create_topic("idle", 2, 1, {})
     pid, _ = broker.init_producer_id()
     for p in (0, 1):
-        broker.produce("idle", p, [rb.encode_values([b"a"], now_ms(), producer_id=pid, producer_epoch=0,
+        produce(broker, "idle", p, [rb.encode_values([b"a"], now_ms(), producer_id=pid, producer_epoch=0,
                                                     base_sequence=0)])
     later = now_ms() + PRODUCER_ID_EXPIRATION_MS + 60_000
     summary = Housekeeper(broker, clock=lambda: later).run(tasks=[PRODUCER_ID_EXPIRATION])
     assert summary["producers_expired"] == 2
-    assert broker.describe_producers("idle", 0) == {} and broker.describe_producers("idle", 1) == {}
+    assert producer_entries(broker, "idle", 0) == {} and producer_entries(broker, "idle", 1) == {}
 
 
 def test_closing_the_broker_does_not_wait_for_the_next_run(data_dir):

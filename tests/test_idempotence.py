@@ -169,7 +169,7 @@ def test_same_batch_twice_is_a_duplicate_answered_with_the_original_offsets(brok
     again = produce(broker, topic, 0, [b])
     assert again.duplicate is True
     assert (again.base_offset, again.last_offset) == (1, 3)
-    assert again.batch_base_offsets == [1]
+    assert again.base_offset == 1
     assert end_offset(broker, topic) == 4
     assert [v for _, vs in log_batches(broker, topic) for v in vs] == ["x", "a", "b", "c"]
     # an older batch that is still among the last five is a duplicate too
@@ -285,7 +285,7 @@ def test_producer_state_survives_reopening_the_data_directory(data_dir):
         b1.create_topic("durable", 1, 1, {})
         pid, epoch = b1.init_producer_id()
         batch = idem_batch(["a", "b"], pid, epoch, 0)
-        first = b1.produce("durable", 0, [batch])
+        first = produce(b1, "durable", 0, [batch])
         assert (first.base_offset, first.duplicate) == (0, False)
     finally:
         b1.release()
@@ -294,12 +294,12 @@ def test_producer_state_survives_reopening_the_data_directory(data_dir):
     b2 = open_broker(data_dir)
     try:
         assert b2 is not b1
-        again = b2.produce("durable", 0, [batch])
+        again = produce(b2, "durable", 0, [batch])
         assert (again.duplicate, again.base_offset, again.last_offset) == (True, 0, 1)
         assert end_offset(b2, "durable") == 2
-        entry = b2.describe_producers("durable", 0)[pid]
+        entry = producer_entries(b2, "durable", 0)[pid]
         assert (entry.epoch, entry.last_seq) == (0, 1)
-        nxt = b2.produce("durable", 0, [idem_batch(["c"], pid, epoch, 2)])
+        nxt = produce(b2, "durable", 0, [idem_batch(["c"], pid, epoch, 2)])
         assert (nxt.base_offset, nxt.duplicate) == (2, False)
     finally:
         b2.release()
@@ -350,14 +350,14 @@ def test_recovery_in_a_reopened_broker_adopts_and_deduplicates(data_dir):
     try:
         b1.create_topic("crash", 1, 1, {})
         pid, epoch = b1.init_producer_id()
-        b1.produce("crash", 0, [idem_batch(["a0"], pid, epoch, 0)])
+        produce(b1, "crash", 0, [idem_batch(["a0"], pid, epoch, 0)])
         with open(active_path(b1.log("crash", 0)), "ab") as f:
             f.write(idem_batch(["b0"], pid, epoch, 1, base_offset=1))
     finally:
         b1.release()
     b2 = open_broker(data_dir)
     try:
-        retry = b2.produce("crash", 0, [idem_batch(["b0"], pid, epoch, 1)])
+        retry = produce(b2, "crash", 0, [idem_batch(["b0"], pid, epoch, 1)])
         assert (retry.duplicate, retry.base_offset) == (True, 1)
         assert end_offset(b2, "crash") == 2
     finally:
@@ -374,9 +374,9 @@ def test_batch_lost_by_a_machine_crash_is_written_again_on_retry(data_dir):
         b1.create_topic("lossy", 1, 1, {})
         pid, epoch = b1.init_producer_id()
         kept = idem_batch(["a0"], pid, epoch, 0)
-        b1.produce("lossy", 0, [kept])
+        produce(b1, "lossy", 0, [kept])
         lost = idem_batch(["b0"], pid, epoch, 1)
-        assert b1.produce("lossy", 0, [lost]).base_offset == 1
+        assert produce(b1, "lossy", 0, [lost]).base_offset == 1
         path = active_path(b1.log("lossy", 0))
     finally:
         b1.release()
@@ -386,12 +386,12 @@ def test_batch_lost_by_a_machine_crash_is_written_again_on_retry(data_dir):
 
     b2 = open_broker(data_dir)
     try:
-        retry = b2.produce("lossy", 0, [lost])
+        retry = produce(b2, "lossy", 0, [lost])
         assert (retry.base_offset, retry.last_offset) == (1, 1)
         assert end_offset(b2, "lossy") == 2, "the retry was answered as a duplicate but nothing was written"
         assert retry.duplicate is False
         assert [v for _, vs in log_batches(b2, "lossy") for v in vs] == ["a0", "b0"]
-        entry = b2.describe_producers("lossy", 0)[pid]
+        entry = producer_entries(b2, "lossy", 0)[pid]
         assert [(b.first_seq, b.last_offset) for b in entry.batches] == [(0, 0), (1, 1)]
     finally:
         b2.release()

@@ -262,7 +262,7 @@ def test_recovery_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
         log.append([txn_batch(["a2"], pid, epoch, 2)])  # offset 3
         data_end = log.segments()[-1].size
         log.append_marker(rb.ABORT, pid, epoch + 1)  # offset 4
-        entry = b.describe_producers("t", 0)[pid]
+        entry = producer_entries(b, "t", 0)[pid]
         assert (entry.epoch, entry.batches, entry.txn_first_offset) == (epoch + 1, [], -1)
         assert len(index_entries(log)) == 1
         path = active_path(log)
@@ -275,7 +275,7 @@ def test_recovery_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
         log = b.log("t", 0)
         log.append([plain_batch(["p1"])])  # the first append recovers the tail
         assert log.log_end_offset == 5  # the marker's offset 4 now holds p1
-        entry = b.describe_producers("t", 0)[pid]
+        entry = producer_entries(b, "t", 0)[pid]
         assert entry.epoch == epoch
         assert [(m.first_seq, m.last_seq, m.last_offset) for m in entry.batches] == [(0, 1, 2), (2, 2, 3)]
         assert entry.txn_first_offset == 1  # transaction A is open again
@@ -313,7 +313,7 @@ def test_recovery_finds_the_open_transaction_begun_in_an_older_segment(data_dir)
     try:
         log = b.log("t", 0)
         log.append([plain_batch(["p"])])
-        entry = b.describe_producers("t", 0)[pid]
+        entry = producer_entries(b, "t", 0)[pid]
         assert entry.txn_first_offset == 0
         assert [m.last_offset for m in entry.batches] == [0, 1]
         assert log.last_stable_offset() == 0

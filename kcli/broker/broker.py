@@ -239,21 +239,33 @@ class LocalBroker:
         return api.MetadataResponse([self.node], self.cluster_id(), NODE_ID, [])
 
     def cluster_id(self) -> str:
-        """Kafka's cluster id (a base64 UUID, as ``kafka-storage format`` makes), made once per
-        directory and kept in the ``counters`` database under ``cluster.id``."""
+        """Kafka's cluster id (a base64 UUID, as ``kafka-storage format`` makes). It is kept in
+        the ``counters`` database under ``cluster.id`` when the first topic is made; until then
+        (and in directories older than that) it is the same UUID, derived from the directory's
+        path, so reading it never writes."""
         if self._cluster_id is None:
-            db = self.store.db(b"counters")
             with self.store.read() as txn:
-                found = txn.get(b"cluster.id", db=db)
-            if found is None:
-                import uuid
-
-                new = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=")
-                with self.store.write() as txn:
-                    txn.put(b"cluster.id", new, db=db, overwrite=False)
-                    found = txn.get(b"cluster.id", db=db)
-            self._cluster_id = found.decode()
+                found = txn.get(b"cluster.id", db=self.store.db(b"counters"))
+            self._cluster_id = found.decode() if found is not None else self._derived_cluster_id()
         return self._cluster_id
+
+    def _derived_cluster_id(self) -> str:
+        import uuid
+
+        derived = uuid.uuid5(uuid.NAMESPACE_URL, "kcli:" + self.datadir.root)
+        return base64.urlsafe_b64encode(derived.bytes).rstrip(b"=").decode()
+
+    def _directory_records(self) -> None:
+        """After a write the directory needed anyway (a topic made): keep its cluster id and
+        start its housekeeping schedule, each only if missing. Read-only commands never
+        write, so refusing bad input changes no file."""
+        db = self.store.db(b"counters")
+        with self.store.read() as txn:
+            known = txn.get(b"cluster.id", db=db) is not None
+        if not known:
+            with self.store.write() as txn:
+                txn.put(b"cluster.id", self.cluster_id().encode(), db=db, overwrite=False)
+        self.housekeeper.start_schedule()
 
     # -- CreateTopics, DeleteTopics, CreatePartitions, configs ------------------------------
 
@@ -265,6 +277,8 @@ class LocalBroker:
                                        validate_only=request.validate_only)
                 out.append(api.CreateTopicResult(t.name, t.id, t.partitions, t.replication_factor,
                                                  t.effective_configs()))
+                if not request.validate_only:
+                    self._directory_records()
             except Exception as exc:  # noqa: BLE001 - each topic answers its own error
                 out.append(api.CreateTopicResult(new.name, error=_error_of(exc)))
         return out

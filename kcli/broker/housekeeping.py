@@ -46,10 +46,10 @@ A run is claimed in one LMDB write transaction: read the record, and only if
 serialises write transactions across processes, so two processes never both claim the same
 interval). A run abandoned because its process is closing the broker puts the previous
 record back, so the next process does it. When a directory has no record for a task yet,
-the first process to look writes one with ``last_run_ms = now`` without running the task:
-the schedule starts then, and the first run comes one interval later (as Kafka schedules
-these tasks with a delay after start-up) — so a short CLI command never runs a task at
-start unless it is due.
+the schedule starts when a topic is made in it (``start_schedule``: a record with
+``last_run_ms = now``, no run): the first run comes one interval later (as Kafka schedules
+these tasks with a delay after start-up), so a short CLI command never runs a task at start
+unless it is due, and a command that only reads (or refuses bad input) writes nothing.
 
 The thread: ``Housekeeper.start()`` (called when the broker opens) starts a daemon thread
 that sleeps until the earliest due time, re-reads the schedule (another process may have
@@ -140,13 +140,6 @@ class TaskRecord:
         return {"last_run_ms": self.last_run_ms, "finished_ms": self.finished_ms, "runs": self.runs, "pid": self.pid}
 
 
-def open_db(env):
-    """The ``housekeeping`` named database of a writable LMDB environment (created if new).
-    Call it before other threads use the environment: py-lmdb waits for the write lock here
-    without letting other threads run."""
-    return env.open_db(DB_NAME)
-
-
 def read_records(env, db=None) -> dict[str, TaskRecord]:
     """Every task's record (task name -> TaskRecord). Without ``db``, for an environment
     opened read-only by another process: an empty answer until the database exists."""
@@ -185,10 +178,10 @@ class Housekeeper:
             if unknown:
                 raise ValueError(f"unknown housekeeping tasks: {', '.join(sorted(unknown))}")
             self.intervals.update(intervals)
-        # open_db runs a write transaction while holding the GIL: open the database once per
-        # environment, when the broker opens (before its thread starts), and share the handle
-        existing = getattr(broker, "housekeeper", None)
-        self._db = existing._db if existing is not None else open_db(self.store.env)
+        # the metadata store opens every named database when it opens: py-lmdb's open_db
+        # waits for the write lock without letting other threads run, so it must never be
+        # called once threads (this one's, a consumer's heartbeat) share the environment
+        self._db = self.store.db(DB_NAME)
         self._stop = threading.Event()
         self._run_lock = threading.Lock()  # one run at a time in this process
         self._thread: threading.Thread | None = None
@@ -252,13 +245,21 @@ class Housekeeper:
         waits = []
         for task, interval in self.intervals.items():
             rec = records.get(task)
-            if rec is None or self._is_due(task, rec, now):
+            if rec is None:
+                continue  # no schedule yet (no topic made since): look again later
+            if self._is_due(task, rec, now):
                 return 0
             waits.append(rec.last_run_ms + interval - now)
-        return max(0, min(waits))
+        return max(0, min(waits)) if waits else MAX_SLEEP_MS
+
+    def start_schedule(self) -> None:
+        """Start the schedule of the tasks that have none (no run): the broker calls this when a
+        topic is made, a write the directory needed anyway."""
+        missing = [t for t in SCHEDULE if t not in self.records()]
+        if missing:
+            self._start_schedule(missing, self.clock())
 
     def _start_schedule(self, tasks, now: int) -> None:
-        """A directory's first look: its schedule starts now (no run)."""
         with self.store.write() as txn:
             for task in tasks:
                 key = task.encode("ascii")
@@ -317,9 +318,6 @@ class Housekeeper:
         with self._run_lock:
             now = self.clock()
             records = self.records()
-            fresh = [t for t in names if t not in records]
-            if fresh and not force:
-                self._start_schedule(fresh, now)
             for task in names:
                 if stoppable and self._stop.is_set():
                     raise _Stopped()
@@ -357,7 +355,7 @@ class Housekeeper:
         return summary
 
     def _partitions(self, stoppable: bool):
-        for topic in self.broker.list_topics():
+        for topic in sorted(self.broker.topics.list(), key=lambda t: t.name):
             for p in range(topic.partitions):
                 if stoppable and self._stop.is_set():
                     raise _Stopped()
