@@ -439,6 +439,17 @@ class PartitionLog:
         with self._partition_lock():
             return enforce_retention(self, config, self.clock() if now is None else now)
 
+    def retention_due(self, now: int | None = None) -> bool:
+        """Whether ``enforce_retention`` would delete a segment now (reads only)."""
+        from .retention import retention_due
+
+        return retention_due(self, self._config_source(), self.clock() if now is None else now)
+
+    def has_expired_producers(self, now: int | None = None) -> bool:
+        """Whether ``expire_producers`` would forget a producer now (reads only)."""
+        with self.store.read() as txn:
+            return self.producer_state.has_expired(txn, self.clock() if now is None else now)
+
     def expire_producers(self, now: int | None = None) -> int:
         """Forget producers idle for ``producer.id.expiration.ms`` with no open transaction
         on this partition, under the partition lock. Returns how many were forgotten."""

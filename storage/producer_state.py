@@ -273,9 +273,14 @@ class ProducerStateManager:
             segment_base = seg.base_offset if seg is not None else 0
         return self.txn_index.collect(txn, segment_base, start, end)
 
+    def has_expired(self, txn, now: int) -> bool:
+        """Whether ``expire`` would forget a producer (a read, no write)."""
+        return any(e.txn_first_offset < 0 and now - e.last_timestamp > PRODUCER_ID_EXPIRATION_MS
+                   for e in self.entries(txn).values())
+
     def expire(self, txn, now: int) -> int:
         """Forget producers idle for producer.id.expiration.ms with no open transaction here
-        (checked at most every 30 s per partition, on the append path). Returns how many."""
+        (housekeeping's producer-id expiration task). Returns how many."""
         gone = 0
         for pid, entry in self.entries(txn).items():
             if entry.txn_first_offset < 0 and now - entry.last_timestamp > PRODUCER_ID_EXPIRATION_MS:

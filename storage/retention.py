@@ -36,6 +36,21 @@ def _delete_policy(config: dict) -> bool:
     return "delete" in policy
 
 
+def retention_due(log, config: dict, now: int) -> bool:
+    """Whether ``enforce_retention`` would delete a segment now (a read, no write)."""
+    if (config["retention.ms"] < 0 and config["retention.bytes"] < 0) or not _delete_policy(config):
+        return False
+    with log.store.read() as txn:
+        segments = log.store.segments(txn, log.topic, log.partition)
+    if not segments:
+        return False
+    if _expired(segments[0], config["retention.ms"], now):
+        return True  # the oldest segment (or an active one that expired as a whole)
+    retention_bytes = config["retention.bytes"]
+    return retention_bytes >= 0 and len(segments) > 1 and \
+        sum(s.size for s in segments) - segments[0].size >= retention_bytes
+
+
 def enforce_retention(log, config: dict, now: int) -> int:
     """Called with the partition lock held. Returns how many segments were deleted."""
     retention_ms = config["retention.ms"]

@@ -186,6 +186,9 @@ class Housekeeper:
         self._run_lock = threading.Lock()  # one run at a time in this process
         self._thread: threading.Thread | None = None
         self.runs_here: dict[str, int] = {task: 0 for task in SCHEDULE}  # runs this process made
+        # when this process last found a due task with nothing to do: it looks again an
+        # interval later (a note of its own, not in LMDB, so looking writes nothing)
+        self._looked: dict[str, int] = {}
         self._tasks = {
             LOG_RETENTION: self._log_retention,
             TRANSACTION_ABORT: self._transaction_abort,
@@ -247,6 +250,10 @@ class Housekeeper:
             rec = records.get(task)
             if rec is None:
                 continue  # no schedule yet (no topic made since): look again later
+            looked = self._looked.get(task)
+            if looked is not None and looked > rec.last_run_ms:
+                waits.append(looked + interval - now)
+                continue
             if self._is_due(task, rec, now):
                 return 0
             waits.append(rec.last_run_ms + interval - now)
@@ -326,6 +333,14 @@ class Housekeeper:
                 summary["tasks"].append(entry)
                 now = self.clock()
                 previous = None
+                looked = self._looked.get(task)
+                if not force and looked is not None and now - looked < self.intervals[task]:
+                    entry["status"] = "not-due"  # this process looked less than an interval ago
+                    continue
+                if not force and self._is_due(task, records.get(task), now) and not self._has_work(task, now):
+                    self._looked[task] = now
+                    entry["status"] = "nothing-to-do"  # a read found no work: no claim, no write
+                    continue
                 if force or self._is_due(task, records.get(task), now):  # read first: no write unless due
                     previous = self._claim(task, now, force)
                 if previous is None:
@@ -353,6 +368,21 @@ class Housekeeper:
                     if key in TOTALS:
                         summary[key] += value
         return summary
+
+    def _has_work(self, task: str, now: int) -> bool:
+        """A read-only look whether a due task would change anything. Tasks that find nothing
+        claim nothing, so a process that only reads (or refuses bad input) writes no byte."""
+        try:
+            if task == LOG_RETENTION:
+                return any(self.broker.log(t, p).retention_due(now) for t, p in self._partitions(False))
+            if task == PRODUCER_ID_EXPIRATION:
+                return any(self.broker.log(t, p).has_expired_producers(now) for t, p in self._partitions(False))
+            if task == TRANSACTION_ABORT:
+                check = getattr(self.broker.transactions, "has_timed_out_transactions", None)
+                return True if check is None else check(now)
+        except (KafkaError, FileNotFoundError):
+            return True  # a topic changed under the look: let the task itself decide
+        return True  # the hourly and ten-minute expiries: run them
 
     def _partitions(self, stoppable: bool):
         for topic in sorted(self.broker.topics.list(), key=lambda t: t.name):

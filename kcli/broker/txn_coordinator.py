@@ -149,6 +149,7 @@ class TransactionCoordinator:
         else:
             t.pop("timer", None)
         txn.put(tid.encode(), json.dumps(t, separators=(",", ":")).encode(), db=self._db)
+        txn.put(_TIMERS_BUILT, _TIMER_V1, db=self._timers, overwrite=False)  # every record is filed
 
     def _build_timers(self) -> None:
         """File every record under txn_timers once (a directory written before the index)."""
@@ -157,6 +158,8 @@ class TransactionCoordinator:
         with self.store.read() as txn:
             if txn.get(_TIMERS_BUILT, db=self._timers) is not None:
                 return
+            if txn.stat(self._db)["entries"] == 0:
+                return  # nothing to file (and a read must not write): _save files what comes
         if self.store.env.flags()["readonly"]:
             return
         with self.store.write() as txn:
@@ -388,6 +391,11 @@ class TransactionCoordinator:
             if tid not in done and self._finish_pending(tid, abort_ongoing=True, due_before=now):
                 done.append(tid)
         return done
+
+    def has_timed_out_transactions(self, now_ms: int | None = None) -> bool:
+        """Whether ``abort_timed_out_transactions`` would find work (a read, no write)."""
+        now = self.clock() if now_ms is None else now_ms
+        return self._timers is not None and bool(self._due(_DEADLINE, now - 1))
 
     def expire_transactional_ids(self, now_ms: int | None = None) -> list[str]:
         """Forget every transactional id whose state is Empty, CompleteCommit or CompleteAbort
