@@ -12,6 +12,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Transactions left open past their timeout are aborted by housekeeping every
+# transaction.abort.timed.out.transaction.cleanup.interval.ms (Kafka's 10 s); the tests, in
+# this process and in the kcli processes they start, check every half second instead.
+os.environ.setdefault("KCLI_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS", "500")
+
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> str:

@@ -283,8 +283,8 @@ def test_recovery_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
         assert index_entries(log) == []
         # the producer continues its epoch where the log says it is
         with pytest.raises(OutOfOrderSequenceNumberError):
-            b.produce("t", 0, [txn_batch(["a3"], pid, epoch, 5)])
-        b.produce("t", 0, [txn_batch(["a3"], pid, epoch, 3)])
+            produce(b, "t", 0, [txn_batch(["a3"], pid, epoch, 5)])
+        produce(b, "t", 0, [txn_batch(["a3"], pid, epoch, 3)])
         log.append_marker(rb.ABORT, pid, epoch)
         assert index_entries(log)[0][1:4] == (pid, 1, 6)
         assert log.last_stable_offset() == log.log_end_offset

@@ -183,6 +183,7 @@ class Housekeeper:
         # called once threads (this one's, a consumer's heartbeat) share the environment
         self._db = self.store.db(DB_NAME)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and when the schedule starts
         self._run_lock = threading.Lock()  # one run at a time in this process
         self._thread: threading.Thread | None = None
         self.runs_here: dict[str, int] = {task: 0 for task in SCHEDULE}  # runs this process made
@@ -204,12 +205,14 @@ class Housekeeper:
         if self._thread is not None:
             return
         self._stop.clear()
+        self._wake.clear()
         self._thread = threading.Thread(target=self._loop, name="kcli-housekeeping", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Wake the thread and wait for it: a task in progress stops at the next partition."""
         self._stop.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -226,7 +229,8 @@ class Housekeeper:
                     return
                 log.warning("housekeeping failed", exc_info=True)
                 wait_ms = min(self.intervals.values())
-            self._stop.wait(min(max(wait_ms, 1), MAX_SLEEP_MS) / 1000.0)
+            self._wake.wait(min(max(wait_ms, 1), MAX_SLEEP_MS) / 1000.0)
+            self._wake.clear()
 
     # -- the schedule in LMDB -------------------------------------------------------------
 
@@ -265,6 +269,7 @@ class Housekeeper:
         missing = [t for t in SCHEDULE if t not in self.records()]
         if missing:
             self._start_schedule(missing, self.clock())
+            self._wake.set()  # the thread slept while there was no schedule: look again
 
     def _start_schedule(self, tasks, now: int) -> None:
         with self.store.write() as txn:
