@@ -479,7 +479,7 @@ class LocalBroker:
         out = []
         for p in partitions:
             try:
-                end = self.log(p.topic, p.partition).log_end_offset()
+                end = self.log(p.topic, p.partition).log_end_offset
                 if p.leader_epoch > 0:
                     out.append(api.OffsetForLeaderEpochPartitionResponse(p.topic, p.partition, -1, -1))
                 else:
