@@ -231,22 +231,6 @@ class Producer:
         if spec in ("round_robin", "roundrobin", "RoundRobinPartitioner",
                     "org.apache.kafka.clients.producer.RoundRobinPartitioner"):
             return RoundRobinPartitioner()
-        if spec in ("murmur2", "default", "sticky"):
-            return None
-        try:
-            return load_partitioner(str(spec))
-        except ValueError as exc:
-            raise InvalidConfigError(str(exc)) from None
-
-    @staticmethod
-    def _make_partitioner(spec):
-        if spec is None or spec == "":
-            return None
-        if callable(spec):
-            return spec
-        if spec in ("round_robin", "roundrobin", "RoundRobinPartitioner",
-                    "org.apache.kafka.clients.producer.RoundRobinPartitioner"):
-            return RoundRobinPartitioner()
         if spec in ("murmur2", "default", "sticky", "builtin", "built-in"):
             return None
         try:

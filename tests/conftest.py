@@ -78,3 +78,11 @@ def cli(data_dir):
         return runner.invoke(app, ["--data-dir", data_dir, *[str(a) for a in args]], input=input)
 
     return invoke
+
+
+@pytest.fixture
+def clock():
+    """A FakeClock (tests/support.py) for coordinators driven directly."""
+    from support import FakeClock
+
+    return FakeClock()

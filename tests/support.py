@@ -51,3 +51,16 @@ def producer_entries(broker, topic: str, partition: int) -> dict:
     log = broker.log(topic, partition)
     with broker.store.read() as txn:
         return log.producer_state.entries(txn)
+
+
+class FakeClock:
+    """A clock in milliseconds that moves only when told (``clock`` fixture in conftest)."""
+
+    def __init__(self, start: int = 1_700_000_000_000) -> None:
+        self.t = start
+
+    def __call__(self) -> int:
+        return self.t
+
+    def advance(self, ms: int) -> None:
+        self.t += ms

@@ -33,22 +33,6 @@ SESSION = 6000
 DAY = 24 * 3600 * 1000
 
 
-class FakeClock:
-    def __init__(self, start: int = 1_700_000_000_000) -> None:
-        self.t = start
-
-    def __call__(self) -> int:
-        return self.t
-
-    def advance(self, ms: int) -> None:
-        self.t += ms
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
 @pytest.fixture
 def txns(broker, clock):
     return TransactionCoordinator(broker, clock=clock)
