@@ -17,14 +17,13 @@ What each does:
   one partition at a time under its partition lock).
 - ``transaction-abort`` aborts transactions open longer than their ``transaction.timeout.ms``
   (and finishes interrupted completions): the transaction coordinator's
-  ``abort_timed_out_transactions(now)``, or its ``expire()`` where that is all it has.
+  ``abort_timed_out_transactions(now)``.
 - ``producer-id-expiration`` forgets producers idle for ``producer.id.expiration.ms``
   (86400000) with no open transaction, partition by partition.
 - ``transactional-id-expiration`` removes transactional ids idle for
-  ``transactional.id.expiration.ms``: the coordinator's ``expire_transactional_ids(now)``
-  when it has one, else the task is reported as unsupported.
+  ``transactional.id.expiration.ms``: the coordinator's ``expire_transactional_ids(now)``.
 - ``offsets-retention`` expires the committed offsets of groups: the group coordinator's
-  ``expire_groups(now)`` when it has one, else unsupported.
+  ``expire_groups(now)``.
 
 Each interval can be overridden with an environment variable named after the Kafka config:
 ``KCLI_`` + the name upper-cased with dots as underscores, e.g.
@@ -313,7 +312,7 @@ class Housekeeper:
     def run(self, force: bool = True, tasks=None) -> dict:
         """Run the tasks that are due (every one with ``force``) in the calling thread.
 
-        Returns a summary: ``tasks``, per task its status (ran, not-due, unsupported,
+        Returns a summary: ``tasks``, per task its status (ran, not-due, nothing-to-do,
         failed) and what it did, and the totals ``segments_deleted``,
         ``transactions_aborted``, ``producers_expired``, ``transactional_ids_expired``,
         ``groups_expired``. A forced run is recorded as a run (the next one is due an
@@ -366,7 +365,7 @@ class Housekeeper:
                     continue
                 self._finish(task, now, previous, done=True)
                 self.runs_here[task] += 1
-                entry["status"] = "unsupported" if result is None else "ran"
+                entry["status"] = "ran"
                 entry["duration_ms"] = max(0, self.clock() - now)
                 for key, value in (result or {}).items():
                     entry[key] = value
@@ -383,8 +382,7 @@ class Housekeeper:
             if task == PRODUCER_ID_EXPIRATION:
                 return any(self.broker.log(t, p).has_expired_producers(now) for t, p in self._partitions(False))
             if task == TRANSACTION_ABORT:
-                check = getattr(self.broker.transactions, "has_timed_out_transactions", None)
-                return True if check is None else check(now)
+                return self.broker.transactions.has_timed_out_transactions(now)
         except (KafkaError, FileNotFoundError):
             return True  # a topic changed under the look: let the task itself decide
         return True  # the hourly and ten-minute expiries: run them
@@ -396,7 +394,7 @@ class Housekeeper:
                     raise _Stopped()
                 yield topic.name, p
 
-    # -- the tasks (each returns what it did, or None when the coordinator cannot) ---------
+    # -- the tasks (each returns what it did) -----------------------------------------------
 
     def _log_retention(self, now: int, stoppable: bool) -> dict:
         trimmed = []
@@ -414,9 +412,7 @@ class Housekeeper:
         return {"segments_deleted": total, "partitions": trimmed}
 
     def _transaction_abort(self, now: int, stoppable: bool) -> dict:
-        coordinator = self.broker.transactions
-        abort = getattr(coordinator, "abort_timed_out_transactions", None)
-        count, names = _count_and_names(abort(now) if abort is not None else coordinator.expire())
+        count, names = _count_and_names(self.broker.transactions.abort_timed_out_transactions(now))
         return {"transactions_aborted": count, "transactional_ids": names}
 
     def _producer_id_expiration(self, now: int, stoppable: bool) -> dict:
@@ -428,23 +424,12 @@ class Housekeeper:
                 continue
         return {"producers_expired": total}
 
-    def _transactional_id_expiration(self, now: int, stoppable: bool) -> dict | None:
-        expire = getattr(self.broker.transactions, "expire_transactional_ids", None)
-        if expire is None:
-            return None
-        count, names = _count_and_names(expire(now))
+    def _transactional_id_expiration(self, now: int, stoppable: bool) -> dict:
+        count, names = _count_and_names(self.broker.transactions.expire_transactional_ids(now))
         return {"transactional_ids_expired": count, "transactional_ids": names}
 
-    def _offsets_retention(self, now: int, stoppable: bool) -> dict | None:
-        coordinator = getattr(self.broker, "group_coordinator", None)
-        if coordinator is None:
-            from .group_coordinator import GroupCoordinator
-
-            coordinator = GroupCoordinator(self.store)
-        expire = getattr(coordinator, "expire_groups", None)
-        if expire is None:
-            return None
-        count, names = _count_and_names(expire(now))
+    def _offsets_retention(self, now: int, stoppable: bool) -> dict:
+        count, names = _count_and_names(self.broker.group_coordinator.expire_groups(now))
         return {"groups_expired": count, "groups": names}
 
 

@@ -1,4 +1,5 @@
-"""Kafka's transaction coordinator as a state machine in LMDB, advanced by the producers.
+"""Kafka's transaction coordinator as a state machine in LMDB, advanced by the producers'
+requests and by the broker's housekeeping.
 
 - ``init_producer_id`` bumps the epoch, which fences an older instance (its later requests
   get PRODUCER_FENCED here and INVALID_PRODUCER_EPOCH from the partitions), and first
@@ -19,8 +20,8 @@
   completions; ``expire_transactional_ids`` forgets ids idle in Empty/CompleteCommit/
   CompleteAbort for ``transactional.id.expiration.ms``. Both read the ``txn_timers`` index
   from its oldest entry and stop at the first one not yet due, so neither decodes every
-  transactional id. ``expire`` runs both (the CLI and read_committed consumers call it),
-  and AddPartitions/AddOffsets run the first, a seek when nothing is due.
+  transactional id. The broker's housekeeping calls them on Kafka's schedules
+  (kcli/broker/housekeeping.py); ``expire`` runs both at once.
 
 Databases:
 
@@ -284,9 +285,6 @@ class TransactionCoordinator:
                                member_id=member_id, group_instance_id=group_instance_id)
 
     def _begin(self, tid, producer_id, epoch, partitions=(), group=None) -> None:
-        # until housekeeping runs on a schedule, requests help abort timed-out transactions:
-        # a seek in txn_timers that reads only the entries already due
-        self.abort_timed_out_transactions(self.clock())
         with self.store.write() as txn:
             t = self._check(self._load(txn, tid), tid, producer_id, epoch)
             if t["state"] in (PREPARE_COMMIT, PREPARE_ABORT):

@@ -19,8 +19,8 @@ def _describe(task: dict) -> str:
     status = task["status"]
     if status == "not-due":
         return "not due"
-    if status == "unsupported":
-        return "not supported by this coordinator yet"
+    if status == "nothing-to-do":
+        return "due, nothing to do"
     if status == "failed":
         return f"failed: {task.get('error', '')}"
     name = task["task"]
