@@ -292,3 +292,25 @@ def test_a_non_loopback_listen_is_refused_without_allow_anonymous(tmp_path):
     r = kcli(tmp_path / "d", "serve", "--listen", "0.0.0.0:0", check=False)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "--allow-anonymous" in r.stderr
+
+
+def test_a_long_poll_fetch_does_not_hold_up_a_producer(served):
+    from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+    from kio.static.primitive import i32, i64
+    import datetime
+
+    body = FetchRequest(max_wait=datetime.timedelta(seconds=4), min_bytes=i32(1), topics=(
+        FetchTopic(topic="t", partitions=(FetchPartition(partition=i32(1), fetch_offset=i64(0),
+                                                          partition_max_bytes=i32(1 << 20)),)),),
+        forgotten_topics_data=())
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
+        started = time.monotonic()
+        s.sendall(_request(1, 12, body, 3))
+        p = kafka.KafkaProducer(bootstrap_servers=served.bootstrap, acks="all")
+        p.send("t", value=b"x", partition=0).get(timeout=20)
+        p.close()
+        produced_after = time.monotonic() - started
+        frame = _read_frame(s)
+        waited = time.monotonic() - started
+    assert struct.unpack(">i", frame[:4])[0] == 3
+    assert produced_after < 3.0 < waited

@@ -148,8 +148,11 @@ def produce(ctx: Context, v: int, req) -> Optional[dict]:
                 bad[(t.name, p.index)] = _err(exc)
     answered = {}
     if parts:
-        r = ctx.broker.produce(api.ProduceRequest(parts, req.acks, ms(req.timeout), req.transactional_id))
-        answered = {(x.topic, x.partition): x for x in r.partitions}
+        try:
+            r = ctx.broker.produce(api.ProduceRequest(parts, req.acks, ms(req.timeout), req.transactional_id))
+            answered = {(x.topic, x.partition): x for x in r.partitions}
+        except KafkaError as exc:  # about the whole request (INVALID_REQUIRED_ACKS): every partition says so
+            bad.update({(x.topic, x.partition): exc for x in parts})
     if req.acks == 0:
         return None  # Kafka sends no response to acks=0
     topics = []
