@@ -18,6 +18,7 @@ from . import group as group_cmd
 from . import housekeeping as housekeeping_cmd
 from . import log as log_cmd
 from . import produce as produce_cmd
+from . import serve as serve_cmd
 from . import producers as producers_cmd
 from . import topic as topic_cmd
 from . import txn as txn_cmd
@@ -60,6 +61,7 @@ app.add_typer(producers_cmd.app, name="producers")
 app.add_typer(txn_cmd.app, name="transactions")
 app.add_typer(log_cmd.app, name="log")
 app.add_typer(housekeeping_cmd.app, name="housekeeping")
+app.command("serve")(serve_cmd.serve)
 
 
 def main() -> None:
