@@ -147,6 +147,11 @@ class Admin:
                                              assignment, topics))
         return GroupDescription(g.group_id, g.state, g.protocol_type, g.protocol, g.generation_id, g.leader, members)
 
+    def find_group_coordinator(self, group: str) -> tuple[int, str, int]:
+        """FindCoordinator for a group: (node id, host, port)."""
+        r = self._broker.find_coordinator(group)
+        return r.node_id, r.host, r.port
+
     def group_exists(self, group: str) -> bool:
         return self.describe_consumer_group(group).state != "Dead" or bool(self.list_consumer_group_offsets(group))
 

@@ -396,9 +396,10 @@ def test_group_list_shows_groups_with_state_and_member_count(broker, data_dir, k
     assert r.stdout.splitlines() == ["busy\tStable\t1 member(s)", "idle\tEmpty\t0 member(s)"]
 
 
-def test_group_list_on_empty_data_dir_prints_nothing(kcli):
+def test_group_list_on_missing_data_dir_is_an_error(kcli, data_dir):
     r = kcli("group", "list")
-    assert (r.returncode, r.stdout) == (0, "")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr.startswith("error: ") and "no kcli data directory at" in r.stderr
 
 
 def test_group_delete_refused_while_member_runs_then_deletes(broker, data_dir, tmp_path, kcli):

@@ -120,11 +120,10 @@ def test_if_not_exists_does_not_hide_invalid_input(cli, data_dir):
 # ----------------------------------------------------------------------------- list
 
 
-def test_list_on_missing_data_dir_is_empty_and_creates_nothing(cli, data_dir):
-    r = ok(cli("topic", "list"))
-    assert r.stdout == ""
-    r = ok(cli("topic", "list", "--output", "json"))
-    assert r.stdout == ""
+def test_list_on_missing_data_dir_is_an_error_and_creates_nothing(cli, data_dir):
+    for args in (["topic", "list"], ["topic", "list", "--output", "json"]):
+        r = cli(*args)
+        assert r.exit_code == 1 and "error: " in r.output and "no kcli data directory at" in r.output
     assert not os.path.exists(data_dir)
 
 

@@ -17,9 +17,11 @@ from . import consume as consume_cmd
 from . import group as group_cmd
 from . import housekeeping as housekeeping_cmd
 from . import log as log_cmd
+from . import offsets as offsets_cmd
 from . import produce as produce_cmd
 from . import serve as serve_cmd
 from . import producers as producers_cmd
+from . import records as records_cmd
 from . import topic as topic_cmd
 from . import txn as txn_cmd
 
@@ -57,6 +59,8 @@ app.add_typer(topic_cmd.app, name="topic")
 app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)
 app.add_typer(group_cmd.app, name="group")
+app.command("offsets")(offsets_cmd.offsets)
+app.add_typer(records_cmd.app, name="records")
 app.add_typer(producers_cmd.app, name="producers")
 app.add_typer(txn_cmd.app, name="transactions")
 app.add_typer(log_cmd.app, name="log")

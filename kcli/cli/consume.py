@@ -123,7 +123,21 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
         out.flush()
     finally:
         consumer.close()
+    if count == 0 and not follow and max_messages != 0:
+        _end_hint(topic, partition, len(parts), start)
     return count
+
+
+def _end_hint(topic: str, partition, n: int, start) -> None:
+    """A read that stopped at the end with nothing printed says why, on stderr (never stdout)."""
+    where = f"{topic}-{partition}" if partition is not None else \
+        f"{topic} ({n} partition{'s' if n != 1 else ''})"
+    if start == "end":
+        hint = "--from-beginning or --follow to see more"
+    else:  # already reading from an offset: only new records would show
+        hint = "--follow to wait for more"
+    sys.stderr.write(f"at end of {where}; {hint}\n")
+    sys.stderr.flush()
 
 
 def _poll(consumer, timeout: float, limit: int, output: str, render):

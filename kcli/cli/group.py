@@ -22,13 +22,8 @@ def _admin(ctx):
 def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)) -> None:
     """List consumer groups with their state and member count."""
     check_output(output)
-    from kcli.common.errors import UnknownTopicOrPartitionError
-
-    try:
-        admin = _admin(ctx)
-    except UnknownTopicOrPartitionError:
-        return
-    with admin:
+    # a missing or mistyped data directory is an error (no kcli data directory at PATH), not an empty list
+    with _admin(ctx) as admin:
         groups = [admin.describe_consumer_group(g.group_id) for g in admin.list_consumer_groups()]
     for g in groups:
         if output == "json":
@@ -84,18 +79,93 @@ def describe_rows(admin, group: str):
 @handle_errors
 def describe(
     ctx: typer.Context,
-    group: str = typer.Argument(..., help="Group id."),
+    group: Optional[str] = typer.Argument(None, help="Group id (or --all-groups)."),
+    all_groups: bool = typer.Option(False, "--all-groups", help="Describe every group."),
+    members: bool = typer.Option(False, "--members", help="One line per member: id, host, client id, partition count."),
+    state: bool = typer.Option(False, "--state", help="One line per group: coordinator, assignment strategy, state, members."),
+    verbose: bool = typer.Option(False, "--verbose", help="With --members: each member's partitions too."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """State, generation, leader, protocol, members, and per partition: committed offset,
-    log end offset and lag."""
+    log end offset and lag (as kafka-consumer-groups --describe; --members, --state).
+
+    Examples: kcli group describe billing; kcli group describe --all-groups --state
+    """
     check_output(output)
+    if members and state:
+        raise fail("choose one of --members and --state", 2)
+    if (group is None) == (not all_groups):
+        raise fail("give a group id or --all-groups (not both)", 2)
     with _admin(ctx) as admin:
-        g, rows = describe_rows(admin, group)
+        ids = [group] if group is not None else sorted(g.group_id for g in admin.list_consumer_groups())
+        if state or members:
+            found = [_group_or_raise(admin, gid) for gid in ids]
+            coordinator = admin.find_group_coordinator(ids[0]) if ids else None
+        else:
+            found = [describe_rows(admin, gid) for gid in ids]
+    if state:
+        _print_state(found, coordinator, output)
+    elif members:
+        _print_members(found, verbose, output)
+    else:
+        for i, (g, rows) in enumerate(found):
+            if i and output == "text":
+                typer.echo("")
+            _print_offsets(g, rows, output)
+
+
+def _group_or_raise(admin, group: str):
+    from kcli.common.errors import GroupIdNotFoundError
+
+    g = admin.describe_consumer_group(group)
+    if g.state == "Dead" and not admin.list_consumer_group_offsets(group):
+        raise GroupIdNotFoundError(f"group {group} does not exist")
+    return g
+
+
+def _state_of(g) -> str:
+    return "Empty" if g.state == "Dead" else g.state  # a group known only by its offsets
+
+
+def _print_state(groups, coordinator, output: str) -> None:
+    coord = f"{coordinator[1]}:{coordinator[2]} ({coordinator[0]})" if coordinator else "-"
+    rows = [{"group": g.group_id, "coordinator": coord, "assignment_strategy": g.protocol or None,
+             "state": _state_of(g), "members": len(g.members)} for g in groups]
+    if output == "json":
+        for r in rows:
+            emit_json(r)
+        return
+    table(None, ["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"],
+          [[r["group"], r["coordinator"], r["assignment_strategy"] or "", r["state"], r["members"]] for r in rows])
+
+
+def _print_members(groups, verbose: bool, output: str) -> None:
+    rows = []
+    for g in groups:
+        for m in sorted(g.members, key=lambda m: m.member_id):
+            rows.append({"group": g.group_id, "member_id": m.member_id, "instance_id": m.group_instance_id,
+                         "host": m.host or "-", "client_id": m.client_id or "-", "partitions": len(m.assignment),
+                         "assignment": [f"{t}-{p}" for t, p in m.assignment]})
+    if output == "json":
+        for r in rows:
+            emit_json(r)
+        return
+    if not rows:
+        for g in groups:
+            typer.echo(f"Consumer group '{g.group_id}' has no active members.", err=True)
+        return
+    columns = ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"] + (["ASSIGNMENT"] if verbose else [])
+    table(None, columns,
+          [[r["group"], r["member_id"], r["host"], r["client_id"], r["partitions"]]
+           + ([",".join(r["assignment"]) or "-"] if verbose else []) for r in rows])
+
+
+def _print_offsets(g, rows, output: str) -> None:
+    group = g.group_id
     members = [{"member_id": m.member_id, "client_id": m.client_id, "instance_id": m.group_instance_id,
                 "assignment": [f"{t}-{p}" for t, p in m.assignment]}
                for m in sorted(g.members, key=lambda m: m.member_id)]
-    state = "Empty" if g.state == "Dead" else g.state  # a group known only by its offsets
+    state = _state_of(g)
     if output == "json":
         emit_json({"group": group, "state": state, "generation": g.generation_id, "protocol": g.protocol or None,
                    "leader": g.leader or None, "members": members, "offsets": rows})
@@ -124,71 +194,177 @@ def _parse_datetime(text: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def parse_duration_ms(text: str) -> int:
+    """An ISO-8601 duration as java.time.Duration.parse reads it: PnDTnHnMn.nS (e.g. PT1H, P1DT30M)."""
+    import re
+
+    m = re.fullmatch(r"([-+]?)P(?:([-+]?\d+)D)?(?:T(?:([-+]?\d+)H)?(?:([-+]?\d+)M)?(?:([-+]?\d+(?:[.,]\d{1,9})?)S)?)?",
+                     text.strip(), re.IGNORECASE)
+    if not m or not any(m.group(i) for i in range(2, 6)) or text.strip().upper().endswith("T"):
+        raise fail(f"--by-duration {text!r} is not an ISO-8601 duration PnDTnHnMnS (e.g. PT1H, P1DT2H30M)", 2)
+    days, hours, minutes = (int(m.group(i) or 0) for i in (2, 3, 4))
+    seconds = float((m.group(5) or "0").replace(",", "."))
+    ms = round(((days * 24 + hours) * 60 + minutes) * 60_000 + seconds * 1000)
+    return -ms if m.group(1) == "-" else ms
+
+
+def _read_plan(path: str) -> list[tuple[str, int, int]]:
+    """kafka-consumer-groups --from-file: CSV lines topic,partition,offset (or group,topic,partition,offset)."""
+    plan = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            cells = [c.strip() for c in line.split(",")]
+            if len(cells) == 4:
+                cells = cells[1:]
+            try:
+                if len(cells) != 3:
+                    raise ValueError
+                plan.append((cells[0], int(cells[1]), int(cells[2])))
+            except ValueError:
+                raise fail(f"{path} line {number}: expected topic,partition,offset, not {line!r}", 2) from None
+    return plan
+
+
 @app.command("reset-offsets")
 @handle_errors
 def reset_offsets(
     ctx: typer.Context,
     group: str = typer.Argument(..., help="Group id (it must have no active members)."),
-    topic: List[str] = typer.Option(..., "--topic", "-t", help="Topic, or topic:partition (repeatable)."),
+    topic: List[str] = typer.Option([], "--topic", "-t", help="Topic, or topic:partition (repeatable)."),
+    all_topics: bool = typer.Option(False, "--all-topics", help="Every topic the group has committed offsets for."),
     to_earliest: bool = typer.Option(False, "--to-earliest", help="Move to the log start offset."),
     to_latest: bool = typer.Option(False, "--to-latest", help="Move to the log end offset."),
-    to_offset: Optional[int] = typer.Option(None, "--to-offset", help="Move to this offset (clamped to the log)."),
-    shift_by: Optional[int] = typer.Option(None, "--shift-by", help="Move the committed offset by N (negative: back)."),
+    to_current: bool = typer.Option(False, "--to-current", help="Keep the committed offset (the log end offset where there is none)."),
+    to_offset: Optional[int] = typer.Option(None, "--to-offset", help="Move to this offset (clamped to the log, with a warning)."),
+    shift_by: Optional[int] = typer.Option(None, "--shift-by", help="Move the committed offset by N (negative: back; clamped, with a warning)."),
     to_datetime: Optional[str] = typer.Option(None, "--to-datetime", help="Move to the first record at or after this ISO-8601 time."),
+    by_duration: Optional[str] = typer.Option(None, "--by-duration", help="Move to the first record at or after now minus this ISO-8601 duration (PnDTnHnMnS, e.g. PT1H)."),
+    from_file: Optional[str] = typer.Option(None, "--from-file", help="Move to the offsets of a CSV file of topic,partition,offset lines (as --export writes)."),
+    export: bool = typer.Option(False, "--export", help="Print the plan as CSV topic,partition,offset (for --from-file)."),
     execute: bool = typer.Option(False, "--execute", help="Apply the plan (default: only show it)."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Move a group's committed offsets (a dry run unless --execute), like kafka-consumer-groups.
 
-    Example: kcli group reset-offsets billing --topic orders --to-datetime 2026-11-27T00:00:00Z --execute
+    Examples: kcli group reset-offsets billing --topic orders --to-datetime 2026-11-27T00:00:00Z --execute;
+    kcli group reset-offsets billing --all-topics --by-duration PT1H --export > plan.csv;
+    kcli group reset-offsets billing --from-file plan.csv --execute
     """
     check_output(output)
-    chosen = [to_earliest, to_latest, to_offset is not None, shift_by is not None, to_datetime is not None]
-    if sum(chosen) != 1:
-        raise fail("choose exactly one of --to-earliest, --to-latest, --to-offset, --shift-by, --to-datetime", 2)
+    scenarios = {"--to-earliest": to_earliest, "--to-latest": to_latest, "--to-current": to_current,
+                 "--to-offset": to_offset is not None, "--shift-by": shift_by is not None,
+                 "--to-datetime": to_datetime is not None, "--by-duration": by_duration is not None,
+                 "--from-file": from_file is not None}
+    if sum(scenarios.values()) != 1:
+        raise fail(f"choose exactly one of {', '.join(scenarios)}", 2)
+    if from_file is None and bool(topic) == all_topics:
+        raise fail("give --topic or --all-topics (one of them)", 2)
+    from kcli.common.clock import now_ms
     from kcli.common.errors import NonEmptyGroupError
 
     from ..admin import EARLIEST, LATEST
 
     ts = _parse_datetime(to_datetime) if to_datetime is not None else None
+    if by_duration is not None:
+        ts = now_ms() - parse_duration_ms(by_duration)
+    plan = _read_plan(from_file) if from_file is not None else None
+    warnings = []
     with _admin(ctx) as admin:
         g = admin.describe_consumer_group(group)
         if g.members:
             raise NonEmptyGroupError(
                 f"Assignments can only be reset if the group '{group}' is inactive, but the current state is {g.state}."
             )
+        if plan is not None:
+            wanted = [(t, p) for t, p, _o in plan]
+            requested = {(t, p): o for t, p, o in plan}
+        elif all_topics:
+            wanted = sorted(admin.list_consumer_group_offsets(group))
+        else:
+            wanted = []
+            for spec in topic:
+                name, _, part = spec.partition(":")
+                parts = [int(x) for x in part.split(",")] if part else range(admin.partitions_for(name))
+                wanted += [(name, p) for p in parts]
         targets = []
+        for name, p in wanted:
+            tp = (name, p)
+            start = admin.list_offsets({tp: EARLIEST})[tp][0]  # UNKNOWN_TOPIC_OR_PARTITION for a bad one
+            end = admin.list_offsets({tp: LATEST})[tp][0]
+            current = admin.list_consumer_group_offsets(group, [tp]).get(tp)
+            clamp = False
+            if to_earliest:
+                new = start
+            elif to_latest:
+                new = end
+            elif to_current:
+                new = current.offset if current else end
+            elif to_offset is not None:
+                new, clamp = to_offset, True
+            elif shift_by is not None:
+                new, clamp = (current.offset if current else end) + shift_by, True
+            elif plan is not None:
+                new, clamp = requested[tp], True
+            else:
+                found = admin.list_offsets({tp: ts})[tp][0]
+                new = end if found < 0 else found
+            if clamp and new > end:
+                warnings.append(f"WARN New offset ({new}) is higher than latest offset for topic partition "
+                                f"{name}-{p}. Value will be set to {end}")
+            elif clamp and new < start:
+                warnings.append(f"WARN New offset ({new}) is lower than earliest offset for topic partition "
+                                f"{name}-{p}. Value will be set to {start}")
+            targets.append((name, p, current.offset if current else None, min(max(new, start), end)))
+        for w in warnings:
+            typer.echo(w, err=True)
+        if execute:
+            admin.alter_consumer_group_offsets(group, {(t, p): new for t, p, _c, new in targets})
+    if export:
+        # kafka-consumer-groups --export: the plan as CSV, ready for --from-file
+        for t, p, _cur, new in targets:
+            typer.echo(f"{t},{p},{new}")
+    elif output == "json":
+        for t, p, cur, new in targets:
+            emit_json({"group": group, "topic": t, "partition": p, "current_offset": cur, "new_offset": new,
+                       "executed": execute})
+    else:
+        table(None, ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"],
+              [[group, t, p, "-" if cur is None else cur, new] for t, p, cur, new in targets])
+    if not execute and output == "text":
+        typer.echo("(dry run: nothing changed; add --execute to apply)", err=True)
+
+
+@app.command("delete-offsets")
+@handle_errors
+def delete_offsets(
+    ctx: typer.Context,
+    group: str = typer.Argument(..., help="Group id."),
+    topic: List[str] = typer.Option(..., "--topic", "-t", help="Topic, or topic:partition[,partition] (repeatable)."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+) -> None:
+    """Delete a group's committed offsets for topics it no longer consumes (OffsetDelete, as
+    kafka-consumer-groups --delete-offsets); refused with GROUP_SUBSCRIBED_TO_TOPIC while a
+    member subscribes to the topic.
+
+    Example: kcli group delete-offsets billing --topic old-orders
+    """
+    check_output(output)
+    with _admin(ctx) as admin:
+        partitions = []
         for spec in topic:
             name, _, part = spec.partition(":")
             parts = [int(x) for x in part.split(",")] if part else range(admin.partitions_for(name))
-            for p in parts:
-                tp = (name, p)
-                start = admin.list_offsets({tp: EARLIEST})[tp][0]  # UNKNOWN_TOPIC_OR_PARTITION for a bad one
-                end = admin.list_offsets({tp: LATEST})[tp][0]
-                current = admin.list_consumer_group_offsets(group, [tp]).get(tp)
-                if to_earliest:
-                    new = start
-                elif to_latest:
-                    new = end
-                elif to_offset is not None:
-                    new = to_offset
-                elif shift_by is not None:
-                    new = (current.offset if current else end) + shift_by
-                else:
-                    found = admin.list_offsets({tp: ts})[tp][0]
-                    new = end if found < 0 else found
-                targets.append((name, p, current.offset if current else None, min(max(new, start), end)))
-        if execute:
-            admin.alter_consumer_group_offsets(group, {(t, p): new for t, p, _c, new in targets})
-    for t, p, cur, new in targets:
-        if output == "json":
-            emit_json({"group": group, "topic": t, "partition": p, "current_offset": cur, "new_offset": new,
-                       "executed": execute})
-    if output == "text":
-        table(None, ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"],
-              [[group, t, p, "-" if cur is None else cur, new] for t, p, cur, new in targets])
-        if not execute:
-            typer.echo("(dry run: nothing changed; add --execute to apply)", err=True)
+            partitions += [(name, p) for p in parts]
+        admin.delete_consumer_group_offsets(group, partitions)
+    if output == "json":
+        for t, p in partitions:
+            emit_json({"group": group, "topic": t, "partition": p, "status": "Successful"})
+        return
+    typer.echo(f"Request succeed for deleting offsets from group {group}.")
+    table(None, ["TOPIC", "PARTITION", "STATUS"], [[t, p, "Successful"] for t, p in partitions])
 
 
 @app.command("delete")

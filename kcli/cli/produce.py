@@ -67,6 +67,7 @@ def produce(
     key_separator: Optional[str] = typer.Option(None, "--key-separator", "-K", help="Split each input line into key and value at the first SEP."),
     header: List[str] = typer.Option([], "--header", "-H", help="Header key=value on every record (repeatable)."),
     partition: Optional[int] = typer.Option(None, "--partition", "-p", help="Write to this partition instead of choosing one."),
+    timestamp: Optional[int] = typer.Option(None, "--timestamp", help="CreateTime of every record, in ms since the epoch (default: now; a JSON line's own timestamp wins)."),
     file: Optional[str] = typer.Option(None, "--file", "-f", help="Read records from this file (default: stdin)."),
     input_format: str = typer.Option("lines", "--input-format", help="lines: one record per line; json: one JSON object per line (key, value, headers, partition, timestamp)."),
     config: List[str] = typer.Option([], "-X", "--producer-config", help="Any producer config key=value (repeatable), e.g. -X linger.ms=20."),
@@ -91,14 +92,16 @@ def produce(
     """
     _produce(ctx, topic, value, key, key_separator, header, partition, file, input_format, config, acks,
              linger_ms, batch_size, compression, partitioner, inject_fault, output, quiet, idempotent,
-             transactional_id, transaction_size, abort)
+             transactional_id, transaction_size, abort, timestamp)
 
 
 @handle_errors
 def _produce(ctx, topic, value, key, key_separator, header, partition, file, input_format, config, acks,
              linger_ms, batch_size, compression, partitioner, inject_fault, output, quiet, idempotent=None,
-             transactional_id=None, transaction_size=None, abort=False) -> None:
+             transactional_id=None, transaction_size=None, abort=False, timestamp=None) -> None:
     check_output(output)
+    if timestamp is not None and timestamp < 0:
+        raise fail("--timestamp must be a time in ms since the epoch (not negative)", 2)
     if input_format not in ("lines", "json"):
         raise fail(f"--input-format must be lines or json, not {input_format!r}", 2)
     if key_separator == "":
@@ -138,14 +141,15 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
         if txn is not None:
             txn.start()
         if value is not None:
-            future = producer.send(topic, value.encode("utf-8"), key=key_b, partition=partition, headers=headers)
+            future = producer.send(topic, value.encode("utf-8"), key=key_b, partition=partition, headers=headers,
+                                   timestamp=timestamp)
             producer.flush()
             future.get()
         else:
             progress = _progress(total)
             on_bytes = (lambda n: progress[0].advance(progress[1], n)) if progress else None
             failed_input = _send_input(producer, topic, stream, on_bytes, input_format, key_b,
-                                       key_separator, headers, partition, txn)
+                                       key_separator, headers, partition, txn, timestamp)
         if txn is not None:
             txn.finish()
         producer.flush()
@@ -208,7 +212,7 @@ class _Transactions:
 
 
 def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_separator, headers, partition,
-                txn=None):
+                txn=None, timestamp=None):
     """Send every input line; returns an error message for a malformed line (nothing of the
     chunk holding it is sent), or None."""
     line_no = 0
@@ -220,7 +224,7 @@ def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_sepa
             [block[:room]] + [block[i:i + txn.size] for i in range(room, len(block), txn.size)]
         for lines in pieces:
             error = _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_separator,
-                                headers, partition)
+                                headers, partition, timestamp)
             if error is not None:
                 return error
             sent += len(lines)
@@ -230,7 +234,8 @@ def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_sepa
     return None
 
 
-def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_separator, headers, partition):
+def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_separator, headers, partition,
+                timestamp=None):
     """Send one run of lines; an error message for a malformed line (nothing of the run is
     sent), or None."""
     from kcli.common.errors import KafkaError, UnknownTopicOrPartitionError
@@ -256,7 +261,8 @@ def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_
             try:
                 producer.send(topic, r["value"], key=r["key"] if r["key"] is not None else key_b,
                               partition=r["partition"] if r["partition"] is not None else partition,
-                              timestamp=r["timestamp"], headers=list(headers) + r["headers"])
+                              timestamp=r["timestamp"] if r["timestamp"] is not None else timestamp,
+                              headers=list(headers) + r["headers"])
             except KafkaError as exc:
                 return f"line {number}: {exc}; {sent} record(s) before it were written"
             sent += 1
@@ -274,11 +280,21 @@ def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_
                         f"{sent} record(s) before it were written")
             pairs = [line.split(sep, 1) for line in lines]
             keys, values = (list(column) for column in zip(*pairs))
-        producer.send_many(topic, values, keys=keys, headers=headers, partition=partition)
+        _send_run(producer, topic, values, keys, headers, partition, timestamp)
     else:
         keys = [key_b] * len(lines) if key_b is not None else None
-        producer.send_many(topic, lines, keys=keys, headers=headers, partition=partition)
+        _send_run(producer, topic, lines, keys, headers, partition, timestamp)
     return None
+
+
+def _send_run(producer, topic, values, keys, headers, partition, timestamp) -> None:
+    if timestamp is None:
+        producer.send_many(topic, values, keys=keys, headers=headers, partition=partition)
+        return
+    # a given CreateTime: one send per record (send_many stamps records with now)
+    for i, v in enumerate(values):
+        producer.send(topic, v, key=keys[i] if keys is not None else None, partition=partition,
+                      timestamp=timestamp, headers=headers)
 
 
 def _summary(topic, stats, elapsed, output, quiet, transactions=None) -> None:

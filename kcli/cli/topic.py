@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, handle_errors, parse_kv, table
+from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv, table
 
 app = typer.Typer(help="Create, list, describe, alter and delete topics.", no_args_is_help=True)
 
@@ -35,6 +35,7 @@ def create(
     configs = parse_kv(config, "--config")
     # check everything that needs no data directory first: bad input creates nothing
     validate_new_topic(name, partitions, replication_factor, configs)
+    _warn_min_insync(configs, replication_factor)
     with Admin(data_dir(ctx), create=True) as admin:
         try:
             topic = admin.create_topic(name, partitions, replication_factor, configs)
@@ -57,15 +58,10 @@ def list_(
 ) -> None:
     """List topics."""
     check_output(output)
-    from kcli.common.errors import UnknownTopicOrPartitionError
-
     from ..admin import Admin
 
-    try:
-        admin = Admin(data_dir(ctx))
-    except UnknownTopicOrPartitionError:
-        return  # no data directory yet: no topics
-    with admin:
+    # a missing or mistyped data directory is an error (no kcli data directory at PATH), not an empty list
+    with Admin(data_dir(ctx)) as admin:
         topics = admin.list_topics()
     for t in topics:
         if output == "json":
@@ -78,20 +74,31 @@ def list_(
 @handle_errors
 def describe(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Topic to describe."),
+    name: Optional[str] = typer.Argument(None, help="Topic to describe (default: every topic)."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
-    """Show a topic's partitions, offsets, sizes and configs."""
-    check_output(output)
-    from ..config import format_value
+    """Show a topic's partitions, offsets, sizes and configs (every topic's without a name).
 
+    Examples: kcli topic describe orders; kcli topic describe --output json
+    """
+    check_output(output)
     from ..admin import Admin
 
     with Admin(data_dir(ctx)) as admin:
-        d = admin.describe_topic(name)
-    if output == "json":
-        emit_json(d.to_dict())
-        return
+        names = [name] if name is not None else [t.name for t in admin.list_topics()]
+        found = [admin.describe_topic(n) for n in names]
+    for i, d in enumerate(found):
+        if output == "json":
+            emit_json(d.to_dict())
+            continue
+        if i:
+            typer.echo("")
+        _print_description(d)
+
+
+def _print_description(d) -> None:
+    from ..config import format_value
+
     overrides = ",".join(f"{k}={format_value(v)}" for k, v in sorted(d.overrides.items()))
     typer.echo(
         f"Topic: {d.name}\tTopicId: {d.topic_id}\tPartitionCount: {len(d.partitions)}\t"
@@ -102,32 +109,80 @@ def describe(
             p.log_start_offset, p.log_end_offset, p.segments, p.size_bytes] for p in d.partitions])
 
 
+PARTITIONS_WARNING = ("WARNING: If partitions are increased for a topic that has a key, the partition logic "
+                      "or ordering of the messages will be affected")
+
+
 @app.command("alter")
 @handle_errors
 def alter(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Topic to change."),
+    partitions: Optional[int] = typer.Option(None, "--partitions", "-p", help="Raise the partition count to N (CreatePartitions; it never shrinks)."),
     config: List[str] = typer.Option([], "--config", "-c", help="Set a topic config key=value (repeatable)."),
     delete_config: List[str] = typer.Option([], "--delete-config", help="Remove an override, back to the default (repeatable)."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
-    """Change a topic's configs.
+    """Change a topic's partition count or configs.
 
-    Example: kcli topic alter orders --config retention.ms=3600000
+    Examples: kcli topic alter orders --config retention.ms=3600000;
+    kcli topic alter orders --partitions 6
     """
     check_output(output)
-    from ..config import format_value
-
     from ..admin import Admin
 
-    if not config and not delete_config:
-        raise typer.BadParameter("give --config key=value or --delete-config key")
+    if not config and not delete_config and partitions is None:
+        raise fail("give --partitions N, --config key=value or --delete-config key", 2)
+    changes = parse_kv(config, "--config")
+    result: dict = {"topic": name}
     with Admin(data_dir(ctx)) as admin:
-        overrides = admin.alter_configs(name, parse_kv(config, "--config"), delete_config)
+        if partitions is not None:
+            before = admin.partitions_for(name)  # UNKNOWN_TOPIC_OR_PARTITION first
+            admin.create_partitions(name, partitions, validate_only=True)  # INVALID_PARTITIONS before the warning
+            # as kafka-topics --alter: keyed records of the same key may land elsewhere from now on
+            typer.echo(PARTITIONS_WARNING, err=True)
+            admin.create_partitions(name, partitions)
+            result.update({"partitions_before": before, "partitions": partitions})
+        if changes or delete_config:
+            result["configs"] = admin.alter_configs(name, changes, delete_config)
     if output == "json":
-        emit_json({"topic": name, "configs": overrides})
+        emit_json(result)
+    elif partitions is not None:
+        typer.echo(f"Altered topic {name}: {result['partitions_before']} -> {partitions} partitions.")
     else:
         typer.echo(f"Altered topic {name}.")
+
+
+@app.command("configs")
+@handle_errors
+def configs(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Topic."),
+    all_: bool = typer.Option(False, "--all", help="Every config with its effective value, not only the ones set on the topic."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+) -> None:
+    """A topic's configs with their source, like kafka-configs --describe [--all]:
+    DYNAMIC_TOPIC_CONFIG for one set on the topic, DEFAULT_CONFIG for a default.
+
+    Example: kcli topic configs orders --all
+    """
+    check_output(output)
+    from ..admin import Admin
+
+    with Admin(data_dir(ctx)) as admin:
+        entries = admin.describe_configs(name)
+    if not all_:
+        entries = [c for c in entries if not c.is_default]
+    if output == "json":
+        for c in entries:
+            emit_json({"topic": name, "name": c.name, "value": c.value, "source": c.source,
+                       "is_default": c.is_default, "read_only": c.read_only, "sensitive": c.sensitive})
+        return
+    typer.echo(f"{'All' if all_ else 'Dynamic'} configs for topic {name} are:")
+    for c in entries:
+        value = "null" if c.sensitive else c.value
+        typer.echo(f"  {c.name}={value} sensitive={str(c.sensitive).lower()} source={c.source} "
+                   f"default={str(c.is_default).lower()}")
 
 
 @app.command("delete")
@@ -135,15 +190,37 @@ def alter(
 def delete(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Topic to delete, with all its records."),
+    if_exists: bool = typer.Option(False, "--if-exists", help="Succeed quietly if the topic does not exist."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Delete a topic and its data."""
     check_output(output)
     from ..admin import Admin
 
-    with Admin(data_dir(ctx)) as admin:
-        topic = admin.delete_topic(name)
+    from kcli.common.errors import UnknownTopicOrPartitionError
+
+    try:
+        with Admin(data_dir(ctx)) as admin:
+            topic = admin.delete_topic(name)
+    except UnknownTopicOrPartitionError:
+        if if_exists:  # also when there is no data directory: nothing to delete
+            return
+        raise
     if output == "json":
         emit_json({"topic": topic.name, "deleted": True})
     else:
         typer.echo(f"Deleted topic {topic.name}.")
+
+
+def _warn_min_insync(configs: dict, replication_factor: int) -> None:
+    """Kafka accepts min.insync.replicas above the replication factor; every acks=all write
+    then fails with NOT_ENOUGH_REPLICAS. Say so on stderr."""
+    raw = configs.get("min.insync.replicas")
+    try:
+        wanted = int(raw) if raw is not None else None
+    except ValueError:
+        return
+    if wanted is not None and wanted > replication_factor:
+        typer.echo(f"warning: min.insync.replicas {wanted} > replication factor {replication_factor}: "
+                   f"every acks=all produce will fail with NOT_ENOUGH_REPLICAS (Kafka allows it; "
+                   f"acks=1 and acks=0 still work)", err=True)

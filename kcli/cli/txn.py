@@ -81,3 +81,66 @@ def abort(
     else:
         typer.echo(f"Aborted the transaction of producer {pid} at {topic}-{partition} offset {start_offset} "
                    f"(marker at offset {marker_offset}).")
+
+
+HANGING_HEADERS = ["Topic", "Partition", "ProducerId", "ProducerEpoch", "CoordinatorEpoch", "StartOffset",
+                   "LastTimestamp", "Duration(min)"]
+
+
+@app.command("find-hanging")
+@handle_errors
+def find_hanging(
+    ctx: typer.Context,
+    topic: Optional[str] = typer.Option(None, "--topic", help="Only this topic (default: every topic)."),
+    partition: Optional[int] = typer.Option(None, "--partition", help="Only this partition (with --topic)."),
+    broker_id: Optional[int] = typer.Option(None, "--broker-id", help="Only partitions with a replica on this broker (kcli is broker 0)."),
+    max_transaction_timeout: int = typer.Option(15, "--max-transaction-timeout", help="Minutes: transactions open longer than this are candidates (transaction.max.timeout.ms, 15 min)."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+) -> None:
+    """Open transactions that no coordinator will finish, like kafka-transactions find-hanging:
+    a partition's producer has had a transaction open longer than --max-transaction-timeout
+    and its transactional id's coordinator no longer lists that partition. Abort one with
+    kcli transactions abort --topic T --partition P --start-offset N.
+
+    Example: kcli transactions find-hanging --topic orders
+    """
+    check_output(output)
+    if partition is not None and topic is None:
+        raise fail("The --partition argument requires --topic to be provided", 2)
+    if max_transaction_timeout < 0:
+        raise fail("--max-transaction-timeout must not be negative", 2)
+    from kcli.common.clock import now_ms
+
+    from ..admin import Admin
+
+    limit_ms = max_transaction_timeout * 60_000
+    with Admin(data_dir(ctx)) as admin:
+        if broker_id is not None and broker_id != 0:
+            tps = []
+        elif topic is not None and partition is not None:
+            tps = [(topic, partition)]
+        else:
+            names = [topic] if topic is not None else [t.name for t in admin.list_topics()]
+            tps = [(n, p) for n in names for p in range(admin.partitions_for(n))]
+        now = now_ms()
+        candidates = []
+        for tp, producers in (admin.describe_producers(tps) if tps else {}).items():
+            for s in producers:
+                if s.current_txn_start_offset >= 0 and now - s.last_timestamp > limit_ms:
+                    candidates.append((tp, s))
+        hanging = []
+        if candidates:
+            # the coordinator still owns a partition it lists for the producer's transaction
+            owned = {}
+            for t in admin.list_transactions():
+                owned[t.producer_id] = {tuple(p) for p in t.partitions}
+            hanging = [(tp, s) for tp, s in candidates if tuple(tp) not in owned.get(s.producer_id, set())]
+    rows = [{"topic": tp[0], "partition": tp[1], "producer_id": s.producer_id, "producer_epoch": s.producer_epoch,
+             "coordinator_epoch": -1, "start_offset": s.current_txn_start_offset,
+             "last_timestamp": s.last_timestamp, "duration_min": (now - s.last_timestamp) // 60_000}
+            for tp, s in sorted(hanging, key=lambda x: (x[0][0], x[0][1], x[1].producer_id))]
+    if output == "json":
+        for r in rows:
+            emit_json(r)
+        return
+    table(None, HANGING_HEADERS, [list(r.values()) for r in rows])
