@@ -131,3 +131,58 @@ def test_read_at_the_damaged_offset_raises_and_before_it_returns_the_valid_batch
         log.read(3)
     with pytest.raises(CorruptRecordError, match="offset 3"):
         log.read(5)  # from an index entry before the damage, or from the segment's start
+
+
+# ------------------------------------------------------------------- published damage, repair
+
+
+def commit(broker, group, offset):
+    for r in broker.offset_commit(api.OffsetCommitRequest(group, [api.OffsetCommitPartition("t", 0, offset)])):
+        r.raise_for_error()
+
+
+def test_damaged_published_batch_refuses_appends_until_repair_and_offsets_are_never_reused(kcli, ten, broker):
+    """10 one-record batches, group G committed at 10, one bit flipped inside batch 3: the
+    produce used to cut the log back to 0,1,2,new-0@3 (records 4..9 lost)."""
+    commit(broker, "G", 10)
+    pos = positions(ten)[3]
+    flip(ten, pos + 70)  # the record's last byte, under the CRC
+    r = kcli("produce", "t", "-p", "0", "--value", "new-0", timeout=30)
+    assert_one_line_error(r, "KAFKA_STORAGE_ERROR", "t-0", "offset 3", f"position {pos}")
+    log = broker.log("t", 0)
+    assert log.log_end_offset == 10 and os.path.getsize(ten) == 710  # nothing was cut back
+    assert kcli("produce", "t", "-p", "0", "--value", "again").returncode != 0  # still refused
+
+    r = kcli("log", "verify", "t")
+    assert r.returncode == 1 and "t-0: offset 3 position 213" in r.stdout and "CRC" in r.stdout, r.stdout
+
+    r = kcli("log", "repair", "t")
+    assert r.returncode == 0, r.stderr
+    assert f"t-0: dropped offset 3 (71 bytes at position {pos} in {SEGMENT0}: CRC mismatch" in r.stdout
+    assert "dropped 1 offset(s)" in r.stdout
+    assert os.path.exists(ten + f".dropped-{pos}")
+    assert kcli("log", "verify", "t").returncode == 0
+
+    r = kcli("produce", "t", "-p", "0", "--value", "new-0")
+    assert r.returncode == 0, r.stderr
+    r = consume(kcli, "--from-beginning")
+    assert r.returncode == 0, r.stderr
+    assert printed(r) == [f"{i} r-{i}" for i in (0, 1, 2, 4, 5, 6, 7, 8, 9)] + ["10 new-0"]
+    r = kcli("consume", "t", "--group", "G", "--max-messages", "1", "--timeout", "10", "--format", "%o %v")
+    assert printed(r) == ["10 new-0"], r.stdout + r.stderr
+
+
+def test_repair_of_a_zeroed_tail_keeps_the_log_end(ten, broker):
+    """Published bytes lost at the end (zeros where batches were): the gap reaches the log end."""
+    pos = positions(ten)[7]
+    with open(ten, "r+b") as f:
+        f.seek(pos)
+        f.write(b"\0" * (710 - pos))
+    from storage.repair import repair_partition
+
+    log = broker.log("t", 0)
+    (d,) = repair_partition(log)
+    assert (d.first_offset, d.last_offset, d.position) == (7, 9, pos)
+    assert log.append([batch(["next"])]).base_offset == 10
+    got = log.read(0).records
+    assert [(h.base_offset, h.records_count) for _, h in rb.iter_batches(got)][-2:] == [(7, 0), (10, 1)]
