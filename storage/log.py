@@ -32,6 +32,7 @@ from kcli.common.errors import (
     CorruptRecordError,
     InvalidRecordError,
     InvalidTimestampError,
+    KafkaStorageError,
     OffsetOutOfRangeError,
     RecordListTooLargeError,
     RecordTooLargeError,
@@ -68,6 +69,14 @@ class FetchResult:
     position: int = -1
     last_stable_offset: int = -1
     aborted: list = field(default_factory=list)  # read_committed: (producer id, first offset)
+
+
+class AppendFailedError(KafkaStorageError):
+    """KAFKA_STORAGE_ERROR for an append the file system refused (ENOSPC, EIO, ...): the
+    segment was cut back, so the records are not in the log. Reported at once rather than
+    retried until delivery.timeout.ms: with one replica no other broker takes over."""
+
+    retriable = False
 
 
 class PartitionLock:
@@ -258,36 +267,55 @@ class PartitionLog:
                 if h.is_control:
                     control_types[h.base_offset] = rb.control_type_of(rb.decode_records(batch, 0, h)[0].key)
             position = seg.size
-            write_all(fd, prepared, position)
+            try:
+                write_all(fd, prepared, position)
 
-            flush = (
-                next_offset - state.recovery_point >= config["flush.messages"]
-                or now - state.last_flush_ms >= config["flush.ms"]
-            )
-            if flush:
-                os.fdatasync(fd)
-                state.recovery_point = next_offset
-                state.last_flush_ms = now
+                flush = (
+                    next_offset - state.recovery_point >= config["flush.messages"]
+                    or now - state.last_flush_ms >= config["flush.ms"]
+                )
+                if flush:
+                    os.fdatasync(fd)
+                    state.recovery_point = next_offset
+                    state.last_flush_ms = now
 
-            result = AppendResult(
-                base_offset=offsets[0],
-                last_offset=next_offset - 1,
-                log_append_time=log_append_time,
-                log_start_offset=state.log_start_offset,
-                batch_base_offsets=offsets,
-            )
-            with self.store.write() as txn:
-                self._index_batches(txn, state, seg, headers, position, config["index.interval.bytes"])
-                state.log_end_offset = next_offset
-                state.high_watermark = next_offset
-                self.store.put_segment(txn, self.topic, self.partition, seg)
-                self.store.put_partition_state(txn, self.topic, self.partition, state)
-                self.producer_state.update(txn, headers, now, control_types)
-                if on_publish is not None:
-                    on_publish(txn, result, headers)
+                result = AppendResult(
+                    base_offset=offsets[0],
+                    last_offset=next_offset - 1,
+                    log_append_time=log_append_time,
+                    log_start_offset=state.log_start_offset,
+                    batch_base_offsets=offsets,
+                )
+                with self.store.write() as txn:
+                    self._index_batches(txn, state, seg, headers, position, config["index.interval.bytes"])
+                    state.log_end_offset = next_offset
+                    state.high_watermark = next_offset
+                    self.store.put_segment(txn, self.topic, self.partition, seg)
+                    self.store.put_partition_state(txn, self.topic, self.partition, state)
+                    self.producer_state.update(txn, headers, now, control_types)
+                    if on_publish is not None:
+                        on_publish(txn, result, headers)
+            except BaseException as exc:
+                # nothing of a failed append may stay: cut the file back to where it began,
+                # before the lock is released (a later append would adopt complete batches)
+                self._undo_write(fd, position)
+                if isinstance(exc, OSError):
+                    raise AppendFailedError(
+                        f"{self.name}: writing {total} bytes at position {position} of segment "
+                        f"{seg.base_offset:020d}.log failed ({exc}); nothing was appended") from exc
+                raise
             if flush:
                 self.store.sync()
             return result
+
+    def _undo_write(self, fd: int, position: int) -> None:
+        try:
+            os.ftruncate(fd, position)
+        except OSError as exc:  # the bytes stay past the published end: make sure no one adopts them
+            self._tail_checked = False
+            raise KafkaStorageError(
+                f"{self.name}: an append failed and its bytes could not be removed from position "
+                f"{position} ({exc})") from exc
 
     def append_marker(self, control_type: int, producer_id: int, producer_epoch: int,
                       coordinator_epoch: int = 0) -> AppendResult:

@@ -186,3 +186,57 @@ def test_repair_of_a_zeroed_tail_keeps_the_log_end(ten, broker):
     assert log.append([batch(["next"])]).base_offset == 10
     got = log.read(0).records
     assert [(h.base_offset, h.records_count) for _, h in rb.iter_batches(got)][-2:] == [(7, 0), (10, 1)]
+
+
+# ------------------------------------------------------------------------------ failed appends
+
+
+def test_append_that_fails_with_enospc_leaves_nothing_readable(broker, monkeypatch):
+    """A short write then ENOSPC: the segment is cut back to where the append began before the
+    lock is released, the error is reported, and neither the next append nor a reader sees any
+    byte of the failed batches (they used to be adopted by the next append's recovery)."""
+    import storage.log as storage_log
+
+    broker.create_topic("t", 1, 1, {})
+    log = broker.log("t", 0)
+    log.append([batch(["a0", "a1"])])
+    path = seg_path(broker)
+    size = os.path.getsize(path)
+    failed = [batch([f"x{i}"]) for i in range(3)]
+    real = storage_log.write_all
+
+    def full_disk(fd, buffers, position):
+        data = b"".join(bytes(b) for b in buffers)
+        os.pwrite(fd, data[: len(data) - 10], position)  # complete batches, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage_log, "write_all", full_disk)
+    with pytest.raises(KafkaStorageError, match="No space left on device"):
+        log.append(failed)
+    assert os.path.getsize(path) == size
+    assert log.log_end_offset == 2
+    monkeypatch.setattr(storage_log, "write_all", real)
+
+    assert log.append([batch(["b0"])]).base_offset == 2
+    values = [r.value for pos, h in rb.iter_batches(log.read(0).records)
+              for r in rb.decode_records(log.read(0).records, pos, h)]
+    assert values == [b"a0", b"a1", b"b0"]
+    assert os.path.getsize(path) == log.segments()[-1].size
+
+
+def test_produce_through_the_broker_reports_enospc_on_the_records(broker, monkeypatch):
+    import storage.log as storage_log
+
+    broker.create_topic("t", 1, 1, {})
+
+    def full_disk(fd, buffers, position):
+        os.pwrite(fd, bytes(buffers[0]), position)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage_log, "write_all", full_disk)
+    r = broker.produce(api.ProduceRequest([api.ProducePartition("t", 0, [batch(["x"])])], -1, 30000))
+    err = r.partitions[0].error
+    assert isinstance(err, KafkaStorageError) and "No space left on device" in str(err)
+    monkeypatch.undo()
+    assert broker.log("t", 0).read(0).records == b""
+    assert os.path.getsize(seg_path(broker)) == 0
