@@ -351,29 +351,47 @@ class Consumer:
         offsets: list = []
         next_position = position
         aborted = _AbortedFilter(fetched.aborted_transactions) if fetched.aborted_transactions else None
-        for pos, h in rb.iter_batches(data):
-            if check and not rb.crc_ok(data, pos, h):
-                raise _crc_error(tp, data, pos, h, fetched)
-            next_position = max(next_position, h.next_offset)
-            if aborted is not None and aborted.skip(data, pos, h):
-                continue
-            if h.is_control or h.last_offset < position:
-                continue
-            if h.records_count == h.last_offset_delta + 1:
-                if make is None:
-                    batch_items = rb.decode_values(data, pos, h)
-                else:
-                    batch_items = rb.decode_records(data, pos, h, make, tp.topic, tp.partition)
-                skip = position - h.base_offset if h.base_offset < position else 0
-                if skip:
-                    batch_items = batch_items[skip:]
-                items.extend(batch_items)
-                offsets.extend(range(h.base_offset + skip + 1, h.next_offset + 1))
-            else:  # offsets with gaps (a compacted batch): take the careful path
-                for r in rb.decode_records(data, pos, h, ConsumerRecord, tp.topic, tp.partition):
-                    if r.offset >= position:
-                        items.append(r.value if make is None else make(*r))
-                        offsets.append(r.offset + 1)
+        expected = None  # the base offset the next batch must have
+        damage = None
+        try:
+            for pos, h in rb.iter_batches(data):
+                if h.base_offset != expected and (expected is not None or h.last_offset < position):
+                    damage = _offset_error(tp, pos, h, fetched, position if expected is None else expected)
+                    break
+                if check and not rb.crc_ok(data, pos, h):
+                    damage = _crc_error(tp, data, pos, h, fetched)
+                    break
+                expected = h.base_offset + h.last_offset_delta + 1
+                next_position = max(next_position, h.next_offset)
+                if aborted is not None and aborted.skip(data, pos, h):
+                    continue
+                if h.is_control or h.last_offset < position:
+                    continue
+                try:
+                    if h.records_count == h.last_offset_delta + 1:
+                        if make is None:
+                            batch_items = rb.decode_values(data, pos, h)
+                        else:
+                            batch_items = rb.decode_records(data, pos, h, make, tp.topic, tp.partition)
+                        skip = position - h.base_offset if h.base_offset < position else 0
+                        if skip:
+                            batch_items = batch_items[skip:]
+                        items.extend(batch_items)
+                        offsets.extend(range(h.base_offset + skip + 1, h.next_offset + 1))
+                    else:  # offsets with gaps (a compacted batch): take the careful path
+                        for r in rb.decode_records(data, pos, h, ConsumerRecord, tp.topic, tp.partition):
+                            if r.offset >= position:
+                                items.append(r.value if make is None else make(*r))
+                                offsets.append(r.offset + 1)
+                except CorruptRecordError as exc:  # records that cannot be decoded: stop before them
+                    damage = CorruptRecordError(f"{_where(tp, h.base_offset, pos, fetched)}: {exc}")
+                    next_position = max(position, h.base_offset)
+                    break
+        except CorruptRecordError as exc:  # a batch header that cannot be right
+            damage = CorruptRecordError(f"{tp} offset {position if expected is None else expected}: {exc}")
+        if damage is not None and next_position == position:
+            raise damage  # nothing valid before the damaged batch: no fetch loop without progress
+        # valid batches before a damaged one are delivered; the next fetch starts at the damage
         if items:
             offsets[-1] = next_position  # past trailing control batches too
             st.buffered, st.buffered_offsets, st.buffered_make = items, offsets, make
@@ -417,11 +435,21 @@ class Consumer:
             raise KafkaError("This consumer has already been closed.")
 
 
-def _crc_error(tp, data, pos, h, fetched: api.FetchPartitionResponse) -> CorruptRecordError:
-    where = f"{tp} offset {h.base_offset}"
+def _where(tp, offset: int, pos: int, fetched: api.FetchPartitionResponse) -> str:
+    where = f"{tp} offset {offset}"
     if fetched.file_position >= 0:
         where += f" position {fetched.file_position + pos} in segment {fetched.segment_base:020d}.log"
-    return CorruptRecordError(f"{where}: CRC mismatch (stored {h.crc}, computed {rb.computed_crc(data, pos, h)})")
+    return where
+
+
+def _crc_error(tp, data, pos, h, fetched: api.FetchPartitionResponse) -> CorruptRecordError:
+    return CorruptRecordError(f"{_where(tp, h.base_offset, pos, fetched)}: CRC mismatch "
+                              f"(stored {h.crc}, computed {rb.computed_crc(data, pos, h)})")
+
+
+def _offset_error(tp, pos, h, fetched: api.FetchPartitionResponse, expected: int) -> CorruptRecordError:
+    return CorruptRecordError(f"{_where(tp, expected, pos, fetched)}: batch base offset {h.base_offset} "
+                              f"(last offset {h.last_offset}) does not follow on from offset {expected}")
 
 
 class _AbortedFilter:

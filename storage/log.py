@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from kcli.common.errors import (
     CorruptRecordError,
     InvalidRecordError,
     InvalidTimestampError,
+    KafkaStorageError,
     OffsetOutOfRangeError,
     RecordListTooLargeError,
     RecordTooLargeError,
@@ -67,6 +69,14 @@ class FetchResult:
     position: int = -1
     last_stable_offset: int = -1
     aborted: list = field(default_factory=list)  # read_committed: (producer id, first offset)
+
+
+class AppendFailedError(KafkaStorageError):
+    """KAFKA_STORAGE_ERROR for an append the file system refused (ENOSPC, EIO, ...): the
+    segment was cut back, so the records are not in the log. Reported at once rather than
+    retried until delivery.timeout.ms: with one replica no other broker takes over."""
+
+    retriable = False
 
 
 class PartitionLock:
@@ -257,36 +267,55 @@ class PartitionLog:
                 if h.is_control:
                     control_types[h.base_offset] = rb.control_type_of(rb.decode_records(batch, 0, h)[0].key)
             position = seg.size
-            write_all(fd, prepared, position)
+            try:
+                write_all(fd, prepared, position)
 
-            flush = (
-                next_offset - state.recovery_point >= config["flush.messages"]
-                or now - state.last_flush_ms >= config["flush.ms"]
-            )
-            if flush:
-                os.fdatasync(fd)
-                state.recovery_point = next_offset
-                state.last_flush_ms = now
+                flush = (
+                    next_offset - state.recovery_point >= config["flush.messages"]
+                    or now - state.last_flush_ms >= config["flush.ms"]
+                )
+                if flush:
+                    os.fdatasync(fd)
+                    state.recovery_point = next_offset
+                    state.last_flush_ms = now
 
-            result = AppendResult(
-                base_offset=offsets[0],
-                last_offset=next_offset - 1,
-                log_append_time=log_append_time,
-                log_start_offset=state.log_start_offset,
-                batch_base_offsets=offsets,
-            )
-            with self.store.write() as txn:
-                self._index_batches(txn, state, seg, headers, position, config["index.interval.bytes"])
-                state.log_end_offset = next_offset
-                state.high_watermark = next_offset
-                self.store.put_segment(txn, self.topic, self.partition, seg)
-                self.store.put_partition_state(txn, self.topic, self.partition, state)
-                self.producer_state.update(txn, headers, now, control_types)
-                if on_publish is not None:
-                    on_publish(txn, result, headers)
+                result = AppendResult(
+                    base_offset=offsets[0],
+                    last_offset=next_offset - 1,
+                    log_append_time=log_append_time,
+                    log_start_offset=state.log_start_offset,
+                    batch_base_offsets=offsets,
+                )
+                with self.store.write() as txn:
+                    self._index_batches(txn, state, seg, headers, position, config["index.interval.bytes"])
+                    state.log_end_offset = next_offset
+                    state.high_watermark = next_offset
+                    self.store.put_segment(txn, self.topic, self.partition, seg)
+                    self.store.put_partition_state(txn, self.topic, self.partition, state)
+                    self.producer_state.update(txn, headers, now, control_types)
+                    if on_publish is not None:
+                        on_publish(txn, result, headers)
+            except BaseException as exc:
+                # nothing of a failed append may stay: cut the file back to where it began,
+                # before the lock is released (a later append would adopt complete batches)
+                self._undo_write(fd, position)
+                if isinstance(exc, OSError):
+                    raise AppendFailedError(
+                        f"{self.name}: writing {total} bytes at position {position} of segment "
+                        f"{seg.base_offset:020d}.log failed ({exc}); nothing was appended") from exc
+                raise
             if flush:
                 self.store.sync()
             return result
+
+    def _undo_write(self, fd: int, position: int) -> None:
+        try:
+            os.ftruncate(fd, position)
+        except OSError as exc:  # the bytes stay past the published end: make sure no one adopts them
+            self._tail_checked = False
+            raise KafkaStorageError(
+                f"{self.name}: an append failed and its bytes could not be removed from position "
+                f"{position} ({exc})") from exc
 
     def append_marker(self, control_type: int, producer_id: int, producer_epoch: int,
                       coordinator_epoch: int = 0) -> AppendResult:
@@ -530,11 +559,14 @@ class PartitionLog:
                         return empty
                     seg = following
                 entry = self.offset_index.lookup(txn, offset)
-                start = entry[2] if entry is not None and entry[1] == seg.base_offset else 0
+                if entry is not None and entry[1] == seg.base_offset:
+                    start, first_base, first_last = entry[2], None, entry[0]
+                else:
+                    start, first_base, first_last = 0, seg.base_offset, None
                 try:
                     self._check_directory()
                     records, position, upper_bound = self._read_batches(
-                        seg.base_offset, start, seg.size, offset, limit, max_bytes)
+                        seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last)
                 except FileNotFoundError:  # retention deleted the segment meanwhile: look again
                     continue
                 aborted = []
@@ -546,8 +578,17 @@ class PartitionLog:
             )
         raise OffsetOutOfRangeError(f"offset {offset} of {self.name} was deleted while being read")
 
-    def _read_batches(self, base: int, start: int, published: int, offset: int, limit: int, max_bytes: int):
-        """(records, their position in the segment, the offset after the last batch)."""
+    def _read_batches(self, base: int, start: int, published: int, offset: int, limit: int, max_bytes: int,
+                      expected: int | None = None, first_last: int | None = None):
+        """(records, their position in the segment, the offset after the last batch).
+
+        Every batch's base offset must be the one the previous batch leads to (the first
+        one's is ``expected``, the segment's base offset, or, when the read starts at an
+        index entry, its last offset is ``first_last``): one comparison per batch. At the
+        first batch that breaks the chain (or whose header or length cannot be right) the
+        batches before it are returned; when there are none, CORRUPT_MESSAGE names the
+        partition, the offset and the file position, so a reader never loops without
+        progress and never sees offsets that do not follow each other."""
         fd = self._reader(base)
         end = min(published, start + max(max_bytes, 1 << 16) + (1 << 14))
         buf = read_range(fd, start, end)
@@ -559,38 +600,67 @@ class PartitionLog:
         first = None
         last_end = None
         next_offset = -1
-        for pos, h in rb.iter_batches(buf):
-            if h.base_offset >= limit:
-                break
-            if first is None:
-                if h.last_offset < offset:
-                    continue
-                first = pos
-            elif pos + h.size - first > max_bytes:
-                break
-            last_end = pos + h.size
-            next_offset = h.base_offset + h.last_offset_delta + 1
-        if first is None:
-            # the first wanted batch did not fit the read: read from where it starts
-            pos = self._find_batch(buf, offset)
-            if pos is None:
-                return b"", -1, -1
-            h = rb.read_header(buf, pos)
-            if h.base_offset >= limit:
-                return b"", -1, -1
-            whole = read_range(fd, start + pos, start + pos + h.size)
-            return whole, start + pos, h.base_offset + h.last_offset_delta + 1
-        return memoryview(buf)[first:last_end], start + first, next_offset
+        scanned = 0  # the end of the last batch looked at
+        damage = None
+        try:
+            for pos, h in rb.iter_batches(buf):
+                if h.base_offset != expected and (expected is not None or h.last_offset != first_last):
+                    damage = (f"batch base offset {h.base_offset}, expected {expected}" if expected is not None
+                              else f"the batch indexed for offset {first_last} ends at offset {h.last_offset}")
+                    break
+                expected = h.base_offset + h.last_offset_delta + 1
+                if h.base_offset >= limit:
+                    break
+                scanned = pos + h.size
+                if first is None:
+                    if h.last_offset < offset:
+                        continue
+                    first = pos
+                elif pos + h.size - first > max_bytes:
+                    break
+                last_end = scanned
+                next_offset = expected
+            else:
+                if first is None:
+                    damage = self._tail_damage(fd, buf, start, scanned, published, expected, limit)
+        except CorruptRecordError as exc:
+            damage = re.sub(r"^batch at position \d+ \(offset (-?\d+)\)", r"batch (base offset \1)", str(exc))
+        if first is not None:
+            return memoryview(buf)[first:last_end], start + first, next_offset
+        if damage is None:
+            if scanned < len(buf) or start + scanned >= published:
+                return b"", -1, -1  # reached the limit
+            damage = "nothing could be read"
+        if damage == "":  # the first wanted batch is larger than the read: read it whole
+            h = rb.read_header(read_range(fd, start + scanned, start + scanned + rb.HEADER_SIZE))
+            whole = read_range(fd, start + scanned, start + scanned + h.size)
+            return whole, start + scanned, h.next_offset
+        where = expected if expected is not None else offset
+        raise CorruptRecordError(
+            f"{self.name}: offset {where} position {start + scanned} in segment {base:020d}.log: {damage}")
 
     @staticmethod
-    def _find_batch(buf, offset: int) -> int | None:
-        pos = 0
-        while pos + rb.HEADER_SIZE <= len(buf):
-            h = rb.read_header(buf, pos)
-            if h.last_offset >= offset:
-                return pos
-            pos += h.size
-        return None
+    def _tail_damage(fd: int, buf, start: int, scanned: int, published: int, expected, limit: int) -> str | None:
+        """After the complete batches of ``buf``: None when nothing more is wanted or published,
+        "" when the next batch is whole but longer than the read, else what is wrong with it."""
+        at = start + scanned
+        if at >= published:
+            return None
+        head = buf[scanned:scanned + rb.HEADER_SIZE]
+        if len(head) < rb.HEADER_SIZE:
+            head = read_range(fd, at, min(published, at + rb.HEADER_SIZE))
+        if len(head) < rb.HEADER_SIZE:
+            return f"{published - at} published bytes do not form a complete batch"
+        h = rb.read_header(head)
+        if h.base_offset != expected and expected is not None:
+            return f"batch base offset {h.base_offset}, expected {expected}"
+        if h.magic != rb.MAGIC:
+            return f"batch has magic {h.magic}, expected 2"
+        if h.length < rb.HEADER_SIZE - rb.LOG_OVERHEAD or at + h.size > published:
+            return f"batch length {h.length} runs past the published end of the segment ({published} bytes)"
+        if h.base_offset >= limit:
+            return None
+        return ""
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record with timestamp >= ``timestamp``, or None."""

@@ -10,13 +10,12 @@ check of the tail from the last index entry, which catches a zero-filled or torn
   adopted: they were fully written before their writer died, so they are published and
   indexed as if the append had finished;
 * from the first invalid or incomplete batch on, the file is truncated;
-* when published batches are lost (a machine crash took bytes that were never fsynced),
-  the log is cut back to the last valid batch: the offset and time indexes and the
-  aborted-transaction index lose the entries past the new end, and the producers that
-  wrote past it get their state rebuilt from the batches that remain (their last
-  sequences and epochs, and the transaction a lost marker had closed is open again), as
-  Kafka's ``LogLoader`` does. Reading goes back from the active segment only as far as
-  those producers' states need;
+* published bytes are never cut back: readers may have seen those offsets and groups may
+  have committed past them. When a batch below the published end is damaged or missing
+  (a machine crash took bytes that were never fsynced, or a flipped bit), nothing is
+  truncated and the append fails with KAFKA_STORAGE_ERROR naming the partition, offset and
+  position, as Kafka takes a log directory offline; the partition refuses appends until
+  ``kcli log repair`` (``repair.py``) turns the damaged range into a gap;
 * segment files past the active one (a writer died while rolling) are removed.
 """
 
@@ -25,11 +24,19 @@ from __future__ import annotations
 import os
 
 from . import record_batch as rb
-from kcli.common.errors import CorruptRecordError
+from kcli.common.errors import CorruptRecordError, KafkaStorageError
 from .metadata import PartitionState, SegmentInfo
 from .segment import read_range, segment_path
 
 _SCAN_CHUNK = 8 << 20
+
+
+class DamagedLogError(KafkaStorageError):
+    """KAFKA_STORAGE_ERROR for a partition whose published bytes are damaged. Not worth a
+    retry here: with one replica no other broker can take the partition over (Kafka retries
+    because leadership moves), and only ``kcli log repair`` brings it back."""
+
+    retriable = False
 
 
 def scan_valid_prefix(buf, expected_first: int | None) -> tuple[int, list[tuple[int, rb.BatchHeader]]]:
@@ -93,21 +100,15 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
                                           segment_base=seg.base_offset)
             changed = True
     else:
-        # published records were lost or damaged (machine crash): cut the log back
+        # published bytes are damaged or missing: readers or groups may have seen those
+        # offsets, so nothing is cut back; the partition refuses appends until a repair
         last = batches[-1][1] if batches else None
-        new_end = last.next_offset if last is not None else seg.base_offset
-        seg.size = valid_end
-        seg.last_offset = new_end - 1 if last is not None else -1
-        seg.max_timestamp = max((h.max_timestamp for _, h in batches), default=-1)
-        state.log_end_offset = state.high_watermark = new_end
-        state.recovery_point = min(state.recovery_point, new_end)
-        with log.store.write() as txn:
-            log.offset_index.truncate_from(txn, new_end)
-            log.time_index.truncate_from_offset(txn, new_end)
-            log.producer_state.rebuild_from_log(txn, new_end, _events_newest_first(log, txn, buf, batches, seg))
-            log.store.put_segment(txn, log.topic, log.partition, seg)
-            log.store.put_partition_state(txn, log.topic, log.partition, state)
-        changed = True
+        offset = last.next_offset if last is not None else seg.base_offset
+        raise DamagedLogError(
+            f"{log.name}: offset {offset} position {valid_end} in segment {seg.base_offset:020d}.log: "
+            f"{_damage_reason(buf, valid_end, seg.size, offset)}; the partition refuses appends until "
+            f"'kcli log repair {log.topic} --partition {log.partition}' drops the damaged offsets"
+        )
 
     if size > seg.size:
         os.ftruncate(fd, seg.size)
@@ -117,6 +118,23 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
     if changed:
         os.fdatasync(fd)
     return state, seg
+
+
+def _damage_reason(buf, pos: int, published: int, expected: int) -> str:
+    """Why the published bytes at ``pos`` of ``buf`` (the segment from its start) are not a valid batch."""
+    if len(buf) < published:
+        if pos >= len(buf):
+            return f"the file holds {len(buf)} bytes but {published} were published (truncated)"
+    if pos + rb.HEADER_SIZE > min(len(buf), published):
+        return f"{min(len(buf), published) - pos} published bytes do not form a complete batch"
+    h = rb.read_header(buf, pos)
+    if h.magic != rb.MAGIC:
+        return f"batch has magic {h.magic}, expected 2"
+    if h.length < rb.HEADER_SIZE - rb.LOG_OVERHEAD or pos + h.size > published:
+        return f"batch length {h.length} runs past the published end ({published} bytes)"
+    if h.base_offset != expected:
+        return f"batch base offset {h.base_offset}, expected {expected}"
+    return f"CRC mismatch (stored {h.crc}, computed {rb.computed_crc(buf, pos, h)})"
 
 
 def _control_type(buf, pos: int, h: rb.BatchHeader) -> int | None:

@@ -5,6 +5,10 @@ makes (``record_batch.walk_records``: record lengths, offset deltas, record coun
 and the marker of a control batch), so damage under a valid CRC is found; the first batch
 with malformed records is reported for each partition.
 
+A batch without records whose lastOffsetDelta spans several offsets is a gap (what
+``kcli log repair`` leaves where it dropped damaged batches, and Kafka's cleaner where it
+removed every record of a batch), not a problem.
+
 Read-only: it takes no lock and changes nothing. Bytes past a segment's published size
 (an append that was cut short) are reported as a note, not a problem: the next append
 recovers them.
@@ -81,7 +85,7 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
                 if actual != h.crc:
                     report.problems.append(Problem(
                         name, h.base_offset, pos, seg_name, f"CRC mismatch (stored {h.crc}, computed {actual})"))
-                elif h.records_count != h.last_offset_delta + 1:
+                elif h.records_count and h.records_count != h.last_offset_delta + 1:  # 0: a gap batch
                     report.problems.append(Problem(
                         name, h.base_offset, pos, seg_name,
                         f"{h.records_count} records but lastOffsetDelta {h.last_offset_delta}"))

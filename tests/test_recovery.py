@@ -184,9 +184,14 @@ def test_recovery_by_a_reopened_broker_checks_the_tail(data_dir, broker, log):
         open_broker(data_dir)  # give the fixture back the reference it will release
 
 
-def test_fresh_writer_cuts_back_a_zeroed_published_tail(data_dir, broker, log):
+def test_fresh_writer_refuses_a_zeroed_published_tail_until_repair(data_dir, broker, log):
     """A machine crash can lose published bytes that were never fsynced: the file then ends
-    in zeros where LMDB says batches are. The first append of a new process finds them."""
+    in zeros where LMDB says batches are. The first append of a new process finds them and
+    refuses (KAFKA_STORAGE_ERROR) rather than cutting published offsets back; a repair turns
+    them into a gap and the log end stays where it was."""
+    from kcli.common.errors import KafkaStorageError
+    from storage.repair import repair_partition
+
     path = active_path(log)
     size = os.path.getsize(path)
     first_batch_size = len(batch(["a0", "a1", "a2"]))
@@ -198,8 +203,12 @@ def test_fresh_writer_cuts_back_a_zeroed_published_tail(data_dir, broker, log):
     try:
         b2 = open_broker(data_dir)
         log2 = b2.log("orders", 0)
-        assert log2.append([batch(["d0"])]).base_offset == 3
-        assert_consistent(log2, ["a0", "a1", "a2", "d0"])
+        with pytest.raises(KafkaStorageError, match="orders-0: offset 3"):
+            log2.append([batch(["d0"])])
+        assert os.path.getsize(path) == size and log2.log_end_offset == 5
+        assert [(d.first_offset, d.last_offset) for d in repair_partition(log2)] == [(3, 4)]
+        assert log2.append([batch(["d0"])]).base_offset == 5
+        assert read_values(log2) == [(0, "a0"), (1, "a1"), (2, "a2"), (5, "d0")]
     finally:
         if b2 is not None:
             b2.release()

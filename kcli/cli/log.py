@@ -1,4 +1,4 @@
-"""``kcli log``: look inside segment files (dump) and check them (verify)."""
+"""``kcli log``: look inside segment files (dump), check them (verify), repair them (repair)."""
 
 from __future__ import annotations
 
@@ -135,3 +135,35 @@ def verify(
                          f"{batches} batch(es), {records} record(s): {verdict}\n")
     if problems:
         raise typer.Exit(1)
+
+
+@app.command("repair")
+@handle_errors
+def repair(
+    ctx: typer.Context,
+    topic: str = typer.Argument(..., help="Topic to repair."),
+    partition: Optional[int] = typer.Option(None, "--partition", "-p", help="Only this partition (default: all)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be dropped; change nothing."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+) -> None:
+    """Drop damaged published batches so that the partition accepts appends again.
+
+    Says exactly which offsets it drops. The log end offset stays where it was: the dropped
+    offsets become a gap and are never given out again. The dropped bytes are kept beside
+    the segment (<segment>.log.dropped-<position>).
+    """
+    check_output(output)
+    from storage.repair import repair_data_dir
+
+    looked, dropped = repair_data_dir(data_dir(ctx), topic, partition, dry_run=dry_run)
+    if output == "json":
+        for d in dropped:
+            emit_json({"partition": d.partition, "segment": d.segment, "first_offset": d.first_offset,
+                       "last_offset": d.last_offset, "position": d.position, "bytes": d.size,
+                       "reason": d.reason, "kept_in": d.kept_in, "dry_run": dry_run})
+        return
+    verb = "would drop" if dry_run else "dropped"
+    for d in dropped:
+        sys.stdout.write(str(d).replace(": dropped ", f": {verb} ", 1) + "\n")
+    offsets = sum(d.last_offset - d.first_offset + 1 for d in dropped)
+    sys.stdout.write(f"checked {len(looked)} partition(s): {verb} {offsets} offset(s) in {len(dropped)} range(s)\n")

@@ -1,0 +1,240 @@
+"""Repairing a partition whose published bytes are damaged (``kcli log repair``).
+
+Published offsets may have been seen by readers and committed by groups, so a repair never
+gives an offset out twice: the log end offset stays where it was and the damaged range
+becomes a gap. Each damaged range of a segment (from the first batch that is not valid to the
+next valid batch whose base offset follows on, or to the segment's end) is replaced by one
+empty batch (no records, ``lastOffsetDelta`` spanning the dropped offsets, no producer): the
+form Kafka's log cleaner leaves when it removes every record of a batch. Offsets therefore
+stay continuous in the file, a reader's position moves over the gap like over any batch, and
+any Kafka record parser reads the segment.
+
+A batch is valid when its header is sane (magic 2, a length inside the published bytes), its
+base offset is the one expected and its CRC matches. The dropped bytes are kept beside the
+segment in ``<segment>.log.dropped-<position>`` for whoever wants to look at them.
+
+The repair runs under the partition lock; the offset index entries of the repaired segment
+are rebuilt (positions after a repaired range move), the segment's published size is updated.
+Producer state is left as it is: a retry of a dropped batch is still recognised as a duplicate.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+from . import record_batch as rb
+from .metadata import int64_key, int64_of_key
+from .segment import fsync_dir, read_range, segment_path, write_fully
+
+
+@dataclass
+class DroppedRange:
+    partition: str
+    segment: str
+    first_offset: int
+    last_offset: int
+    position: int
+    size: int  # damaged bytes replaced
+    reason: str
+    kept_in: str  # the file the dropped bytes were saved to
+
+    def __str__(self) -> str:
+        span = f"offset {self.first_offset}" if self.first_offset == self.last_offset else \
+            f"offsets {self.first_offset}..{self.last_offset}"
+        return (f"{self.partition}: dropped {span} ({self.size} bytes at position {self.position} in "
+                f"{self.segment}: {self.reason})")
+
+
+def _valid(buf, pos: int, end: int, expected: int) -> rb.BatchHeader | None:
+    if pos + rb.HEADER_SIZE > end:
+        return None
+    h = rb.read_header(buf, pos)
+    if h.magic != rb.MAGIC or h.length < rb.HEADER_SIZE - rb.LOG_OVERHEAD or pos + h.size > end:
+        return None
+    if h.base_offset != expected or h.last_offset_delta < 0 or h.records_count < 0:
+        return None
+    return h if rb.crc_ok(buf, pos, h) else None
+
+
+def _reason(buf, pos: int, end: int, expected: int) -> str:
+    if pos + rb.HEADER_SIZE > end:
+        return f"{end - pos} published bytes do not form a complete batch"
+    h = rb.read_header(buf, pos)
+    if h.magic != rb.MAGIC:
+        return f"batch has magic {h.magic}, expected 2"
+    if h.length < rb.HEADER_SIZE - rb.LOG_OVERHEAD or pos + h.size > end:
+        return f"batch length {h.length} runs past the published end"
+    if h.base_offset != expected:
+        return f"batch base offset {h.base_offset}, expected {expected}"
+    if h.last_offset_delta < 0 or h.records_count < 0:
+        return f"{h.records_count} records with lastOffsetDelta {h.last_offset_delta}"
+    return f"CRC mismatch (stored {h.crc}, computed {rb.computed_crc(buf, pos, h)})"
+
+
+def _resync(buf, pos: int, end: int, after: int, limit: int) -> tuple[int, rb.BatchHeader] | None:
+    """The first position past ``pos`` where a valid batch with a base offset in (after, limit) starts."""
+    q = buf.find(b"\x02", pos + 1 + 16)  # the magic byte sits 16 bytes into a batch
+    while q != -1 and q - 16 + rb.HEADER_SIZE <= end:
+        at = q - 16
+        base = struct.unpack_from(">q", buf, at)[0]
+        if after < base < limit:
+            h = _valid(buf, at, end, base)
+            if h is not None and h.last_offset < limit:
+                return at, h
+        q = buf.find(b"\x02", q + 1)
+    return None
+
+
+def gap_batch(first_offset: int, last_offset: int, timestamp: int = rb.NO_TIMESTAMP) -> bytes:
+    """An empty batch that covers ``first_offset..last_offset``: no records, no producer."""
+    tail = struct.pack(">hiqqqhii", 0, last_offset - first_offset, timestamp, timestamp,
+                       rb.NO_PRODUCER_ID, rb.NO_PRODUCER_EPOCH, rb.NO_SEQUENCE, 0)
+    from .checksum import crc32c
+
+    head = struct.pack(">qiibI", first_offset, len(tail) + 9, -1, rb.MAGIC, crc32c(tail))
+    return head + tail
+
+
+def plan_segment(buf, base: int, end_offset: int) -> tuple[list, list[tuple[int, int, int, int, str]]]:
+    """Walk a segment's published bytes. Returns (pieces, damaged) where pieces are the bytes
+    of the repaired segment in order and damaged lists (position, size, first offset, last
+    offset, reason) for each range that is replaced by a gap batch."""
+    pieces: list = []
+    damaged = []
+    end = len(buf)
+    pos = 0
+    expected = base
+    good_from = 0
+    while pos < end and expected < end_offset:
+        h = _valid(buf, pos, end, expected)
+        if h is not None:
+            pos += h.size
+            expected = h.next_offset
+            continue
+        reason = _reason(buf, pos, end, expected)
+        found = _resync(buf, pos, end, expected, end_offset)
+        stop, next_base = (found[0], found[1].base_offset) if found else (end, end_offset)
+        pieces.append(memoryview(buf)[good_from:pos])
+        pieces.append(gap_batch(expected, next_base - 1))
+        damaged.append((pos, stop - pos, expected, next_base - 1, reason))
+        pos = good_from = stop
+        expected = next_base
+    if pos < end:  # bytes past the last offset the segment may hold
+        pieces.append(memoryview(buf)[good_from:pos])
+        damaged.append((pos, end - pos, expected, expected - 1, "bytes past the segment's last offset"))
+        good_from = end
+    elif expected < end_offset:  # the published bytes end early
+        pieces.append(memoryview(buf)[good_from:pos])
+        pieces.append(gap_batch(expected, end_offset - 1))
+        damaged.append((pos, 0, expected, end_offset - 1, "published batches are missing from the file"))
+        good_from = end
+    pieces.append(memoryview(buf)[good_from:end])
+    return pieces, damaged
+
+
+def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
+    """Replace every damaged range of the partition's published segments by a gap batch;
+    returns what was dropped (nothing when the partition is healthy)."""
+    out: list[DroppedRange] = []
+    config = log._config_source()
+    with log._partition_lock():
+        with log.store.read() as txn:
+            state = log.state(txn)
+            segments = log.store.segments(txn, log.topic, log.partition)
+        for i, seg in enumerate(segments):
+            end_offset = segments[i + 1].base_offset if i + 1 < len(segments) else state.log_end_offset
+            path = segment_path(log.dir, seg.base_offset)
+            name = os.path.basename(path)
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue  # a missing segment is reported by verify; nothing to rewrite here
+            try:
+                buf = read_range(fd, 0, seg.size)
+                pieces, damaged = plan_segment(buf, seg.base_offset, end_offset)
+                if not damaged:
+                    continue
+                first_at = damaged[0][0]
+                for pos, size, first, last, reason in damaged:
+                    kept = f"{path}.dropped-{pos}" if size else ""
+                    out.append(DroppedRange(log.name, name, first, last, pos, size, reason,
+                                            os.path.basename(kept)))
+                    if size and not dry_run:
+                        with open(kept, "wb") as f:
+                            f.write(buf[pos:pos + size])
+                            f.flush()
+                            os.fsync(f.fileno())
+                if dry_run:
+                    continue
+                fsync_dir(log.dir)
+                new = b"".join(bytes(p) for p in pieces)
+                write_fully(fd, memoryview(new)[first_at:], first_at)  # bytes before the damage stay
+                os.ftruncate(fd, len(new))
+                os.fdatasync(fd)
+                _publish_repaired(log, seg, new, end_offset, config["index.interval.bytes"])
+            finally:
+                os.close(fd)
+            log.forget_reader(seg.base_offset)
+        if not dry_run and out:
+            log._tail_checked = False  # the next append checks the tail again
+    return out
+
+
+def _publish_repaired(log, seg, data: bytes, end_offset: int, interval: int) -> None:
+    """New size and offset index entries of a rewritten segment (its offsets are unchanged)."""
+    idx = log.offset_index
+    with log.store.write() as txn:
+        cur = txn.cursor(db=idx._db)
+        if cur.set_range(int64_key(idx._pk, seg.base_offset)):
+            while cur.key().startswith(idx._pk) and len(cur.key()) == len(idx._pk) + 8 \
+                    and int64_of_key(cur.key()) < end_offset:
+                if not cur.delete():
+                    break
+        since = 0
+        last = -1
+        for pos, h in rb.iter_batches(data):
+            if since > interval:
+                idx.add(txn, h.last_offset, seg.base_offset, pos)
+                since = 0
+            since += h.size
+            last = h.last_offset
+        seg.size = len(data)
+        seg.bytes_since_index = since
+        if last >= 0:
+            seg.last_offset = last
+        log.store.put_segment(txn, log.topic, log.partition, seg)
+
+
+def repair_data_dir(root: str, topic: str, partition: int | None = None, *,
+                    dry_run: bool = False) -> tuple[list[str], list[DroppedRange]]:
+    """Repair one topic (or one partition of it) of a data directory. Returns (the
+    partitions looked at, what was dropped). Raises UNKNOWN_TOPIC_OR_PARTITION."""
+    from kcli.common.errors import UnknownTopicOrPartitionError
+
+    from .layout import DataDir
+    from .log import PartitionLog
+    from .metadata import MetadataStore
+    from .topics import TopicStore
+
+    datadir = DataDir(root)
+    if not datadir.exists():
+        raise UnknownTopicOrPartitionError(
+            f"no kcli data directory at {datadir.root} (create a topic first, or set --data-dir)")
+    looked: list[str] = []
+    dropped: list[DroppedRange] = []
+    with MetadataStore(datadir.meta, create=False) as store:
+        t = TopicStore(store, datadir).get(topic)
+        if partition is not None and not 0 <= partition < t.partitions:
+            raise UnknownTopicOrPartitionError(
+                f"partition {partition} of topic '{topic}' does not exist (it has partitions 0..{t.partitions - 1})")
+        configs = t.effective_configs()
+        for p in [partition] if partition is not None else range(t.partitions):
+            log = PartitionLog(store, topic, p, datadir.partition_dir(topic, p), lambda: configs)
+            try:
+                dropped.extend(repair_partition(log, dry_run=dry_run))
+            finally:
+                log.close()
+            looked.append(log.name)
+    return looked, dropped
