@@ -15,7 +15,10 @@ segment in ``<segment>.log.dropped-<position>`` for whoever wants to look at the
 
 The repair runs under the partition lock; the offset index entries of the repaired segment
 are rebuilt (positions after a repaired range move), the segment's published size is updated.
-Producer state is left as it is: a retry of a dropped batch is still recognised as a duplicate.
+Aborted-transaction index entries whose ABORT marker was dropped are forgotten (else they would
+hide the producer's later transactions from read_committed readers); the aborted records then
+read as committed, as after any loss of a marker. Producer state is left as it is: a retry of
+a dropped batch is still recognised as a duplicate.
 """
 
 from __future__ import annotations
@@ -173,7 +176,8 @@ def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
                 write_fully(fd, memoryview(new)[first_at:], first_at)  # bytes before the damage stay
                 os.ftruncate(fd, len(new))
                 os.fdatasync(fd)
-                _publish_repaired(log, seg, new, end_offset, config["index.interval.bytes"])
+                _publish_repaired(log, seg, new, end_offset, config["index.interval.bytes"],
+                                  [(first, last) for _pos, _size, first, last, _reason in damaged])
             finally:
                 os.close(fd)
             log.forget_reader(seg.base_offset)
@@ -182,10 +186,13 @@ def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
     return out
 
 
-def _publish_repaired(log, seg, data: bytes, end_offset: int, interval: int) -> None:
-    """New size and offset index entries of a rewritten segment (its offsets are unchanged)."""
+def _publish_repaired(log, seg, data: bytes, end_offset: int, interval: int, dropped) -> None:
+    """New size and offset index entries of a rewritten segment (its offsets are unchanged);
+    aborted-transaction entries whose ABORT marker was dropped go, in the same transaction."""
     idx = log.offset_index
     with log.store.write() as txn:
+        for first, last in dropped:
+            log.producer_state.txn_index.forget_markers_in(txn, seg.base_offset, first, last)
         cur = txn.cursor(db=idx._db)
         if cur.set_range(int64_key(idx._pk, seg.base_offset)):
             while cur.key().startswith(idx._pk) and len(cur.key()) == len(idx._pk) + 8 \

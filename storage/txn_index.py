@@ -92,6 +92,24 @@ class TransactionIndex:
                 gone += 1
         return gone
 
+    def forget_markers_in(self, txn, segment_base: int, first: int, last: int) -> int:
+        """Drop the entries of one segment whose ABORT marker lies in ``first..last`` (a repair
+        dropped those offsets: without its marker, an entry would hide the producer's later
+        transactions from read_committed readers). Returns how many."""
+        doomed = []
+        cur = txn.cursor(db=self._db)
+        if cur.set_range(self._pk + _KEY.pack(segment_base, first)):
+            for key, _raw in cur:
+                if not self._mine(key):
+                    break
+                base, marker = _KEY.unpack_from(key, len(self._pk))
+                if base != segment_base or marker > last:
+                    break
+                doomed.append(bytes(key))
+        for key in doomed:
+            txn.delete(key, db=self._db)
+        return len(doomed)
+
     def truncate_from(self, txn, offset: int) -> int:
         """Drop the entries whose marker is at or past ``offset`` (the log was cut back
         there), walking back from the partition's last entry. Returns how many."""

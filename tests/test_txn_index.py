@@ -13,10 +13,11 @@ import pytest
 from support import produce, producer_entries
 
 from kcli.broker import open_broker
-from kcli.common.errors import OutOfOrderSequenceNumberError
+from kcli.common.errors import KafkaStorageError, OutOfOrderSequenceNumberError
 from kcli.consumer import Consumer, TopicPartition
 from kcli.producer import Producer
 from storage import record_batch as rb
+from storage.repair import repair_partition
 from storage.metadata import MetadataStore, partition_key
 from storage.retention import enforce_retention
 
@@ -199,19 +200,13 @@ def test_partition_wide_entries_of_an_older_store_are_moved_to_the_segments_inde
 # -- recovery: a lost marker ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "published bytes are no longer cut back on the first append: a lost marker makes the partition refuse "
-    "appends (KAFKA_STORAGE_ERROR) until 'kcli log repair'; the repair does not yet write the lost marker back"))
 def test_committed_transaction_after_a_lost_abort_marker_is_visible_to_read_committed(data_dir):
     """Txn A is aborted; the machine crashes before the ABORT marker's bytes reach the disk
-    (LMDB had published it). Recovery cuts the marker off; the index entry it left must go
-    too, or it hides the next transaction of the same producer (there is no ABORT marker
-    left to end it). After a new epoch the producer commits txn B: B must be readable.
-
-    Rebuilt from the log, txn A is open again (its data remain, its marker does not), so
-    the LSO waits at its first offset and B's COMMIT, from the same producer, ends it
-    together with B: A's records then read as committed. That is what Kafka's rebuilt
-    producer state does too after such a loss (a "hanging" transaction)."""
+    (LMDB had published it). The partition refuses appends until `kcli log repair` drops
+    the damaged range; the index entry of A's abort must go with the marker, or it hides the
+    next transaction of the same producer (there is no ABORT marker left to end it). After a
+    new epoch the producer commits txn B: B must be readable. (A's records, their marker
+    lost, then read as committed, as after any loss of a marker.)"""
     b = open_broker(data_dir, create=True)
     try:
         b.create_topic("t", 1, 1, {})
@@ -233,6 +228,14 @@ def test_committed_transaction_after_a_lost_abort_marker_is_visible_to_read_comm
     p.abort_transaction()
     p.close()
     lose_tail(path, data_end)  # the ABORT marker's bytes
+    b = open_broker(data_dir)
+    try:
+        with pytest.raises(KafkaStorageError):
+            b.log("t", 0).append([plain_batch(["refused"])])
+        (dropped,) = repair_partition(b.log("t", 0))
+        assert (dropped.first_offset, dropped.last_offset) == (3, 3)  # the marker's offset
+    finally:
+        b.release()
 
     p = Producer(conf, data_dir=data_dir)
     try:
@@ -254,7 +257,7 @@ def test_committed_transaction_after_a_lost_abort_marker_is_visible_to_read_comm
 
 @pytest.mark.xfail(strict=True, reason=(
     "published bytes are no longer cut back on the first append: a lost marker makes the partition refuse "
-    "appends (KAFKA_STORAGE_ERROR) until 'kcli log repair'; the repair does not yet write the lost marker back"))
+    "appends (KAFKA_STORAGE_ERROR) until 'kcli log repair'; the repair does not yet rebuild producer state"))
 def test_recovery_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
     """The lost ABORT marker had bumped the epoch (as the coordinator does when it aborts a
     timed-out transaction) and closed the transaction: after recovery the producer is back
@@ -301,7 +304,7 @@ def test_recovery_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
 
 @pytest.mark.xfail(strict=True, reason=(
     "published bytes are no longer cut back on the first append: a lost marker makes the partition refuse "
-    "appends (KAFKA_STORAGE_ERROR) until 'kcli log repair'; the repair does not yet write the lost marker back"))
+    "appends (KAFKA_STORAGE_ERROR) until 'kcli log repair'; the repair does not yet rebuild producer state"))
 def test_recovery_finds_the_open_transaction_begun_in_an_older_segment(data_dir):
     """A transaction begun in an older segment whose marker was lost: the rebuilt state
     names its first offset there."""
