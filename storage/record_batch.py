@@ -697,7 +697,9 @@ def walk_records(buf, pos: int, header: BatchHeader) -> tuple[int, int]:
         start, end = 0, len(data)
     found = _walk_uniform(data, start, end, count)
     if found is None:
-        found = _walk(data, start, end, count)
+        found = _walk_sized(data, start, end, count)
+        if found is None:
+            found = _walk(data, start, end, count)
     return found
 
 
@@ -913,6 +915,16 @@ def _walk_uniform(data, pos: int, n: int, count: int) -> tuple[int, int] | None:
         return None
     plan = _uniform_plans.get(key)
     if plan is None:
+        # records of other sizes (the common case when lengths differ) are told apart by
+        # the batch's size before any plan is built
+        body_rest = body0 - 1  # record 0's body without its one-byte offset delta
+        total = 0
+        for lo_od, hi_od, width in _OD_RANGES:
+            if lo_od >= count:
+                break
+            total += (min(count, hi_od) - lo_od) * (len(encode_varint(body_rest + width)) + body_rest + width)
+        if total != n - pos:
+            return None
         if len(_uniform_plans) > 1024:
             _uniform_plans.clear()
         plan = _uniform_plans[key] = _uniform_plan(count, key[1], key[2], key_bytes, key[3], value_bytes)
@@ -925,6 +937,138 @@ def _walk_uniform(data, pos: int, n: int, count: int) -> tuple[int, int] | None:
         for off, expected in checks:
             if data[start + off : end : size] != expected:
                 return None
+    return ts, ts
+
+
+# Records that differ in value length: what a producer writes for text lines of different
+# lengths. Each record is ``varint(L) 00 ts od kv [key] vv value 00`` with the timestamp delta
+# ``ts`` and key length ``kv`` of record 0 (a null key, or keys of one length) and no headers.
+# Given the two bytes that start a record (its length varint, or that and the attributes byte)
+# and its offset delta, every byte of it but the key's and the value's is known: the loop looks
+# the record up by those two bytes in a table of rows (its size, then for each offset delta i
+# the bytes expected from the previous record's header count through this record's value
+# length) and compares them with one ``startswith``.
+
+_SIZED_MAX_COUNT = 1 << 16
+_SIZED_MAX_ENTRIES = 200_000  # pieces kept in all rows; the tables are rebuilt past this
+_sized_rows: dict[tuple, list] = {}
+_sized_entries = 0
+_OD_VARINTS: list[bytes] = []  # offset delta -> its varint
+
+
+def _od_varints(count: int) -> list[bytes]:
+    if len(_OD_VARINTS) < count:
+        _OD_VARINTS.extend(encode_varint(i) for i in range(len(_OD_VARINTS), count))
+    return _OD_VARINTS
+
+
+def _sized_row(head: int, count: int, ts_bytes: bytes, key_varint: bytes, key_bytes: int):
+    """The row for records starting with bytes ``head >> 8, head & 0xFF``: [size, then for
+    offset delta 1 .. count - 1 the bytes the record must hold from the byte before it up to
+    its value], or False when no record of this shape starts so."""
+    b0, b1 = head >> 8, head & 0xFF
+    if b0 < 0x80:
+        if b1 != 0:  # the attributes byte follows a one-byte length
+            return False
+        u, lw = b0, 1
+    elif b1 < 0x80:
+        u, lw = (b0 & 0x7F) | (b1 << 7), 2
+    else:
+        return False  # records of 8 KiB or more are left to the general walk
+    if u & 1:
+        return False
+    length = u >> 1
+    lv = encode_varint(length)
+    if len(lv) != lw:  # not the shortest encoding
+        return False
+    head_bytes = b"\x00" + lv + b"\x00" + ts_bytes
+    ods = _od_varints(count)
+    never = b"\x00" + bytes((b0 ^ 1,))  # never matches: the byte after the one before is b0
+    row: list = [lw + length]
+    for width, lo, hi in ((1, 1, 64), (2, 64, 8192), (3, 8192, 1 << 21)):
+        if lo >= count:
+            break
+        hi = min(hi, count)
+        rest = length - (1 + len(ts_bytes) + width + len(key_varint) + key_bytes + 1)
+        for vw in (1, 2, 3):
+            vlen = rest - vw
+            if vlen >= 0 and len(encode_varint(vlen)) == vw:
+                vv = encode_varint(vlen)
+                if key_bytes:  # the key's own bytes lie between kv and vv: two compares
+                    at = len(head_bytes) + width + len(key_varint) + key_bytes
+                    row.extend((head_bytes + od + key_varint, at, vv) for od in ods[lo:hi])
+                else:
+                    tail = key_varint + vv
+                    row.extend(head_bytes + od + tail for od in ods[lo:hi])
+                break
+        else:
+            row.extend(repeat((never, 0, b"") if key_bytes else never, hi - lo))
+    return row
+
+
+def _walk_sized(data, pos: int, n: int, count: int) -> tuple[int, int] | None:
+    """The walk for batches whose records differ in value length (and offset delta) only.
+    Returns None when the batch is not of that shape or when anything does not match (then
+    ``_walk`` decides, and names the record); a batch that passes is one ``_walk`` accepts."""
+    global _sized_entries
+    if count < 2 or count > _SIZED_MAX_COUNT:
+        return None
+    try:  # record 0 gives the shape: its timestamp delta, key length and no headers
+        body0, p = decode_varint(data, pos)
+        if data[p] != 0:
+            return None
+        ts, p_od = decode_varint(data, p + 1)
+        if data[p_od] != 0:  # offset delta 0
+            return None
+        klen, q = decode_varint(data, p_od + 1)
+        key_bytes = klen if klen > 0 else 0
+        vlen, r = decode_varint(data, q + key_bytes)
+        end0 = p + body0
+        if r + max(vlen, 0) + 1 != end0 or data[end0 - 1] != 0 or end0 > n or data[n - 1] != 0:
+            return None
+    except (IndexError, ValueError):
+        return None
+    shape = (bytes(data[p + 1 : p_od]), bytes(data[p_od + 1 : q]), key_bytes)
+    rows = _sized_rows.get(shape)
+    if rows is None:
+        if len(_sized_rows) >= 16:
+            _sized_rows.clear()
+        rows = _sized_rows[shape] = [None] * 65536
+    m = end0 - 1  # record i is looked at from the byte before it: record i - 1's header count
+    i = 1
+    while True:
+        try:
+            if key_bytes:
+                for i in range(i, count):
+                    row = rows[data[m + 1] << 8 | data[m + 2]]
+                    piece, at, vv = row[i]
+                    if not data.startswith(piece, m) or not data.startswith(vv, m + at):
+                        return None
+                    m += row[0]
+            else:
+                for i in range(i, count):
+                    row = rows[data[m + 1] << 8 | data[m + 2]]
+                    if not data.startswith(row[i], m):
+                        return None
+                    m += row[0]
+            break
+        except (TypeError, IndexError):  # a row not built yet (or too short), or no such record
+            if m + 2 >= n:
+                return None
+            head = data[m + 1] << 8 | data[m + 2]
+            row = rows[head]
+            if row is False or (row is not None and len(row) > i):
+                return None
+            if _sized_entries > _SIZED_MAX_ENTRIES:
+                _sized_rows.clear()
+                _sized_entries = 0
+                rows = _sized_rows[shape] = [None] * 65536
+            row = rows[head] = _sized_row(head, max(count, 256), *shape)
+            if row is False:
+                return None
+            _sized_entries += len(row)
+    if m != n - 1:
+        return None
     return ts, ts
 
 

@@ -320,3 +320,102 @@ def test_verify_deep_passes_a_healthy_log_with_compression_and_markers(broker):
     log.append_marker(rb.ABORT, producer_id=3, producer_epoch=0)
     report = verify_partition(log.name, log.dir, log.segments(), 0, log.log_end_offset, deep=True)
     assert not report.problems and report.records == 102
+
+
+# ------------------------------------------------------------------------------ records of different sizes
+
+
+def _fast_verdict(buf, n):
+    """The fast paths' verdict, as walk_records takes them: a result, or None for "ask _walk"."""
+    found = rb._walk_uniform(buf, rb.HEADER_SIZE, len(buf), n)
+    return found if found is not None else rb._walk_sized(buf, rb.HEADER_SIZE, len(buf), n)
+
+
+def _slow_verdict(buf, n):
+    try:
+        return rb._walk(buf, rb.HEADER_SIZE, len(buf), n)
+    except InvalidRecordError:
+        return None
+
+
+def _mutate(rng, buf):
+    """Flip bytes, or change a record's length or offset-delta varint, then re-sign."""
+    kind = rng.randrange(4)
+    if kind == 0:
+        for _ in range(rng.randint(1, 3)):
+            buf[rng.randrange(rb.HEADER_SIZE, len(buf))] ^= 1 << rng.randrange(8)
+    elif kind == 1:
+        buf[rng.randrange(rb.HEADER_SIZE, len(buf))] = rng.randrange(256)
+    else:  # a structural byte of one record: its length varint (kind 2) or the bytes after it
+        pos, starts = rb.HEADER_SIZE, []
+        while pos < len(buf):
+            length, body = rb.decode_varint(buf, pos)
+            starts.append((pos, body))
+            pos = body + length
+        pos, body = rng.choice(starts)
+        at = pos if kind == 2 else body + rng.randrange(4)
+        buf[at] = (buf[at] + rng.choice([-4, -2, -1, 1, 2, 4])) % 256
+    return resign(buf)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_walk_of_records_of_different_sizes_agrees_with_the_record_by_record_walk(seed):
+    rng = random.Random(seed)
+    for trial in range(300):
+        n = rng.choice([2, 3, 5, 63, 64, 65, 70, 200])
+        top = rng.choice([3, 40, 70, 200])
+        values = [bytes(rng.choices(b"abc\x00\x80\xff", k=rng.randint(0, top))) for _ in range(n)]
+        ts = 1_700_000_000_000
+        if rng.random() < 0.3:
+            klen = rng.choice([1, 5, 70])
+            keys = [bytes(rng.choices(b"kq\x01", k=klen)) for _ in range(n)]
+            buf = bytearray(rb.encode_keyed(keys, values, ts))
+        else:
+            buf = bytearray(rb.encode_values(values, ts))
+        assert _fast_verdict(buf, n) == _slow_verdict(buf, n) == (0, 0)
+        bad = _mutate(rng, bytearray(buf))
+        fast, slow = _fast_verdict(bad, n), _slow_verdict(bad, n)
+        if fast is not None:  # the fast paths accept only what _walk accepts, with its result
+            assert fast == slow, (seed, trial)
+        # and walk_records (fast path, then _walk) gives _walk's verdict
+        h = rb.read_header(bad)
+        try:
+            whole = rb.walk_records(bad, 0, h)
+        except InvalidRecordError as exc:
+            assert slow is None, (seed, trial)
+            assert exc.args[0].startswith("record ") or "declared batch size" in exc.args[0], (seed, trial)
+        else:
+            assert whole == slow, (seed, trial)
+
+
+def test_records_of_different_sizes_take_the_fast_walk():
+    values = [b"order-%d," % i + b"x" * (10 + i * 37 % 141) for i in range(300)]
+    plain = rb.encode_values(values, 1_700_000_000_000)
+    keyed = rb.encode_keyed([b"k%04d" % i for i in range(300)], values, 1_700_000_000_000)
+    null_values = rb.encode_batch([(None, v if i % 7 else None, 5, ()) for i, v in enumerate(values)])
+    for batch, fast in ((plain, True), (keyed, True), (null_values, False)):
+        assert rb._walk_uniform(batch, rb.HEADER_SIZE, len(batch), 300) is None
+        assert (rb._walk_sized(batch, rb.HEADER_SIZE, len(batch), 300) == (0, 0)) is fast
+        assert rb.walk_records(batch, 0, rb.read_header(batch)) == (0, 0)
+
+
+def test_records_of_different_sizes_with_one_timestamp_delta_return_it():
+    batch = rb.encode_batch([(None, b"v" * i, 100 if i == 1 else 107, ()) for i in range(1, 80)])
+    # record 0 sets the base timestamp: every other record is 7 ms later, so the shape differs
+    assert rb.walk_records(batch, 0, rb.read_header(batch)) == (0, 7)
+    same = records_batch([record(od, b"v" * (od + 1), ts_delta=7) for od in range(79)], ts=100)
+    assert rb._walk_sized(same, rb.HEADER_SIZE, len(same), 79) == (7, 7)
+    assert rb.walk_records(same, 0, rb.read_header(same)) == (7, 7)
+
+
+def test_resigned_batch_of_different_sizes_with_a_wrong_record_length_is_refused(broker):
+    log = make_log(broker, "sized")
+    values = [b"x" * (20 + i % 50) for i in range(100)]
+    buf = bytearray(rb.encode_values(values, now_ms()))
+    pos = rb.HEADER_SIZE
+    for i in range(70):  # to record 70's length varint
+        length, body = rb.decode_varint(buf, pos)
+        pos = body + length
+    buf[pos] += 2
+    err = refused(log, resign(buf))
+    assert err.name == "INVALID_RECORD" and "record 70" in str(err)
