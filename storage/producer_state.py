@@ -288,6 +288,20 @@ class ProducerStateManager:
                 gone += 1
         return gone
 
+    def forget_dropped(self, txn, first: int, last: int) -> int:
+        """A repair dropped offsets ``first..last``: forget the batches that were there, so a
+        producer's retry of one is written again (at a new offset) instead of being answered
+        as a duplicate of records the log no longer holds. Returns how many producers changed."""
+        changed = 0
+        for pid, entry in self.entries(txn).items():
+            kept = [b for b in entry.batches if not first <= b.last_offset <= last]
+            if len(kept) == len(entry.batches):
+                continue
+            entry.batches = kept
+            txn.put(int64_key(self._pk, pid), entry.encode(), db=self._db)
+            changed += 1
+        return changed
+
     def truncate_from(self, txn, offset: int) -> None:
         """The log was cut back to ``offset`` and cannot be read here: forget batches at or
         past it, so that their retries are written again rather than answered as

@@ -17,8 +17,9 @@ The repair runs under the partition lock; the offset index entries of the repair
 are rebuilt (positions after a repaired range move), the segment's published size is updated.
 Aborted-transaction index entries whose ABORT marker was dropped are forgotten (else they would
 hide the producer's later transactions from read_committed readers); the aborted records then
-read as committed, as after any loss of a marker. Producer state is left as it is: a retry of
-a dropped batch is still recognised as a duplicate.
+read as committed, as after any loss of a marker. The producers' memory of the dropped batches
+goes too, so a retry of one is written again at a new offset rather than answered as a
+duplicate of records the log no longer holds.
 """
 
 from __future__ import annotations
@@ -193,6 +194,7 @@ def _publish_repaired(log, seg, data: bytes, end_offset: int, interval: int, dro
     with log.store.write() as txn:
         for first, last in dropped:
             log.producer_state.txn_index.forget_markers_in(txn, seg.base_offset, first, last)
+            log.producer_state.forget_dropped(txn, first, last)
         cur = txn.cursor(db=idx._db)
         if cur.set_range(int64_key(idx._pk, seg.base_offset)):
             while cur.key().startswith(idx._pk) and len(cur.key()) == len(idx._pk) + 8 \

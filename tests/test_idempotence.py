@@ -25,7 +25,9 @@ from kcli.broker import open_broker
 from kcli.consumer import Consumer, TopicPartition
 from kcli.producer import Producer
 from storage import record_batch as rb
+from storage.repair import repair_partition
 from kcli.common.errors import (
+    KafkaStorageError,
     InvalidConfigError,
     InvalidProducerEpochError,
     OutOfOrderSequenceNumberError,
@@ -365,10 +367,11 @@ def test_recovery_in_a_reopened_broker_adopts_and_deduplicates(data_dir):
 
 
 def test_batch_lost_by_a_machine_crash_is_written_again_on_retry(data_dir):
-    """A machine crash can lose published bytes that were never fsynced; recovery cuts the
-    log back. The producer state must follow the log (Kafka rebuilds it on truncation):
-    a retry of the lost batch has to be written again, not answered as a duplicate with
-    offsets the log no longer holds."""
+    """A machine crash can lose published bytes that were never fsynced. The partition then
+    refuses appends until `kcli log repair` turns the lost range into a gap (offsets are
+    never given out twice); the producer state must follow: a retry of the lost batch has to
+    be written again, at a new offset, not answered as a duplicate with offsets the log no
+    longer holds."""
     b1 = open_broker(data_dir, create=True)
     try:
         b1.create_topic("lossy", 1, 1, {})
@@ -386,13 +389,17 @@ def test_batch_lost_by_a_machine_crash_is_written_again_on_retry(data_dir):
 
     b2 = open_broker(data_dir)
     try:
+        with pytest.raises(KafkaStorageError):
+            produce(b2, "lossy", 0, [lost])
+        (dropped,) = repair_partition(b2.log("lossy", 0))
+        assert (dropped.first_offset, dropped.last_offset) == (1, 1)
         retry = produce(b2, "lossy", 0, [lost])
-        assert (retry.base_offset, retry.last_offset) == (1, 1)
-        assert end_offset(b2, "lossy") == 2, "the retry was answered as a duplicate but nothing was written"
+        assert (retry.base_offset, retry.last_offset) == (2, 2)
+        assert end_offset(b2, "lossy") == 3, "the retry was answered as a duplicate but nothing was written"
         assert retry.duplicate is False
         assert [v for _, vs in log_batches(b2, "lossy") for v in vs] == ["a0", "b0"]
         entry = producer_entries(b2, "lossy", 0)[pid]
-        assert [(b.first_seq, b.last_offset) for b in entry.batches] == [(0, 0), (1, 1)]
+        assert [(b.first_seq, b.last_offset) for b in entry.batches] == [(0, 0), (1, 2)]
     finally:
         b2.release()
 
