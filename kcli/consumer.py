@@ -422,7 +422,7 @@ class Consumer:
                 self._group.close()
         finally:
             self._closed = True
-            self._broker.release()
+            self._broker.close()
 
     def __enter__(self) -> "Consumer":
         return self

@@ -36,7 +36,7 @@ def connect(data_dir: str, fault_spec=None):
 
 
 def disconnect(broker) -> None:
-    broker.release()
+    broker.close()
 
 
 @dataclass
