@@ -667,7 +667,10 @@ def _decode_values(data: bytes, count: int) -> list:
 # ``DefaultRecord.readFrom``): each record's length varint, attributes, timestamp delta,
 # offset delta, key, value and headers, the record ending exactly where its length says, the
 # declared record count, and no bytes left after the last record. Offset deltas must run
-# 0, 1, ..., count - 1. Nothing is built per record; the result is the smallest and largest
+# 0, 1, ..., count - 1: Kafka's broker rebuilds a compressed batch whose inner offsets are not
+# sequential (for old clients) and does not look at them in an uncompressed v2 batch, but
+# readers here take each record's offset from its delta, so a batch with others is refused
+# (INVALID_RECORD). Nothing is built per record; the result is the smallest and largest
 # timestamp delta, from which the caller checks the timestamps and sets maxTimestamp.
 
 
