@@ -106,7 +106,7 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
         offset = last.next_offset if last is not None else seg.base_offset
         raise DamagedLogError(
             f"{log.name}: offset {offset} position {valid_end} in segment {seg.base_offset:020d}.log: "
-            f"{_damage_reason(buf, valid_end, seg.size, offset)}; the partition refuses appends until "
+            f"{damage_reason(buf, valid_end, seg.size, offset)}; the partition refuses appends until "
             f"'kcli log repair {log.topic} --partition {log.partition}' drops the damaged offsets"
         )
 
@@ -120,8 +120,9 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
     return state, seg
 
 
-def _damage_reason(buf, pos: int, published: int, expected: int) -> str:
-    """Why the published bytes at ``pos`` of ``buf`` (the segment from its start) are not a valid batch."""
+def damage_reason(buf, pos: int, published: int, expected: int) -> str:
+    """Why the published bytes at ``pos`` of ``buf`` (the segment from its start) are not a
+    valid batch; recovery and ``kcli log repair`` report damage in the same words."""
     if len(buf) < published:
         if pos >= len(buf):
             return f"the file holds {len(buf)} bytes but {published} were published (truncated)"
@@ -134,6 +135,8 @@ def _damage_reason(buf, pos: int, published: int, expected: int) -> str:
         return f"batch length {h.length} runs past the published end ({published} bytes)"
     if h.base_offset != expected:
         return f"batch base offset {h.base_offset}, expected {expected}"
+    if h.last_offset_delta < 0 or h.records_count < 0:
+        return f"{h.records_count} records with lastOffsetDelta {h.last_offset_delta}"
     return f"CRC mismatch (stored {h.crc}, computed {rb.computed_crc(buf, pos, h)})"
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from . import record_batch as rb
 from .metadata import int64_key, int64_of_key
+from .recovery import damage_reason
 from .segment import fsync_dir, read_range, segment_path, write_fully
 
 
@@ -60,21 +61,6 @@ def _valid(buf, pos: int, end: int, expected: int) -> rb.BatchHeader | None:
     if h.base_offset != expected or h.last_offset_delta < 0 or h.records_count < 0:
         return None
     return h if rb.crc_ok(buf, pos, h) else None
-
-
-def _reason(buf, pos: int, end: int, expected: int) -> str:
-    if pos + rb.HEADER_SIZE > end:
-        return f"{end - pos} published bytes do not form a complete batch"
-    h = rb.read_header(buf, pos)
-    if h.magic != rb.MAGIC:
-        return f"batch has magic {h.magic}, expected 2"
-    if h.length < rb.HEADER_SIZE - rb.LOG_OVERHEAD or pos + h.size > end:
-        return f"batch length {h.length} runs past the published end"
-    if h.base_offset != expected:
-        return f"batch base offset {h.base_offset}, expected {expected}"
-    if h.last_offset_delta < 0 or h.records_count < 0:
-        return f"{h.records_count} records with lastOffsetDelta {h.last_offset_delta}"
-    return f"CRC mismatch (stored {h.crc}, computed {rb.computed_crc(buf, pos, h)})"
 
 
 def _resync(buf, pos: int, end: int, after: int, limit: int) -> tuple[int, rb.BatchHeader] | None:
@@ -117,7 +103,7 @@ def plan_segment(buf, base: int, end_offset: int) -> tuple[list, list[tuple[int,
             pos += h.size
             expected = h.next_offset
             continue
-        reason = _reason(buf, pos, end, expected)
+        reason = damage_reason(buf, pos, end, expected)
         found = _resync(buf, pos, end, expected, end_offset)
         stop, next_base = (found[0], found[1].base_offset) if found else (end, end_offset)
         pieces.append(memoryview(buf)[good_from:pos])
