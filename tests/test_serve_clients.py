@@ -7,6 +7,7 @@ kcat is installed by ``.ci/run`` (apt-get); a missing kcat fails here rather tha
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -176,3 +177,27 @@ def test_kafka_python_two_members_rebalance_commit_and_resume(served):
     a.close()
     described = json.loads(kcli(served.data_dir, "group", "describe", "kp2", "--output", "json").stdout)
     assert {(o["partition"], o["committed_offset"]) for o in described["offsets"]} == {(0, 6), (1, 6)}
+
+
+# -- the demo -------------------------------------------------------------------------------
+
+
+def test_the_serve_with_kcat_demo_runs_as_shipped(tmp_path):
+    import os
+    import sys
+
+    from test_serve import ROOT, free_port
+
+    env = dict(os.environ, PORT=str(free_port()), KCLI=f"{sys.executable} -m kcli", TMPDIR=str(tmp_path))
+    r = subprocess.run(["bash", os.path.join(ROOT, "sample-data", "serve-with-kcat.sh")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert 'topic "orders" with 2 partitions' in out
+    # what kcat wrote, kcli read from the files; what kcli wrote, kcat read over the wire
+    assert "0 0 alice 2 apples\n0 1 bob 1 pear\n0 2 alice 3 plums\n" in out
+    assert "1 0 carol 4 figs" in out
+    # the kcat group's commits are the group's offsets in kcli
+    assert re.search(r"orders\s+0\s+3\s+3\s+0\b", out) and re.search(r"orders\s+1\s+1\s+1\s+0\b", out)
+    assert "kcli serve stopped: stopped" in out
+    assert out.rstrip().endswith("4 record(s): OK")
