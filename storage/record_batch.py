@@ -849,13 +849,17 @@ _od_columns: dict[tuple[int, int], bytes] = {}
 _uniform_plans: dict[tuple, tuple] = {}
 
 
-def _od_column(width: int, j: int) -> bytes:
-    col = _od_columns.get((width, j))
-    if col is None:
+def _od_column(width: int, j: int, count: int) -> bytes:
+    """The first ``count`` bytes of column (width, j); built as far as asked (a batch of a
+    few thousand records never pays for the million deltas of width 3)."""
+    col = _od_columns.get((width, j), b"")
+    if len(col) < count:
         lo, hi, _w = _OD_RANGES[width - 1]
+        want = min(hi - lo, max(count, 2 * len(col), 1024))
         shift = 7 * j
         more = 0x80 if j < width - 1 else 0
-        col = _od_columns[(width, j)] = bytes((((i << 1) >> shift) & 0x7F) | more for i in range(lo, hi))
+        col += bytes((((i << 1) >> shift) & 0x7F) | more for i in range(lo + len(col), lo + want))
+        _od_columns[(width, j)] = col
     return col
 
 
@@ -883,7 +887,7 @@ def _uniform_plan(count: int, ts_bytes: bytes, key_varint: bytes, key_bytes: int
         columns.append((size - 1, 0))  # no headers
         checks = [(off, bytes((byte,)) * c) for off, byte in columns]
         first = lo_od - _OD_RANGES[width - 1][0]
-        checks += [(o_od + j, _od_column(width, j)[first : first + c]) for j in range(width)]
+        checks += [(o_od + j, _od_column(width, j, first + c)[first : first + c]) for j in range(width)]
         ranges.append((start, start + c * size, size, checks))
         start += c * size
     return start, ranges

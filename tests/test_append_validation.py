@@ -322,6 +322,20 @@ def test_verify_deep_passes_a_healthy_log_with_compression_and_markers(broker):
     assert not report.problems and report.records == 102
 
 
+def test_strided_check_of_three_byte_offset_deltas_grows_with_the_batches_it_meets():
+    # batches past 8192 records use 3-byte offset deltas; the column of expected bytes is
+    # built as far as each batch needs, so a bigger batch after a smaller one must still check
+    for n in (8200, 9000, 30000, 8300):
+        buf = bytearray(rb.encode_values([b"v" * 20] * n, now_ms()))
+        assert rb._walk_uniform(buf, rb.HEADER_SIZE, len(buf), n) == rb._walk(buf, rb.HEADER_SIZE, len(buf), n)
+        # records of 27, 28 and 29 bytes (1-, 2- and 3-byte deltas); flip the last one's delta
+        last = rb.HEADER_SIZE + 64 * 27 + (8192 - 64) * 28 + (n - 8192 - 1) * 29
+        assert len(buf) == last + 29
+        damaged = bytearray(buf)
+        damaged[last + 3] ^= 0x02
+        assert rb._walk_uniform(damaged, rb.HEADER_SIZE, len(damaged), n) is None
+
+
 # ------------------------------------------------------------------------------ records of different sizes
 
 
