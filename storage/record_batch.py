@@ -866,7 +866,12 @@ def _od_column(width: int, j: int, count: int) -> bytes:
 def _uniform_plan(count: int, ts_bytes: bytes, key_varint: bytes, key_bytes: int, value_varint: bytes,
                   value_bytes: int) -> tuple:
     """For records of one shape: (total size, [(first position, end, stride, [(offset in
-    the record, expected bytes of that column)])] per range of offset-delta widths)."""
+    the record, expected bytes of that column)], offset of a free timestamp column or -1)]
+    per range of offset-delta widths). ``ts_bytes`` None: the timestamp deltas are one-byte
+    varints that may differ from record to record (a client's records of one linger)."""
+    free_ts = ts_bytes is None
+    if free_ts:
+        ts_bytes = b"\0"
     body_rest = 1 + len(ts_bytes) + len(key_varint) + key_bytes + len(value_varint) + value_bytes + 1
     ranges = []
     start = 0
@@ -881,22 +886,26 @@ def _uniform_plan(count: int, ts_bytes: bytes, key_varint: bytes, key_bytes: int
         o_key = o_od + width
         o_value = o_key + len(key_varint) + key_bytes
         columns = [(j, byte) for j, byte in enumerate(length_varint)]
-        columns += [(lw + 1 + j, byte) for j, byte in enumerate(ts_bytes)]
+        if not free_ts:
+            columns += [(lw + 1 + j, byte) for j, byte in enumerate(ts_bytes)]
         columns += [(o_key + j, byte) for j, byte in enumerate(key_varint)]
         columns += [(o_value + j, byte) for j, byte in enumerate(value_varint)]
         columns.append((size - 1, 0))  # no headers
         checks = [(off, bytes((byte,)) * c) for off, byte in columns]
         first = lo_od - _OD_RANGES[width - 1][0]
         checks += [(o_od + j, _od_column(width, j, first + c)[first : first + c]) for j in range(width)]
-        ranges.append((start, start + c * size, size, checks))
+        ranges.append((start, start + c * size, size, checks, lw + 1 if free_ts else -1))
         start += c * size
     return start, ranges
 
 
+_LOW7 = bytes(range(0x80))  # the bytes that are a whole varint
+
+
 def _walk_uniform(data, pos: int, n: int, count: int) -> tuple[int, int] | None:
     """The walk for batches whose records differ only in their key and value bytes and
-    offset delta (same key and value lengths, same timestamp delta, no headers): what a
-    producer writes for records of one size. Returns None when the batch is not of that
+    offset delta (same key and value lengths, no headers, and one timestamp delta or
+    one-byte deltas that differ): what a producer writes for records of one size. Returns None when the batch is not of that
     shape, or when anything does not match (then ``_walk`` decides, and names the record).
 
     Such records sit at a fixed stride within each range of offset-delta widths, so each
@@ -917,7 +926,10 @@ def _walk_uniform(data, pos: int, n: int, count: int) -> tuple[int, int] | None:
         value_bytes = vlen if vlen > 0 else 0
         if r + value_bytes + 1 != p + body0 or data[r + value_bytes] != 0:  # no headers; ends at its length
             return None
-        key = (count, bytes(data[p + 1 : p_od]), bytes(data[p_od + 1 : q]), bytes(data[q + key_bytes : r]))
+        ts_bytes = bytes(data[p + 1 : p_od])
+        if len(ts_bytes) == 1:
+            ts_bytes = None  # one-byte deltas: each record's may differ
+        key = (count, ts_bytes, bytes(data[p_od + 1 : q]), bytes(data[q + key_bytes : r]))
     except (IndexError, ValueError):
         return None
     plan = _uniform_plans.get(key)
@@ -938,13 +950,22 @@ def _walk_uniform(data, pos: int, n: int, count: int) -> tuple[int, int] | None:
     total, ranges = plan
     if total != n - pos:
         return None
-    for start, end, size, checks in ranges:
+    deltas: set[int] = set()
+    for start, end, size, checks, ts_off in ranges:
         start += pos
         end += pos
         for off, expected in checks:
             if data[start + off : end : size] != expected:
                 return None
-    return ts, ts
+        if ts_off >= 0:
+            column = bytes(data[start + ts_off : end : size])
+            if column.translate(None, _LOW7):  # a longer varint: not one stride
+                return None
+            deltas.update(column)
+    if not deltas:
+        return ts, ts
+    values = [(b >> 1) ^ -(b & 1) for b in deltas]
+    return min(values), max(values)
 
 
 # Records that differ in value length: what a producer writes for text lines of different

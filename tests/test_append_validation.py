@@ -322,6 +322,32 @@ def test_verify_deep_passes_a_healthy_log_with_compression_and_markers(broker):
     assert not report.problems and report.records == 102
 
 
+def test_strided_check_of_records_whose_timestamps_differ_accepts_only_what_the_walk_accepts():
+    # a client's batch: records of one size whose timestamp deltas differ (0..63 ms is one
+    # varint byte; a later one makes the stride uneven and the walk decides)
+    rng = random.Random(13)
+    base = now_ms()
+    for trial in range(300):
+        n = rng.choice([2, 5, 64, 65, 300])
+        spread = rng.choice([0, 5, 63, 64, 200])
+        keyed = rng.random() < 0.3
+        records = [(b"k" * 4 if keyed else None, bytes(rng.choices(b"xyz", k=30)), base + rng.randint(0, spread), [])
+                   for _ in range(n)]
+        records.sort(key=lambda r: r[2] if rng.random() < 0.5 else 0)
+        buf = bytearray(rb.encode_batch(records))
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            buf[rng.randrange(rb.HEADER_SIZE, len(buf))] = rng.randrange(256)
+        fast = rb._walk_uniform(buf, rb.HEADER_SIZE, len(buf), n)
+        try:
+            slow = rb._walk(buf, rb.HEADER_SIZE, len(buf), n)
+        except InvalidRecordError:
+            slow = None
+        if fast is not None:
+            assert fast == slow, trial
+        elif spread < 64 and buf == rb.encode_batch(records):
+            raise AssertionError(f"trial {trial}: an undamaged batch of one-byte deltas left the fast path")
+
+
 def test_strided_check_of_three_byte_offset_deltas_grows_with_the_batches_it_meets():
     # batches past 8192 records use 3-byte offset deltas; the column of expected bytes is
     # built as far as each batch needs, so a bigger batch after a smaller one must still check
