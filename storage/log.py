@@ -592,11 +592,10 @@ class PartitionLog:
         fd = self._reader(base)
         end = min(published, start + max(max_bytes, 1 << 16) + (1 << 14))
         buf = read_range(fd, start, end)
-        if len(buf) < end - start:
-            raise CorruptRecordError(
-                f"{self.name}: segment {base:020d}.log holds {start + len(buf)} bytes but {published} were "
-                "published (the file was truncated)"
-            )
+        truncated = None
+        if len(buf) < end - start:  # the complete batches before the cut are still delivered first
+            truncated = (f"{self.name}: segment {base:020d}.log holds {start + len(buf)} bytes but {published} were "
+                         "published (the file was truncated)")
         first = None
         last_end = None
         next_offset = -1
@@ -621,12 +620,14 @@ class PartitionLog:
                 last_end = scanned
                 next_offset = expected
             else:
-                if first is None:
+                if first is None and truncated is None:
                     damage = self._tail_damage(fd, buf, start, scanned, published, expected, limit)
         except CorruptRecordError as exc:
             damage = re.sub(r"^batch at position \d+ \(offset (-?\d+)\)", r"batch (base offset \1)", str(exc))
         if first is not None:
             return memoryview(buf)[first:last_end], start + first, next_offset
+        if truncated is not None and damage is None:
+            raise CorruptRecordError(truncated)
         if damage is None:
             if scanned < len(buf) or start + scanned >= published:
                 return b"", -1, -1  # reached the limit

@@ -119,6 +119,15 @@ def test_records_before_a_bad_crc_are_delivered_first(kcli, broker):
     assert_one_line_error(r, "CORRUPT_MESSAGE", "t-0", "offset 160", f"position {pos}", "CRC")
 
 
+def test_a_segment_truncated_below_the_published_end_delivers_the_batches_before_the_cut(kcli, ten):
+    """Cut in the middle of batch 6: the reader used to get nothing at all from the segment."""
+    pos = positions(ten)[6]
+    os.truncate(ten, pos + 5)
+    r = consume(kcli, "--from-beginning")
+    assert printed(r) == [f"{i} r-{i}" for i in range(6)]
+    assert_one_line_error(r, "CORRUPT_MESSAGE", "t-0", "truncated")
+
+
 def test_read_at_the_damaged_offset_raises_and_before_it_returns_the_valid_batches(ten, broker):
     from kcli.common.errors import CorruptRecordError
 
