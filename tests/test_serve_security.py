@@ -118,7 +118,8 @@ def sasl_served(tmp_path_factory, users_file):
 def cert(tmp_path_factory):
     assert shutil.which("openssl"), "the openssl command is needed to make a test certificate"
     d = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2",
                     "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
     return d / "cert.pem", d / "key.pem"
@@ -299,7 +300,12 @@ def test_a_request_before_authentication_closes_the_connection_unanswered(sasl_s
         assert _response(s, 17, 1).error_code.value == 0
         s.sendall(_metadata())
         assert _closed(s)
-    assert "during SASL handshake" in sasl_served.log() and "during SASL authentication" in sasl_served.log()
+    with socket.create_connection(("127.0.0.1", sasl_served.port), timeout=10) as s:
+        s.sendall(struct.pack(">i", 524289))  # over sasl.server.max.receive.size
+        assert _closed(s)
+    text = sasl_served.log()
+    assert "during SASL handshake" in text and "during SASL authentication" in text
+    assert "sasl.server.max.receive.size" in text
 
 
 def test_an_unsupported_mechanism_is_answered_33_with_the_list_then_closed(sasl_served):
@@ -406,11 +412,17 @@ def test_a_bad_certificate_or_key_is_a_one_line_error(tmp_path, cert):
     err = _one_line_error(kcli(tmp_path / "d", "serve", "--listen", "127.0.0.1:0", "--tls-cert", str(junk),
                                "--tls-key", str(cert[1]), check=False))
     assert "--tls-cert" in err
+    encrypted = tmp_path / "encrypted.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes128",
+                    "-pass", "pass:x", "-out", str(encrypted)], check=True, capture_output=True)
     for cert_file, key_file in ((cert[0], junk), (cert[0], tmp_path / "nokey.pem"), (cert[1], cert[0]),
-                                (cert[0], None), (None, cert[1])):
-        with pytest.raises(ServeError, match="--tls-"):
+                                (cert[0], encrypted), (cert[0], None), (None, cert[1])):
+        with pytest.raises(ServeError, match="--tls-") as refused:
             serve(str(tmp_path / "d"), "127.0.0.1:0", tls_cert=cert_file and str(cert_file),
                   tls_key=key_file and str(key_file))
+        assert "\n" not in str(refused.value)
+        if key_file == encrypted:
+            assert "encrypted" in str(refused.value)
     assert not (tmp_path / "d").exists()  # refused before the data directory is opened
 
 

@@ -10,6 +10,7 @@ before any other request is served:
 - after a v1 handshake the client's token comes in SaslAuthenticate (v0-v2) and any other
   request closes the connection; after a v0 handshake the next frame is the bare token and
   the answer a bare (empty) token, as Kafka clients before 1.0 expect;
+- a frame over ``sasl.server.max.receive.size`` (512 KiB) closes the connection;
 - wrong credentials get SASL_AUTHENTICATION_FAILED with PlainSaslServer's message, sent
   after ``connection.failed.authentication.delay.ms`` (Kafka's default 100 ms), and the
   connection is closed.
@@ -36,6 +37,7 @@ SASL_HANDSHAKE, SASL_AUTHENTICATE, API_VERSIONS = 17, 36, 18
 SUPPORTED: dict[int, tuple[int, int]] = {SASL_HANDSHAKE: (0, 1), SASL_AUTHENTICATE: (0, 2)}
 MECHANISMS = ("PLAIN",)
 FAILED_AUTHENTICATION_DELAY_S = 0.1  # connection.failed.authentication.delay.ms, Kafka's default
+SASL_SERVER_MAX_RECEIVE_SIZE = 524288  # sasl.server.max.receive.size: the largest frame before authentication
 
 INVALID_CREDENTIALS = "Authentication failed: Invalid username or password"
 # What Kafka's authenticator answers when PLAIN's token itself is unusable (it never echoes why)

@@ -101,6 +101,10 @@ class Server:
                     reason = (f"request of {size} bytes refused (socket.request.max.bytes is "
                               f"{self.max_request_bytes})")
                     break
+                if auth is not None and not auth.complete and size > sasl.SASL_SERVER_MAX_RECEIVE_SIZE:
+                    reason = (f"request of {size} bytes before authentication refused "
+                              f"(sasl.server.max.receive.size is {sasl.SASL_SERVER_MAX_RECEIVE_SIZE})")
+                    break
                 try:
                     frame = await reader.readexactly(size)
                 except asyncio.IncompleteReadError:
@@ -236,15 +240,20 @@ class Server:
 
 
 def server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    """The server side of TLS from a PEM certificate (chain) and its private key."""
+    """The server side of TLS from a PEM certificate (chain) and its unencrypted private key."""
+
+    def no_passphrase():
+        raise ServeError(f"--tls-key {key_file} is encrypted: give the private key unencrypted")
+
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(cert_file, key_file)
+        context.load_cert_chain(cert_file, key_file, password=no_passphrase)
     except FileNotFoundError as exc:
         raise ServeError(f"--tls-cert/--tls-key: {exc.filename}: no such file") from None
     except (ssl.SSLError, OSError, ValueError) as exc:
         why = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
-        raise ServeError(f"--tls-cert {cert_file} / --tls-key {key_file} cannot be used: {why}") from None
+        raise ServeError(f"--tls-cert {cert_file} / --tls-key {key_file}: not a PEM certificate and its "
+                         f"private key ({why})") from None
     return context
 
 
