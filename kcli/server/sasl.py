@@ -187,7 +187,8 @@ class Authenticator:
             answer = codec.encode_response(SASL_HANDSHAKE, version, correlation_id, {
                 "error_code": UnsupportedSaslMechanismError.code, "mechanisms": list(MECHANISMS)})
             return Close(f"{UnsupportedSaslMechanismError.name}: the client asked for SASL mechanism "
-                         f"{req.mechanism!r} (enabled: {', '.join(MECHANISMS)})", answer, failure=True)
+                         f"{req.mechanism!r} (enabled: {', '.join(MECHANISMS)})", answer,
+                         FAILED_AUTHENTICATION_DELAY_S, failure=True)
         self.state = _AUTHENTICATE if version >= 1 else _RAW_TOKEN
         return codec.encode_response(SASL_HANDSHAKE, version, correlation_id,
                                      {"error_code": None, "mechanisms": list(MECHANISMS)})
