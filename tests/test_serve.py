@@ -292,6 +292,11 @@ def test_a_non_loopback_listen_is_refused_without_allow_anonymous(tmp_path):
     r = kcli(tmp_path / "d", "serve", "--listen", "0.0.0.0:0", check=False)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "--allow-anonymous" in r.stderr
+    # a TLS certificate alone is not authentication: --sasl-users is what the message offers
+    r = kcli(tmp_path / "d", "serve", "--listen", "0.0.0.0:0", "--tls-cert", "c.pem", "--tls-key", "k.pem",
+             check=False)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "--sasl-users" in r.stderr and "--allow-anonymous" in r.stderr
 
 
 def test_a_long_poll_fetch_does_not_hold_up_a_producer(served):

@@ -58,6 +58,8 @@ InvalidSessionTimeoutError = _error("InvalidSessionTimeoutError", 26, "INVALID_S
 RebalanceInProgressError = _error("RebalanceInProgressError", 27, "REBALANCE_IN_PROGRESS")
 InvalidCommitOffsetSizeError = _error("InvalidCommitOffsetSizeError", 28, "INVALID_COMMIT_OFFSET_SIZE")
 InvalidTimestampError = _error("InvalidTimestampError", 32, "INVALID_TIMESTAMP")
+UnsupportedSaslMechanismError = _error("UnsupportedSaslMechanismError", 33, "UNSUPPORTED_SASL_MECHANISM")
+IllegalSaslStateError = _error("IllegalSaslStateError", 34, "ILLEGAL_SASL_STATE")
 TopicAlreadyExistsError = _error("TopicAlreadyExistsError", 36, "TOPIC_ALREADY_EXISTS")
 InvalidPartitionsError = _error("InvalidPartitionsError", 37, "INVALID_PARTITIONS")
 InvalidReplicationFactorError = _error("InvalidReplicationFactorError", 38, "INVALID_REPLICATION_FACTOR")
@@ -75,6 +77,7 @@ TransactionCoordinatorFencedError = _error(
     "TransactionCoordinatorFencedError", 52, "TRANSACTION_COORDINATOR_FENCED"
 )
 KafkaStorageError = _error("KafkaStorageError", 56, "KAFKA_STORAGE_ERROR", True)
+SaslAuthenticationFailedError = _error("SaslAuthenticationFailedError", 58, "SASL_AUTHENTICATION_FAILED")
 UnknownProducerIdError = _error("UnknownProducerIdError", 59, "UNKNOWN_PRODUCER_ID")
 NonEmptyGroupError = _error("NonEmptyGroupError", 68, "NON_EMPTY_GROUP")
 GroupIdNotFoundError = _error("GroupIdNotFoundError", 69, "GROUP_ID_NOT_FOUND")

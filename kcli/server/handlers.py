@@ -420,3 +420,11 @@ HANDLERS: dict[int, Callable] = {
     25: add_offsets_to_txn, 26: end_txn, 28: txn_offset_commit,
 }
 assert set(HANDLERS) == set(SUPPORTED)
+
+# SaslHandshake (17) and SaslAuthenticate (36): a SASL listener's authenticator (sasl.py) answers
+# them before authentication; after it, or on a listener without SASL, they are refused here with
+# ILLEGAL_SASL_STATE, as Kafka's KafkaApis does.
+from . import sasl as _sasl  # noqa: E402
+
+SUPPORTED.update(_sasl.SUPPORTED)
+HANDLERS.update({17: _sasl.handshake_refused, 36: _sasl.authenticate_refused})

@@ -6,6 +6,11 @@ poll that sleeps up to ``max_wait_ms``, a JoinGroup waiting on the rebalance). E
 runs in the pool, so a consumer's long poll never holds up a producer on another connection.
 Within one connection requests are answered one at a time and in order, as Kafka does (it
 mutes a connection while its request is being handled).
+
+Security, as Kafka's listeners have it: TLS (``ssl``, server side) wraps the socket when a
+certificate is given, and with a users file every connection must pass SASL/PLAIN
+(``sasl.py``) before anything but ApiVersions and the SASL requests is served: PLAINTEXT,
+SSL, SASL_PLAINTEXT or SASL_SSL.
 """
 
 from __future__ import annotations
@@ -15,16 +20,18 @@ import ipaddress
 import logging
 import signal
 import socket
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 from kcli.common.errors import KafkaError
 
-from . import codec, handlers
+from . import codec, handlers, sasl
 
 log = logging.getLogger("kcli.server")
 
 POOL_THREADS = 64
 STOP_GRACE_S = 35.0  # in-flight requests get this long to be answered when the server stops
+LINGER_S = 0.5  # after a refusal that closes the connection, wait this long for the client to hang up
 
 
 class ServeError(Exception):
@@ -52,8 +59,11 @@ def parse_host_port(text: str, what: str) -> tuple[str, int]:
 
 class Server:
     def __init__(self, broker, listen: tuple[str, int], advertised: tuple[str, int] | None = None,
-                 max_request_bytes: int = codec.SOCKET_REQUEST_MAX_BYTES) -> None:
+                 max_request_bytes: int = codec.SOCKET_REQUEST_MAX_BYTES, *,
+                 sasl_users: dict[str, str] | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.broker = broker
+        self.sasl_users = sasl_users
+        self.ssl_context = ssl_context
         self.listen = listen
         self.advertised = advertised
         self.max_request_bytes = max_request_bytes
@@ -74,8 +84,10 @@ class Server:
         host, port = self.advertised or (self.listen[0], self.port)
         ctx = handlers.Context(self.broker, host, port, client_host=peer[0] if peer else "",
                                stopping=lambda: self._stopping)
+        auth = sasl.Authenticator(self.sasl_users) if self.sasl_users is not None else None
         served = 0
         reason = "closed by the client"
+        failure = False
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping:
@@ -89,6 +101,10 @@ class Server:
                     reason = (f"request of {size} bytes refused (socket.request.max.bytes is "
                               f"{self.max_request_bytes})")
                     break
+                if auth is not None and not auth.complete and size > sasl.SASL_SERVER_MAX_RECEIVE_SIZE:
+                    reason = (f"request of {size} bytes before authentication refused "
+                              f"(sasl.server.max.receive.size is {sasl.SASL_SERVER_MAX_RECEIVE_SIZE})")
+                    break
                 try:
                     frame = await reader.readexactly(size)
                 except asyncio.IncompleteReadError:
@@ -96,11 +112,20 @@ class Server:
                     break
                 state["busy"] = True
                 try:
-                    out = await loop.run_in_executor(self.pool, self._handle, ctx, frame)
+                    out = await loop.run_in_executor(self.pool, self._handle, ctx, frame, auth)
                 finally:
                     state["busy"] = False
                 if isinstance(out, str):  # a reason to close
                     reason = out
+                    break
+                if isinstance(out, sasl.Close):  # maybe an answer, then close
+                    reason, failure = out.reason, out.failure
+                    if out.answer:
+                        if out.delay_s:
+                            await asyncio.sleep(out.delay_s)
+                        writer.write(out.answer)
+                        await writer.drain()
+                        await self._linger(reader)
                     break
                 served += 1
                 if out:
@@ -114,15 +139,33 @@ class Server:
             reason = "server stopping"
         finally:
             self._connections.pop(task, None)
-            log.info("connection %s client_id=%s: %d requests, %s", peer_text, ctx.client_id or "-", served, reason)
+            user = f" user={auth.user}" if auth is not None and auth.user else ""
+            log.log(logging.WARNING if failure else logging.INFO, "connection %s client_id=%s%s: %d requests, %s",
+                    peer_text, ctx.client_id or "-", user, served, reason)
             writer.close()
             try:
                 await writer.wait_closed()
             except (ConnectionError, OSError, asyncio.CancelledError):
                 pass
 
-    def _handle(self, ctx: handlers.Context, frame: bytes):
-        """The framed response bytes, b"" for no response, or a str: why to close."""
+    async def _linger(self, reader: asyncio.StreamReader) -> None:
+        """Give the client a moment to read a refusal and hang up itself, reading (and ignoring)
+        whatever it still sends: some clients drop the last answer when it arrives together
+        with the end of the stream."""
+        try:
+            async with asyncio.timeout(LINGER_S):
+                while await reader.read(1 << 16):
+                    pass
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+
+    def _handle(self, ctx: handlers.Context, frame: bytes, auth: sasl.Authenticator | None = None):
+        """The framed response bytes, b"" for no response, a str: why to close, or a
+        ``sasl.Close`` (an answer, then close)."""
+        if auth is not None and not auth.complete:
+            out = auth.handle(frame)
+            if out is not sasl.PASS:
+                return out
         try:
             api_key, version, correlation_id = codec.peek_key_version(frame)
         except codec.FrameError as exc:
@@ -159,10 +202,12 @@ class Server:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._connection, self.listen[0], self.listen[1],
-                                                  reuse_address=True, limit=1 << 16)
+                                                  reuse_address=True, limit=1 << 16, ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
         host, port = self.advertised or (self.listen[0], self.port)
-        log.info("kcli serve: listening on %s:%d (advertised %s:%d)", self.listen[0], self.port, host, port)
+        protocol = ("SASL_" if self.sasl_users is not None else "") + ("SSL" if self.ssl_context else "PLAINTEXT")
+        log.info("kcli serve: listening on %s:%d (advertised %s:%d, %s)", self.listen[0], self.port, host, port,
+                 protocol)
 
     async def stop(self) -> None:
         """Stop accepting; close idle connections; let in-flight requests be answered."""
@@ -194,21 +239,53 @@ class Server:
         await self.stop()
 
 
+def server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """The server side of TLS from a PEM certificate (chain) and its unencrypted private key."""
+
+    def no_passphrase():
+        raise ServeError(f"--tls-key {key_file} is encrypted: give the private key unencrypted")
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert_file, key_file, password=no_passphrase)
+    except FileNotFoundError as exc:
+        raise ServeError(f"--tls-cert/--tls-key: {exc.filename}: no such file") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        why = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        raise ServeError(f"--tls-cert {cert_file} / --tls-key {key_file}: not a PEM certificate and its "
+                         f"private key ({why})") from None
+    return context
+
+
 def serve(data_dir: str, listen: str = "127.0.0.1:9092", advertised_listener: str | None = None,
-          allow_anonymous: bool = False) -> None:
-    """Run ``kcli serve`` in the foreground until SIGTERM or SIGINT."""
+          allow_anonymous: bool = False, *, sasl_users: str | None = None, tls_cert: str | None = None,
+          tls_key: str | None = None) -> None:
+    """Run ``kcli serve`` in the foreground until SIGTERM or SIGINT.
+
+    ``sasl_users`` names a file of ``user:password`` lines: every connection must then pass
+    SASL/PLAIN. ``tls_cert`` and ``tls_key`` (PEM) put TLS on the listener.
+    """
     host, port = parse_host_port(listen, "--listen")
     advertised = parse_host_port(advertised_listener, "--advertised-listener") if advertised_listener else None
-    if not is_loopback(host) and not allow_anonymous:
+    if not is_loopback(host) and not allow_anonymous and sasl_users is None:
         raise ServeError(f"--listen {listen} is not a loopback address: refusing to serve it without "
-                         f"authentication (pass --allow-anonymous to serve it anyway)")
+                         f"authentication (pass --sasl-users FILE, or --allow-anonymous to serve it anyway)")
+    if (tls_cert is None) != (tls_key is None):
+        raise ServeError("--tls-cert and --tls-key go together")
+    users = None
+    if sasl_users is not None:
+        try:
+            users = sasl.load_users(sasl_users)
+        except sasl.UsersFileError as exc:
+            raise ServeError(str(exc)) from None
+    context = server_ssl_context(tls_cert, tls_key) if tls_cert is not None else None
     if advertised is None and host in ("0.0.0.0", "::", ""):
         advertised = (socket.gethostname(), port)
     from kcli.broker import open_broker
 
     broker = open_broker(data_dir, create=True)
     try:
-        server = Server(broker, (host, port), advertised)
+        server = Server(broker, (host, port), advertised, sasl_users=users, ssl_context=context)
         if advertised is not None and advertised[1] == 0:
             raise ServeError("--advertised-listener needs a port")
         asyncio.run(server.run_until_signalled())
