@@ -63,6 +63,13 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     66: (0, 1),   # ListTransactions
 }
 
+# The AclOperations a client holds when no authorizer is set: every one Kafka supports on the
+# resource (AclEntry.supportedOperations), as a bit field of their codes (Metadata, DescribeCluster)
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))  # CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+# DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))  # READ, WRITE, CREATE, DELETE, ALTER,
+# DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
+
 GROUP_POLL_S = 0.02  # how often a JoinGroup / SyncGroup waiting on the rebalance looks again
 SYNC_WAIT_MS = 60000  # a SyncGroup waits this long for the leader's assignment at most
 
@@ -129,9 +136,11 @@ def metadata(ctx: Context, v: int, req) -> dict:
                 "leader_epoch": p.leader_epoch, "replica_nodes": p.replicas, "isr_nodes": p.isr,
                 "offline_replicas": p.offline,
             } for p in t.partitions],
-            "topic_authorized_operations": -2147483648,
+            "topic_authorized_operations": TOPIC_OPERATIONS if getattr(req, "include_topic_authorized_operations", False)
+            else -2147483648,
         } for t in r.topics],
-        "cluster_authorized_operations": -2147483648,
+        "cluster_authorized_operations": CLUSTER_OPERATIONS
+        if getattr(req, "include_cluster_authorized_operations", False) else -2147483648,
     }
 
 
@@ -439,10 +448,6 @@ CONFIG_SOURCES = {"UNKNOWN": 0, "DYNAMIC_TOPIC_CONFIG": 1, "DYNAMIC_BROKER_CONFI
 CONFIG_TYPES = {"UNKNOWN": 0, "BOOLEAN": 1, "STRING": 2, "INT": 3, "SHORT": 4, "LONG": 5, "DOUBLE": 6,
                 "LIST": 7, "CLASS": 8, "PASSWORD": 9}
 OP_NAMES = {api.OP_SET: "SET", api.OP_DELETE: "DELETE", api.OP_APPEND: "APPEND", api.OP_SUBTRACT: "SUBTRACT"}
-# AclOperation codes a principal holds on the cluster when no authorizer is set: every one
-# Kafka supports there (CREATE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
-# IDEMPOTENT_WRITE, ALTER, DESCRIBE)
-CLUSTER_OPERATIONS = sum(1 << op for op in (7, 10, 11, 12, 13, 5, 8))
 # The transaction states Kafka's coordinator knows (ListTransactions' state filters)
 TRANSACTION_STATES = ("Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort",
                       "Dead", "PrepareEpochFence")
