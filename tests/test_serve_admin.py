@@ -11,6 +11,7 @@ it must stop with exit code 0 on SIGTERM.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -97,7 +98,10 @@ def served(tmp_path_factory):
                 assert proc.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "kcli serve did not start"
                 time.sleep(0.1)
-        yield Served(data, port)
+        served = Served(data, port)
+        yield served
+        served._admin = None  # librdkafka's handle goes before the server does
+        gc.collect()
     finally:
         from kcli.broker.broker import _SHARED
 
@@ -189,7 +193,11 @@ def test_create_partitions_grows_a_topic_and_refuses_what_kafka_refuses(served):
     assert a.create_partitions([NewPartitions("grow", 5)], validate_only=True)["grow"].result(TIMEOUT) is None
     assert a.describe_topics(confluent_kafka.TopicCollection(["grow"]))["grow"].result(TIMEOUT).partitions.__len__() == 3
     shrink = _error_of(a.create_partitions([NewPartitions("grow", 2)])["grow"])
-    assert shrink.code() == confluent_kafka.KafkaError.INVALID_PARTITIONS
+    assert (shrink.code(), shrink.str()) == (confluent_kafka.KafkaError.INVALID_PARTITIONS,
+                                             "The topic grow currently has 3 partition(s); 2 would not be an increase.")
+    same = _error_of(a.create_partitions([NewPartitions("grow", 3)])["grow"])
+    assert (same.code(), same.str()) == (confluent_kafka.KafkaError.INVALID_PARTITIONS,
+                                         "Topic already has 3 partition(s).")
     unknown = _error_of(a.create_partitions([NewPartitions("no-such-topic", 2)])["no-such-topic"])
     assert unknown.code() == confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART
     # a manual assignment may only name broker 0, once per partition
@@ -426,6 +434,16 @@ def test_producers_and_an_open_transaction_are_described_as_kcli_sees_them(serve
         ongoing = kp_admin.list_transactions(state_filters=["Ongoing"])
         assert "tx-admin" in repr(ongoing)
         assert "tx-admin" not in repr(kp_admin.list_transactions(state_filters=["CompleteCommit"]))
+        # ListTransactions v1's duration filter keeps transactions open longer than it
+        from kio.schema.list_transactions.v1.request import ListTransactionsRequest
+
+        def open_longer_than(ms):
+            r = call(served, 66, 1, ListTransactionsRequest(state_filters=("Ongoing",), producer_id_filters=(),
+                                                            duration_filter=ms))
+            return [x.transactional_id for x in r.transaction_states]
+
+        time.sleep(0.01)
+        assert open_longer_than(0) == ["tx-admin"] and open_longer_than(3_600_000) == []
         producers = kp_admin.describe_producers([kafka.TopicPartition("txn", 0)])
         assert str(listed["producer_id"]) in repr(producers)
         shown = kcli(served.data_dir, "producers", "describe", "txn").stdout
@@ -467,3 +485,76 @@ def test_describe_cluster_for_a_controller_endpoint_is_a_mismatch(served):
     r = call(served, 60, 1, DescribeClusterRequest(include_cluster_authorized_operations=False, endpoint_type=2))
     assert (r.error_code.value, r.error_message) == (
         114, "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER")
+
+
+# -- every advertised version ----------------------------------------------------------------
+
+ADMIN_VERSIONS = {21: (0, 2), 32: (1, 4), 33: (0, 2), 37: (0, 3), 42: (0, 2), 44: (0, 1), 47: (0, 0), 60: (0, 2),
+                  61: (0, 0), 65: (0, 0), 66: (0, 1)}
+
+# a request each version can carry (as plain values for codec.build), and what its answer must say
+MINIMAL = {
+    21: ({"topics": [{"name": "t", "partitions": [{"partition_index": 0, "offset": 0}]}], "timeout": 5000},
+         lambda r: [(p.partition_index, p.low_watermark, p.error_code.value) for t in r.topics for p in t.partitions]
+         == [(0, 0, 0)]),
+    32: ({"resources": [{"resource_type": 2, "resource_name": "t", "configuration_keys": ["retention.ms"]}],
+          "include_synonyms": True},
+         lambda r: [(c.name, c.value, c.config_source) for c in r.results[0].configs] == [
+             ("retention.ms", "604800000", 5)]),
+    33: ({"resources": [{"resource_type": 2, "resource_name": "t",
+                         "configs": [{"name": "retention.ms", "value": "1000"}]}], "validate_only": True},
+         lambda r: [(x.resource_name, x.error_code.value) for x in r.responses] == [("t", 0)]),
+    37: ({"topics": [{"name": "t", "count": 3, "assignments": None}], "timeout": 5000, "validate_only": True},
+         lambda r: [(x.name, x.error_code.value) for x in r.results] == [("t", 0)]),
+    42: ({"groups_names": ["never-a-group"]},
+         lambda r: [(x.group_id, x.error_code.value) for x in r.results] == [("never-a-group", 69)]),
+    44: ({"resources": [{"resource_type": 2, "resource_name": "t",
+                         "configs": [{"name": "retention.ms", "config_operation": 0, "value": "1000"}]}],
+          "validate_only": True},
+         lambda r: [(x.resource_name, x.error_code.value) for x in r.responses] == [("t", 0)]),
+    47: ({"group_id": "never-a-group", "topics": [{"name": "t", "partitions": [{"partition_index": 0}]}]},
+         lambda r: (r.error_code.value, r.topics) == (69, ())),
+    60: ({"include_cluster_authorized_operations": False, "endpoint_type": 1},
+         lambda r: r.error_code.value == 0 and [b.broker_id for b in r.brokers] == [0] and r.cluster_id),
+    61: ({"topics": [{"name": "t", "partition_indexes": [0]}]},
+         lambda r: [(p.partition_index, p.error_code.value) for p in r.topics[0].partitions] == [(0, 0)]),
+    65: ({"transactional_ids": ["never-a-txn"]},
+         lambda r: [(x.transactional_id, x.error_code.value) for x in r.transaction_states] == [("never-a-txn", 105)]),
+    66: ({"state_filters": [], "producer_id_filters": [], "duration_filter": -1},
+         lambda r: r.error_code.value == 0 and r.unknown_state_filters == ()),
+}
+
+
+@pytest.mark.parametrize("api_key,version", [(k, v) for k, (lo, hi) in ADMIN_VERSIONS.items()
+                                             for v in range(lo, hi + 1)])
+def test_every_advertised_version_is_answered(served, api_key, version):
+    from kio.index import load_request_schema
+
+    from kcli.server.codec import build
+
+    body, check = MINIMAL[api_key]
+    r = call(served, api_key, version, build(load_request_schema(api_key, version), body))
+    assert check(r), r
+    assert kcli_json(served.data_dir, "topic", "describe", "t")[0]["configs"] == {}  # validate_only wrote nothing
+
+
+# -- the broker API's AlterConfigs, in this process ------------------------------------------
+
+
+def test_broker_alter_configs_replaces_the_set_checks_it_whole_and_validate_only_writes_nothing(broker):
+    broker.create_topic("a", configs={"retention.ms": "1000", "segment.bytes": "2000000"})
+    (r,) = broker.alter_configs({"a": {"max.message.bytes": "4096", "retention.ms": "5000"}})
+    assert r.error is None
+    assert broker.topics.get("a").configs == {"max.message.bytes": 4096, "retention.ms": 5000}
+    (r,) = broker.alter_configs({"a": {"retention.ms": "1"}}, validate_only=True)
+    assert r.error is None and broker.topics.get("a").configs == {"max.message.bytes": 4096, "retention.ms": 5000}
+    (bad_value, unknown_name, no_topic) = broker.alter_configs({"a": {"retention.ms": "1", "segment.bytes": "10"}}) + \
+        broker.alter_configs({"a": {"no.such.config": "1"}}) + broker.alter_configs({"nope": {"retention.ms": "1"}})
+    assert bad_value.error.code == 40 and "segment.bytes" in str(bad_value.error)
+    assert unknown_name.error.code == 40 and "no.such.config" in str(unknown_name.error)
+    assert no_topic.error.code == 3
+    assert broker.topics.get("a").configs == {"max.message.bytes": 4096, "retention.ms": 5000}
+    (entry,) = broker.describe_configs(["a"], ["max.message.bytes"])[0].configs
+    assert (entry.source, entry.config_type, [(s.name, s.value, s.source) for s in entry.synonyms]) == (
+        "DYNAMIC_TOPIC_CONFIG", "INT",
+        [("max.message.bytes", "4096", "DYNAMIC_TOPIC_CONFIG"), ("message.max.bytes", "1048588", "DEFAULT_CONFIG")])

@@ -16,6 +16,7 @@ from kcli.broker import api
 from kcli.common.errors import (
     CorruptRecordError,
     InvalidConfigError,
+    InvalidPartitionsError,
     InvalidRequestError,
     KafkaError,
     RebalanceInProgressError,
@@ -514,7 +515,12 @@ def create_partitions(ctx: Context, v: int, req) -> dict:
         if t.name in duplicates:
             continue
         current = existing.get(t.name)
-        if t.assignments is not None and current is not None and t.count > current:
+        if current is not None and t.count <= current:  # the controller's words, not the log's
+            refused[t.name] = _Refused(InvalidPartitionsError.code, f"Topic already has {current} partition(s)."
+                                       if t.count == current else f"The topic {t.name} currently has {current} "
+                                       f"partition(s); {t.count} would not be an increase.")
+            continue
+        if t.assignments is not None and current is not None:
             problem = _assignment_problem(ctx, t, current)
             if problem is not None:
                 refused[t.name] = _Refused(39, problem)  # INVALID_REPLICA_ASSIGNMENT
