@@ -474,9 +474,17 @@ def test_describe_cluster_names_this_listener_and_the_directorys_cluster_id(serv
     cluster_id = served.admin.list_topics(timeout=TIMEOUT).cluster_id
     assert d.cluster_id == cluster_id and d.controller.id == 0
     assert [(n.id, n.host, n.port) for n in d.nodes] == [(0, "127.0.0.1", served.port)]
-    assert {op.name for op in d.authorized_operations} >= {"DESCRIBE", "ALTER", "IDEMPOTENT_WRITE"}
+    # no authorizer: every operation Kafka supports on the cluster (librdkafka asks through Metadata)
+    assert {op.name for op in d.authorized_operations} == {
+        "CREATE", "ALTER", "DESCRIBE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE"}
+    t = served.admin.describe_topics(confluent_kafka.TopicCollection(["t"]), include_authorized_operations=True)
+    assert {op.name for op in t["t"].result(TIMEOUT).authorized_operations} == {
+        "READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"}
     kp = kp_admin.describe_cluster()
-    assert kp["cluster_id"] == cluster_id and kp["controller_id"] == 0
+    assert (kp["cluster_id"], kp["controller_id"], kp["brokers"]) == (cluster_id, 0, [
+        {"broker_id": 0, "host": "127.0.0.1", "port": served.port, "rack": None, "is_fenced": False}])
+    assert set(kp["authorized_operations"]) == {
+        "CREATE", "ALTER", "DESCRIBE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE"}
 
 
 def test_describe_cluster_for_a_controller_endpoint_is_a_mismatch(served):

@@ -64,6 +64,7 @@ TOPIC_CONFIG_BROKER_SYNONYMS = {
     "segment.index.bytes": "log.index.size.max.bytes",
     "unclean.leader.election.enable": "unclean.leader.election.enable",
 }
+
 FETCH_POLL_S = 0.005  # how often a long-polling fetch looks at the published log end
 
 

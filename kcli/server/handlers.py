@@ -125,6 +125,7 @@ def metadata(ctx: Context, v: int, req) -> dict:
         names = [t if isinstance(t, str) else t.name for t in topics]
         names = [n for n in names if n is not None]
     r = ctx.broker.metadata(api.MetadataRequest(names, bool(getattr(req, "allow_auto_topic_creation", False))))
+    topic_ops = TOPIC_OPERATIONS if getattr(req, "include_topic_authorized_operations", False) else -2147483648
     return {
         "throttle_time": 0,
         "brokers": [_node(ctx)],
@@ -137,8 +138,7 @@ def metadata(ctx: Context, v: int, req) -> dict:
                 "leader_epoch": p.leader_epoch, "replica_nodes": p.replicas, "isr_nodes": p.isr,
                 "offline_replicas": p.offline,
             } for p in t.partitions],
-            "topic_authorized_operations": TOPIC_OPERATIONS if getattr(req, "include_topic_authorized_operations", False)
-            else -2147483648,
+            "topic_authorized_operations": topic_ops,
         } for t in r.topics],
         "cluster_authorized_operations": CLUSTER_OPERATIONS
         if getattr(req, "include_cluster_authorized_operations", False) else -2147483648,
@@ -802,13 +802,12 @@ def describe_transactions(ctx: Context, v: int, req) -> dict:
 
 def describe_cluster(ctx: Context, v: int, req) -> dict:
     endpoint = getattr(req, "endpoint_type", 1)
-    if endpoint not in (1, 2):  # EndpointType: BROKER 1, CONTROLLER 2
-        return {"throttle_time": 0, "error_code": InvalidRequestError.code if v == 0 else 115,  # UNSUPPORTED_ENDPOINT_TYPE
-                "error_message": f"Unsupported endpoint type {endpoint}", "cluster_id": "", "brokers": []}
-    if endpoint != 1:
-        return {"throttle_time": 0, "error_code": InvalidRequestError.code if v == 0 else 114,  # MISMATCHED_ENDPOINT_TYPE
-                "error_message": "The request was sent to an endpoint of type BROKER, but we wanted an endpoint "
-                                 "of type CONTROLLER", "cluster_id": "", "brokers": []}
+    if endpoint != 1:  # EndpointType: BROKER 1, CONTROLLER 2; v0 says INVALID_REQUEST for either error
+        unknown = endpoint != 2
+        code = InvalidRequestError.code if v == 0 else 115 if unknown else 114  # UNSUPPORTED_/MISMATCHED_ENDPOINT_TYPE
+        message = f"Unsupported endpoint type {endpoint}" if unknown else \
+            "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER"
+        return {"throttle_time": 0, "error_code": code, "error_message": message, "cluster_id": "", "brokers": []}
     r = ctx.broker.describe_cluster()
     node = _node(ctx)
     return {"throttle_time": 0, "error_code": None, "error_message": None, "endpoint_type": 1,
