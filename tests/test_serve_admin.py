@@ -103,11 +103,6 @@ def served(tmp_path_factory):
         served._admin = None  # librdkafka's handle goes before the server does
         gc.collect()
     finally:
-        from kcli.broker.broker import _SHARED
-
-        for broker in list(_SHARED.values()):  # the CLI's brokers on the directory, opened in this process
-            while not broker._closed:
-                broker.release()
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
