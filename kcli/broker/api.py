@@ -289,6 +289,16 @@ class CreatePartitionsResult(_Result):
 
 
 @dataclass
+class ConfigSynonym:
+    """Where a config's value may come from, most specific first (Kafka's DescribeConfigs
+    synonyms): the topic's own override, then the broker config it falls back to."""
+
+    name: str
+    value: Optional[str]
+    source: str = SOURCE_DEFAULT
+
+
+@dataclass
 class ConfigEntry:
     name: str
     value: Optional[str]
@@ -296,6 +306,9 @@ class ConfigEntry:
     is_default: bool = True
     read_only: bool = False
     sensitive: bool = False
+    synonyms: list[ConfigSynonym] = field(default_factory=list)
+    config_type: str = "UNKNOWN"  # Kafka's ConfigDef type: BOOLEAN, STRING, INT, LONG, DOUBLE, LIST, ...
+    documentation: Optional[str] = None
 
 
 @dataclass
@@ -571,6 +584,8 @@ class BrokerApi(Protocol):
     def describe_configs(self, topics: list[str], keys: Optional[list[str]] = None) -> list[DescribeConfigsResult]: ...
     def incremental_alter_configs(self, changes: dict[str, list[AlterConfigOp]],
                                   validate_only: bool = False) -> list[AlterConfigsResult]: ...
+    def alter_configs(self, configs: dict[str, dict[str, str]],
+                      validate_only: bool = False) -> list[AlterConfigsResult]: ...
     def describe_log_dirs(self, topics: Optional[list[str]] = None) -> list[LogDirPartition]: ...
 
     # records

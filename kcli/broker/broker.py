@@ -38,6 +38,33 @@ _SHARED: dict[str, "LocalBroker"] = {}
 _SHARED_LOCK = threading.Lock()
 
 NODE_ID = 0
+
+# The broker config each topic config falls back to, as Kafka's ServerTopicConfigSynonyms maps
+# them, for DescribeConfigs' synonyms. Kafka lists a broker synonym only when it has a value:
+# segment.ms, segment.jitter.ms, flush.ms and retention.ms fall back to log.roll.ms,
+# log.roll.jitter.ms, log.flush.interval.ms and log.retention.ms, which have no default.
+TOPIC_CONFIG_BROKER_SYNONYMS = {
+    "cleanup.policy": "log.cleanup.policy",
+    "compression.type": "compression.type",
+    "delete.retention.ms": "log.cleaner.delete.retention.ms",
+    "file.delete.delay.ms": "log.segment.delete.delay.ms",
+    "flush.messages": "log.flush.interval.messages",
+    "index.interval.bytes": "log.index.interval.bytes",
+    "max.compaction.lag.ms": "log.cleaner.max.compaction.lag.ms",
+    "max.message.bytes": "message.max.bytes",
+    "message.timestamp.after.max.ms": "log.message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms": "log.message.timestamp.before.max.ms",
+    "message.timestamp.type": "log.message.timestamp.type",
+    "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
+    "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
+    "min.insync.replicas": "min.insync.replicas",
+    "preallocate": "log.preallocate",
+    "retention.bytes": "log.retention.bytes",
+    "segment.bytes": "log.segment.bytes",
+    "segment.index.bytes": "log.index.size.max.bytes",
+    "unclean.leader.election.enable": "unclean.leader.election.enable",
+}
+
 FETCH_POLL_S = 0.005  # how often a long-polling fetch looks at the published log end
 
 
@@ -319,14 +346,41 @@ class LocalBroker:
             effective = t.effective_configs()
             entries = []
             for key in sorted(keys if keys is not None else effective):
-                if key not in TOPIC_CONFIGS:
+                defn = TOPIC_CONFIGS.get(key)
+                if defn is None:
                     continue
                 overridden = key in t.configs
+                value = format_value(effective[key])
+                synonyms = [api.ConfigSynonym(key, value, api.SOURCE_TOPIC)] if overridden else []
+                broker_name = TOPIC_CONFIG_BROKER_SYNONYMS.get(key)
+                if broker_name is not None:
+                    synonyms.append(api.ConfigSynonym(broker_name, format_value(defn.default), api.SOURCE_DEFAULT))
                 entries.append(api.ConfigEntry(
-                    key, format_value(effective[key]),
-                    api.SOURCE_TOPIC if overridden else api.SOURCE_DEFAULT, not overridden,
+                    key, value, api.SOURCE_TOPIC if overridden else api.SOURCE_DEFAULT, not overridden,
+                    synonyms=synonyms, config_type=defn.type.upper(), documentation=defn.doc or None,
                 ))
             out.append(api.DescribeConfigsResult(name, entries))
+        return out
+
+    def alter_configs(self, configs: dict[str, dict[str, str]],
+                      validate_only: bool = False) -> list[api.AlterConfigsResult]:
+        """AlterConfigs (the non-incremental form): each topic's dynamic configs become exactly
+        the given set; an override it leaves out goes back to the default. The set is checked
+        as a whole (names and values) before anything is written."""
+        from storage.topic_config import validate_configs
+
+        out = []
+        for name, wanted in configs.items():
+            try:
+                wanted = {k: v for k, v in wanted.items() if v is not None}
+                validate_configs(wanted)
+                current = self.topics.get(name)
+                if not validate_only:
+                    self.topics.alter(name, wanted, [k for k in current.configs if k not in wanted])
+                    self._topic_cache.pop(name, None)
+                out.append(api.AlterConfigsResult(name))
+            except Exception as exc:  # noqa: BLE001
+                out.append(api.AlterConfigsResult(name, error=_error_of(exc)))
         return out
 
     def incremental_alter_configs(self, changes: dict[str, list[api.AlterConfigOp]],
