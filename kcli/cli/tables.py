@@ -31,7 +31,7 @@ class Col:
 
     header: str
     id: bool = False
-    min_width: int = 16  # an id is never shortened below this (nor below its header)
+    min_width: int = 24  # an id is never shortened below this (nor below its header): shorter says too little
 
     def floor(self) -> int:
         return max(len(self.header), self.min_width)
@@ -52,16 +52,25 @@ def terminal_width() -> int:
     return max(20, shutil.get_terminal_size((80, 24)).columns)
 
 
-def shorten(text: str, width: int) -> str:
-    """``text`` in at most ``width`` characters: head, an ellipsis, tail (the head a little longer)."""
+def ellipsis() -> str:
+    """The ellipsis stdout can carry ("..." where its encoding has no "…")."""
+    try:
+        ELLIPSIS.encode(getattr(sys.stdout, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "..."
+    return ELLIPSIS
+
+
+def shorten(text: str, width: int, mark: str = ELLIPSIS) -> str:
+    """``text`` in at most ``width`` characters: head, ``mark``, tail (the head a little longer)."""
     if len(text) <= width:
         return text
-    if width <= 1:
-        return ELLIPSIS[:width]
-    keep = width - 1
+    if width <= len(mark):
+        return text[:width]
+    keep = width - len(mark)
     tail = max(1, keep * 2 // 5)
     head = keep - tail
-    return text[:head] + ELLIPSIS + text[-tail:]
+    return text[:head] + mark + text[-tail:]
 
 
 # -- layout -----------------------------------------------------------------------------------
@@ -79,7 +88,8 @@ def _total(widths: Sequence[int], gap: int) -> int:
     return sum(widths) + gap * max(0, len(widths) - 1)
 
 
-def layout(columns: Sequence["Col | str"], rows: Iterable[Sequence[Any]], width: int, wide: bool = False) -> Layout:
+def layout(columns: Sequence["Col | str"], rows: Iterable[Sequence[Any]], width: int, wide: bool = False,
+           mark: str = ELLIPSIS) -> Layout:
     """How a table goes on a screen ``width`` columns wide (see the module's docstring)."""
     cols = [_col(c) for c in columns]
     cells = [[str(x) for x in r] for r in rows]
@@ -96,7 +106,7 @@ def layout(columns: Sequence["Col | str"], rows: Iterable[Sequence[Any]], width:
             widest = max(shrinkable, key=lambda i: widths[i])
             widths[widest] -= 1
         if _total(widths, 1) <= width:
-            short = [[shorten(v, widths[i]) if cols[i].id else v for i, v in enumerate(r)] for r in cells]
+            short = [[shorten(v, widths[i], mark) if cols[i].id else v for i, v in enumerate(r)] for r in cells]
             return Layout("table", widths, 1, short)
     return Layout("records", natural, GAP, cells)
 
@@ -152,10 +162,10 @@ def wrap(text: str, width: int, indent: int = INDENT) -> list[str]:
 
 
 def render(title: str | None, columns: Sequence["Col | str"], rows: Iterable[Sequence[Any]], width: int,
-           wide: bool = False) -> list[tuple[str, str]]:
+           wide: bool = False, mark: str = ELLIPSIS) -> list[tuple[str, str]]:
     """The lines a terminal shows, each as (bold part, plain rest)."""
     cols = [_col(c) for c in columns]
-    lay = layout(cols, rows, width, wide)
+    lay = layout(cols, rows, width, wide, mark)
     out: list[tuple[str, str]] = []
     if title:
         out += [(line, "") for line in wrap(title, width)]
@@ -172,7 +182,7 @@ def render(title: str | None, columns: Sequence["Col | str"], rows: Iterable[Seq
             out.append(("", ""))
         for c, v in zip(cols, r):
             if c.id and not wide and len(v) > room:
-                v = shorten(v, max(room, c.floor()))
+                v = shorten(v, max(room, c.floor()), mark)
             pieces = _break_long(v, room) if len(v) > room else [v]
             out.append((c.header, " " * (label + GAP - len(c.header)) + (pieces[0] if pieces else "")))
             out += [("", " " * (label + GAP) + p) for p in pieces[1:]]
@@ -204,7 +214,7 @@ def table(title: str | None, columns: Sequence["Col | str"], rows: Sequence[Sequ
     from rich.text import Text
 
     con = _console()
-    for bold, rest in render(title, cols, rows, terminal_width(), wide):
+    for bold, rest in render(title, cols, rows, terminal_width(), wide, ellipsis()):
         con.print(Text.assemble((bold, "bold"), rest.rstrip()))
 
 
