@@ -97,6 +97,9 @@ def test_long_lines_break_between_fields_then_words_never_inside_one():
                "default=true", WIDTH)
     assert out == ["  message.timestamp.before.max.ms=9223372036854775807 sensitive=false",
                    "      source=DEFAULT_CONFIG default=true"]
+    member = "consumer-b15850-4e8aa360-18f3-4616-b21c-d1013e714cff"
+    assert wrap(f"  member {member} (client consumer-b15850): {TOPIC}-0", WIDTH) == [
+        f"  member {member}", f"      (client consumer-b15850): {TOPIC}-0"]
 
 
 # -- live: a group of three, an open transaction, an idempotent producer ----------------------

@@ -123,6 +123,24 @@ def _break_long(word: str, width: int) -> list[str]:
     return pieces + ([word] if word else [])
 
 
+def _phrases(words: list[str], room: int) -> list[str]:
+    """Words with a parenthesised phrase such as ``(client c-1):`` kept as one, where it fits."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        j = i
+        if words[i].startswith("(") and ")" not in words[i]:
+            while j + 1 < len(words) and ")" not in words[j]:
+                j += 1
+        phrase = " ".join(words[i:j + 1])
+        if j > i and len(phrase) <= room:
+            out.append(phrase)
+        else:
+            out += words[i:j + 1]
+        i = j + 1
+    return out
+
+
 def wrap(text: str, width: int, indent: int = INDENT) -> list[str]:
     """``text`` in lines of at most ``width``, broken between tab-separated fields (kept whole
     where they fit), then between words; continuation lines are indented by ``indent``."""
@@ -150,7 +168,7 @@ def wrap(text: str, width: int, indent: int = INDENT) -> list[str]:
         sep = "\t" if n else " "
         whole = (line + field) if fresh else (line + sep + field)
         if fresh or len(whole.expandtabs()) <= width or len(pad + field) > width:
-            words = field.split(" ")
+            words = _phrases(field.split(" "), room)
             put(words[0], sep)
             for w in words[1:]:
                 put(w, " ")
