@@ -100,6 +100,8 @@ def test_long_lines_break_between_fields_then_words_never_inside_one():
     member = "consumer-b15850-4e8aa360-18f3-4616-b21c-d1013e714cff"
     assert wrap(f"  member {member} (client consumer-b15850): {TOPIC}-0", WIDTH) == [
         f"  member {member}", f"      (client consumer-b15850): {TOPIC}-0"]
+    # a word longer than a line (a very narrow terminal) breaks after a comma or hyphen
+    assert wrap(f"TopicPartitions {TOPIC}-0,{TOPIC}-1", 30) == ["TopicPartitions", f"    {TOPIC}-0,", f"    {TOPIC}-1"]
 
 
 # -- live: a group of three, an open transaction, an idempotent producer ----------------------

@@ -112,10 +112,10 @@ def layout(columns: Sequence["Col | str"], rows: Iterable[Sequence[Any]], width:
 
 
 def _break_long(word: str, width: int) -> list[str]:
-    """A word longer than the line, broken after a comma where it can be, else cut."""
+    """A word longer than the line, broken after a comma or else a hyphen where it can be, else cut."""
     pieces = []
     while len(word) > width:
-        cut = word.rfind(",", 0, width) + 1
+        cut = word.rfind(",", 0, width) + 1 or word.rfind("-", 0, width) + 1
         if cut <= 0:
             cut = width
         pieces.append(word[:cut])
