@@ -15,6 +15,8 @@ import typer
 from kcli.common.errors import KafkaError
 from kcli.common.paths import default_data_dir
 
+from .tables import table  # noqa: F401  (the table helper lives in tables.py; kept here for callers)
+
 OUTPUT_HELP = "text for people, json for scripts (one JSON object per line)"
 
 
@@ -78,26 +80,6 @@ def console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A rich table on a terminal; plain aligned columns when piped (never folded)."""
-    if not sys.stdout.isatty():
-        cells = [columns] + [[str(x) for x in r] for r in rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-        if title:
-            sys.stdout.write(title + "\n")
-        for r in cells:
-            sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
-        return
-    from rich.table import Table
-
-    t = Table(title=title, box=None, pad_edge=False, header_style="bold")
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*[str(x) for x in r])
-    console().print(t)
 
 
 def parse_kv(pairs: list[str], what: str) -> dict[str, str]:

@@ -6,7 +6,10 @@ from typing import List, Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, table
+from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors
+from .tables import Col, echo, table
+
+WIDE_HELP = "Show member and client ids whole (by default a narrow terminal shows them shortened, a…z)."
 
 app = typer.Typer(help="List, describe, reset and delete consumer groups.", no_args_is_help=True)
 
@@ -30,7 +33,7 @@ def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o
             emit_json({"group": g.group_id, "state": g.state, "members": len(g.members),
                        "generation": g.generation_id, "protocol": g.protocol or None})
         else:
-            typer.echo(f"{g.group_id}\t{g.state}\t{len(g.members)} member(s)")
+            echo(f"{g.group_id}\t{g.state}\t{len(g.members)} member(s)")
 
 
 def describe_rows(admin, group: str):
@@ -84,6 +87,7 @@ def describe(
     members: bool = typer.Option(False, "--members", help="One line per member: id, host, client id, partition count."),
     state: bool = typer.Option(False, "--state", help="One line per group: coordinator, assignment strategy, state, members."),
     verbose: bool = typer.Option(False, "--verbose", help="With --members: each member's partitions too."),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """State, generation, leader, protocol, members, and per partition: committed offset,
@@ -106,12 +110,12 @@ def describe(
     if state:
         _print_state(found, coordinator, output)
     elif members:
-        _print_members(found, verbose, output)
+        _print_members(found, verbose, output, wide)
     else:
         for i, (g, rows) in enumerate(found):
             if i and output == "text":
                 typer.echo("")
-            _print_offsets(g, rows, output)
+            _print_offsets(g, rows, output, wide)
 
 
 def _group_or_raise(admin, group: str):
@@ -139,7 +143,7 @@ def _print_state(groups, coordinator, output: str) -> None:
           [[r["group"], r["coordinator"], r["assignment_strategy"] or "", r["state"], r["members"]] for r in rows])
 
 
-def _print_members(groups, verbose: bool, output: str) -> None:
+def _print_members(groups, verbose: bool, output: str, wide: bool = False) -> None:
     rows = []
     for g in groups:
         for m in sorted(g.members, key=lambda m: m.member_id):
@@ -154,13 +158,14 @@ def _print_members(groups, verbose: bool, output: str) -> None:
         for g in groups:
             typer.echo(f"Consumer group '{g.group_id}' has no active members.", err=True)
         return
-    columns = ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"] + (["ASSIGNMENT"] if verbose else [])
+    columns = ["GROUP", Col("CONSUMER-ID", id=True), "HOST", Col("CLIENT-ID", id=True), "#PARTITIONS"] \
+        + (["ASSIGNMENT"] if verbose else [])
     table(None, columns,
           [[r["group"], r["member_id"], r["host"], r["client_id"], r["partitions"]]
-           + ([",".join(r["assignment"]) or "-"] if verbose else []) for r in rows])
+           + ([",".join(r["assignment"]) or "-"] if verbose else []) for r in rows], wide=wide)
 
 
-def _print_offsets(g, rows, output: str) -> None:
+def _print_offsets(g, rows, output: str, wide: bool = False) -> None:
     group = g.group_id
     members = [{"member_id": m.member_id, "client_id": m.client_id, "instance_id": m.group_instance_id,
                 "assignment": [f"{t}-{p}" for t, p in m.assignment]}
@@ -170,16 +175,17 @@ def _print_offsets(g, rows, output: str) -> None:
         emit_json({"group": group, "state": state, "generation": g.generation_id, "protocol": g.protocol or None,
                    "leader": g.leader or None, "members": members, "offsets": rows})
         return
-    typer.echo(f"Group {group}: state {state}, generation {g.generation_id}, "
-               f"protocol {g.protocol or '-'}, leader {g.leader or '-'}, {len(members)} member(s)")
+    echo(f"Group {group}: state {state}, generation {g.generation_id}, "
+         f"protocol {g.protocol or '-'}, leader {g.leader or '-'}, {len(members)} member(s)")
     for m in members:
-        typer.echo(f"  member {m['member_id']} (client {m['client_id'] or '-'}"
-                   f"{', instance ' + m['instance_id'] if m['instance_id'] else ''}): "
-                   f"{', '.join(m['assignment']) or 'no partitions'}")
-    table(None, ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "CLIENT-ID"],
+        echo(f"  member {m['member_id']} (client {m['client_id'] or '-'}"
+             f"{', instance ' + m['instance_id'] if m['instance_id'] else ''}): "
+             f"{', '.join(m['assignment']) or 'no partitions'}")
+    table(None, ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", Col("CONSUMER-ID", id=True),
+                 Col("CLIENT-ID", id=True)],
           [[r["topic"], r["partition"], "-" if r["committed_offset"] is None else r["committed_offset"],
             r["log_end_offset"], "-" if r["lag"] is None else r["lag"], r["member_id"] or "-", r["client_id"] or "-"]
-           for r in rows])
+           for r in rows], wide=wide)
 
 
 def _parse_datetime(text: str) -> int:

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, handle_errors, table
+from .common import OUTPUT_HELP, check_output, data_dir, emit_json, handle_errors
+from .tables import table
 
 app = typer.Typer(help="Show producer state kept for idempotence.", no_args_is_help=True)
 

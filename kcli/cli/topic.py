@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv, table
+from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv
+from .tables import echo, table
 
 app = typer.Typer(help="Create, list, describe, alter and delete topics.", no_args_is_help=True)
 
@@ -100,7 +101,7 @@ def _print_description(d) -> None:
     from ..config import format_value
 
     overrides = ",".join(f"{k}={format_value(v)}" for k, v in sorted(d.overrides.items()))
-    typer.echo(
+    echo(
         f"Topic: {d.name}\tTopicId: {d.topic_id}\tPartitionCount: {len(d.partitions)}\t"
         f"ReplicationFactor: {d.replication_factor}\tConfigs: {overrides}"
     )
@@ -181,8 +182,8 @@ def configs(
     typer.echo(f"{'All' if all_ else 'Dynamic'} configs for topic {name} are:")
     for c in entries:
         value = "null" if c.sensitive else c.value
-        typer.echo(f"  {c.name}={value} sensitive={str(c.sensitive).lower()} source={c.source} "
-                   f"default={str(c.is_default).lower()}")
+        echo(f"  {c.name}={value} sensitive={str(c.sensitive).lower()} source={c.source} "
+             f"default={str(c.is_default).lower()}")
 
 
 @app.command("delete")

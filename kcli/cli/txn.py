@@ -6,7 +6,10 @@ from typing import Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, table
+from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors
+from .tables import Col, table
+
+WIDE_HELP = "Show transactional ids whole (by default a narrow terminal shows them shortened, a…z)."
 
 app = typer.Typer(help="List, describe and abort transactions.", no_args_is_help=True)
 
@@ -19,7 +22,11 @@ def _row(t) -> dict:
 
 @app.command("list")
 @handle_errors
-def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)) -> None:
+def list_(
+    ctx: typer.Context,
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+) -> None:
     """Every transactional id with its producer id, epoch and state (timed-out ones are aborted first)."""
     check_output(output)
     from ..admin import Admin
@@ -30,8 +37,8 @@ def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o
         for r in rows:
             emit_json(r)
         return
-    table(None, ["TransactionalId", "ProducerId", "ProducerEpoch", "TransactionState"],
-          [[r["transactional_id"], r["producer_id"], r["producer_epoch"], r["state"]] for r in rows])
+    table(None, [Col("TransactionalId", id=True), "ProducerId", "ProducerEpoch", "TransactionState"],
+          [[r["transactional_id"], r["producer_id"], r["producer_epoch"], r["state"]] for r in rows], wide=wide)
 
 
 @app.command("describe")
@@ -39,6 +46,7 @@ def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o
 def describe(
     ctx: typer.Context,
     transactional_id: str = typer.Argument(..., help="Transactional id."),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """State, producer id and epoch, timeout, start time and partitions of a transaction."""
@@ -50,10 +58,11 @@ def describe(
     if output == "json":
         emit_json(r)
         return
-    table(None, ["TransactionalId", "ProducerId", "ProducerEpoch", "TransactionState", "TransactionTimeoutMs",
+    table(None, [Col("TransactionalId", id=True), "ProducerId", "ProducerEpoch", "TransactionState", "TransactionTimeoutMs",
                  "TransactionStartTimeMs", "TopicPartitions"],
           [[r["transactional_id"], r["producer_id"], r["producer_epoch"], r["state"], r["timeout_ms"],
-            r["start_ms"] if r["start_ms"] and r["start_ms"] >= 0 else "-", ",".join(r["partitions"]) or "-"]])
+            r["start_ms"] if r["start_ms"] and r["start_ms"] >= 0 else "-", ",".join(r["partitions"]) or "-"]],
+          wide=wide)
 
 
 @app.command("abort")
