@@ -19,6 +19,10 @@ OUTPUT_HELP = "text for people, json for scripts (one JSON object per line)"
 
 
 def data_dir(ctx: typer.Context) -> str:
+    """The data directory: -d after the command, else -d before it (or KCLI_DATA_DIR)."""
+    late = ctx.meta.get("kcli.data_dir")
+    if late:
+        return late
     obj = ctx.find_root().obj or {}
     return obj.get("data_dir") or default_data_dir()
 
