@@ -72,13 +72,32 @@ def _global_options() -> list:
     return click_params(_global_placeholder)
 
 
-def _add_global_options(command) -> None:
+def _prepare(command) -> None:
+    """Global options on every command and group, and help that names values, not types."""
     taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
     for option in _global_options():
         if not taken.intersection(option.opts):
             command.params.append(option)
+    for param in command.params:
+        _name_the_value(param)
     for sub in getattr(command, "commands", {}).values():
-        _add_global_options(sub)
+        _prepare(sub)
+
+
+def _name_the_value(param) -> None:
+    """An argument shows as TOPIC (required) or [TOPIC], without its type; an option without
+    a metavar shows its name (--time TIME) rather than its type (<str>); flags show none."""
+    if param.param_type_name == "argument":
+        if param.metavar is None:
+            param.metavar = (param.name or "value").upper()
+        label = param.metavar if param.required else f"[{param.metavar}]"
+        if param.nargs != 1:
+            label += "..."
+        param.display_type_rich = lambda ctx: None
+        param._usage_display_name = lambda: label
+    elif param.param_type_name == "option" and param.metavar is None \
+            and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
+        param.metavar = (param.name or "value").upper()
 
 
 def _one_line_usage(exc) -> None:
@@ -104,7 +123,7 @@ class KcliGroup(TyperGroup):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         for command in self.commands.values():
-            _add_global_options(command)
+            _prepare(command)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         # Typer appends its own completion options, which ignore a shell's name: use ours

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from typing import Any, Callable, Iterable
 
@@ -49,7 +50,7 @@ def handle_errors(fn: Callable) -> Callable:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except KafkaError as exc:
-            raise fail(str(exc)) from None
+            raise fail(str(exc) + _did_you_mean(exc)) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         except BrokenPipeError:
@@ -63,6 +64,48 @@ def handle_errors(fn: Callable) -> Callable:
             raise fail(str(exc) or type(exc).__name__) from None
 
     return wrapper
+
+
+_UNKNOWN_TOPIC = re.compile(r"topic '(.+)' does not exist")
+_UNKNOWN_GROUP = re.compile(r"group (.+) does not exist")
+
+
+def _did_you_mean(exc: KafkaError) -> str:
+    """`` (did you mean orders?)`` when an unknown topic or group is close to one that exists."""
+    from kcli.common.errors import GroupIdNotFoundError, UnknownTopicOrPartitionError
+
+    text = str(exc)
+    if isinstance(exc, UnknownTopicOrPartitionError):
+        m = _UNKNOWN_TOPIC.search(text)
+        lister = lambda admin: [t.name for t in admin.list_topics()]  # noqa: E731
+    elif isinstance(exc, GroupIdNotFoundError):
+        m = _UNKNOWN_GROUP.search(text)
+        lister = lambda admin: [g.group_id for g in admin.list_consumer_groups()]  # noqa: E731
+    else:
+        return ""
+    if m is None or "did you mean" in text:
+        return ""
+    try:
+        import difflib
+
+        from ..admin import Admin
+
+        ctx = _current_context()
+        path = data_dir(ctx) if ctx is not None else default_data_dir()
+        with Admin(path) as admin:
+            names = [n for n in lister(admin) if n != m.group(1)]
+        close = difflib.get_close_matches(m.group(1), names, n=1, cutoff=0.6)
+    except Exception:  # a suggestion never hides the error itself
+        return ""
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _current_context():
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - Typer on top of Click
+        from click import get_current_context
+    return get_current_context(silent=True)
 
 
 def check_output(output: str, allowed: Iterable[str] = ("text", "json")) -> str:
