@@ -98,6 +98,12 @@ def test_consume_exit_at_end_wins_over_follow(cli, kcli):
     assert r.returncode == 0 and r.stdout.splitlines() == ["x"]
 
 
+def test_consume_group_exit_at_end_stops_once_the_assignment_is_read(filled):
+    r = filled("consume", "t", "--group", "g1", "--from-beginning", "-e")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.splitlines() == list("abcde")
+
+
 # ----------------------------------------------------------------------------- global options
 
 
@@ -277,3 +283,4 @@ def test_show_completion_through_the_entry_point_takes_the_shell(kcli):
     assert r.returncode == 0 and r.stdout.startswith("#compdef kcli"), r.stdout[:200]
     r = kcli("--show-completion", "tcsh")
     assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.splitlines()) <= 2
+

@@ -13,8 +13,8 @@ import typer
 from typer.core import TyperGroup
 
 from ..common.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR
-from .completion import (COMPLETE_VAR, DATA_DIR_META, PROG_NAME, NoArgsIsHelpError, UsageError, click_params, completion_options,
-                         with_default_shell)
+from .completion import (COMPLETE_VAR, DATA_DIR_META, PROG_NAME, NoArgsIsHelpError, UsageError, click_params,
+                         completion_options, with_default_shell)
 
 from . import consume as consume_cmd
 from . import group as group_cmd

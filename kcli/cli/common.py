@@ -21,7 +21,9 @@ OUTPUT_HELP = "text for people, json for scripts (one JSON object per line)"
 
 def data_dir(ctx: typer.Context) -> str:
     """The data directory: -d after the command, else -d before it (or KCLI_DATA_DIR)."""
-    late = ctx.meta.get("kcli.data_dir")
+    from .completion import DATA_DIR_META
+
+    late = ctx.meta.get(DATA_DIR_META)
     if late:
         return late
     obj = ctx.find_root().obj or {}
