@@ -348,7 +348,7 @@ def prime(env: dict, workdir: str) -> None:
         [KCLI, "produce", "p", "--file", src, "--key-separator", ":", "-z", "lz4", "--acks", "1"],
         [KCLI, "produce", "p", "--file", src, "-z", "zstd"],
         [KCLI, "consume", "p", "--from-beginning"],
-        [KCLI, "consume", "p", "--from-beginning", "-o", "json"],
+        [KCLI, "consume", "p", "--from-beginning", "-O", "json"],
         [KCLI, "consume", "p", "--offset", "-5", "--format", "%o\\n"],
         [PYTHON, PY_APPEND, os.path.join(d, "out")],
         [PYTHON, "-c", "import kcli.producer, kcli.consumer, kcli.admin, storage.log, json, typer, rich"],

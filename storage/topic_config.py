@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from kcli.common.errors import (
     InvalidConfigError,
@@ -166,6 +166,14 @@ def parse_value(defn: ConfigDef, raw: Any) -> Any:
         ) from None
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest known name, or nothing when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def validate_configs(
     configs: Mapping[str, Any], defs: Mapping[str, ConfigDef] | None = None, kind: str = "topic"
 ) -> dict[str, Any]:
@@ -175,7 +183,7 @@ def validate_configs(
     for name, raw in configs.items():
         defn = defs.get(name)
         if defn is None:
-            raise InvalidConfigError(f"Unknown {kind} config name: {name}")
+            raise InvalidConfigError(f"Unknown {kind} config name: {name}{did_you_mean(name, defs)}")
         value = parse_value(defn, raw)
         if defn.validator is not None:
             problem = defn.validator(value)

@@ -84,7 +84,7 @@ def served(tmp_path):
 
 
 def consume_json(data_dir, topic, partition):
-    out = kcli(data_dir, "consume", topic, "-p", str(partition), "--from-beginning", "-o", "json").stdout
+    out = kcli(data_dir, "consume", topic, "-p", str(partition), "--from-beginning", "-O", "json").stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 

@@ -10,8 +10,11 @@ import sys
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from ..common.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR
+from .completion import (COMPLETE_VAR, DATA_DIR_META, PROG_NAME, NoArgsIsHelpError, UsageError, click_params,
+                         completion_options, with_default_shell)
 
 from . import consume as consume_cmd
 from . import group as group_cmd
@@ -25,13 +28,7 @@ from . import records as records_cmd
 from . import topic as topic_cmd
 from . import txn as txn_cmd
 
-app = typer.Typer(
-    name="kcli",
-    help="Apache Kafka's semantics in a local data directory: topics, producers, consumers, logs.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+DATA_DIR_HELP = "Data directory holding topics, logs and metadata."
 
 
 def _version(value: bool) -> None:
@@ -42,12 +39,132 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _late_data_dir(ctx: typer.Context, value: Optional[str]):
+    """-d/--data-dir after the command: it wins over one before it (and KCLI_DATA_DIR)."""
+    if value is not None:
+        ctx.meta[DATA_DIR_META] = value
+        root = ctx.find_root()
+        if isinstance(root.obj, dict):
+            root.obj["data_dir"] = value
+    return value
+
+
+def _late_version(ctx: typer.Context, value: bool):
+    if value and not ctx.resilient_parsing:
+        _version(True)
+
+
+def _global_placeholder(
+    data_dir: Optional[str] = typer.Option(
+        None, "--data-dir", "-d", callback=_late_data_dir, expose_value=False, metavar="DIR",
+        help=DATA_DIR_HELP + f" Also before the command; env var {DATA_DIR_ENV}."),
+    version: bool = typer.Option(False, "--version", callback=_late_version, expose_value=False, is_eager=True,
+                                 hidden=True, help="Print the version and exit."),
+) -> None:
+    pass
+
+
+def _global_options() -> list:
+    """The root's options, accepted after any command too (``kcli topic list -d DIR``).
+
+    Click parses them with the command's own options, so ``--`` and option values that look
+    like options (``--value -d``) keep their meaning."""
+    return click_params(_global_placeholder)
+
+
+def _prepare(command) -> None:
+    """Global options on every command and group, and help that names values, not types."""
+    taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    for option in _global_options():
+        if not taken.intersection(option.opts):
+            command.params.append(option)
+    for param in command.params:
+        _name_the_value(param)
+    for sub in getattr(command, "commands", {}).values():
+        _prepare(sub)
+
+
+def _name_the_value(param) -> None:
+    """An argument shows as TOPIC (required) or [TOPIC], without its type; an option without
+    a metavar shows its name (--time TIME) rather than its type (<str>); flags show none."""
+    if param.param_type_name == "argument":
+        if param.metavar is None:
+            param.metavar = (param.name or "value").upper()
+        label = param.metavar if param.required else f"[{param.metavar}]"
+        if param.nargs != 1:
+            label += "..."
+        param.display_type_rich = lambda ctx: None
+        param._usage_display_name = lambda: label
+    elif param.param_type_name == "option" and param.metavar is None \
+            and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
+        param.metavar = (param.name or "value").upper()
+
+
+def _one_line_usage(exc) -> None:
+    """A usage error prints one line and one hint (no usage block, no box); exit code 2."""
+
+    def show(file=None) -> None:
+        ctx = exc.ctx
+        message = " ".join(exc.format_message().split())
+        sys.stderr.write(f"error: {message}\n")
+        if ctx is not None:
+            help_name = (ctx.help_option_names or ["--help"])[-1]
+            sys.stderr.write(f"Try '{ctx.command_path} {help_name}' for help.\n")
+        sys.stderr.flush()
+
+    if not isinstance(exc, NoArgsIsHelpError):
+        exc.show = show
+
+
+class KcliGroup(TyperGroup):
+    """The root command: global options after any command, one-line usage errors and
+    completion options that take the shell's name."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            _prepare(command)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # Typer appends its own completion options, which ignore a shell's name: use ours
+        self.params = [p for p in self.params if p.name not in ("install_completion", "show_completion")]
+        self.params.extend(completion_options())
+        args = with_default_shell(sys.argv[1:] if args is None else list(args), ("-d", "--data-dir"))
+        return super().main(args=args, prog_name=prog_name or PROG_NAME, complete_var=complete_var or COMPLETE_VAR,
+                            standalone_mode=standalone_mode, **extra)
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:
+            _one_line_usage(exc)
+            raise
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            _one_line_usage(exc)
+            raise
+
+
+app = typer.Typer(
+    cls=KcliGroup,
+    name="kcli",
+    help="Apache Kafka's semantics in a local data directory: topics, producers, consumers, logs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
 @app.callback()
 def main_callback(
     ctx: typer.Context,
     data_dir: str = typer.Option(
         f"./{DEFAULT_DATA_DIR}", "--data-dir", "-d", envvar=DATA_DIR_ENV,
-        help="Data directory holding topics, logs and metadata.", show_envvar=True,
+        metavar="DIR", help=DATA_DIR_HELP, show_envvar=True,
     ),
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit."),

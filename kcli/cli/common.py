@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from typing import Any, Callable, Iterable
 
@@ -21,6 +22,12 @@ OUTPUT_HELP = "text for people, json for scripts (one JSON object per line)"
 
 
 def data_dir(ctx: typer.Context) -> str:
+    """The data directory: -d after the command, else -d before it (or KCLI_DATA_DIR)."""
+    from .completion import DATA_DIR_META
+
+    late = ctx.meta.get(DATA_DIR_META)
+    if late:
+        return late
     obj = ctx.find_root().obj or {}
     return obj.get("data_dir") or default_data_dir()
 
@@ -47,7 +54,7 @@ def handle_errors(fn: Callable) -> Callable:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except KafkaError as exc:
-            raise fail(str(exc)) from None
+            raise fail(str(exc) + _did_you_mean(exc)) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         except BrokenPipeError:
@@ -61,6 +68,48 @@ def handle_errors(fn: Callable) -> Callable:
             raise fail(str(exc) or type(exc).__name__) from None
 
     return wrapper
+
+
+_UNKNOWN_TOPIC = re.compile(r"topic '(.+)' does not exist")
+_UNKNOWN_GROUP = re.compile(r"group (.+) does not exist")
+
+
+def _did_you_mean(exc: KafkaError) -> str:
+    """`` (did you mean orders?)`` when an unknown topic or group is close to one that exists."""
+    from kcli.common.errors import GroupIdNotFoundError, UnknownTopicOrPartitionError
+
+    text = str(exc)
+    if isinstance(exc, UnknownTopicOrPartitionError):
+        m = _UNKNOWN_TOPIC.search(text)
+        lister = lambda admin: [t.name for t in admin.list_topics()]  # noqa: E731
+    elif isinstance(exc, GroupIdNotFoundError):
+        m = _UNKNOWN_GROUP.search(text)
+        lister = lambda admin: [g.group_id for g in admin.list_consumer_groups()]  # noqa: E731
+    else:
+        return ""
+    if m is None or "did you mean" in text:
+        return ""
+    try:
+        import difflib
+
+        from ..admin import Admin
+
+        ctx = _current_context()
+        path = data_dir(ctx) if ctx is not None else default_data_dir()
+        with Admin(path) as admin:
+            names = [n for n in lister(admin) if n != m.group(1)]
+        close = difflib.get_close_matches(m.group(1), names, n=1, cutoff=0.6)
+    except Exception:  # a suggestion never hides the error itself
+        return ""
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _current_context():
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - Typer on top of Click
+        from click import get_current_context
+    return get_current_context(silent=True)
 
 
 def check_output(output: str, allowed: Iterable[str] = ("text", "json")) -> str:

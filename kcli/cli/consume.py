@@ -9,64 +9,120 @@ from typing import List, Optional
 import typer
 
 from .common import check_output, data_dir, fail, handle_errors, parse_kv
+from .completion import choices, complete_group, complete_topic
+
+
+OFFSET_HELP = ("Where to start, as kcat and rpk: beginning, end, N (that offset), -N (N before the end "
+               "of each partition) or s@MS (the first record at or after that time, in ms since the epoch).")
 
 
 def consume(
     ctx: typer.Context,
-    topic: str = typer.Argument(..., help="Topic to read."),
-    partition: Optional[int] = typer.Option(None, "--partition", "-p", help="Read only this partition (default: all)."),
-    offset: Optional[str] = typer.Option(None, "--offset", help="Where to start: an offset N, -N (the last N of each partition), beginning or end."),
+    topic: str = typer.Argument(..., metavar="TOPIC", help="Topic to read.", autocompletion=complete_topic),
+    partition: Optional[int] = typer.Option(None, "--partition", "-p", metavar="N", help="Read only this partition (default: all)."),
+    offset: Optional[str] = typer.Option(None, "--offset", "-o", metavar="OFFSET", help=OFFSET_HELP,
+                                         autocompletion=choices("beginning", "end", "s@")),
+    from_time: Optional[str] = typer.Option(None, "--from-time", metavar="TIME", help="Start at the first record at or after TIME: ISO-8601 (2026-12-01T10:00:00Z) or ms since the epoch."),
     from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the earliest offset (default: the end, as Kafka's console consumer)."),
-    max_messages: Optional[int] = typer.Option(None, "--max-messages", "-n", help="Stop after this many records."),
+    max_messages: Optional[int] = typer.Option(None, "--max-messages", "-n", "-c", metavar="N", help="Stop after this many records."),
     follow: bool = typer.Option(False, "--follow", "-F", help="Keep waiting for new records (default: stop at the end of the log)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="kcat-style format: %t %p %o %k %v %s %T %h %K %S, e.g. '%k %v %p %o %T'."),
-    output: str = typer.Option("text", "--output", "-o", help="text: values (or --format); json: one object per record."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="With --follow or --group: stop after this many seconds without a new record."),
-    group: Optional[str] = typer.Option(None, "--group", "-g", help="Consume as a member of this consumer group (runs until --max-messages, --timeout or Ctrl-C)."),
-    commit: str = typer.Option("auto", "--commit", help="With --group: auto (every auto.commit.interval.ms, inside poll), sync or async (after each batch of records is printed), none."),
-    auto_commit_interval_ms: Optional[int] = typer.Option(None, "--auto-commit-interval-ms", help="With --commit auto (default 5000)."),
-    assignor: Optional[str] = typer.Option(None, "--assignor", help="With --group: range, roundrobin, sticky or cooperative-sticky (default: range, cooperative-sticky)."),
-    config: List[str] = typer.Option([], "-X", "--consumer-config", help="Any consumer config key=value (repeatable), e.g. -X session.timeout.ms=6000."),
-    isolation_level: str = typer.Option("read_uncommitted", "--isolation-level", help="read_uncommitted (everything up to the high watermark, Kafka's default) or read_committed (only committed transactions, up to the last stable offset)."),
+    exit_at_end: bool = typer.Option(False, "--exit-at-end", "-e", help="Stop at the end of the partitions, as kcat -e (the default without --follow; it wins over --follow; with --group, stop once every assigned partition is read to its end)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", metavar="FMT", help="kcat-style format: %t %p %o %k %v %s %T %h %K %S, e.g. '%k %v %p %o %T'."),
+    output: str = typer.Option("text", "--output", "-O", metavar="text|json", help="text: values (or --format); json: one object per record.",
+                               autocompletion=choices("text", "json")),
+    json_output: bool = typer.Option(False, "-J", help="Same as --output json (kcat's -J)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="With --follow or --group: stop after this many seconds without a new record."),
+    group: Optional[str] = typer.Option(None, "--group", "-g", "-G", metavar="GROUP", help="Consume as a member of this consumer group (runs until --max-messages, --timeout, -e or Ctrl-C).",
+                                        autocompletion=complete_group),
+    commit: str = typer.Option("auto", "--commit", metavar="auto|sync|async|none", help="With --group: auto (every auto.commit.interval.ms, inside poll), sync or async (after each batch of records is printed), none.",
+                               autocompletion=choices("auto", "sync", "async", "none")),
+    auto_commit_interval_ms: Optional[int] = typer.Option(None, "--auto-commit-interval-ms", metavar="MS", help="With --commit auto (default 5000)."),
+    assignor: Optional[str] = typer.Option(None, "--assignor", metavar="NAME", help="With --group: range, roundrobin, sticky or cooperative-sticky (default: range, cooperative-sticky).",
+                                           autocompletion=choices("range", "roundrobin", "sticky", "cooperative-sticky")),
+    config: List[str] = typer.Option([], "-X", "--consumer-config", metavar="KEY=VALUE", help="Any consumer config (repeatable), e.g. -X session.timeout.ms=6000, -X fetch.max.bytes=1048576."),
+    isolation_level: str = typer.Option("read_uncommitted", "--isolation-level", metavar="LEVEL", help="read_uncommitted (everything up to the high watermark, Kafka's default) or read_committed (only committed transactions, up to the last stable offset).",
+                                        autocompletion=choices("read_uncommitted", "read_committed")),
     stats: bool = typer.Option(False, "--stats", help="At the end, print records, seconds and records/s on stderr."),
 ) -> None:
     """Read records from a topic.
 
     Examples: kcli consume orders --from-beginning;
-    kcli consume orders -p 0 --offset 100 -n 10 --format '%o %k %v';
-    kcli consume orders --follow --output json
+    kcli consume orders -p 0 -o 100 -n 10 --format '%o %k %v';
+    kcli consume orders -o -5 -e; kcli consume orders --from-time 2026-12-01T10:00:00Z;
+    kcli consume orders --follow -J
     """
     started = time.perf_counter()
     if isolation_level not in ("read_uncommitted", "read_committed"):
         raise fail("--isolation-level must be read_uncommitted or read_committed", 2)
+    if json_output:
+        if output not in ("text", "json"):
+            raise fail(f"-J is --output json: it does not go with --output {output}", 2)
+        output = "json"
+    if offset is not None and from_time is not None:
+        raise fail("choose one of --offset and --from-time", 2)
+    if from_time is not None:
+        offset = f"s@{_parse_time(from_time)}"
+    if exit_at_end:
+        follow = False  # -e: stop at the end, even with --follow
     config = list(config) + [f"isolation.level={isolation_level}"]
     if group is not None:
         count = _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output,
-                               timeout, commit, auto_commit_interval_ms, assignor, config)
+                               timeout, commit, auto_commit_interval_ms, assignor, config, exit_at_end=exit_at_end)
     else:
-        if len(config) > 1:
-            raise fail("-X consumer configs go with --group", 2)
         count = _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout,
-                         isolation_level)
+                         isolation_level, config=config)
     if stats:
         elapsed = time.perf_counter() - started
         sys.stderr.write(f"{count} record(s) in {elapsed:.2f} s ({count / elapsed if elapsed else 0:,.0f} records/s)\n")
 
 
 def _parse_offset(text: str):
-    if text in ("beginning", "earliest", "start"):
+    """beginning, end, N, -N or ("time", MS) for s@MS."""
+    key = text.strip().lower()
+    if key in ("beginning", "earliest", "start"):
         return "beginning"
-    if text in ("end", "latest"):
+    if key in ("end", "latest"):
         return "end"
+    if key.startswith("s@"):
+        try:
+            ms = int(key[2:])
+        except ValueError:
+            ms = -1
+        if ms < 0:
+            raise fail(f"--offset {text!r}: s@ takes a time in ms since the epoch, e.g. s@1764583200000", 2)
+        return ("time", ms)
     try:
-        return int(text)
+        return int(key)
     except ValueError:
-        raise fail(f"--offset must be an offset, -N, beginning or end, not {text!r}", 2) from None
+        raise fail(f"--offset must be beginning, end, an offset N, -N or s@MS, not {text!r}", 2) from None
+
+
+def _parse_time(text: str) -> int:
+    """--from-time: ms since the epoch, or an ISO-8601 date-time (UTC unless it says otherwise)."""
+    key = text.strip()
+    try:
+        ms = int(key)
+    except ValueError:
+        pass
+    else:
+        if ms < 0:
+            raise fail(f"--from-time {text!r} is before the epoch", 2)
+        return ms
+    from datetime import datetime, timezone
+
+    try:
+        dt = datetime.fromisoformat(key.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise fail(f"--from-time must be an ISO-8601 date-time (e.g. 2026-12-01T10:00:00Z) or ms since the "
+                   f"epoch, not {text!r}", 2) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
 
 
 @handle_errors
 def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout,
-             isolation_level="read_uncommitted") -> int:
+             isolation_level="read_uncommitted", config=()) -> int:
     check_output(output)
     if max_messages is not None and max_messages < 0:
         raise fail("--max-messages must not be negative", 2)
@@ -80,15 +136,21 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
     from ..formats import compile_format, json_line_maker
 
     render = compile_format(fmt) if fmt is not None else (json_line_maker() if output == "json" else None)
-    consumer = Consumer({"auto.offset.reset": "earliest" if start == "beginning" else "latest",
-                         "enable.auto.commit": False, "isolation.level": isolation_level}, data_dir=data_dir(ctx))
+    configs = {"auto.offset.reset": "earliest" if start == "beginning" else "latest", "enable.auto.commit": False}
+    configs.update(parse_kv(list(config), "-X"))
+    configs["isolation.level"] = isolation_level
+    consumer = Consumer(configs, data_dir=data_dir(ctx))
     try:
         parts = [TopicPartition(topic, partition)] if partition is not None else consumer.partitions_for_topic(topic)
         consumer.assign(parts)
         begins = consumer.beginning_offsets(parts)
         ends = consumer.end_offsets(parts)
+        at_time = consumer.offsets_for_times({tp: start[1] for tp in parts}) if isinstance(start, tuple) else {}
         for tp in parts:
-            if start == "beginning":
+            if isinstance(start, tuple):  # s@MS: no record at or after the time starts at the end
+                found = at_time.get(tp)
+                consumer.seek(tp, found[0] if found is not None else ends[tp])
+            elif start == "beginning":
                 consumer.seek(tp, begins[tp])
             elif start == "end":
                 consumer.seek(tp, ends[tp])
@@ -165,10 +227,10 @@ def _write(out, records, output: str, render) -> None:
 
 @handle_errors
 def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output, timeout,
-                   commit, auto_commit_interval_ms, assignor, config) -> None:
+                   commit, auto_commit_interval_ms, assignor, config, exit_at_end=False) -> None:
     check_output(output)
     if partition is not None or offset is not None:
-        raise fail("--partition and --offset do not go with --group: the group assigns partitions "
+        raise fail("--partition and --offset do not go with --group (nor --from-time): the group assigns partitions "
                    "(use kcli group reset-offsets to move the group)", 2)
     if commit not in ("auto", "sync", "async", "none"):
         raise fail(f"--commit must be auto, sync, async or none, not {commit!r}", 2)
@@ -222,6 +284,8 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
                     consumer.commit_async()
             elif timeout is not None and time.monotonic() - last_record >= timeout:
                 break
+            elif exit_at_end and _read_to_end(consumer):
+                break
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -230,3 +294,12 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
     if interrupted:
         raise SystemExit(130)
     return count
+
+
+def _read_to_end(consumer) -> bool:
+    """Every assigned partition read up to its end (nothing assigned yet: not at the end)."""
+    parts = list(consumer.assignment())
+    if not parts:
+        return False
+    ends = consumer.end_offsets(parts)
+    return all(consumer.position(tp) >= ends[tp] for tp in parts)

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors
+from .completion import choices, complete_group, complete_topic
 from .tables import Col, echo, table
 
 WIDE_HELP = "Show member and client ids whole (by default a narrow terminal shows them shortened, a…z)."
@@ -22,7 +23,7 @@ def _admin(ctx):
 
 @app.command("list")
 @handle_errors
-def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)) -> None:
+def list_(ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP)) -> None:
     """List consumer groups with their state and member count."""
     check_output(output)
     # a missing or mistyped data directory is an error (no kcli data directory at PATH), not an empty list
@@ -82,13 +83,13 @@ def describe_rows(admin, group: str):
 @handle_errors
 def describe(
     ctx: typer.Context,
-    group: Optional[str] = typer.Argument(None, help="Group id (or --all-groups)."),
+    group: Optional[str] = typer.Argument(None, metavar="GROUP", autocompletion=complete_group, help="Group id (or --all-groups)."),
     all_groups: bool = typer.Option(False, "--all-groups", help="Describe every group."),
     members: bool = typer.Option(False, "--members", help="One line per member: id, host, client id, partition count."),
     state: bool = typer.Option(False, "--state", help="One line per group: coordinator, assignment strategy, state, members."),
     verbose: bool = typer.Option(False, "--verbose", help="With --members: each member's partitions too."),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """State, generation, leader, protocol, members, and per partition: committed offset,
     log end offset and lag (as kafka-consumer-groups --describe; --members, --state).
@@ -238,20 +239,20 @@ def _read_plan(path: str) -> list[tuple[str, int, int]]:
 @handle_errors
 def reset_offsets(
     ctx: typer.Context,
-    group: str = typer.Argument(..., help="Group id (it must have no active members)."),
-    topic: List[str] = typer.Option([], "--topic", "-t", help="Topic, or topic:partition (repeatable)."),
+    group: str = typer.Argument(..., metavar="GROUP", autocompletion=complete_group, help="Group id (it must have no active members)."),
+    topic: List[str] = typer.Option([], "--topic", "-t", metavar="TOPIC[:PARTITION]", autocompletion=complete_topic, help="Topic, or topic:partition (repeatable)."),
     all_topics: bool = typer.Option(False, "--all-topics", help="Every topic the group has committed offsets for."),
     to_earliest: bool = typer.Option(False, "--to-earliest", help="Move to the log start offset."),
     to_latest: bool = typer.Option(False, "--to-latest", help="Move to the log end offset."),
     to_current: bool = typer.Option(False, "--to-current", help="Keep the committed offset (the log end offset where there is none)."),
-    to_offset: Optional[int] = typer.Option(None, "--to-offset", help="Move to this offset (clamped to the log, with a warning)."),
-    shift_by: Optional[int] = typer.Option(None, "--shift-by", help="Move the committed offset by N (negative: back; clamped, with a warning)."),
-    to_datetime: Optional[str] = typer.Option(None, "--to-datetime", help="Move to the first record at or after this ISO-8601 time."),
-    by_duration: Optional[str] = typer.Option(None, "--by-duration", help="Move to the first record at or after now minus this ISO-8601 duration (PnDTnHnMnS, e.g. PT1H)."),
-    from_file: Optional[str] = typer.Option(None, "--from-file", help="Move to the offsets of a CSV file of topic,partition,offset lines (as --export writes)."),
+    to_offset: Optional[int] = typer.Option(None, "--to-offset", metavar="OFFSET", help="Move to this offset (clamped to the log, with a warning)."),
+    shift_by: Optional[int] = typer.Option(None, "--shift-by", metavar="N", help="Move the committed offset by N (negative: back; clamped, with a warning)."),
+    to_datetime: Optional[str] = typer.Option(None, "--to-datetime", metavar="DATETIME", help="Move to the first record at or after this ISO-8601 time."),
+    by_duration: Optional[str] = typer.Option(None, "--by-duration", metavar="DURATION", help="Move to the first record at or after now minus this ISO-8601 duration (PnDTnHnMnS, e.g. PT1H)."),
+    from_file: Optional[str] = typer.Option(None, "--from-file", metavar="FILE", help="Move to the offsets of a CSV file of topic,partition,offset lines (as --export writes)."),
     export: bool = typer.Option(False, "--export", help="Print the plan as CSV topic,partition,offset (for --from-file)."),
     execute: bool = typer.Option(False, "--execute", help="Apply the plan (default: only show it)."),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """Move a group's committed offsets (a dry run unless --execute), like kafka-consumer-groups.
 
@@ -347,9 +348,9 @@ def reset_offsets(
 @handle_errors
 def delete_offsets(
     ctx: typer.Context,
-    group: str = typer.Argument(..., help="Group id."),
-    topic: List[str] = typer.Option(..., "--topic", "-t", help="Topic, or topic:partition[,partition] (repeatable)."),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    group: str = typer.Argument(..., metavar="GROUP", autocompletion=complete_group, help="Group id."),
+    topic: List[str] = typer.Option(..., "--topic", "-t", metavar="TOPIC[:PARTITIONS]", autocompletion=complete_topic, help="Topic, or topic:partition[,partition] (repeatable)."),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """Delete a group's committed offsets for topics it no longer consumes (OffsetDelete, as
     kafka-consumer-groups --delete-offsets); refused with GROUP_SUBSCRIBED_TO_TOPIC while a
@@ -377,8 +378,8 @@ def delete_offsets(
 @handle_errors
 def delete(
     ctx: typer.Context,
-    group: str = typer.Argument(..., help="Group id (it must have no active members)."),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    group: str = typer.Argument(..., metavar="GROUP", autocompletion=complete_group, help="Group id (it must have no active members)."),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """Delete a group and its committed offsets."""
     check_output(output)

@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 
 from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv
+from .completion import choices, complete_topic
 
 CHUNK = 1 << 20
 
@@ -61,27 +62,27 @@ def _progress(total: Optional[int]):
 
 def produce(
     ctx: typer.Context,
-    topic: str = typer.Argument(..., help="Topic to write to."),
-    value: Optional[str] = typer.Option(None, "--value", "-v", help="Produce this one value instead of reading input."),
-    key: Optional[str] = typer.Option(None, "--key", "-k", help="Key for every record."),
-    key_separator: Optional[str] = typer.Option(None, "--key-separator", "-K", help="Split each input line into key and value at the first SEP."),
-    header: List[str] = typer.Option([], "--header", "-H", help="Header key=value on every record (repeatable)."),
-    partition: Optional[int] = typer.Option(None, "--partition", "-p", help="Write to this partition instead of choosing one."),
-    timestamp: Optional[int] = typer.Option(None, "--timestamp", help="CreateTime of every record, in ms since the epoch (default: now; a JSON line's own timestamp wins)."),
-    file: Optional[str] = typer.Option(None, "--file", "-f", help="Read records from this file (default: stdin)."),
-    input_format: str = typer.Option("lines", "--input-format", help="lines: one record per line; json: one JSON object per line (key, value, headers, partition, timestamp)."),
-    config: List[str] = typer.Option([], "-X", "--producer-config", help="Any producer config key=value (repeatable), e.g. -X linger.ms=20."),
-    acks: Optional[str] = typer.Option(None, "--acks", help="0, 1 or all (default all)."),
-    linger_ms: Optional[int] = typer.Option(None, "--linger-ms", help="Wait this long to fill a batch (default 5)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size in bytes (default 16384)."),
-    compression: Optional[str] = typer.Option(None, "--compression", "-z", help="none, gzip, snappy, lz4 or zstd."),
-    partitioner: Optional[str] = typer.Option(None, "--partitioner", help="default (murmur2 keys, sticky otherwise), round_robin, or module:function."),
-    inject_fault: Optional[str] = typer.Option(None, "--inject-fault", help="Fail produce requests on purpose, e.g. ack-lost=0.3,seed=1 (kinds: ack-lost, ack-timeout, fail-before)."),
+    topic: str = typer.Argument(..., metavar="TOPIC", autocompletion=complete_topic, help="Topic to write to."),
+    value: Optional[str] = typer.Option(None, "--value", "-v", metavar="VALUE", help="Produce this one value instead of reading input."),
+    key: Optional[str] = typer.Option(None, "--key", "-k", metavar="KEY", help="Key for every record."),
+    key_separator: Optional[str] = typer.Option(None, "--key-separator", "-K", metavar="SEP", help="Split each input line into key and value at the first SEP."),
+    header: List[str] = typer.Option([], "--header", "-H", metavar="KEY=VALUE", help="Header key=value on every record (repeatable)."),
+    partition: Optional[int] = typer.Option(None, "--partition", "-p", metavar="N", help="Write to this partition instead of choosing one."),
+    timestamp: Optional[int] = typer.Option(None, "--timestamp", metavar="MS", help="CreateTime of every record, in ms since the epoch (default: now; a JSON line's own timestamp wins)."),
+    file: Optional[str] = typer.Option(None, "--file", "-f", metavar="FILE", help="Read records from this file (default: stdin)."),
+    input_format: str = typer.Option("lines", "--input-format", metavar="lines|json", autocompletion=choices("lines", "json"), help="lines: one record per line; json: one JSON object per line (key, value, headers, partition, timestamp)."),
+    config: List[str] = typer.Option([], "-X", "--producer-config", metavar="KEY=VALUE", help="Any producer config key=value (repeatable), e.g. -X linger.ms=20."),
+    acks: Optional[str] = typer.Option(None, "--acks", metavar="0|1|all", autocompletion=choices("0", "1", "all", "-1"), help="0, 1 or all (default all)."),
+    linger_ms: Optional[int] = typer.Option(None, "--linger-ms", metavar="MS", help="Wait this long to fill a batch (default 5)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", metavar="BYTES", help="Batch size in bytes (default 16384)."),
+    compression: Optional[str] = typer.Option(None, "--compression", "-z", metavar="CODEC", autocompletion=choices("none", "gzip", "snappy", "lz4", "zstd"), help="none, gzip, snappy, lz4 or zstd."),
+    partitioner: Optional[str] = typer.Option(None, "--partitioner", metavar="NAME", autocompletion=choices("default", "round_robin"), help="default (murmur2 keys, sticky otherwise), round_robin, or module:function."),
+    inject_fault: Optional[str] = typer.Option(None, "--inject-fault", metavar="SPEC", help="Fail produce requests on purpose, e.g. ack-lost=0.3,seed=1 (kinds: ack-lost, ack-timeout, fail-before)."),
     idempotent: Optional[bool] = typer.Option(None, "--idempotent/--no-idempotent", help="Idempotent producer (default on, as in Kafka)."),
-    transactional_id: Optional[str] = typer.Option(None, "--transactional-id", help="Write in transactions under this transactional.id (fences an older producer with the same id)."),
-    transaction_size: Optional[int] = typer.Option(None, "--transaction-size", help="With --transactional-id: commit every N records (default: one transaction for all input)."),
+    transactional_id: Optional[str] = typer.Option(None, "--transactional-id", metavar="ID", help="Write in transactions under this transactional.id (fences an older producer with the same id)."),
+    transaction_size: Optional[int] = typer.Option(None, "--transaction-size", metavar="N", help="With --transactional-id: commit every N records (default: one transaction for all input)."),
     abort: bool = typer.Option(False, "--abort", help="With --transactional-id: abort every transaction instead of committing (for demos)."),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP + "; the closing summary"),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP + "; the closing summary"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary unless something failed."),
 ) -> None:
     """Write records to a topic.

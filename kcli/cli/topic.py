@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv
+from .completion import choices, complete_topic
 from .tables import echo, table
 
 app = typer.Typer(help="Create, list, describe, alter and delete topics.", no_args_is_help=True)
@@ -16,12 +17,12 @@ app = typer.Typer(help="Create, list, describe, alter and delete topics.", no_ar
 @handle_errors
 def create(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Topic name: ASCII letters, digits, '.', '_' and '-', up to 249."),
-    partitions: int = typer.Option(1, "--partitions", "-p", help="Number of partitions."),
-    replication_factor: int = typer.Option(1, "--replication-factor", "-r", help="Replicas per partition."),
-    config: List[str] = typer.Option([], "--config", "-c", help="Topic config key=value (repeatable), e.g. min.insync.replicas=2."),
+    name: str = typer.Argument(..., help="Topic name: ASCII letters, digits, '.', '_' and '-', up to 249.", metavar="TOPIC"),
+    partitions: int = typer.Option(1, "--partitions", "-p", metavar="N", help="Number of partitions."),
+    replication_factor: int = typer.Option(1, "--replication-factor", "-r", metavar="N", help="Replicas per partition."),
+    config: List[str] = typer.Option([], "--config", "-c", metavar="KEY=VALUE", help="Topic config key=value (repeatable), e.g. min.insync.replicas=2."),
     if_not_exists: bool = typer.Option(False, "--if-not-exists", help="Succeed quietly if the topic exists."),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """Create a topic.
 
@@ -55,7 +56,7 @@ def create(
 @handle_errors
 def list_(
     ctx: typer.Context,
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """List topics."""
     check_output(output)
@@ -75,8 +76,8 @@ def list_(
 @handle_errors
 def describe(
     ctx: typer.Context,
-    name: Optional[str] = typer.Argument(None, help="Topic to describe (default: every topic)."),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    name: Optional[str] = typer.Argument(None, metavar="TOPIC", autocompletion=complete_topic, help="Topic to describe (default: every topic)."),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """Show a topic's partitions, offsets, sizes and configs (every topic's without a name).
 
@@ -118,11 +119,11 @@ PARTITIONS_WARNING = ("WARNING: If partitions are increased for a topic that has
 @handle_errors
 def alter(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Topic to change."),
-    partitions: Optional[int] = typer.Option(None, "--partitions", "-p", help="Raise the partition count to N (CreatePartitions; it never shrinks)."),
-    config: List[str] = typer.Option([], "--config", "-c", help="Set a topic config key=value (repeatable)."),
-    delete_config: List[str] = typer.Option([], "--delete-config", help="Remove an override, back to the default (repeatable)."),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    name: str = typer.Argument(..., help="Topic to change.", metavar="TOPIC", autocompletion=complete_topic),
+    partitions: Optional[int] = typer.Option(None, "--partitions", "-p", metavar="N", help="Raise the partition count to N (CreatePartitions; it never shrinks)."),
+    config: List[str] = typer.Option([], "--config", "-c", metavar="KEY=VALUE", help="Set a topic config key=value (repeatable)."),
+    delete_config: List[str] = typer.Option([], "--delete-config", metavar="KEY", help="Remove an override, back to the default (repeatable)."),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """Change a topic's partition count or configs.
 
@@ -158,9 +159,9 @@ def alter(
 @handle_errors
 def configs(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Topic."),
+    name: str = typer.Argument(..., help="Topic.", metavar="TOPIC", autocompletion=complete_topic),
     all_: bool = typer.Option(False, "--all", help="Every config with its effective value, not only the ones set on the topic."),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """A topic's configs with their source, like kafka-configs --describe [--all]:
     DYNAMIC_TOPIC_CONFIG for one set on the topic, DEFAULT_CONFIG for a default.
@@ -190,9 +191,9 @@ def configs(
 @handle_errors
 def delete(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Topic to delete, with all its records."),
+    name: str = typer.Argument(..., help="Topic to delete, with all its records.", metavar="TOPIC", autocompletion=complete_topic),
     if_exists: bool = typer.Option(False, "--if-exists", help="Succeed quietly if the topic does not exist."),
-    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+    output: str = typer.Option("text", "--output", "-o", metavar="FORMAT", autocompletion=choices("text", "json"), help=OUTPUT_HELP),
 ) -> None:
     """Delete a topic and its data."""
     check_output(output)
