@@ -288,20 +288,6 @@ class ProducerStateManager:
                 gone += 1
         return gone
 
-    def forget_dropped(self, txn, first: int, last: int) -> int:
-        """A repair dropped offsets ``first..last``: forget the batches that were there, so a
-        producer's retry of one is written again (at a new offset) instead of being answered
-        as a duplicate of records the log no longer holds. Returns how many producers changed."""
-        changed = 0
-        for pid, entry in self.entries(txn).items():
-            kept = [b for b in entry.batches if not first <= b.last_offset <= last]
-            if len(kept) == len(entry.batches):
-                continue
-            entry.batches = kept
-            txn.put(int64_key(self._pk, pid), entry.encode(), db=self._db)
-            changed += 1
-        return changed
-
     def truncate_from(self, txn, offset: int) -> None:
         """The log was cut back to ``offset`` and cannot be read here: forget batches at or
         past it, so that their retries are written again rather than answered as
@@ -338,6 +324,23 @@ class ProducerStateManager:
         stale = {pid: e for pid, e in self.entries(txn).items()
                  if e.last_offset >= offset or e.txn_first_offset >= offset
                  or any(b.last_offset >= offset for b in e.batches)}
+        return self.rebuild_producers(txn, stale, windows)
+
+    def touched_by(self, txn, ranges) -> dict:
+        """The producers whose state a dropped range of offsets may have set: a batch of
+        theirs, their last write (a marker that bumped the epoch or ended a transaction), or
+        their open transaction's first offset lies in one of ``ranges`` ((first, last) pairs)."""
+        def inside(offset: int) -> bool:
+            return any(first <= offset <= last for first, last in ranges)
+
+        return {pid: e for pid, e in self.entries(txn).items()
+                if inside(e.last_offset) or (e.txn_first_offset >= 0 and inside(e.txn_first_offset))
+                or any(inside(b.last_offset) for b in e.batches)}
+
+    def rebuild_producers(self, txn, stale: dict, windows) -> list[int]:
+        """Replace the state of the producers in ``stale`` ({pid: entry}) by what the batches
+        of ``windows`` (newest segment first, see ``rebuild_from_log``) say; a producer with
+        nothing left in them is forgotten. Returns the producer ids rebuilt."""
         if not stale:
             return []
         collected: list = []

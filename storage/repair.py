@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from . import record_batch as rb
 from .metadata import int64_key, int64_of_key
-from .recovery import damage_reason
+from .recovery import _segment_events, damage_reason
 from .segment import fsync_dir, read_range, segment_path, write_fully
 
 
@@ -169,8 +169,22 @@ def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
                 os.close(fd)
             log.forget_reader(seg.base_offset)
         if not dry_run and out:
+            _rebuild_producers(log, [(d.first_offset, d.last_offset) for d in out])
             log._tail_checked = False  # the next append checks the tail again
     return out
+
+
+def _rebuild_producers(log, ranges) -> None:
+    """Producers that wrote in a dropped range get back the state the remaining log shows, as
+    Kafka's LogLoader replays the log: their epoch (a dropped marker may have bumped it), their
+    last batches (a retry of a dropped batch is written again, at a new offset, rather than
+    answered as a duplicate) and their open transaction (a dropped marker had closed it)."""
+
+    with log.store.write() as txn:
+        stale = log.producer_state.touched_by(txn, ranges)
+        if stale:
+            segments = log.store.segments(txn, log.topic, log.partition)
+            log.producer_state.rebuild_producers(txn, stale, (_segment_events(log, s) for s in reversed(segments)))
 
 
 def _publish_repaired(log, seg, data: bytes, end_offset: int, interval: int, dropped) -> None:
@@ -180,7 +194,6 @@ def _publish_repaired(log, seg, data: bytes, end_offset: int, interval: int, dro
     with log.store.write() as txn:
         for first, last in dropped:
             log.producer_state.txn_index.forget_markers_in(txn, seg.base_offset, first, last)
-            log.producer_state.forget_dropped(txn, first, last)
         cur = txn.cursor(db=idx._db)
         if cur.set_range(int64_key(idx._pk, seg.base_offset)):
             while cur.key().startswith(idx._pk) and len(cur.key()) == len(idx._pk) + 8 \

@@ -255,13 +255,18 @@ def test_committed_transaction_after_a_lost_abort_marker_is_visible_to_read_comm
         b.release()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "published bytes are no longer cut back on the first append: a lost marker makes the partition refuse "
-    "appends (KAFKA_STORAGE_ERROR) until 'kcli log repair'; the repair does not yet rebuild producer state"))
-def test_recovery_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
+def _repair(data_dir):
+    from storage.repair import repair_data_dir
+
+    return repair_data_dir(data_dir, "t")[1]
+
+
+def test_repair_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
     """The lost ABORT marker had bumped the epoch (as the coordinator does when it aborts a
-    timed-out transaction) and closed the transaction: after recovery the producer is back
-    at the epoch, sequences and open transaction the remaining log shows."""
+    timed-out transaction) and closed the transaction. Its bytes were published, so the next
+    append is refused until a repair; the repair keeps the log end (offset 4 becomes a gap)
+    and puts the producer back at the epoch, sequences and open transaction the remaining
+    log shows."""
     b = open_broker(data_dir, create=True)
     try:
         b.create_topic("t", 1, 1, {})
@@ -283,8 +288,16 @@ def test_recovery_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
     b = open_broker(data_dir)
     try:
         log = b.log("t", 0)
-        log.append([plain_batch(["p1"])])  # the first append recovers the tail
-        assert log.log_end_offset == 5  # the marker's offset 4 now holds p1
+        with pytest.raises(KafkaStorageError):
+            log.append([plain_batch(["p1"])])
+    finally:
+        b.release()
+    dropped = _repair(data_dir)
+    assert [(d.first_offset, d.last_offset) for d in dropped] == [(4, 4)]
+    b = open_broker(data_dir)
+    try:
+        log = b.log("t", 0)
+        assert log.log_end_offset == 5  # the marker's offset stays used
         entry = producer_entries(b, "t", 0)[pid]
         assert entry.epoch == epoch
         assert [(m.first_seq, m.last_seq, m.last_offset) for m in entry.batches] == [(0, 1, 2), (2, 2, 3)]
@@ -294,7 +307,7 @@ def test_recovery_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
         # the producer continues its epoch where the log says it is
         with pytest.raises(OutOfOrderSequenceNumberError):
             produce(b, "t", 0, [txn_batch(["a3"], pid, epoch, 5)])
-        produce(b, "t", 0, [txn_batch(["a3"], pid, epoch, 3)])
+        produce(b, "t", 0, [txn_batch(["a3"], pid, epoch, 3)])  # offset 5
         log.append_marker(rb.ABORT, pid, epoch)
         assert index_entries(log)[0][1:4] == (pid, 1, 6)
         assert log.last_stable_offset() == log.log_end_offset
@@ -302,12 +315,9 @@ def test_recovery_rebuilds_the_state_a_lost_marker_had_changed(data_dir):
         b.release()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "published bytes are no longer cut back on the first append: a lost marker makes the partition refuse "
-    "appends (KAFKA_STORAGE_ERROR) until 'kcli log repair'; the repair does not yet rebuild producer state"))
-def test_recovery_finds_the_open_transaction_begun_in_an_older_segment(data_dir):
-    """A transaction begun in an older segment whose marker was lost: the rebuilt state
-    names its first offset there."""
+def test_repair_finds_the_open_transaction_begun_in_an_older_segment(data_dir):
+    """A transaction begun in an older segment whose COMMIT marker was lost: after the repair
+    the rebuilt state names its first offset there."""
     b = open_broker(data_dir, create=True)
     try:
         b.create_topic("t", 1, 1, {})
@@ -322,14 +332,16 @@ def test_recovery_finds_the_open_transaction_begun_in_an_older_segment(data_dir)
     finally:
         b.release()
     lose_tail(path, data_end)
+    assert [(d.first_offset, d.last_offset) for d in _repair(data_dir)] == [(2, 2)]
     b = open_broker(data_dir)
     try:
         log = b.log("t", 0)
-        log.append([plain_batch(["p"])])
+        log.append([plain_batch(["p"])])  # offset 3
         entry = producer_entries(b, "t", 0)[pid]
         assert entry.txn_first_offset == 0
         assert [m.last_offset for m in entry.batches] == [0, 1]
         assert log.last_stable_offset() == 0
+        assert log.log_end_offset == 4
     finally:
         b.release()
 
