@@ -396,9 +396,9 @@ class LocalBroker:
             t, configs = self.topic_view(part.topic)
             in_sync = t.replication_factor  # every replica of a one-broker directory is in sync
             if in_sync < configs["min.insync.replicas"]:
-                raise NotEnoughReplicasError(
-                    f"the in-sync replicas of {part.topic}-{part.partition} ({in_sync}) are fewer than "
-                    f"min.insync.replicas ({configs['min.insync.replicas']}); acks=all refused"
+                raise NotEnoughReplicasError(  # Kafka: "The size of the current ISR ... is insufficient"
+                    f"ISR {in_sync} < min.insync.replicas {configs['min.insync.replicas']} "
+                    f"for {part.topic}-{part.partition}"
                 )
         r = log.append(part.records)
         return api.ProducePartitionResponse(part.topic, part.partition, r.base_offset, r.last_offset,

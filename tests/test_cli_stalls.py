@@ -1,0 +1,142 @@
+"""The CLI says a word where it would otherwise stall or stop in silence: one line on
+stderr (never stdout) for a producer retrying, a join held by a dead member, a
+read_committed reader held by an open transaction, a position moved by retention, and what
+a failed or interrupted produce had written."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, kcli_cmd
+
+FAST_EXPIRY = ["-X", "delivery.timeout.ms=1500", "-X", "request.timeout.ms=1000"]
+
+
+def start(data_dir, *args, stdin=None):
+    env = dict(os.environ, KCLI_DATA_DIR=data_dir)
+    env.pop("KCLI_DEBUG", None)
+    return subprocess.Popen(kcli_cmd() + [str(a) for a in args], stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=str(ROOT), text=True)
+
+
+def end_offset(data_dir, topic: str, partition: int = 0, read_committed: bool = False) -> int:
+    from kcli import Consumer
+    from kcli.types import TopicPartition
+
+    level = "read_committed" if read_committed else "read_uncommitted"
+    with Consumer({"isolation.level": level}, data_dir=data_dir) as c:
+        tp = TopicPartition(topic, partition)
+        return c.end_offsets([tp])[tp]
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ----------------------------------------------------------------------------- produce
+
+
+def test_produce_says_once_that_it_retries_and_names_the_cause_when_records_expire(kcli):
+    kcli("topic", "create", "x2", "--config", "min.insync.replicas=2", check=True)
+    r = kcli("produce", "x2", "-v", "hi", *FAST_EXPIRY)
+    assert r.returncode == 1 and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines[0] == "retrying NOT_ENOUGH_REPLICAS: ISR 1 < min.insync.replicas 2 for x2-0"
+    assert sum(line.startswith("retrying") for line in lines) == 1  # once, not per retry
+    assert lines[1].startswith("0 record(s) to x2 ") and "failed 1" in lines[1]  # the summary first
+    assert re.fullmatch(r"error: REQUEST_TIMED_OUT: Expiring 1 record\(s\) for x2-0: \d+ ms has passed since "
+                        r"batch creation; last error NOT_ENOUGH_REPLICAS: ISR 1 < min.insync.replicas 2 "
+                        r"for x2-0", lines[2]), lines[2]
+    assert len(lines) == 3
+
+
+def test_produce_quiet_keeps_the_retry_line_to_itself_but_still_names_the_cause(kcli):
+    kcli("topic", "create", "x2", "--config", "min.insync.replicas=2", check=True)
+    r = kcli("produce", "x2", "-v", "hi", "--quiet", *FAST_EXPIRY)
+    assert r.returncode == 1
+    assert not any(line.startswith("retrying") for line in r.stderr.splitlines())
+    assert "last error NOT_ENOUGH_REPLICAS" in r.stderr.splitlines()[-1]
+
+
+def test_the_python_producer_is_quiet_about_retries_unless_asked(broker, data_dir, capfd):
+    from kcli import Producer
+    from kcli.common.errors import KafkaTimeoutError
+
+    broker.create_topic("x2", 1, 1, {"min.insync.replicas": 2})
+    seen = []
+    producer = Producer({"delivery.timeout.ms": 600, "request.timeout.ms": 500, "retry.backoff.ms": 20},
+                        data_dir=data_dir)
+    future = producer.send("x2", b"quiet")
+    with pytest.raises(KafkaTimeoutError, match="last error NOT_ENOUGH_REPLICAS"):
+        future.get(10)
+    producer.on_retry(lambda topic, partition, exc, attempts: seen.append((topic, partition, exc.name, attempts)))
+    with pytest.raises(KafkaTimeoutError):
+        producer.send("x2", b"told").get(10)
+    producer.close()
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert seen and seen[0] == ("x2", 0, "NOT_ENOUGH_REPLICAS", 1)
+
+
+def test_transactional_warning_recommends_only_what_the_topic_misses(kcli):
+    kcli("topic", "create", "r2", "-r", "2", "--config", "min.insync.replicas=2", check=True)
+    r = kcli("produce", "r2", "-v", "x", "--transactional-id", "t1", "-q", check=True)
+    warning = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1
+    assert "Kafka recommends replication factor >= 3," in warning[0]
+    assert "min.insync.replicas >= 2" not in warning[0]
+
+
+def test_a_produce_that_runs_out_of_buffer_prints_what_it_wrote_before_the_error(kcli):
+    kcli("topic", "create", "x2", "--config", "min.insync.replicas=2", check=True)
+    lines = "".join(f"{i}\n" for i in range(100_000))
+    r = kcli("produce", "x2", "-X", "buffer.memory=65536", "-X", "max.block.ms=300", *FAST_EXPIRY, input=lines)
+    assert r.returncode == 1
+    out = r.stderr.splitlines()
+    assert out[-2].startswith("0 record(s) to x2 in 0 batch(es)"), r.stderr
+    assert out[-1].startswith("error: REQUEST_TIMED_OUT: Failed to allocate"), r.stderr
+
+
+def test_a_bad_input_line_prints_the_records_and_offsets_written_before_it(kcli):
+    kcli("topic", "create", "orders", check=True)
+    good = "".join(f"k{i}:v{i}\n" for i in range(150_000))  # more than one 1 MiB chunk
+    r = kcli("produce", "orders", "-K", ":", "-p", "0", input=good + "no-separator\n")
+    assert r.returncode == 1
+    summary, error = r.stderr.splitlines()[-2:]
+    written = int(summary.split(" ", 1)[0])
+    assert 0 < written < 150_000
+    assert f"partitions 0: {written}; offsets 0: 0..{written - 1};" in summary
+    assert error.startswith("error: line ") and "no key separator" in error
+
+
+@pytest.mark.parametrize("sig, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_an_interrupted_produce_prints_what_it_wrote(data_dir, kcli, sig, code, name):
+    kcli("topic", "create", "orders", "--partitions", "3", check=True)
+    p = start(data_dir, "produce", "orders", "-p", "1", "--quiet", stdin=subprocess.PIPE)
+    try:
+        p.stdin.write("".join(f"order-{i}\n" for i in range(1200)))
+        p.stdin.flush()
+        wait_for(lambda: end_offset(data_dir, "orders", 1) == 1200, what="1200 records in orders-1")
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == code, err
+    assert out == ""
+    summary, error = err.splitlines()[-2:]
+    assert summary.startswith("1200 record(s) to orders ")
+    assert "partitions 1: 1200; offsets 1: 0..1199;" in summary
+    assert error == f"error: interrupted by {name}"
