@@ -140,3 +140,46 @@ def test_an_interrupted_produce_prints_what_it_wrote(data_dir, kcli, sig, code, 
     assert summary.startswith("1200 record(s) to orders ")
     assert "partitions 1: 1200; offsets 1: 0..1199;" in summary
     assert error == f"error: interrupted by {name}"
+
+
+# ----------------------------------------------------------------------------- groups
+
+MEMBER = ["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"]
+
+
+def start_logged(data_dir, path, *args):
+    """``kcli ARGS`` in the background, its stderr going to a file the test can read as it grows."""
+    env = dict(os.environ, KCLI_DATA_DIR=data_dir)
+    env.pop("KCLI_DEBUG", None)
+    with open(path, "w") as err:
+        return subprocess.Popen(kcli_cmd() + [str(a) for a in args], stdout=subprocess.PIPE, stderr=err,
+                                env=env, cwd=str(ROOT))
+
+
+def stop(p) -> None:
+    if p.poll() is None:
+        p.kill()
+    p.communicate()
+
+
+def test_a_join_held_by_a_killed_member_names_it_and_its_session_once(data_dir, broker, tmp_path):
+    broker.create_topic("orders", 1, 1)
+    first_err, second_err = tmp_path / "first.err", tmp_path / "second.err"
+    first = start_logged(data_dir, first_err, "consume", "orders", "--group", "g", *MEMBER)
+    try:
+        wait_for(lambda: "generation 1: assigned orders-0" in first_err.read_text(), what="the first member's assignment")
+        (dead,) = [m.member_id for m in broker.describe_groups(["g"])[0].members]
+    finally:
+        stop(first)  # SIGKILL: it never leaves the group
+    second = start_logged(data_dir, second_err, "consume", "orders", "--group", "g", *MEMBER)
+    try:
+        wait_for(lambda: "waiting for member" in second_err.read_text(), what="the held join's line")
+        time.sleep(0.5)  # a few more held joins: still one line
+    finally:
+        second.terminate()
+        out, _ = second.communicate()
+    held = re.findall(r"waiting for member (\S+) to expire \(session.timeout.ms 6000, (\d) s left\)",
+                      second_err.read_text())
+    assert [member for member, _left in held] == [dead], second_err.read_text()  # once, naming the dead member
+    assert 1 <= int(held[0][1]) <= 5
+    assert out == b""

@@ -512,8 +512,11 @@ class LocalBroker:
             protocols=[(name, bytes(meta)) for name, meta in request.protocols],
         )
         members = [api.JoinGroupMember(mid, m["instance_id"], m["metadata"]) for mid, m in r.members.items()]
+        pending = [api.PendingMember(p["member_id"], p["instance_id"], p["session_timeout_ms"],
+                                     p["rebalance_timeout_ms"], p["since_heartbeat_ms"], p["session_left_ms"],
+                                     p["rebalance_left_ms"]) for p in r.pending]
         return api.JoinGroupResponse(r.member_id, r.generation, request.protocol_type if r.protocol else None,
-                                     r.protocol, r.leader or "", members, r.waiting)
+                                     r.protocol, r.leader or "", members, r.waiting, pending)
 
     def sync_group(self, request: api.SyncGroupRequest) -> api.SyncGroupResponse:
         assignments = dict(request.assignments) if request.assignments else None
