@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, kcli_cmd
 
-FAST_EXPIRY = ["-X", "delivery.timeout.ms=1500", "-X", "request.timeout.ms=1000"]
+FAST_EXPIRY = ["-X", "delivery.timeout.ms=600", "-X", "request.timeout.ms=300"]
 
 
 def start(data_dir, *args, stdin=None):
@@ -48,8 +48,8 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
 # ----------------------------------------------------------------------------- produce
 
 
-def test_produce_says_once_that_it_retries_and_names_the_cause_when_records_expire(kcli):
-    kcli("topic", "create", "x2", "--config", "min.insync.replicas=2", check=True)
+def test_produce_says_once_that_it_retries_and_names_the_cause_when_records_expire(kcli, broker):
+    broker.create_topic("x2", 1, 1, {"min.insync.replicas": 2})
     r = kcli("produce", "x2", "-v", "hi", *FAST_EXPIRY)
     assert r.returncode == 1 and r.stdout == ""
     lines = r.stderr.splitlines()
@@ -62,8 +62,8 @@ def test_produce_says_once_that_it_retries_and_names_the_cause_when_records_expi
     assert len(lines) == 3
 
 
-def test_produce_quiet_keeps_the_retry_line_to_itself_but_still_names_the_cause(kcli):
-    kcli("topic", "create", "x2", "--config", "min.insync.replicas=2", check=True)
+def test_produce_quiet_keeps_the_retry_line_to_itself_but_still_names_the_cause(kcli, broker):
+    broker.create_topic("x2", 1, 1, {"min.insync.replicas": 2})
     r = kcli("produce", "x2", "-v", "hi", "--quiet", *FAST_EXPIRY)
     assert r.returncode == 1
     assert not any(line.startswith("retrying") for line in r.stderr.splitlines())
@@ -90,17 +90,23 @@ def test_the_python_producer_is_quiet_about_retries_unless_asked(broker, data_di
     assert seen and seen[0] == ("x2", 0, "NOT_ENOUGH_REPLICAS", 1)
 
 
-def test_transactional_warning_recommends_only_what_the_topic_misses(kcli):
-    kcli("topic", "create", "r2", "-r", "2", "--config", "min.insync.replicas=2", check=True)
-    r = kcli("produce", "r2", "-v", "x", "--transactional-id", "t1", "-q", check=True)
-    warning = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+def test_transactional_warning_recommends_only_what_the_topic_misses(broker, data_dir, capfd):
+    from kcli import Producer
+
+    broker.create_topic("r2", 1, 2, {"min.insync.replicas": 2})
+    with Producer({"transactional.id": "t1"}, data_dir=data_dir) as p:
+        p.init_transactions()
+        p.begin_transaction()
+        p.send("r2", b"x")
+        p.commit_transaction()
+    warning = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1
     assert "Kafka recommends replication factor >= 3," in warning[0]
     assert "min.insync.replicas >= 2" not in warning[0]
 
 
-def test_a_produce_that_runs_out_of_buffer_prints_what_it_wrote_before_the_error(kcli):
-    kcli("topic", "create", "x2", "--config", "min.insync.replicas=2", check=True)
+def test_a_produce_that_runs_out_of_buffer_prints_what_it_wrote_before_the_error(kcli, broker):
+    broker.create_topic("x2", 1, 1, {"min.insync.replicas": 2})
     lines = "".join(f"{i}\n" for i in range(100_000))
     r = kcli("produce", "x2", "-X", "buffer.memory=65536", "-X", "max.block.ms=300", *FAST_EXPIRY, input=lines)
     assert r.returncode == 1
@@ -109,8 +115,8 @@ def test_a_produce_that_runs_out_of_buffer_prints_what_it_wrote_before_the_error
     assert out[-1].startswith("error: REQUEST_TIMED_OUT: Failed to allocate"), r.stderr
 
 
-def test_a_bad_input_line_prints_the_records_and_offsets_written_before_it(kcli):
-    kcli("topic", "create", "orders", check=True)
+def test_a_bad_input_line_prints_the_records_and_offsets_written_before_it(kcli, broker):
+    broker.create_topic("orders", 1, 1)
     good = "".join(f"k{i}:v{i}\n" for i in range(150_000))  # more than one 1 MiB chunk
     r = kcli("produce", "orders", "-K", ":", "-p", "0", input=good + "no-separator\n")
     assert r.returncode == 1
@@ -122,8 +128,8 @@ def test_a_bad_input_line_prints_the_records_and_offsets_written_before_it(kcli)
 
 
 @pytest.mark.parametrize("sig, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
-def test_an_interrupted_produce_prints_what_it_wrote(data_dir, kcli, sig, code, name):
-    kcli("topic", "create", "orders", "--partitions", "3", check=True)
+def test_an_interrupted_produce_prints_what_it_wrote(data_dir, kcli, broker, sig, code, name):
+    broker.create_topic("orders", 3, 1)
     p = start(data_dir, "produce", "orders", "-p", "1", "--quiet", stdin=subprocess.PIPE)
     try:
         p.stdin.write("".join(f"order-{i}\n" for i in range(1200)))
@@ -183,3 +189,71 @@ def test_a_join_held_by_a_killed_member_names_it_and_its_session_once(data_dir, 
     assert [member for member, _left in held] == [dead], second_err.read_text()  # once, naming the dead member
     assert 1 <= int(held[0][1]) <= 5
     assert out == b""
+
+
+# ----------------------------------------------------------------------------- consume
+
+
+def open_transaction(data_dir, topic: str, tid: str = "loader"):
+    """A transactional producer with records written in a transaction left open."""
+    from kcli import Producer
+
+    producer = Producer({"transactional.id": tid}, data_dir=data_dir)
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send(topic, b"open-1", partition=0)
+    producer.send(topic, b"open-2", partition=0)
+    producer.flush()
+    return producer
+
+
+HELD = "held at the last stable offset 4 of t-0 by an open transaction of 'loader'"
+
+
+def test_read_committed_says_once_which_transaction_holds_it_then_reads_on_after_the_commit(
+        data_dir, kcli, broker, tmp_path):
+    broker.create_topic("t", 1, 1)
+    from kcli import Producer
+
+    with Producer(data_dir=data_dir) as p:
+        for value in "abcd":
+            p.send("t", value, partition=0)
+    producer = open_transaction(data_dir, "t")
+    try:
+        r = kcli("consume", "t", "--from-beginning", "--isolation-level", "read_committed", check=True)
+        assert (r.stdout, r.stderr) == ("a\nb\nc\nd\n", HELD + "\n")
+        err = tmp_path / "follow.err"
+        follower = start_logged(data_dir, err, "consume", "t", "--from-beginning", "--follow", "--timeout", "10",
+                                "--isolation-level", "read_committed")
+        try:
+            wait_for(lambda: HELD in err.read_text(), what="the held line")
+            producer.commit_transaction()
+            lines = [follower.stdout.readline() for _ in range(6)]
+        finally:
+            stop(follower)
+    finally:
+        producer.close()
+    assert lines == [b"a\n", b"b\n", b"c\n", b"d\n", b"open-1\n", b"open-2\n"]
+    assert err.read_text().count("held at") == 1
+
+
+def test_a_group_reader_behind_retention_says_which_offsets_went_and_where_it_moved(data_dir, kcli, broker):
+    from kcli import Consumer, Producer
+    from kcli.types import TopicPartition
+
+    broker.create_topic("orders", 1, 1, {"segment.ms": 200, "retention.ms": 60_000})
+    hour_ago = int(time.time() * 1000) - 3_600_000
+    with Producer({"linger.ms": 0}, data_dir=data_dir) as p:
+        for i in range(1000):
+            p.send("orders", f"order-{i:04d}", partition=0, timestamp=hour_ago)
+        p.flush()
+        with Consumer({"group.id": "slow"}, data_dir=data_dir) as c:
+            c.commit({TopicPartition("orders", 0): 0})  # a reader that stopped at the very start
+        time.sleep(0.25)  # past segment.ms: the next record starts a new segment
+        p.send("orders", "order-1000", partition=0)
+    broker.run_housekeeping()  # the old segment is past retention.ms
+    start = broker.log("orders", 0).log_start_offset
+    assert start == 1000
+    r = kcli("consume", "orders", "--group", "slow", "-n", "1", "--from-beginning", *MEMBER, check=True)
+    assert r.stdout == f"order-{start:04d}\n"
+    assert f"orders-0: offsets 0..{start - 1} deleted by retention, moved to {start}\n" in r.stderr

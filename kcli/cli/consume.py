@@ -82,6 +82,7 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
     render = compile_format(fmt) if fmt is not None else (json_line_maker() if output == "json" else None)
     consumer = Consumer({"auto.offset.reset": "earliest" if start == "beginning" else "latest",
                          "enable.auto.commit": False, "isolation.level": isolation_level}, data_dir=data_dir(ctx))
+    consumer.on_notice(_say)
     try:
         parts = [TopicPartition(topic, partition)] if partition is not None else consumer.partitions_for_topic(topic)
         consumer.assign(parts)
@@ -126,6 +127,12 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
     if count == 0 and not follow and max_messages != 0:
         _end_hint(topic, partition, len(parts), start)
     return count
+
+
+def _say(text: str) -> None:
+    """A group event or a stall (held by a transaction, moved by retention): one stderr line."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _end_hint(topic: str, partition, n: int, start) -> None:
@@ -206,7 +213,8 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
     interrupted = False
     try:
         consumer.subscribe([topic])
-        consumer.on_group_event(lambda text: (sys.stderr.write(text + "\n"), sys.stderr.flush()))
+        consumer.on_group_event(_say)
+        consumer.on_notice(_say)
         last_record = time.monotonic()
         while max_messages is None or count < max_messages:
             limit = 100_000 if max_messages is None else max_messages - count
