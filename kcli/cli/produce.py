@@ -176,7 +176,8 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
             raise fail(f"interrupted by {name}", 143 if name == "SIGTERM" else 130) from None
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if stream is not None and stream is not sys.stdin.buffer:
             stream.close()
     if progress:
@@ -197,10 +198,14 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _on_sigterm():
+    """Turn SIGTERM into ``_Terminated`` while producing; returns the handler to put back."""
     def on_term(signum, frame):
         raise _Terminated()
 
-    return signal.signal(signal.SIGTERM, on_term)
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (produce called in-process): leave SIGTERM alone
+        return None
 
 
 class _RetryNotice:
