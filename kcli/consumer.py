@@ -49,6 +49,8 @@ class Consumer:
         self._next_auto_commit = time.monotonic() + self.config["auto.commit.interval.ms"] / 1000.0
         self._isolation = api.READ_COMMITTED if self.config["isolation.level"] == "read_committed" \
             else api.READ_UNCOMMITTED
+        self._on_notice = None
+        self._held_at: dict[TopicPartition, int] = {}  # the last stable offset a hold was reported at
 
     # -- group membership -----------------------------------------------------------------
 
@@ -95,6 +97,17 @@ class Consumer:
         """``callback(text)`` for rebalance events ("generation 4: assigned orders-0, ...")."""
         if self._group is not None:
             self._group.on_event = callback
+
+    def on_notice(self, callback) -> None:
+        """``callback(text)`` for what a reader would otherwise not see: a position moved by
+        ``auto.offset.reset`` (records deleted by retention under it), or a read_committed
+        read held at the last stable offset by an open transaction (said once per hold).
+        None (the default) says nothing."""
+        self._on_notice = callback
+
+    def _notice(self, text: str) -> None:
+        if self._on_notice is not None:
+            self._on_notice(text)
 
     def _fresh_partitions(self, partitions: list[TopicPartition]) -> None:
         """Newly assigned partitions start at the group's committed offsets."""
@@ -343,6 +356,8 @@ class Consumer:
             self._init_position(tp, st)
         fetched = self._fetch(tp, st)
         data = fetched.records
+        if self._on_notice is not None and self._isolation == api.READ_COMMITTED:
+            self._maybe_held(tp, st.position, fetched)
         if not len(data):
             return
         position = st.position
@@ -406,10 +421,51 @@ class Consumer:
             )
             r = self._broker.fetch(request).partitions[0]
             if isinstance(r.error, OffsetOutOfRangeError) and self.config["auto.offset.reset"] != "none":
+                old = st.position
                 self._reset(tp, st)
+                if self._on_notice is not None:
+                    self._moved(tp, old, st.position)
                 continue
             return r.raise_for_error()
         return r.raise_for_error()
+
+    def _moved(self, tp: TopicPartition, old: int, new: int) -> None:
+        """Say where auto.offset.reset moved an out-of-range position, and why."""
+        start = self.beginning_offsets([tp])[tp]
+        if old < start:
+            gone = f"offset {old}" if old == start - 1 else f"offsets {old}..{start - 1}"
+            self._notice(f"{tp}: {gone} deleted by retention, moved to {new}")
+        else:
+            end = self.end_offsets([tp])[tp]
+            self._notice(f"{tp}: offset {old} is past the end of the log ({end}), moved to {new} "
+                         f"(auto.offset.reset {self.config['auto.offset.reset']})")
+
+    def _maybe_held(self, tp: TopicPartition, position: int, fetched: api.FetchPartitionResponse) -> None:
+        """read_committed stops at the last stable offset: below the high watermark, an open
+        transaction holds the reader there until it commits or aborts. Name it, once per hold."""
+        lso, hw = fetched.last_stable_offset, fetched.high_watermark
+        if fetched.error is not None or not 0 <= lso < hw or position is None or position < lso:
+            return
+        if self._held_at.get(tp) == lso:
+            return
+        self._held_at[tp] = lso
+        self._notice(f"held at the last stable offset {lso} of {tp} by {self._open_transaction(tp, lso)}")
+
+    def _open_transaction(self, tp: TopicPartition, lso: int) -> str:
+        """Whose open transaction starts at the last stable offset (DescribeProducers, then
+        ListTransactions by producer id)."""
+        try:
+            found = self._broker.describe_producers([(tp.topic, tp.partition)])[0].raise_for_error().producers
+            open_ = [p for p in found if p.current_txn_start_offset >= 0]
+            if not open_:
+                return "an open transaction"
+            owner = min(open_, key=lambda p: (p.current_txn_start_offset != lso, p.current_txn_start_offset))
+            listed = self._broker.list_transactions(producer_ids=[owner.producer_id])
+        except KafkaError:
+            return "an open transaction"
+        if listed:
+            return f"an open transaction of '{listed[0].transactional_id}'"
+        return f"an open transaction of producer id {owner.producer_id}"
 
     def close(self, autocommit: bool = True) -> None:
         """Commit (with enable.auto.commit), leave the group (unless static), release files."""

@@ -89,6 +89,7 @@ class ConsumerCoordinator:
         self.on_event: Callable[[str], None] | None = None
         self.last_poll = time.monotonic()
         self._pending_assignments: dict | None = None
+        self._announced: set[str] = set()  # members already named as holding the current join
         self._joined_topics: list[str] = []
         self._joined_counts: dict[str, int] = {}
         self._next_metadata_check = 0.0
@@ -186,7 +187,9 @@ class ConsumerCoordinator:
         with self._lock:
             self.member_id = result.member_id
         if result.waiting:
+            self._announce_pending(result.pending_members)
             return False
+        self._announced.clear()
         with self._lock:
             self.generation = result.generation_id
         self.protocol = result.protocol_name
@@ -196,6 +199,21 @@ class ConsumerCoordinator:
             self._pending_assignments = self._assign(result.protocol_name, result.members)
         self.join_state = "syncing"
         return True
+
+    def _announce_pending(self, pending) -> None:
+        """Say once which member holds the join, when it has missed its heartbeats (a
+        member that died without leaving: the group waits for its session to run out)."""
+        quiet_after = self.config["heartbeat.interval.ms"] + 500
+        for m in pending:
+            if m.member_id in self._announced or m.since_heartbeat_ms <= quiet_after:
+                continue
+            self._announced.add(m.member_id)
+            if m.session_left_ms <= m.rebalance_left_ms:
+                self._event(f"waiting for member {m.member_id} to expire (session.timeout.ms "
+                            f"{m.session_timeout_ms}, {_seconds(m.session_left_ms)} s left)")
+            else:
+                self._event(f"waiting for member {m.member_id} to rejoin (max.poll.interval.ms "
+                            f"{m.rebalance_timeout_ms}, {_seconds(m.rebalance_left_ms)} s left)")
 
     def _assign(self, protocol: str, members: list) -> dict:
         """The leader's job: run the agreed assignor over every member's subscription."""
@@ -345,6 +363,10 @@ class ConsumerCoordinator:
                 self.broker.leave_group(self.group_id, [member_id])
             except KafkaError:
                 pass
+
+
+def _seconds(ms: int) -> int:
+    return -(-ms // 1000)  # rounded up: "1 s left" until it is gone
 
 
 def _names(partitions) -> str:

@@ -179,6 +179,13 @@ class Producer:
         self._closed = False
         self._sender.start(f"kcli-producer-network-thread | {self.client_id}")
 
+    def on_retry(self, callback: Callable[[str, int, BaseException, int], None] | None) -> None:
+        """``callback(topic, partition, error, attempts)``, run on the sender thread each time a
+        retriable error (e.g. NOT_ENOUGH_REPLICAS) sends a batch back for another attempt, until
+        ``delivery.timeout.ms``. Kafka's producer logs these retries; kcli's says nothing unless
+        asked (None removes the callback)."""
+        self._sender.on_retry = callback
+
     # the broker seam the sender produces to (tests wrap it to delay or fail requests)
     @property
     def _seam(self):

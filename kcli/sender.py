@@ -44,6 +44,8 @@ class PartitionStats:
     records: int = 0
     batches: int = 0
     bytes: int = 0
+    first_offset: int = -1  # the offsets the acknowledged records got (-1: unknown, e.g. acks=0)
+    last_offset: int = -1
 
 
 @dataclass
@@ -85,6 +87,10 @@ class Sender:
         self._next_sequence: dict[tuple[str, int], int] = {}
         self._sequences_of: tuple[int, int] = (-1, -1)  # the (producer id, epoch) they count for
         self._thread: threading.Thread | None = None
+        # on_retry(topic, partition, error, attempts): called on this thread for every retriable
+        # error that sends a batch back to its queue (None: nobody is told, the Python default)
+        self.on_retry = None
+        self._last_error: dict[tuple[str, int], BaseException] = {}  # why a partition's batches are retrying
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -133,9 +139,11 @@ class Sender:
         live = []
         for batch in batches:
             if now - batch.created > timeout:
+                last = self._last_error.get(tp)
                 self.fail(batch, KafkaTimeoutError(
                     f"Expiring {batch.count} record(s) for {topic}-{partition}: "
                     f"{int((now - batch.created) * 1000)} ms has passed since batch creation"
+                    + (f"; last error {last}" if last is not None else "")
                 ))
             else:
                 live.append(batch)
@@ -170,6 +178,7 @@ class Sender:
                         time.monotonic() - batch.created < timeout:
                     with self.stats_lock:
                         self.stats.retries += 1
+                    self._retrying(tp, exc, batch.attempts)
                     backoff = min(self._retry_backoff_ms * (2 ** (batch.attempts - 1)), self._retry_backoff_max_ms)
                     self.accumulator.reenqueue(batch, time.monotonic() + backoff / 1000.0)
                 else:
@@ -179,12 +188,21 @@ class Sender:
             for batch in live:
                 self.fail(batch, exc)
             return
+        self._last_error.pop(tp, None)
         base = result.base_offset  # the batches were given consecutive offsets from here
         for batch in live:
             if result.duplicate:
                 batch.stored_failures = 0  # the broker recognised the retry: still one copy
             self.complete(batch, base if self.acks != 0 else -1, result.log_append_time)
             base += batch.count
+
+    def _retrying(self, tp: tuple[str, int], exc: BaseException, attempts: int) -> None:
+        self._last_error[tp] = exc
+        if self.on_retry is not None:
+            try:
+                self.on_retry(tp[0], tp[1], exc, attempts)
+            except Exception:  # a hook's bug must not stop the sender
+                pass
 
     def _encode(self, batch: ProducerBatch) -> bytes:
         """Encode a batch when it is first sent; an idempotent producer stamps its producer
@@ -220,6 +238,10 @@ class Sender:
             ps.records += batch.count
             ps.batches += 1
             ps.bytes += size
+            if base_offset >= 0:
+                if ps.first_offset < 0:
+                    ps.first_offset = base_offset
+                ps.last_offset = max(ps.last_offset, base_offset + batch.count - 1)
         self._finish(batch)
 
     def fail(self, batch: ProducerBatch, exc: BaseException) -> None:

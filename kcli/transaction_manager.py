@@ -314,8 +314,10 @@ class TransactionManager:
             return
         self._durability_warned.add(topic)
         replication_factor, min_insync = self._metadata.durability(topic)
-        if replication_factor < 3 or min_insync < 2:
+        short = [want for want, met in (("replication factor >= 3", replication_factor >= 3),
+                                        ("min.insync.replicas >= 2", min_insync >= 2)) if not met]
+        if short:  # name only the recommendations the topic misses
             sys.stderr.write(
                 f"warning: transactional writes to '{topic}' (replication factor {replication_factor}, "
-                f"min.insync.replicas {min_insync}): Kafka recommends replication factor >= 3 "
-                "and min.insync.replicas >= 2, or a committed transaction can be lost with one broker\n")
+                f"min.insync.replicas {min_insync}): Kafka recommends {' and '.join(short)}, "
+                "or a committed transaction can be lost with one broker\n")

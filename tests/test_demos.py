@@ -45,8 +45,14 @@ def test_auto_commit_hazard_demo_rereads_with_auto_commit_and_not_with_sync_comm
             r"commit (\w+): first member read (\d+) then died; the next member read (\d+), duplicates (\d+)", out)
     )
     assert set(found) == {"auto", "sync"}, out
-    assert found["auto"] == (1000, 1200, 1000)  # everything since the last (never made) commit comes again
-    assert found["sync"] == (1000, 200, 0)  # committed after processing: only the new records
+    # killed between two auto-commits: what it read since the last one comes again
+    assert found["auto"] == (1200, 300, 200), out
+    assert found["sync"] == (1200, 100, 0), out  # committed after processing: only the new records
+    assert "'auto' auto-committed offset 1000" in out
+    assert "duplicates 200 (offsets 1000..1299)" in out and "duplicates 0 (offsets 1200..1299)" in out
+    for mode in ("auto", "sync"):  # the rebalances show as they happen
+        assert f"[{mode}, first member] generation 1: assigned payments-0" in out, out
+        assert re.search(rf"\[{mode}, next member\] generation \d+: assigned payments-0", out), out
 
 
 def test_transactions_demo_shows_committed_whole_aborted_never_and_zombie_fenced():
@@ -58,3 +64,10 @@ def test_transactions_demo_shows_committed_whole_aborted_never_and_zombie_fenced
     after = [line for line in lines if line.startswith("read_committed:")][-1]
     assert after == "read_committed: alice -1;alice -30;bob +30;dave +1;"  # the zombie's transfer never shows
     assert "CompleteCommit" in out
+    # an open transaction shows as Ongoing, and holds a read_committed reader until it commits
+    assert re.search(r"^bank +0 +\d+ +Ongoing$", out, re.M), out
+    assert re.search(r"^payroll +\d+ +0 +Ongoing ", out, re.M), out
+    assert "read_committed reader so far: alice -1;alice -30;" in lines
+    assert re.search(r"^read_committed reader \(stderr\): held at the last stable offset \d+ of debits-\d by an "
+                     r"open transaction of 'payroll'$", out, re.M), out
+    assert "read_committed reader released: alice -1;alice -30;bank -100;" in lines

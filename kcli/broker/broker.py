@@ -450,9 +450,9 @@ class LocalBroker:
             t, configs = self.topic_view(part.topic)
             in_sync = t.replication_factor  # every replica of a one-broker directory is in sync
             if in_sync < configs["min.insync.replicas"]:
-                raise NotEnoughReplicasError(
-                    f"the in-sync replicas of {part.topic}-{part.partition} ({in_sync}) are fewer than "
-                    f"min.insync.replicas ({configs['min.insync.replicas']}); acks=all refused"
+                raise NotEnoughReplicasError(  # Kafka: "The size of the current ISR ... is insufficient"
+                    f"ISR {in_sync} < min.insync.replicas {configs['min.insync.replicas']} "
+                    f"for {part.topic}-{part.partition}"
                 )
         r = log.append(part.records)
         return api.ProducePartitionResponse(part.topic, part.partition, r.base_offset, r.last_offset,
@@ -566,8 +566,11 @@ class LocalBroker:
             protocols=[(name, bytes(meta)) for name, meta in request.protocols],
         )
         members = [api.JoinGroupMember(mid, m["instance_id"], m["metadata"]) for mid, m in r.members.items()]
+        pending = [api.PendingMember(p["member_id"], p["instance_id"], p["session_timeout_ms"],
+                                     p["rebalance_timeout_ms"], p["since_heartbeat_ms"], p["session_left_ms"],
+                                     p["rebalance_left_ms"]) for p in r.pending]
         return api.JoinGroupResponse(r.member_id, r.generation, request.protocol_type if r.protocol else None,
-                                     r.protocol, r.leader or "", members, r.waiting)
+                                     r.protocol, r.leader or "", members, r.waiting, pending)
 
     def sync_group(self, request: api.SyncGroupRequest) -> api.SyncGroupResponse:
         assignments = dict(request.assignments) if request.assignments else None

@@ -152,6 +152,10 @@ class JoinResult:
     leader: str | None = None
     members: dict = field(default_factory=dict)  # leader only: member id -> {"metadata", "instance_id"}
     waiting: bool = False  # the rebalance has not completed yet: call join_group again
+    # while waiting: the known members that have not rejoined yet, each a dict of member_id,
+    # instance_id, session_timeout_ms, rebalance_timeout_ms, since_heartbeat_ms (since its
+    # last heartbeat or join), session_left_ms and rebalance_left_ms (until it is dropped)
+    pending: list = field(default_factory=list)
 
 
 @dataclass
@@ -381,8 +385,28 @@ class GroupCoordinator:
                     }
             else:
                 result.waiting = True
+                if g["state"] == PREPARING:
+                    result.pending = self._pending(g, member_id, now)
             self._save(txn, group, g)
         return result
+
+    @staticmethod
+    def _pending(g: dict, member_id: str, now: int) -> list[dict]:
+        """The members a rebalance waits for, and when each would be dropped (as ``_expire``
+        reckons it): its session, or its rebalance timeout for a member that heartbeats but
+        does not rejoin."""
+        out = []
+        for mid, m in sorted(g["members"].items(), key=lambda kv: kv[1].get("order", 0)):
+            if mid == member_id or m["joined"]:
+                continue
+            session_end = m["last_heartbeat"] + m["session_timeout_ms"]
+            join_end = max(g["rebalance_started"], m["last_heartbeat"]) + m["rebalance_timeout_ms"]
+            out.append({"member_id": mid, "instance_id": m.get("instance_id"),
+                        "session_timeout_ms": m["session_timeout_ms"],
+                        "rebalance_timeout_ms": m["rebalance_timeout_ms"],
+                        "since_heartbeat_ms": max(0, now - m["last_heartbeat"]),
+                        "session_left_ms": max(0, session_end - now), "rebalance_left_ms": max(0, join_end - now)})
+        return out
 
     def sync_group(self, group: str, generation: int, member_id: str, assignments: dict | None = None,
                    instance_id: str | None = None) -> tuple[str | None, bytes | None]:

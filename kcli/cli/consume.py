@@ -140,6 +140,7 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
     configs.update(parse_kv(list(config), "-X"))
     configs["isolation.level"] = isolation_level
     consumer = Consumer(configs, data_dir=data_dir(ctx))
+    consumer.on_notice(_say)
     try:
         parts = [TopicPartition(topic, partition)] if partition is not None else consumer.partitions_for_topic(topic)
         consumer.assign(parts)
@@ -188,6 +189,12 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
     if count == 0 and not follow and max_messages != 0:
         _end_hint(topic, partition, len(parts), start)
     return count
+
+
+def _say(text: str) -> None:
+    """A group event or a stall (held by a transaction, moved by retention): one stderr line."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _end_hint(topic: str, partition, n: int, start) -> None:
@@ -268,7 +275,8 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
     interrupted = False
     try:
         consumer.subscribe([topic])
-        consumer.on_group_event(lambda text: (sys.stderr.write(text + "\n"), sys.stderr.flush()))
+        consumer.on_group_event(_say)
+        consumer.on_notice(_say)
         last_record = time.monotonic()
         while max_messages is None or count < max_messages:
             limit = 100_000 if max_messages is None else max_messages - count

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from operator import methodcaller
 from typing import List, Optional
 
 import typer
+
+from kcli.common.errors import KafkaError
 
 from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv
 from .completion import choices, complete_topic
@@ -132,15 +135,20 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     stream, total = (None, None) if value is not None else _open_input(file)
     started = time.perf_counter()
     producer = Producer(configs, data_dir=data_dir(ctx))
+    if not quiet:
+        producer.on_retry(_RetryNotice())
     failed_input: Optional[str] = None
     progress = None
+    sending = False  # past the checks: a failure from here on prints what was written
     txn = _Transactions(producer, transaction_size, abort) if transactional_id is not None else None
+    previous_term = _on_sigterm()
     try:
         producer.partitions_for(topic)  # UNKNOWN_TOPIC_OR_PARTITION before reading anything
         if partition is not None:
             producer.partition_for(topic, partition=partition)  # UNKNOWN_TOPIC_OR_PARTITION for a bad one
         if txn is not None:
             txn.start()
+        sending = True
         if value is not None:
             future = producer.send(topic, value.encode("utf-8"), key=key_b, partition=partition, headers=headers,
                                    timestamp=timestamp)
@@ -154,12 +162,23 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
         if txn is not None:
             txn.finish()
         producer.flush()
-    except BaseException:
+    except BaseException as exc:
         if progress:
             progress[0].stop()
-        producer.close(timeout=5)
+        try:
+            producer.close(timeout=5)
+        except (KafkaError, KeyboardInterrupt):
+            pass
+        if sending:  # what was written before the error (or the interrupt) comes first
+            _summary(topic, producer.stats, time.perf_counter() - started, output, False,
+                     txn.done if txn is not None else None)
+        if isinstance(exc, KeyboardInterrupt):
+            name = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
+            raise fail(f"interrupted by {name}", 143 if name == "SIGTERM" else 130) from None
         raise
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if stream is not None and stream is not sys.stdin.buffer:
             stream.close()
     if progress:
@@ -173,6 +192,39 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     if stats.records_failed:
         names = ", ".join(f"{k}: {v}" for k, v in stats.errors.items())
         raise fail(f"{stats.records_failed} record(s) were not written ({names})")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a killed produce stops like a ctrl-C."""
+
+
+def _on_sigterm():
+    """Turn SIGTERM into ``_Terminated`` while producing; returns the handler to put back."""
+    def on_term(signum, frame):
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (produce called in-process): leave SIGTERM alone
+        return None
+
+
+class _RetryNotice:
+    """One stderr line the first time each retriable error comes back (not per retry): the
+    producer keeps retrying quietly until delivery.timeout.ms, which can be minutes."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, topic: str, partition: int, exc: BaseException, attempts: int) -> None:
+        name = getattr(exc, "name", type(exc).__name__)
+        if name in self.seen:
+            return
+        self.seen.add(name)
+        where = f"{topic}-{partition}"
+        text = " ".join(str(exc).split("\n"))
+        sys.stderr.write(f"retrying {text}" + ("" if where in text else f" for {where}") + "\n")
+        sys.stderr.flush()
 
 
 class _Transactions:
@@ -301,10 +353,12 @@ def _send_run(producer, topic, values, keys, headers, partition, timestamp) -> N
 def _summary(topic, stats, elapsed, output, quiet, transactions=None) -> None:
     rate = stats.records_sent / elapsed if elapsed > 0 else 0.0
     per_partition = {str(p): ps.records for (t, p), ps in sorted(stats.partitions.items())}
+    offsets = {str(p): [ps.first_offset, ps.last_offset]
+               for (t, p), ps in sorted(stats.partitions.items()) if ps.first_offset >= 0}
     if output == "json":
         emit_json({
             "topic": topic, "records": stats.records_sent, "failed": stats.records_failed,
-            "batches": stats.batches, "bytes": stats.bytes, "partitions": per_partition,
+            "batches": stats.batches, "bytes": stats.bytes, "partitions": per_partition, "offsets": offsets,
             "retries": stats.retries, "duplicates": stats.duplicates, "errors": stats.errors,
             "seconds": round(elapsed, 3), "records_per_second": round(rate),
             **({"transactions": transactions} if transactions is not None else {}),
@@ -313,9 +367,11 @@ def _summary(topic, stats, elapsed, output, quiet, transactions=None) -> None:
     if quiet and not stats.records_failed:
         return
     parts = ", ".join(f"{p}: {n}" for p, n in per_partition.items()) or "none"
+    where = ", ".join(f"{p}: {first}..{last}" for p, (first, last) in offsets.items())
     line = (f"{stats.records_sent} record(s) to {topic} in {stats.batches} batch(es), {stats.bytes} bytes, "
             f"{elapsed:.2f} s ({rate:,.0f} records/s); partitions {parts}; "
-            f"retries {stats.retries}, duplicates {stats.duplicates}, failed {stats.records_failed}")
+            + (f"offsets {where}; " if where else "")
+            + f"retries {stats.retries}, duplicates {stats.duplicates}, failed {stats.records_failed}")
     if transactions is not None:
         line += f"; transactions committed {transactions['committed']}, aborted {transactions['aborted']}"
     sys.stderr.write(line + "\n")

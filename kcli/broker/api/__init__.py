@@ -91,6 +91,7 @@ _WHERE = {
     "FindCoordinatorResponse": "groups",
     "JoinGroupRequest": "groups",
     "JoinGroupMember": "groups",
+    "PendingMember": "groups",
     "JoinGroupResponse": "groups",
     "SyncGroupRequest": "groups",
     "SyncGroupResponse": "groups",

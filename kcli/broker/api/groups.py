@@ -39,6 +39,21 @@ class JoinGroupMember:
 
 
 @dataclass
+class PendingMember:
+    """A member a held JoinGroup waits for (kcli's addition to Kafka's response): the
+    rebalance completes when it rejoins, or when the coordinator drops it after
+    ``session_left_ms`` (no heartbeat) or ``rebalance_left_ms`` (no rejoin), whichever is first."""
+
+    member_id: str
+    group_instance_id: Optional[str]
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    since_heartbeat_ms: int  # since its last heartbeat (or join)
+    session_left_ms: int
+    rebalance_left_ms: int
+
+
+@dataclass
 class JoinGroupResponse:
     member_id: str
     generation_id: int = -1
@@ -47,6 +62,7 @@ class JoinGroupResponse:
     leader: str = ""
     members: list[JoinGroupMember] = field(default_factory=list)  # the leader's answer only
     waiting: bool = False  # the rebalance is not complete: join again with this member id
+    pending_members: list[PendingMember] = field(default_factory=list)  # while waiting: who has not rejoined
 
 
 @dataclass
