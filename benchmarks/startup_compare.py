@@ -3,6 +3,7 @@
 
     python -c "import kcli"
     kcli --help                 (the installed console script)
+    kcli produce t --value x    (one record: the whole path, broker and log included)
     python -c pass              (reference: the interpreter alone)
 
 for checkout A (the baseline) and checkout B, each given as a source directory (the
@@ -93,6 +94,7 @@ def main() -> None:
     commands = [
         ('python -c "import kcli"', lambda: [C.PYTHON, "-c", "import kcli"]),
         ("kcli --help", lambda: [C.KCLI, "--help"]),
+        ("kcli produce t --value x", lambda: [C.KCLI, "produce", "t", "--value", "x", "--quiet"]),
         ("(ref) python -c pass", lambda: [C.PYTHON, "-c", "pass"]),
     ]
     with C.Workdir("startup-compare", a.keep) as wd:
@@ -101,6 +103,7 @@ def main() -> None:
         for env, s in zip(envs, srcs):
             check_side(env, s, wd)
             compile_side(env, s)
+            C.run_process([C.KCLI, "topic", "create", "t"], env=env, cwd=wd)  # for the one-record produce
             for _, argv in commands:  # untimed: caches the third-party modules each command loads
                 C.run_process(argv(), env=env, cwd=wd)
 

@@ -32,7 +32,6 @@ from kcli.common.errors import (
 )
 
 from .broker import api
-from .types import ConsumerGroupMetadata
 
 FENCING_ERRORS = ("PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH")
 
@@ -214,6 +213,8 @@ class TransactionManager:
         with self._lock:
             self.check_send("send offsets")
             if isinstance(group_metadata, str):
+                from .types import ConsumerGroupMetadata
+
                 group_metadata = ConsumerGroupMetadata(group_metadata)
             elif isinstance(group_metadata, dict):
                 group_metadata = ConsumerGroupMetadata(**group_metadata)

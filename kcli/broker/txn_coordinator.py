@@ -42,6 +42,8 @@ Databases:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import struct
 
@@ -59,7 +61,9 @@ from kcli.common.errors import (
 from storage.producer_state import allocate_producer_id
 from storage.record_batch import ABORT, COMMIT
 
-from .group_coordinator import GroupCoordinator
+if TYPE_CHECKING:
+    from .group_coordinator import GroupCoordinator
+
 
 EMPTY, ONGOING = "Empty", "Ongoing"
 PREPARE_COMMIT, PREPARE_ABORT = "PrepareCommit", "PrepareAbort"
@@ -125,6 +129,8 @@ class TransactionCoordinator:
     def groups(self) -> GroupCoordinator:
         """The group coordinator that TxnOffsetCommit checks and commits against."""
         if self._group_coordinator is None:
+            from .group_coordinator import GroupCoordinator  # only TxnOffsetCommit needs it
+
             self._group_coordinator = GroupCoordinator(self.store, clock=self.clock)
         return self._group_coordinator
 

@@ -72,16 +72,19 @@ def _global_options() -> list:
     return click_params(_global_placeholder)
 
 
-def _prepare(command) -> None:
-    """Global options on every command and group, and help that names values, not types."""
+def _prepare(command, options=None) -> None:
+    """Global options on every command and group, and help that names values, not types.
+    The option objects are built once and shared (Typer takes milliseconds per build)."""
+    if options is None:
+        options = _global_options()
     taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
-    for option in _global_options():
+    for option in options:
         if not taken.intersection(option.opts):
             command.params.append(option)
     for param in command.params:
         _name_the_value(param)
     for sub in getattr(command, "commands", {}).values():
-        _prepare(sub)
+        _prepare(sub, options)
 
 
 def _name_the_value(param) -> None:
@@ -122,8 +125,9 @@ class KcliGroup(TyperGroup):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        options = _global_options()
         for command in self.commands.values():
-            _prepare(command)
+            _prepare(command, options)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         # Typer appends its own completion options, which ignore a shell's name: use ours

@@ -106,7 +106,7 @@ _WHERE = {
     "GroupResult": "groups",
     "InitProducerIdRequest": "txn",
     "InitProducerIdResponse": "txn",
-    "TxnOffsetCommitRequest": "txn",
+    "TxnOffsetCommitRequest": "groups",
     "ProducerState": "txn",
     "DescribeProducersResult": "txn",
     "ListedTransaction": "txn",

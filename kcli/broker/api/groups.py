@@ -159,3 +159,16 @@ class DescribedGroup(_Result):
 class GroupResult(_Result):
     group_id: str
     error: Optional[KafkaError] = None
+
+
+# TxnOffsetCommit goes to the group coordinator, as in Kafka
+@dataclass
+class TxnOffsetCommitRequest:
+    transactional_id: str
+    group_id: str
+    producer_id: int
+    producer_epoch: int
+    partitions: list[OffsetCommitPartition]
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: Optional[str] = None

@@ -8,7 +8,6 @@ from typing import NamedTuple, Optional
 from kcli.common.errors import KafkaError
 
 from ._base import _Result
-from .groups import OffsetCommitPartition  # noqa: F401 - TxnOffsetCommitRequest's partitions
 
 
 @dataclass
@@ -22,18 +21,6 @@ class InitProducerIdRequest:
 class InitProducerIdResponse(NamedTuple):
     producer_id: int
     producer_epoch: int
-
-
-@dataclass
-class TxnOffsetCommitRequest:
-    transactional_id: str
-    group_id: str
-    producer_id: int
-    producer_epoch: int
-    partitions: list[OffsetCommitPartition]
-    generation_id: int = -1
-    member_id: str = ""
-    group_instance_id: Optional[str] = None
 
 
 @dataclass
