@@ -1,0 +1,144 @@
+"""Hostile inputs and damaged directories: every one ends in a one-line error on stderr and a
+non-zero exit (never a signal, never a traceback), and nothing is written or removed.
+
+The metadata store is checked before LMDB maps it (lost, truncated, not LMDB); ``topic
+create`` never replaces a partition directory that holds records the metadata does not
+know; ``log verify`` names such directories; a read-only data directory serves reads and
+refuses writes; ``produce`` validates timestamps and JSON input lines; the producer splits
+a batch the log refuses as MESSAGE_TOO_LARGE; ``log dump`` refuses files that are not
+segments and reads in bounded chunks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from support import tree
+
+
+def one_line_error(result, *needles: str) -> str:
+    """The result failed (exit 1, no signal) with exactly one ``error:`` line naming ``needles``."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def produced(kcli, data_dir):
+    """A topic ``t`` with three records in partition 0."""
+    kcli("topic", "create", "t", check=True)
+    kcli("produce", "t", "--partition", "0", input="a\nb\nc\n", check=True)
+    return os.path.join(data_dir, "brokers", "0", "t-0")
+
+
+# -- 6: a lost metadata store ---------------------------------------------------------------
+
+
+def test_lost_metadata_store_is_an_error_for_every_command_and_create_keeps_the_segments(kcli, data_dir, produced):
+    os.remove(os.path.join(data_dir, "meta", "data.mdb"))
+    before = tree(produced)
+    for args in (["topic", "list"], ["log", "verify"], ["consume", "t", "--from-beginning", "--max-messages", "1"],
+                 ["topic", "create", "t"]):
+        one_line_error(kcli(*args, timeout=30), "data.mdb", "missing", "partition director")
+    assert tree(produced) == before
+    assert not os.path.exists(os.path.join(data_dir, "meta", "data.mdb"))
+
+
+def test_lost_meta_directory_does_not_let_create_remove_the_segments(kcli, data_dir, produced):
+    shutil.rmtree(os.path.join(data_dir, "meta"))
+    before = tree(produced)
+    one_line_error(kcli("topic", "create", "t"), "data.mdb", "missing")
+    assert tree(produced) == before
+
+
+@pytest.fixture
+def replaced_store(kcli, data_dir, produced):
+    """The store replaced by an empty one (as an older kcli left it after data.mdb was lost)."""
+    import lmdb
+
+    meta = os.path.join(data_dir, "meta")
+    shutil.rmtree(meta)
+    lmdb.open(meta).close()
+    return produced
+
+
+def test_create_refuses_a_directory_with_records_that_the_metadata_does_not_know(kcli, replaced_store):
+    before = tree(replaced_store)
+    one_line_error(kcli("topic", "create", "t"), replaced_store, "does not know")
+    assert tree(replaced_store) == before
+    assert kcli("topic", "list", check=True).stdout == ""
+
+
+def test_create_reuses_an_empty_directory_left_by_an_unfinished_create(kcli, data_dir):
+    kcli("topic", "create", "other", check=True)  # the data directory exists
+    left = os.path.join(data_dir, "brokers", "0", "t-0")
+    os.makedirs(left)
+    open(os.path.join(left, "00000000000000000000.log"), "wb").close()
+    kcli("topic", "create", "t", check=True)
+    kcli("produce", "t", input="x\n", check=True)
+
+
+def test_verify_reports_partition_directories_the_metadata_does_not_know(kcli, replaced_store):
+    result = kcli("log", "verify")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"t-0: directory {replaced_store}" in result.stdout
+    assert "not known to the metadata" in result.stdout
+    assert "1 problem(s)" in result.stdout
+    result = kcli("log", "verify", "t")
+    assert result.returncode == 1 and "not known to the metadata" in result.stdout
+
+
+def test_verify_reports_a_partition_directory_beyond_the_topics_partitions(kcli, data_dir, produced):
+    shutil.copytree(produced, os.path.join(data_dir, "brokers", "0", "t-7"))
+    result = kcli("log", "verify")
+    assert result.returncode == 1 and "t-7: directory" in result.stdout, result.stdout
+
+
+# -- 7: a truncated or foreign store: never SIGBUS ------------------------------------------
+
+
+def test_truncated_metadata_store_is_a_one_line_error_not_a_bus_error(kcli, data_dir, produced):
+    data = os.path.join(data_dir, "meta", "data.mdb")
+    os.truncate(data, 8192)
+    for args in (["topic", "list"], ["topic", "describe", "t"], ["log", "verify"],
+                 ["produce", "t"], ["topic", "create", "u"]):
+        one_line_error(kcli(*args, input="x\n", timeout=30), "truncated", "8192 bytes")
+    assert os.path.getsize(data) == 8192
+
+
+@pytest.mark.parametrize("damage", ["garbage", "short", "version"])
+def test_damaged_metadata_store_header_is_a_one_line_error(kcli, data_dir, produced, damage):
+    data = os.path.join(data_dir, "meta", "data.mdb")
+    if damage == "garbage":
+        with open(data, "r+b") as f:
+            f.write(b"\x89PNG\r\n\x1a\n" * 32)
+        needle = "not an LMDB meta page"
+    elif damage == "short":
+        os.truncate(data, 100)
+        needle = "too short"
+    else:
+        with open(data, "r+b") as f:
+            f.seek(20)
+            f.write((7).to_bytes(4, "little"))  # LMDB's data version in meta page 0
+        needle = "data version 7"
+    size = os.path.getsize(data)
+    one_line_error(kcli("topic", "list", timeout=30), needle)
+    one_line_error(kcli("topic", "create", "u", timeout=30), needle)
+    assert os.path.getsize(data) == size
+
+
+def test_store_of_a_newer_format_version_is_refused(kcli, data_dir, produced):
+    import lmdb
+
+    env = lmdb.open(os.path.join(data_dir, "meta"), max_dbs=32)
+    counters = env.open_db(b"counters")
+    with env.begin(write=True) as txn:
+        assert txn.get(b"format.version", db=counters) == (1).to_bytes(4, "big")
+        txn.put(b"format.version", (2).to_bytes(4, "big"), db=counters)
+    env.close()
+    one_line_error(kcli("topic", "list"), "format version 2")
