@@ -142,3 +142,65 @@ def test_store_of_a_newer_format_version_is_refused(kcli, data_dir, produced):
         txn.put(b"format.version", (2).to_bytes(4, "big"), db=counters)
     env.close()
     one_line_error(kcli("topic", "list"), "format version 2")
+
+
+# -- 8e: log dump of files that are not segments --------------------------------------------
+
+
+def test_dump_of_a_png_is_a_one_line_error(kcli, tmp_path):
+    png = tmp_path / "picture.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + bytes(range(64)))
+    result = kcli("log", "dump", str(png))
+    one_line_error(result, str(png), "not a segment file", "position 0")
+    assert result.stdout == ""
+
+
+def test_dump_of_a_text_file_is_a_one_line_error(kcli, tmp_path):
+    text = tmp_path / "notes.log"
+    text.write_text("hello world, this is a text file and not a segment at all\n" * 10)
+    one_line_error(kcli("log", "dump", str(text)), "not a segment file", "magic")
+
+
+def test_dump_of_dev_zero_stops_at_once_instead_of_reading_it_all(data_dir):
+    import resource
+    import subprocess
+
+    from conftest import ROOT, kcli_cmd
+
+    def limit_memory():  # reading it all would fail here instead of filling the machine
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    result = subprocess.run(kcli_cmd() + ["log", "dump", "/dev/zero"], capture_output=True, text=True,
+                            cwd=str(ROOT), timeout=20, preexec_fn=limit_memory)
+    one_line_error(result, "/dev/zero", "not a segment file", "impossible length 0")
+
+
+def test_dump_reads_one_batch_at_a_time(cli, data_dir, monkeypatch):
+    """No read asks for the whole file: each read is at most one batch (or a bounded chunk)."""
+    import builtins
+    import io
+
+    from support import ok
+
+    ok(cli("topic", "create", "t"))
+    for i in range(20):
+        ok(cli("produce", "t", "-q", "--value", f"v{i}" * 50))
+    path = os.path.join(data_dir, "brokers", "0", "t-0", "00000000000000000000.log")
+    size = os.path.getsize(path)
+    sizes = []
+    real_open = builtins.open
+
+    class Recording(io.BufferedReader):
+        def read(self, n=-1):
+            sizes.append(n)
+            return super().read(n)
+
+    def recording_open(file, mode="r", *args, **kwargs):
+        if file == path and mode == "rb":
+            return Recording(io.FileIO(file, "rb"))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", recording_open)
+    result = ok(cli("log", "dump", path))
+    assert result.stdout.count("baseOffset:") == 20
+    assert sizes and all(0 <= n < size // 4 for n in sizes), sizes

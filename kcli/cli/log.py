@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import stat
 import sys
 from typing import Optional
 
@@ -52,18 +54,87 @@ def dump(
 ) -> None:
     """Print each batch of a segment file, like kafka-dump-log.
 
+    Reads one batch at a time. A file whose first bytes are not a record batch is refused.
+
     Example: kcli log dump kcli-data/brokers/0/orders-0/00000000000000000000.log --deep
     """
     check_output(output)
-    from storage.dump import dump_segment
-
     write = sys.stdout.write
     for file in _segment_files(path):
         with open(file, "rb") as f:
-            data = f.read()
-        if output == "text":
-            write(f"Dumping {file}\n")
-        for info in dump_segment(data, deep):
+            chunks = _read_batches(f, file)
+            first = next(chunks, None)
+            if first is not None and "error" in first and first["position"] == 0:
+                raise fail(f"{file} is not a segment file: {first['error']}")
+            if output == "text":
+                write(f"Dumping {file}\n")
+            if first is not None:
+                _dump_file(file, itertools.chain([first], chunks), deep, output, write)
+
+
+def _read_batches(f, file: str):
+    """Read a segment file one batch at a time (never the whole file at once): a
+    ``{"batch": bytes, "position": p}`` per complete batch, then a ``trailing_bytes`` or
+    ``error`` entry if the file does not end on a batch boundary."""
+    from storage import record_batch as rb
+
+    st = os.fstat(f.fileno())
+    size = st.st_size if stat.S_ISREG(st.st_mode) else None  # None: a device or a pipe
+    pos = 0
+    while True:
+        prefix = f.read(rb.LOG_OVERHEAD)
+        if not prefix:
+            return
+        if len(prefix) < rb.LOG_OVERHEAD:
+            yield {"trailing_bytes": len(prefix), "position": pos}
+            return
+        base_offset, length = rb.OFFSET_AND_LENGTH.unpack(prefix)
+        if length < rb.HEADER_SIZE - rb.LOG_OVERHEAD:
+            yield {"error": f"batch at position {pos} (offset {base_offset}) has an impossible length {length}",
+                   "position": pos}
+            return
+        if size is not None and pos + rb.LOG_OVERHEAD + length > size:
+            head = f.read(5)  # enough for the magic byte; the batch itself is never read
+            if len(head) == 5 and head[4] != rb.MAGIC:
+                yield {"error": f"batch at position {pos} (offset {base_offset}) has magic {head[4]}, "
+                                f"expected {rb.MAGIC}", "position": pos}
+            else:
+                yield {"trailing_bytes": size - pos, "position": pos}
+            return
+        rest = bytearray()
+        while len(rest) < length:  # bounded reads: a bogus length never allocates it up front
+            chunk = f.read(min(length - len(rest), _READ_CHUNK))
+            if not chunk:
+                break
+            rest += chunk
+            if len(rest) >= 5 and rest[4] != rb.MAGIC:
+                break
+        if len(rest) >= 5 and rest[4] != rb.MAGIC:
+            yield {"error": f"batch at position {pos} (offset {base_offset}) has magic {rest[4]}, expected {rb.MAGIC}",
+                   "position": pos}
+            return
+        if len(rest) < length:
+            yield {"trailing_bytes": rb.LOG_OVERHEAD + len(rest), "position": pos}
+            return
+        yield {"batch": prefix + bytes(rest), "position": pos}
+        pos += rb.LOG_OVERHEAD + length
+
+
+_READ_CHUNK = 1 << 20
+
+
+def _dump_file(file: str, entries, deep: bool, output: str, write) -> None:
+    from storage.dump import dump_segment
+
+    for entry in entries:
+        if "batch" in entry:
+            infos = []
+            for info in dump_segment(entry["batch"], deep):
+                info["position"] += entry["position"]
+                infos.append(info)
+        else:
+            infos = [entry]
+        for info in infos:
             if output == "json":
                 emit_json(_jsonable({"file": file, **info}))
                 continue
