@@ -204,3 +204,79 @@ def test_dump_reads_one_batch_at_a_time(cli, data_dir, monkeypatch):
     result = ok(cli("log", "dump", path))
     assert result.stdout.count("baseOffset:") == 20
     assert sizes and all(0 <= n < size // 4 for n in sizes), sizes
+
+
+# -- 8c, 8d: timestamps and JSON input lines (in process: these are parsing) ------------------
+
+
+def cli_error(result, *needles: str, code: int = 1) -> str:
+    """An in-process result that failed with ``code`` and one ``error:`` line naming ``needles``."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def topic_t(cli, data_dir):
+    from support import ok
+
+    ok(cli("topic", "create", "t"))
+    return logs(data_dir)
+
+
+def logs(data_dir):
+    """The data directory without the metadata store (which may hand out a producer id)."""
+    return {k: v for k, v in tree(data_dir).items() if not k.startswith("meta")}
+
+
+@pytest.mark.parametrize("value, needle", [
+    ("99999999999999999999", "out of range"),
+    (str(1 << 63), "out of range"),
+    ("-5", "negative"),
+])
+def test_produce_timestamp_flag_out_of_range_is_refused(cli, data_dir, topic_t, value, needle):
+    result = cli("produce", "t", "-q", "--value", "x", f"--timestamp={value}")
+    cli_error(result, "--timestamp", needle, code=2)
+    assert logs(data_dir) == topic_t
+
+
+@pytest.mark.parametrize("line, needle", [
+    ('{"value": "x", "timestamp": 99999999999999999999}', "timestamp 99999999999999999999 is out of range"),
+    ('{"value": "x", "timestamp": 9223372036854775808}', "out of range"),
+    ('{"value": "x", "timestamp": -5}', "timestamp -5 is negative"),
+    ('{"value": "x", "timestamp": -1}', "negative"),
+    ('{"value": 5}', "value must be a string or null, not a number"),
+    ('{"value": true}', "value must be a string or null, not a boolean"),
+    ('{"value": {"nested": [1, 2]}}', "value must be a string or null, not an object"),
+    ('{"value": "x", "key": [1]}', "key must be a string or null, not an array"),
+    ('{"value": "x", "headers": {"h": 1}}', "header 'h' must be a string or null"),
+    ('{"value": "x", "headers": [{"key": 7, "value": "v"}]}', "header key must be a string"),
+    ('{"value": "\\ud800"}', "lone surrogate"),
+    ('{"value": ' + "[" * 100000 + "]" * 100000 + "}", "nested deeper than"),
+    ('{"value": "x", "extra": ' + "{\"a\": " * 5000 + "1" + "}" * 5000 + "}", "nested deeper than"),
+])
+def test_produce_json_line_with_a_bad_field_is_a_one_line_error_naming_the_line(cli, data_dir, topic_t,
+                                                                                line, needle):
+    result = cli("produce", "t", "-q", "--input-format", "json", input='{"value": "fine"}\n' + line + "\n")
+    cli_error(result, "line 2: ", needle, "0 record(s) before it were written")
+    assert logs(data_dir) == topic_t
+
+
+def test_produce_json_deep_nesting_through_the_real_entry_point(kcli, data_dir):
+    kcli("topic", "create", "t", check=True)
+    before = logs(data_dir)
+    result = kcli("produce", "t", "-q", "--input-format", "json",
+                  input='{"value": ' + "[" * 200000 + "]" * 200000 + "}\n")
+    one_line_error(result, "line 1: ", "nested deeper than")
+    assert logs(data_dir) == before
+
+
+def test_json_brackets_inside_strings_do_not_count_as_nesting():
+    from kcli.formats import record_from_json
+
+    r = record_from_json('{"value": "' + "[{" * 1000 + '", "key": "\\"[[["}')
+    assert r["value"] == b"[{" * 1000 and r["key"] == b'"[[['
