@@ -280,3 +280,66 @@ def test_json_brackets_inside_strings_do_not_count_as_nesting():
 
     r = record_from_json('{"value": "' + "[{" * 1000 + '", "key": "\\"[[["}')
     assert r["value"] == b"[{" * 1000 and r["key"] == b'"[[['
+
+
+# -- 8b: a batch the log refuses as MESSAGE_TOO_LARGE is split ------------------------------
+
+
+def test_produce_fails_only_the_record_too_large_for_the_topic(kcli, data_dir):
+    kcli("topic", "create", "t", "--config", "max.message.bytes=1000", check=True)
+    lines = [f"small{i}" for i in range(5)] + ["x" * 3000] + [f"after{i}" for i in range(5)]
+    result = kcli("produce", "t", "--linger-ms", "50", input="\n".join(lines) + "\n")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: 1 record(s) were not written (MESSAGE_TOO_LARGE: 1)"
+    out = kcli("consume", "t", "--from-beginning", "--format", "%o %v", check=True).stdout
+    assert out.splitlines() == [f"{i} {v}" for i, v in enumerate(lines[:5] + lines[6:])]
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_split_batches_settle_each_records_future_with_its_own_outcome(data_dir, broker, idempotent):
+    from kcli.common.errors import RecordTooLargeError
+    from kcli.producer import Producer
+
+    broker.create_topic("t", 1, 1, {"max.message.bytes": 400})
+    values = [f"v{i}".encode() * (1 if i % 7 else 250) for i in range(40)]  # every 7th: 500+ bytes
+    delivered = []
+    with Producer({"linger.ms": 100, "batch.size": 1 << 16, "enable.idempotence": idempotent},
+                  data_dir=data_dir) as p:
+        futures = [p.send("t", v, partition=0, on_delivery=lambda e, m, i=i: delivered.append((i, e, m)))
+                   for i, v in enumerate(values)]
+        p.flush()
+        stats = p.stats
+    assert stats.batches_split >= 1
+    offsets = []
+    for i, f in enumerate(futures):
+        if i % 7 == 0:
+            with pytest.raises(RecordTooLargeError):
+                f.get(5)
+        else:
+            offsets.append(f.get(5).offset)
+    assert offsets == list(range(len(offsets)))  # in order, no gaps, no duplicates
+    assert stats.records_failed == 6 and stats.records_sent == 34
+    assert sorted(i for i, e, m in delivered if e is None) == [i for i in range(40) if i % 7]
+    assert sorted(i for i, e, m in delivered if e is not None) == [i for i in range(40) if i % 7 == 0]
+    from kcli.consumer import Consumer
+
+    with Consumer({"auto.offset.reset": "earliest"}, data_dir=data_dir) as c:
+        c.assign([("t", 0)])
+        got = []
+        while len(got) < 34:
+            batch = c.poll(1.0)
+            if not batch:
+                break
+            got.extend(r.value for r in batch)
+    assert got == [v for i, v in enumerate(values) if i % 7]
+
+
+def test_a_single_record_refused_as_too_large_fails_at_once(data_dir, broker):
+    from kcli.common.errors import RecordTooLargeError
+    from kcli.producer import Producer
+
+    broker.create_topic("t", 1, 1, {"max.message.bytes": 200})
+    with Producer({}, data_dir=data_dir) as p:
+        with pytest.raises(RecordTooLargeError):
+            p.send("t", b"x" * 500, partition=0).get(5)
+        assert p.stats.batches_split == 0 and p.stats.records_failed == 1
