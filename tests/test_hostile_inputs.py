@@ -343,3 +343,99 @@ def test_a_single_record_refused_as_too_large_fails_at_once(data_dir, broker):
         with pytest.raises(RecordTooLargeError):
             p.send("t", b"x" * 500, partition=0).get(5)
         assert p.stats.batches_split == 0 and p.stats.records_failed == 1
+
+
+# -- 8a: a read-only data directory ---------------------------------------------------------
+
+_READ_ONLY_RUNNER = r'''
+d="$1"; shift
+mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || exit 99
+touch "$d/probe" 2>/dev/null && exit 98
+for args in "$@"; do
+  eval "set -- $args"
+  python -m kcli "$@" >"$OUT/out" 2>"$OUT/err" </dev/null
+  printf '%s\n' "$?" >"$OUT/rc"
+  printf '=== %s\n' "$args"; cat "$OUT/rc" "$OUT/out"; printf -- '--- stderr\n'; cat "$OUT/err"
+done
+'''
+
+
+def run_read_only(data_dir, tmp_path, commands: list[str]) -> dict[str, tuple[int, str, str]]:
+    """Run kcli commands (shell words) on ``data_dir`` mounted read-only (a bind mount in a
+    mount namespace of their own); -> {command: (exit code, stdout, stderr)}."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = tmp_path / "ro-out"
+    out.mkdir()
+    env = dict(os.environ, KCLI_DATA_DIR=data_dir, OUT=str(out), PYTHONPATH=str(ROOT),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    env.pop("KCLI_DEBUG", None)
+    argv = ["sh", "-c", _READ_ONLY_RUNNER, "sh", data_dir, *commands]
+    attempts = [["unshare", "-rm", *argv], ["unshare", "-m", *argv]] if os.geteuid() == 0 else \
+        [["unshare", "-rm", *argv]]
+    for cmd in attempts:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=120)
+        except FileNotFoundError:
+            continue
+        if proc.returncode not in (99, 98) and "unshare:" not in proc.stderr:
+            break
+    else:
+        if os.geteuid() == 0:
+            pytest.fail("no way to make the data directory read-only here (unshare and bind mounts)")
+        # not root: permissions alone make the directory read-only
+        subprocess.run(["chmod", "-R", "a-w", data_dir], check=True)
+        try:
+            proc = subprocess.run(["sh", "-c", _READ_ONLY_RUNNER.replace(
+                'mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || exit 99', ""), "sh", data_dir, *commands],
+                capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=120)
+        finally:
+            subprocess.run(["chmod", "-R", "u+w", data_dir], check=True)
+    results = {}
+    for block in proc.stdout.split("=== ")[1:]:
+        head, _, rest = block.partition("\n")
+        rc, _, rest = rest.partition("\n")
+        stdout, _, stderr = rest.partition("--- stderr\n")
+        results[head] = (int(rc), stdout, stderr)
+    assert len(results) == len(commands), (proc.returncode, proc.stdout, proc.stderr)
+    return results
+
+
+def test_read_only_data_directory_serves_reads_and_refuses_writes(kcli, data_dir, tmp_path):
+    kcli("topic", "create", "t", "-p", "2", check=True)
+    kcli("produce", "t", "-p", "0", "-q", input="a\nb\nc\n", check=True)
+    before = tree(data_dir)
+    segment = os.path.join(data_dir, "brokers", "0", "t-0", "00000000000000000000.log")
+    reads = ["topic list", "topic describe t", "consume t --from-beginning --max-messages 3",
+             "log verify", f"log dump {segment}", "offsets t"]
+    writes = ["produce t --value x", "topic create u", "consume t --group g --from-beginning --max-messages 1"]
+    results = run_read_only(data_dir, tmp_path, reads + writes)
+    for command in reads:
+        rc, stdout, stderr = results[command]
+        assert rc == 0 and stderr == "", (command, rc, stderr)
+    assert results["topic list"][1] == "t\n"
+    assert results["consume t --from-beginning --max-messages 3"][1] == "a\nb\nc\n"
+    assert results["log verify"][1].endswith("3 record(s): OK\n")
+    assert results["offsets t"][1] == "t:0:3\nt:1:0\n"
+    for command in writes:
+        rc, stdout, stderr = results[command]
+        assert rc == 1, (command, rc, stdout, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "read-only" in lines[0], (command, stderr)
+    assert tree(data_dir) == before
+
+
+def test_store_opened_read_only_refuses_write_transactions(data_dir):
+    from storage.metadata import MetadataStore, MetadataStoreError
+
+    meta = os.path.join(data_dir, "meta")
+    MetadataStore(meta).close()
+    with MetadataStore(meta, create=False, readonly=True) as store:
+        assert store.readonly
+        with store.read() as txn:
+            assert txn.get(b"format.version", db=store.db(b"counters")) == (1).to_bytes(4, "big")
+        with pytest.raises(MetadataStoreError, match="read-only"):
+            store.write()
