@@ -72,9 +72,12 @@ def _from_text(obj: dict, field: str, what: str | None = None) -> bytes | None:
         return base64.b64decode(raw, validate=True)
     if encoding not in (None, "utf-8", "utf8", "text"):
         raise ValueError(f"unknown {field}_encoding {encoding!r} (base64 or none)")
-    if not isinstance(raw, str):
-        raise ValueError(f"{what or field} must be a string or null, not {_json_type(raw)} "
-                         f"(to send JSON text, put it in a string)")
+    if isinstance(raw, (dict, list)):
+        raw = json.dumps(raw, separators=(",", ":"))  # a JSON document as the value's text
+    elif not isinstance(raw, str):
+        # a number or boolean has no one byte form (text? Kafka's IntegerSerializer?): refuse it
+        raise ValueError(f"{what or field} must be a string, a JSON object or array, or null, not "
+                         f"{_json_type(raw)} (put it in quotes to send its text)")
     try:
         return raw.encode("utf-8")
     except UnicodeEncodeError:
@@ -99,7 +102,7 @@ def _json_type(value) -> str:
 
 
 INT64_MAX = (1 << 63) - 1
-MAX_JSON_DEPTH = 32  # an input line is an object of scalars and a header list: far less is needed
+MAX_JSON_DEPTH = 100  # a JSON document as a value nests a few levels; the parser recurses per level
 
 
 def _json_depth_exceeds(line, limit: int) -> bool:
@@ -132,8 +135,10 @@ def _json_depth_exceeds(line, limit: int) -> bool:
 def record_from_json(line: bytes | str) -> dict[str, Any]:
     """Parse one JSON input line into send() arguments: key, value, headers, partition, timestamp.
 
-    Keys, values and header values are strings (text, or base64 with ``*_encoding``) or null;
-    a timestamp is a non-negative int64 (Kafka's ProducerRecord refuses negative ones).
+    Keys, values and header values are strings (text, or base64 with ``*_encoding``), JSON
+    objects or arrays (sent as their compact JSON text) or null; numbers and booleans are
+    refused (their bytes would be a guess). A timestamp is a non-negative int64 (Kafka's
+    ProducerRecord refuses negative ones).
     Raises ValueError saying what is wrong."""
     if _json_depth_exceeds(line, MAX_JSON_DEPTH):
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
@@ -151,9 +156,7 @@ def record_from_json(line: bytes | str) -> dict[str, Any]:
     headers = []
     if isinstance(headers_in, dict):
         for k, v in headers_in.items():
-            if v is not None and not isinstance(v, str):
-                raise ValueError(f"header {k!r} must be a string or null, not {_json_type(v)}")
-            headers.append((k, None if v is None else _from_text({"v": v}, "v", f"header {k!r}")))
+            headers.append((k, _from_text({"v": v}, "v", f"header {k!r}")))
     elif isinstance(headers_in, list):
         for h in headers_in:
             if not isinstance(h, dict) or "key" not in h:

@@ -145,8 +145,7 @@ def check_store_file(path: str, data_root: str | None = None) -> bool:
             what = "is missing" if size is None else "is empty"
             raise MetadataStoreError(
                 f"metadata store {file} {what} but {len(orphans)} partition directories exist "
-                f"(e.g. {orphans[0]}); restore it from a backup, or rebuild it from the segments "
-                "with `kcli log recover-metadata`")
+                f"(e.g. {orphans[0]}); restore it from a backup (the segment files are untouched)")
         return False
     if sys.maxsize <= 2**32:  # the layout below is the 64-bit one
         return True
@@ -172,8 +171,7 @@ def check_store_file(path: str, data_root: str | None = None) -> bool:
     if size < needed:
         raise MetadataStoreError(
             f"metadata store {file} is truncated: it holds {size} bytes but its pages "
-            f"0..{last_pgno} need {needed}; restore it from a backup, or rebuild it from the segments "
-            "with `kcli log recover-metadata`")
+            f"0..{last_pgno} need {needed}; restore it from a backup (the segment files are untouched)")
     return True
 
 
@@ -195,17 +193,12 @@ def _meta_fields(file: str, raw: bytes, pgno: int) -> tuple[int, int, int, int, 
 
 
 def _unwritable(path: str) -> bool:
-    """Whether the store directory cannot be written (read-only mount or no permission)."""
+    """Whether the store directory cannot be written (read-only mount or no permission).
+    Asked with access(2), never by opening lock.mdb: closing a descriptor of that file would
+    drop the record locks LMDB holds on it if this process has the environment open."""
     for target in (os.path.join(path, "lock.mdb"), os.path.join(path, "data.mdb")):
-        try:
-            fd = os.open(target, os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-                return True
-            raise
-        os.close(fd)
+        if os.path.exists(target) and not os.access(target, os.W_OK):
+            return True
     return not os.access(path, os.W_OK)
 
 

@@ -303,7 +303,7 @@ def test_input_format_json_fields(cli):
          "value_encoding": "base64", "partition": 1, "timestamp": T0 + 2,
          "headers": [{"key": "raw", "value": b64(b"\xfe"), "value_encoding": "base64"}]},
         {"key": "tomb", "value": None, "partition": 0, "timestamp": T0 + 3},
-        {"value": '{"nested":[1,2]}', "partition": 0, "timestamp": T0 + 4, "headers": {"a": "b"}},
+        {"value": {"nested": [1, 2]}, "partition": 0, "timestamp": T0 + 4, "headers": {"a": "b"}},
         {"key": b64(b"utf8"), "key_encoding": "base64", "value": "v", "partition": 1, "timestamp": T0 + 5},
     ]
     data = "\n".join(json.dumps(x) for x in lines) + "\n\n"  # blank lines are skipped in json mode

@@ -249,11 +249,12 @@ def test_produce_timestamp_flag_out_of_range_is_refused(cli, data_dir, topic_t, 
     ('{"value": "x", "timestamp": 9223372036854775808}', "out of range"),
     ('{"value": "x", "timestamp": -5}', "timestamp -5 is negative"),
     ('{"value": "x", "timestamp": -1}', "negative"),
-    ('{"value": 5}', "value must be a string or null, not a number"),
-    ('{"value": true}', "value must be a string or null, not a boolean"),
-    ('{"value": {"nested": [1, 2]}}', "value must be a string or null, not an object"),
-    ('{"value": "x", "key": [1]}', "key must be a string or null, not an array"),
-    ('{"value": "x", "headers": {"h": 1}}', "header 'h' must be a string or null"),
+    ('{"value": 5}', "value must be a string, a JSON object or array, or null, not a number"),
+    ('{"value": true}', "value must be a string, a JSON object or array, or null, not a boolean"),
+    ('{"value": 1.5e300}', "not a number"),
+    ('{"value": "x", "key": 7}', "key must be a string"),
+    ('{"value": "x", "headers": {"h": 1}}', "header 'h' must be a string"),
+    ('{"value": "x", "headers": [{"key": "h", "value": false}]}', "header 'h' must be a string"),
     ('{"value": "x", "headers": [{"key": 7, "value": "v"}]}', "header key must be a string"),
     ('{"value": "\\ud800"}', "lone surrogate"),
     ('{"value": ' + "[" * 100000 + "]" * 100000 + "}", "nested deeper than"),
@@ -273,6 +274,15 @@ def test_produce_json_deep_nesting_through_the_real_entry_point(kcli, data_dir):
                   input='{"value": ' + "[" * 200000 + "]" * 200000 + "}\n")
     one_line_error(result, "line 1: ", "nested deeper than")
     assert logs(data_dir) == before
+
+
+def test_json_object_values_are_sent_as_their_text_and_moderate_nesting_is_fine():
+    from kcli.formats import record_from_json
+
+    r = record_from_json('{"value": {"a": [1, {"b": null}]}, "key": ["k"]}')
+    assert r["value"] == b'{"a":[1,{"b":null}]}' and r["key"] == b'["k"]'
+    deep = "[" * 90 + "]" * 90
+    assert record_from_json('{"value": ' + deep + "}")["value"] == deep.encode()
 
 
 def test_json_brackets_inside_strings_do_not_count_as_nesting():
