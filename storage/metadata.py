@@ -162,17 +162,85 @@ def check_store_file(path: str, data_root: str | None = None) -> bool:
     if len(first) < _META.size or len(second) < _META.size:
         raise MetadataStoreError(
             f"metadata store {file} is damaged: {size} bytes is too short to hold LMDB's two meta pages")
-    metas = [_meta_fields(file, first, 0), _meta_fields(file, second, 1)]
-    _psize, map_size, last_pgno, _txnid = max(metas, key=lambda m: m[3])[1:]
+    metas = [_meta_fields(file, first, 0) + (first,), _meta_fields(file, second, 1) + (second,)]
+    _pgno, _psize, map_size, last_pgno, _txnid, current = max(metas, key=lambda m: m[4])
     needed = (last_pgno + 1) * psize
     if needed > map_size:
         raise MetadataStoreError(
             f"metadata store {file} is damaged: its last page {last_pgno} lies past its map size {map_size}")
-    if size < needed:
+    if size < needed and not _missing_pages_are_free(file, current, psize, size // psize, last_pgno):
         raise MetadataStoreError(
             f"metadata store {file} is truncated: it holds {size} bytes but its pages "
             f"0..{last_pgno} need {needed}; restore it from a backup (the segment files are untouched)")
     return True
+
+
+# LMDB page and node layout (mdb.c): page header pgno u64, pad u16, flags u16, lower u16,
+# upper u16; node lo u16, hi u16, flags u16, key size u16, then the key and the data.
+_P_BRANCH, _P_LEAF, _P_OVERFLOW = 0x01, 0x02, 0x04
+_F_BIGDATA = 0x01
+_PAGE_HEADER = struct.Struct("=QHHHH")
+_NODE = struct.Struct("=HHHH")
+_FREE_ROOT_OFFSET = 16 + 24 + 40  # page header, magic/version/address/map size, MDB_db fields before md_root
+_P_INVALID = (1 << 64) - 1
+
+
+def _missing_pages_are_free(file: str, meta: bytes, psize: int, present: int, last_pgno: int) -> bool:
+    """Whether every page from ``present`` to ``last_pgno`` (past the file's end) is on the
+    free list of the current meta page. LMDB may leave a file short of its last page when
+    the pages at its end were allocated and freed again in one transaction: it never
+    writes them, and never reads them before writing them again. A truncation removes
+    pages in use. The free list is read with ordinary reads (never mapped), and anything
+    that does not parse as LMDB's free database counts as damage."""
+    missing = set(range(present, last_pgno + 1))
+    if len(missing) > 1 << 20:
+        return False
+    root = struct.unpack_from("=Q", meta, _FREE_ROOT_OFFSET)[0]
+    if root == _P_INVALID:
+        return False
+    try:
+        with open(file, "rb") as f:
+            def page(pgno: int, count: int = 1) -> bytes:
+                if pgno >= present:
+                    raise ValueError("page past the end of the file")
+                f.seek(pgno * psize)
+                raw = f.read(psize * count)
+                if len(raw) != psize * count or _PAGE_HEADER.unpack_from(raw)[0] != pgno:
+                    raise ValueError("not the page it should be")
+                return raw
+
+            stack, seen = [root], 0
+            while stack and missing:
+                seen += 1
+                if seen > 1 << 16:
+                    return False
+                raw = page(stack.pop())
+                _pgno, _pad, flags, lower, _upper = _PAGE_HEADER.unpack_from(raw)
+                if lower < _PAGE_HEADER.size or lower > psize:
+                    return False
+                for i in range((lower - _PAGE_HEADER.size) // 2):
+                    at = struct.unpack_from("=H", raw, _PAGE_HEADER.size + 2 * i)[0]
+                    lo, hi, nflags, ksize = _NODE.unpack_from(raw, at)
+                    if flags & _P_BRANCH:
+                        stack.append(lo | hi << 16 | nflags << 32)
+                        continue
+                    if not flags & _P_LEAF:
+                        return False
+                    dsize = lo | hi << 16
+                    start = at + _NODE.size + ksize
+                    if nflags & _F_BIGDATA:
+                        first_overflow = struct.unpack_from("=Q", raw, start)[0]
+                        pages = (_PAGE_HEADER.size + dsize + psize - 1) // psize
+                        data = page(first_overflow, pages)[_PAGE_HEADER.size:_PAGE_HEADER.size + dsize]
+                    else:
+                        data = raw[start:start + dsize]
+                    n = struct.unpack_from("=Q", data)[0] if len(data) >= 8 else 0
+                    if 8 * (n + 1) > len(data):
+                        return False
+                    missing.difference_update(struct.unpack_from(f"={n}Q", data, 8))
+    except (OSError, ValueError, struct.error):
+        return False
+    return not missing
 
 
 def _meta_fields(file: str, raw: bytes, pgno: int) -> tuple[int, int, int, int, int]:
