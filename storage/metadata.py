@@ -145,7 +145,8 @@ def check_store_file(path: str, data_root: str | None = None) -> bool:
             what = "is missing" if size is None else "is empty"
             raise MetadataStoreError(
                 f"metadata store {file} {what} but {len(orphans)} partition directories exist "
-                f"(e.g. {orphans[0]}); restore it from a backup (the segment files are untouched)")
+                f"(e.g. {orphans[0]}); restore it from a backup, or rebuild it from the segments with "
+                "`kcli log recover-metadata`")
         return False
     if sys.maxsize <= 2**32:  # the layout below is the 64-bit one
         return True
@@ -171,7 +172,8 @@ def check_store_file(path: str, data_root: str | None = None) -> bool:
     if size < needed and not _missing_pages_are_free(file, current, psize, size // psize, last_pgno):
         raise MetadataStoreError(
             f"metadata store {file} is truncated: it holds {size} bytes but its pages "
-            f"0..{last_pgno} need {needed}; restore it from a backup (the segment files are untouched)")
+            f"0..{last_pgno} need {needed}; restore it from a backup, or rebuild it from the segments "
+            "with `kcli log recover-metadata`")
     return True
 
 
@@ -362,11 +364,14 @@ class MetadataStore:
     """Owns the LMDB environment; use as a context manager, or call ``close()``."""
 
     def __init__(self, path: str, *, create: bool = True, readonly: bool = False,
-                 data_root: str | None = None) -> None:
+                 data_root: str | None = None, rebuilding: bool = False) -> None:
         """``data_root``: the data directory around the store (default: the parent of
-        ``path``), whose partition directories tell a lost store from a new one. A store
-        directory that cannot be written is opened read-only (``self.readonly``)."""
-        if data_root is None:
+        ``path``), whose partition directories tell a lost store from a new one;
+        ``rebuilding``: a new store is made over them on purpose (storage/rebuild.py). A
+        store directory that cannot be written is opened read-only (``self.readonly``)."""
+        if rebuilding:
+            data_root = None
+        elif data_root is None:
             data_root = os.path.dirname(os.path.abspath(path))
         if create and not readonly:
             try:

@@ -145,7 +145,7 @@ class TopicStore:
         if os.path.lexists(path) and not _is_empty_partition_dir(path):
             raise TopicAlreadyExistsError(
                 f"{path} already holds a log of topic '{topic}' that the metadata does not know; "
-                "move it away first, or restore the metadata store (meta/) from a backup")
+                "move it away first, or rebuild the metadata from it with `kcli log recover-metadata`")
 
     def _create_partition_dir(self, topic: str, partition: int) -> None:
         path = self.datadir.partition_dir(topic, partition)

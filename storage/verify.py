@@ -170,7 +170,7 @@ def verify_data_dir(root: str, topic: str | None = None, **options) -> list[Part
             continue
         report.problems.append(Problem(
             name, -1, -1, "-", f"directory {path} ({len(logs)} segment file(s), {size} bytes) is not known "
-            "to the metadata: its records are invisible to every other command"))
+            "to the metadata: its records are invisible (`kcli log recover-metadata` rebuilds a lost store)"))
         reports.append(report)
     return reports
 

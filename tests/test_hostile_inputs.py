@@ -492,3 +492,55 @@ def test_store_opened_read_only_refuses_write_transactions(data_dir):
             assert txn.get(b"format.version", db=store.db(b"counters")) == (1).to_bytes(4, "big")
         with pytest.raises(MetadataStoreError, match="read-only"):
             store.write()
+
+
+# -- 6 (rebuild): kcli log recover-metadata -------------------------------------------------
+
+
+def test_recover_metadata_rebuilds_topics_state_and_aborted_transactions_from_the_segments(cli, kcli, data_dir):
+    from support import ok
+
+    ok(cli("topic", "create", "t", "-p", "2", "--config", "retention.ms=86400000"))
+    ok(cli("produce", "t", "-p", "0", "-q", "--transactional-id", "tx", input="c1\nc2\n"))
+    ok(cli("produce", "t", "-p", "0", "-q", "--transactional-id", "tx", "--abort", input="a1\na2\n"))
+    ok(cli("produce", "t", "-p", "0", "-q", "--transactional-id", "tx", input="c3\n"))
+    ok(cli("produce", "t", "-p", "1", "-q", input="p1\n"))
+    segments = tree(os.path.join(data_dir, "brokers"))
+    os.remove(os.path.join(data_dir, "meta", "data.mdb"))
+    result = kcli("log", "recover-metadata")
+    assert result.returncode == 0, result.stderr
+    assert "rebuilt 1 topic(s), 2 partition(s)" in result.stdout
+    assert "lost (they lived only in the metadata store): topic configs" in result.stdout
+    assert "t-0: 1 segment(s)" in result.stdout
+    assert tree(os.path.join(data_dir, "brokers")) == segments  # the segments are untouched
+    assert ok(cli("topic", "list")).stdout == "t\n"
+    committed = ok(cli("consume", "t", "-p", "0", "--from-beginning", "--isolation-level", "read_committed",
+                       "--timeout", "0.5")).stdout
+    assert committed.split() == ["c1", "c2", "c3"]
+    assert ok(cli("consume", "t", "-p", "1", "--from-beginning", "--timeout", "0.5")).stdout == "p1\n"
+    assert ok(cli("log", "verify")).stdout.endswith(": OK\n")
+    ok(cli("produce", "t", "-p", "1", "-q", "--value", "p2"))  # a new producer id: no clash with the log's
+    assert ok(cli("consume", "t", "-p", "1", "--from-beginning", "--timeout", "0.5")).stdout == "p1\np2\n"
+
+
+def test_recover_metadata_refuses_a_store_that_knows_topics(cli, kcli, data_dir):
+    from support import ok
+
+    ok(cli("topic", "create", "t"))
+    before = tree(data_dir)
+    one_line_error(kcli("log", "recover-metadata"), "knows 1 topic(s)")
+    assert tree(data_dir) == before
+
+
+def test_recover_metadata_keeps_a_damaged_store_beside_the_new_one(cli, kcli, data_dir):
+    from support import ok
+
+    ok(cli("topic", "create", "t"))
+    ok(cli("produce", "t", "-q", input="a\nb\n"))
+    os.truncate(os.path.join(data_dir, "meta", "data.mdb"), 8192)
+    result = kcli("log", "recover-metadata")
+    assert result.returncode == 0, result.stderr
+    assert "kept the damaged store as" in result.stdout
+    kept = [f for f in os.listdir(os.path.join(data_dir, "meta")) if f.startswith("data.mdb.damaged-")]
+    assert len(kept) == 1 and os.path.getsize(os.path.join(data_dir, "meta", kept[0])) == 8192
+    assert ok(cli("consume", "t", "--from-beginning", "--timeout", "0.5")).stdout == "a\nb\n"

@@ -238,3 +238,37 @@ def repair(
         sys.stdout.write(str(d).replace(": dropped ", f": {verb} ", 1) + "\n")
     offsets = sum(d.last_offset - d.first_offset + 1 for d in dropped)
     sys.stdout.write(f"checked {len(looked)} partition(s): {verb} {offsets} offset(s) in {len(dropped)} range(s)\n")
+
+
+@app.command("recover-metadata")
+@handle_errors
+def recover_metadata(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say which topics would come back; change nothing."),
+) -> None:
+    """Rebuild a lost or damaged metadata store (meta/) from the segment files.
+
+    Topics, partition state, indexes and producer state come back from the segments; what
+    only the store held is reported as lost (topic configs and ids, consumer groups and
+    their offsets, transactional ids). A damaged store is kept beside it
+    (data.mdb.damaged-<time>). No other kcli process may use the directory meanwhile.
+    """
+    from storage.rebuild import recover_metadata as rebuild
+
+    report = rebuild(data_dir(ctx), dry_run=dry_run)
+    write = sys.stdout.write
+    if dry_run:
+        for topic, count in report.topics.items():
+            write(f"would rebuild topic {topic} with {count} partition(s)\n")
+        return
+    if report.moved_aside:
+        write(f"kept the damaged store as {report.moved_aside}\n")
+    for p in report.partitions:
+        for note in p.notes:
+            write(f"note: {note}\n")
+        write(f"{p.name}: {p.segments} segment(s), {p.records} record(s), offsets "
+              f"{p.log_start_offset}..{p.log_end_offset}\n")
+    for t in report.open_transactions:
+        write(f"open transaction: {t}; abort it with `kcli transactions abort`\n")
+    write("lost (they lived only in the metadata store): " + "; ".join(report.lost) + "\n")
+    write(f"rebuilt {len(report.topics)} topic(s), {len(report.partitions)} partition(s)\n")
