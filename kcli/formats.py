@@ -63,7 +63,7 @@ def record_to_json(record) -> dict[str, Any]:
     return out
 
 
-def _from_text(obj: dict, field: str) -> bytes | None:
+def _from_text(obj: dict, field: str, what: str | None = None) -> bytes | None:
     raw = obj.get(field)
     if raw is None:
         return None
@@ -72,41 +72,125 @@ def _from_text(obj: dict, field: str) -> bytes | None:
         return base64.b64decode(raw, validate=True)
     if encoding not in (None, "utf-8", "utf8", "text"):
         raise ValueError(f"unknown {field}_encoding {encoding!r} (base64 or none)")
-    if not isinstance(raw, str):
-        raw = json.dumps(raw, separators=(",", ":"))  # a JSON object or number as the value's text
-    return raw.encode("utf-8")
+    if isinstance(raw, (dict, list)):
+        raw = json.dumps(raw, separators=(",", ":"))  # a JSON document as the value's text
+    elif not isinstance(raw, str):
+        # a number or boolean has no one byte form (text? Kafka's IntegerSerializer?): refuse it
+        raise ValueError(f"{what or field} must be a string, a JSON object or array, or null, not "
+                         f"{_json_type(raw)} (put it in quotes to send its text)")
+    try:
+        return raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what or field} holds a lone surrogate (\\u{ord(raw[_bad_index(raw)]):04x}), "
+                         "which is not UTF-8 text; send bytes with base64 encoding") from None
+
+
+def _bad_index(text: str) -> int:
+    return next(i for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF)
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+INT64_MAX = (1 << 63) - 1
+MAX_JSON_DEPTH = 100  # a JSON document as a value nests a few levels; the parser recurses per level
+
+
+def _json_depth_exceeds(line, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit`` (checked before parsing,
+    so a hostile line never reaches the parser's recursion)."""
+    text = line if isinstance(line, (bytes, bytearray)) else line.encode("utf-8", "surrogatepass")
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for c in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return False
 
 
 def record_from_json(line: bytes | str) -> dict[str, Any]:
-    """Parse one JSON input line into send() arguments: key, value, headers, partition, timestamp."""
+    """Parse one JSON input line into send() arguments: key, value, headers, partition, timestamp.
+
+    Keys, values and header values are strings (text, or base64 with ``*_encoding``), JSON
+    objects or arrays (sent as their compact JSON text) or null; numbers and booleans are
+    refused (their bytes would be a guess). A timestamp is a non-negative int64 (Kafka's
+    ProducerRecord refuses negative ones).
+    Raises ValueError saying what is wrong."""
+    if _json_depth_exceeds(line, MAX_JSON_DEPTH):
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start + 1})") from None
     if not isinstance(obj, dict):
         raise ValueError("a JSON input line must be an object with a value field")
     headers_in = obj.get("headers") or []
     headers = []
     if isinstance(headers_in, dict):
-        headers = [(str(k), None if v is None else str(v).encode("utf-8")) for k, v in headers_in.items()]
+        for k, v in headers_in.items():
+            headers.append((k, _from_text({"v": v}, "v", f"header {k!r}")))
     elif isinstance(headers_in, list):
         for h in headers_in:
             if not isinstance(h, dict) or "key" not in h:
                 raise ValueError("each header must be an object with key and value")
-            headers.append((str(h["key"]), _from_text(h, "value")))
+            if not isinstance(h["key"], str):
+                raise ValueError(f"a header key must be a string, not {_json_type(h['key'])}")
+            try:
+                headers.append((h["key"], _from_text(h, "value", f"header {h['key']!r}")))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(str(exc)) from None
     else:
         raise ValueError("headers must be a list of {key, value} objects or an object")
     partition = obj.get("partition")
     timestamp = obj.get("timestamp")
     if partition is not None and (not isinstance(partition, int) or isinstance(partition, bool)):
         raise ValueError("partition must be an integer")
-    if timestamp is not None and (not isinstance(timestamp, int) or isinstance(timestamp, bool)):
-        raise ValueError("timestamp must be an integer (milliseconds since the epoch)")
+    if timestamp is not None:
+        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+            raise ValueError("timestamp must be an integer (milliseconds since the epoch)")
+        check_timestamp(timestamp)
     try:
         key, value = _from_text(obj, "key"), _from_text(obj, "value")
     except (ValueError, TypeError) as exc:
         raise ValueError(str(exc)) from None
     return {"key": key, "value": value, "headers": headers, "partition": partition, "timestamp": timestamp}
+
+
+def check_timestamp(timestamp: int) -> int:
+    """A record's CreateTime as Kafka's producer takes it: ms since the epoch, 0..2^63-1."""
+    if timestamp < 0:
+        raise ValueError(f"timestamp {timestamp} is negative (a CreateTime is ms since the epoch)")
+    if timestamp > INT64_MAX:
+        raise ValueError(f"timestamp {timestamp} is out of range (at most {INT64_MAX}, ms since the epoch)")
+    return timestamp
 
 
 def _unescape(fmt: str) -> str:

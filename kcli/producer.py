@@ -94,8 +94,9 @@ class FutureRecordMetadata:
     def get(self, timeout: float | None = None) -> RecordMetadata:
         if not self._result.wait(timeout):
             raise KafkaTimeoutError(f"no answer for a record of {self._topic}-{self._partition} within {timeout} s")
-        if self._result.error is not None:
-            raise self._result.error
+        error = self._outcome()[0].error
+        if error is not None:
+            raise error
         return self._metadata()
 
     result = get
@@ -103,11 +104,16 @@ class FutureRecordMetadata:
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if not self._result.wait(timeout):
             raise KafkaTimeoutError("the record's batch has not completed")
-        return self._result.error
+        return self._outcome()[0].error
+
+    def _outcome(self):
+        """The result holding this record's outcome (its batch's, or the part's it was split into)."""
+        r = self._result
+        return (r, self._index) if r.parts is None else r.part(self._index)
 
     def _metadata(self) -> RecordMetadata:
-        r = self._result
-        offset = r.base_offset + self._index if r.base_offset >= 0 else -1
+        r, index = self._outcome()
+        offset = r.base_offset + index if r.base_offset >= 0 else -1
         ts = r.log_append_time if r.log_append_time >= 0 else self._timestamp
         return RecordMetadata(self._topic, self._partition, offset, ts)
 
@@ -118,7 +124,7 @@ class FutureRecordMetadata:
     def _run_callback(self, fn, delivery: bool) -> None:
         try:
             if delivery:
-                err = self._result.error
+                err = self._outcome()[0].error
                 fn(err, None if err is not None else self._metadata())
             else:
                 fn(self)

@@ -22,6 +22,8 @@ from storage import record_batch as rb
 
 from .partitioner import BuiltInPartitioner
 
+RECORD_OVERHEAD = 21  # DefaultRecord.MAX_RECORD_OVERHEAD, without key, value and headers (as producer.py)
+
 
 class ProduceRequestResult:
     """The outcome of one batch, shared by the futures of its records (ProduceRequestResult).
@@ -30,9 +32,15 @@ class ProduceRequestResult:
     ``settled``: the callbacks have run too, which is what ``flush()`` waits for.
     Waiting uses one condition per producer rather than an Event per batch: a batch is
     created every ~150 records at full speed, and an Event costs more than the batch.
+
+    A batch the log refused as MESSAGE_TOO_LARGE is split (Kafka's ``splitAndReenqueue``):
+    its result then has ``parts`` (the results of the smaller batches, by first record
+    index), completes when all of them have, and ``part(index)`` gives the result and
+    index that hold a record's own outcome.
     """
 
-    __slots__ = ("done", "settled", "base_offset", "log_append_time", "error", "callbacks", "cond")
+    __slots__ = ("done", "settled", "base_offset", "log_append_time", "error", "callbacks", "cond",
+                 "parts", "pending", "parent")
 
     def __init__(self, cond: threading.Condition) -> None:
         self.done = False
@@ -42,6 +50,34 @@ class ProduceRequestResult:
         self.error: BaseException | None = None
         self.callbacks: list | None = None  # (future, fn, is_delivery_callback)
         self.cond = cond
+        self.parts: list | None = None  # [(first record index, ProduceRequestResult)] once split
+        self.pending = 0  # parts not yet complete
+        self.parent: "ProduceRequestResult | None" = None
+
+    def part(self, index: int) -> tuple["ProduceRequestResult", int]:
+        """The result holding record ``index``'s outcome, and its index there."""
+        result = self
+        while result.parts is not None:
+            for start, sub in reversed(result.parts):
+                if start <= index:
+                    result, index = sub, index - start
+                    break
+        return result, index
+
+    def chain(self, parts: list) -> None:
+        """This batch was split: complete when every part has (see ``part``)."""
+        with self.cond:
+            self.parts = parts
+            self.pending = len(parts)
+        for _start, sub in parts:
+            sub.parent = self
+
+    def _part_done(self) -> None:
+        with self.cond:
+            self.pending -= 1
+            last = self.pending == 0
+        if last:
+            self.complete()
 
     def wait(self, timeout: float | None = None) -> bool:
         if self.done:
@@ -75,6 +111,8 @@ class ProduceRequestResult:
         with self.cond:
             self.settled = True
             self.cond.notify_all()
+        if self.parent is not None:
+            self.parent._part_done()
 
 
 class ProducerBatch:
@@ -83,7 +121,7 @@ class ProducerBatch:
     __slots__ = (
         "topic", "partition", "keys", "values", "timestamps", "headers", "timestamp",
         "size", "created", "attempts", "stored_failures", "closed", "result", "encoded", "retry_at",
-        "reserved",
+        "reserved", "sequence", "solo",
     )
 
     def __init__(self, topic: str, partition: int, now: float, done_cond: threading.Condition) -> None:
@@ -103,10 +141,40 @@ class ProducerBatch:
         self.encoded: bytes | None = None
         self.retry_at = 0.0
         self.reserved = 0
+        self.sequence: tuple[int, int, int] | None = None  # (producer id, epoch, base sequence) once stamped
+        self.solo = False  # sent in a request of its own (after a MESSAGE_TOO_LARGE refusal)
 
     @property
     def count(self) -> int:
         return len(self.values)
+
+    def record_size(self, i: int) -> int:
+        """Record ``i``'s size as ``Producer.send`` estimates it."""
+        key = self.keys[i] if self.keys is not None else None
+        value = self.values[i]
+        size = RECORD_OVERHEAD + (len(key) if key else 0) + (len(value) if value else 0)
+        for hk, hv in (self.headers[i] if self.headers is not None else ()):
+            size += len(hk) + (len(hv) if hv else 0) + 2
+        return size
+
+    def split(self, max_size: int) -> list["ProducerBatch"]:
+        """The records in batches of at most ``max_size`` estimated bytes (Kafka's
+        ``ProducerBatch.split``); a record larger than that gets a batch of its own. The
+        limit is at most half the batch's records, so a batch of two records or more always
+        becomes two batches or more, whatever ``max_size``."""
+        max_size = min(max_size, max(rb.HEADER_SIZE + 1, (self.size - rb.HEADER_SIZE) // 2 + rb.HEADER_SIZE))
+        out: list[ProducerBatch] = []
+        current = None
+        for i in range(self.count):
+            size = self.record_size(i)
+            if current is None or (current.count and current.size + size > max_size):
+                current = ProducerBatch(self.topic, self.partition, self.created, self.result.cond)
+                current.closed = True
+                out.append(current)
+            current.append(self.keys[i] if self.keys is not None else None, self.values[i],
+                           self.timestamps[i] if self.timestamps is not None else self.timestamp,
+                           self.headers[i] if self.headers is not None else (), size)
+        return out
 
     def append(self, key, value, timestamp: int, headers: tuple, size: int) -> int:
         index = len(self.values)
@@ -329,6 +397,51 @@ class RecordAccumulator:
             self.queues.setdefault((batch.topic, batch.partition), deque()).appendleft(batch)
             self.cond.notify_all()
 
+    def resend_refused(self, batches: list[ProducerBatch]) -> list[ProducerBatch]:
+        """Put back, at the head of their queue and in order, the batches of a produce
+        request the log refused as MESSAGE_TOO_LARGE (so none of it was stored): each
+        batch of several records split into smaller ones (Kafka's ``splitAndReenqueue``),
+        each single record alone. Every one goes in a request of its own, so the next
+        answer is about that batch only. Returns the batches that were split."""
+        split = []
+        with self.cond:
+            queue = self.queues.setdefault((batches[0].topic, batches[0].partition), deque())
+            for batch in reversed(batches):
+                if batch.count > 1:
+                    parts = batch.split(self.batch_size)
+                    self._hand_over(batch, parts)
+                    split.append(batch)
+                else:
+                    parts = [batch]
+                    batch.encoded = None  # encoded again, under the sequence it was given
+                for part in reversed(parts):
+                    part.closed = True
+                    part.solo = True
+                    part.retry_at = 0.0
+                    queue.appendleft(part)
+            self.cond.notify_all()
+        return split
+
+    def _hand_over(self, batch: ProducerBatch, parts: list[ProducerBatch]) -> None:
+        """``parts`` replace ``batch``: its buffer memory, its place among the incomplete
+        batches and its sequence numbers (called with self.cond held)."""
+        reserved, left = batch.reserved, batch.count
+        starts = []
+        start = 0
+        for part in parts:
+            share = reserved * part.count // left if left else 0
+            part.reserved, reserved, left = share, reserved - share, left - part.count
+            if batch.sequence is not None:
+                pid, epoch, seq = batch.sequence
+                part.sequence = (pid, epoch, (seq + start) & 0x7FFFFFFF)
+            starts.append(start)
+            start += part.count
+            self.incomplete.add(part)
+        parts[-1].reserved += reserved
+        batch.reserved = 0
+        self.incomplete.discard(batch)
+        batch.result.chain([(s, p.result) for s, p in zip(starts, parts)])
+
     # -- draining (the sender thread) -------------------------------------------------------
 
     def drain(self, max_request_size: int, max_batches: int = 1 << 30
@@ -364,7 +477,7 @@ class RecordAccumulator:
                         wait = left if wait is None else min(wait, left)
                         break
                     if taken and (taken_bytes + batch.size > max_request_size or batch.attempts
-                                  or len(taken) >= max_batches):
+                                  or batch.solo or len(taken) >= max_batches):
                         break
                     if batch.count == 0:
                         queue.popleft()
@@ -373,7 +486,7 @@ class RecordAccumulator:
                     batch.closed = True
                     taken.append(batch)
                     taken_bytes += batch.size
-                    if batch.attempts:  # a retried batch goes alone, to keep order simple
+                    if batch.attempts or batch.solo:  # a retried batch goes alone, to keep order simple
                         break
                 if taken:
                     ready.append((tp, taken))

@@ -1,10 +1,13 @@
 """The producer's ``Sender``: the background I/O thread (Kafka's ``kafka-producer-network-thread``).
 
 It drains ready batches from the ``RecordAccumulator`` and sends them to the partition
-logs through the broker seam (``BrokerApi.produce``), one produce request per partition. Retriable errors put the
-batch back at the head of its partition's queue with exponential backoff
-(``retry.backoff.ms`` up to ``retry.backoff.max.ms``) while ``retries`` and
-``delivery.timeout.ms`` allow; then the batch fails. Completing or failing a batch settles
+logs through the broker seam (``BrokerApi.produce``), one produce request per partition.
+A request the log refuses as MESSAGE_TOO_LARGE is sent again in smaller batches (each
+batch of several records split, see ``RecordAccumulator.resend_refused``) until only the
+records too large for the log fail. Retriable errors put the batch back at the head of
+its partition's queue with exponential backoff (``retry.backoff.ms`` up to
+``retry.backoff.max.ms``) while ``retries`` and ``delivery.timeout.ms`` allow; then the
+batch fails. Completing or failing a batch settles
 its records' futures and callbacks and frees its buffer memory.
 
 An idempotent producer's batches carry the producer id, epoch and a sequence number per
@@ -18,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from kcli.common.errors import KafkaError, KafkaTimeoutError
+from kcli.common.errors import KafkaError, KafkaTimeoutError, RecordTooLargeError
 
 from .broker import api
 from .record_accumulator import ProducerBatch, RecordAccumulator
@@ -57,6 +60,7 @@ class ProducerStats:
     batches: int = 0
     bytes: int = 0
     retries: int = 0
+    batches_split: int = 0  # batches split after the log refused them as MESSAGE_TOO_LARGE
     duplicates: int = 0  # extra copies written by retries after a stored-but-unacknowledged write
     errors: dict = field(default_factory=dict)  # error name -> records failed with it
     partitions: dict = field(default_factory=dict)  # (topic, partition) -> PartitionStats
@@ -170,6 +174,13 @@ class Sender:
                 for batch in live:
                     self.complete(batch, -1, -1)
                 return
+            if isinstance(exc, RecordTooLargeError) and (len(live) > 1 or live[0].count > 1):
+                # nothing of the request was stored: send smaller batches, so that only the
+                # records too large for the log fail (Kafka's Sender splits such a batch)
+                split = self.accumulator.resend_refused(live)
+                with self.stats_lock:
+                    self.stats.batches_split += len(split)
+                return
             # failed batches go back to the head of the queue in their original order
             for batch in reversed(live):
                 if getattr(exc, "stored", False):
@@ -213,9 +224,13 @@ class Sender:
         if pid_epoch != self._sequences_of:
             self._next_sequence.clear()  # a new producer id or epoch: sequences from 0
             self._sequences_of = pid_epoch
-        tp = (batch.topic, batch.partition)
-        seq = self._next_sequence.get(tp, 0)
-        self._next_sequence[tp] = (seq + batch.count) & 0x7FFFFFFF
+        if batch.sequence is not None and batch.sequence[:2] == pid_epoch:
+            seq = batch.sequence[2]  # a refused batch, or part of one: the numbers it was given
+        else:
+            tp = (batch.topic, batch.partition)
+            seq = self._next_sequence.get(tp, 0)
+            self._next_sequence[tp] = (seq + batch.count) & 0x7FFFFFFF
+            batch.sequence = (pid_epoch[0], pid_epoch[1], seq)
         return batch.encode(self._codec, self._level, pid_epoch[0], pid_epoch[1], seq,
                             transactional=self.transactional)
 

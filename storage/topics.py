@@ -3,7 +3,9 @@
 A topic is one JSON record in the ``topics`` database plus, per partition, a published
 ``PartitionState``, a first ``SegmentInfo`` and a directory with an empty first segment.
 Creation validates everything before it writes anything; the record is committed last,
-so a crash part way leaves at most empty directories that the next create reuses.
+so a crash part way leaves at most empty directories that the next create reuses. A
+directory that holds records but that the metadata does not know (the store was lost or
+replaced) is never reused or removed: creation refuses, naming it.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ class TopicStore:
                 txn.abort()
                 return topic
             for p in range(partitions):
+                self._check_unknown_dir(name, p)
+            for p in range(partitions):
                 self._create_partition_dir(name, p)
                 self.store.put_partition_state(txn, name, p, PartitionState(last_flush_ms=now))
                 self.store.put_segment(txn, name, p, SegmentInfo(0, created_ms=now))
@@ -134,9 +138,19 @@ class TopicStore:
         self.store.sync()
         return topic
 
+    def _check_unknown_dir(self, topic: str, partition: int) -> None:
+        """Refuse to create a partition over a directory that holds data the metadata does
+        not know; an empty one (a create that did not finish) may be replaced."""
+        path = self.datadir.partition_dir(topic, partition)
+        if os.path.lexists(path) and not _is_empty_partition_dir(path):
+            raise TopicAlreadyExistsError(
+                f"{path} already holds a log of topic '{topic}' that the metadata does not know; "
+                "move it away first, or rebuild the metadata from it with `kcli log recover-metadata`")
+
     def _create_partition_dir(self, topic: str, partition: int) -> None:
         path = self.datadir.partition_dir(topic, partition)
-        if os.path.isdir(path):  # left by a create or delete that did not finish
+        self._check_unknown_dir(topic, partition)
+        if os.path.isdir(path):  # an empty one left by a create that did not finish
             shutil.rmtree(path)
         os.makedirs(path)
         os.close(open_for_append(segment_path(path, 0)))
@@ -176,6 +190,8 @@ class TopicStore:
             return topic
         now = now_ms()
         for p in range(topic.partitions, count):
+            self._check_unknown_dir(name, p)
+        for p in range(topic.partitions, count):
             self._create_partition_dir(name, p)
         with self.store.write() as txn:
             current = self.get(name, txn)
@@ -203,6 +219,16 @@ class TopicStore:
                 os.rename(path, doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
         return topic
+
+
+def _is_empty_partition_dir(path: str) -> bool:
+    """A directory with nothing but empty files (an empty first segment, the lock file)."""
+    if os.path.islink(path) or not os.path.isdir(path):
+        return False
+    for entry in os.scandir(path):
+        if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_size:
+            return False
+    return True
 
 
 def delete_dir_name(topic: str, partition: int) -> str:

@@ -9,6 +9,9 @@ A batch without records whose lastOffsetDelta spans several offsets is a gap (wh
 ``kcli log repair`` leaves where it dropped damaged batches, and Kafka's cleaner where it
 removed every record of a batch), not a problem.
 
+A partition directory that the metadata does not know (its store was lost or replaced) is
+reported as a problem of its own: its records are invisible to every other command.
+
 Read-only: it takes no lock and changes nothing. Bytes past a segment's published size
 (an append that was cut short) are reported as a note, not a problem: the next append
 recovers them.
@@ -33,6 +36,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        if self.offset < 0 and self.position < 0:  # about the whole partition
+            return f"{self.partition}: {self.message}"
         return f"{self.partition}: offset {self.offset} position {self.position} in {self.segment}: {self.message}"
 
 
@@ -135,7 +140,16 @@ def verify_data_dir(root: str, topic: str | None = None, **options) -> list[Part
     reports = []
     with MetadataStore(datadir.meta, create=False) as store:
         topics_store = TopicStore(store, datadir)
-        topics = [topics_store.get(topic)] if topic else sorted(topics_store.list(), key=lambda t: t.name)
+        known = {t.name: t for t in topics_store.list()}
+        unknown = unknownpartition_dirs(datadir, known, topic)
+        if topic is None:
+            topics = sorted(known.values(), key=lambda t: t.name)
+        elif topic in known:
+            topics = [known[topic]]
+        elif unknown:
+            topics = []
+        else:
+            topics = [topics_store.get(topic)]  # raises UNKNOWN_TOPIC_OR_PARTITION
         for t in topics:
             for p in range(t.partitions):
                 with store.read() as txn:
@@ -143,7 +157,39 @@ def verify_data_dir(root: str, topic: str | None = None, **options) -> list[Part
                     segments = store.segments(txn, t.name, p)
                 reports.append(verify_partition(f"{t.name}-{p}", datadir.partition_dir(t.name, p), segments,
                                                 state.log_start_offset, state.log_end_offset, **options))
+    for path in unknown:
+        name = os.path.basename(path)
+        report = PartitionReport(name)
+        logs = sorted(f for f in os.listdir(path) if f.endswith(".log"))
+        report.segments = len(logs)
+        size = sum(os.path.getsize(os.path.join(path, f)) for f in logs)
+        if not size:
+            report.notes.append(f"{name}: empty directory {path} is not known to the metadata "
+                                "(left by a topic creation that did not finish)")
+            reports.append(report)
+            continue
+        report.problems.append(Problem(
+            name, -1, -1, "-", f"directory {path} ({len(logs)} segment file(s), {size} bytes) is not known "
+            "to the metadata: its records are invisible (`kcli log recover-metadata` rebuilds a lost store)"))
+        reports.append(report)
     return reports
+
+
+def unknownpartition_dirs(datadir, known: dict, topic: str | None = None) -> list[str]:
+    """Partition directories of the data directory that no topic record accounts for
+    (of one topic, with ``topic``)."""
+    from .layout import parse_partition_dir
+    from .metadata import partition_dirs
+
+    out = []
+    for path in partition_dirs(datadir.root):
+        name, p = parse_partition_dir(os.path.basename(path))
+        if topic is not None and name != topic:
+            continue
+        t = known.get(name)
+        if t is None or p >= t.partitions:
+            out.append(path)
+    return out
 
 
 def _records_problem(buf, pos: int, header: rb.BatchHeader) -> str | None:

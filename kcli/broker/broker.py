@@ -128,7 +128,8 @@ class LocalBroker:
         except BaseException:
             self.store.close()
             raise
-        self.housekeeper.start()
+        if not self.store.readonly:  # a read-only directory: every task would fail to claim its run
+            self.housekeeper.start()
 
     def run_housekeeping(self, force: bool = True) -> dict:
         """Run the housekeeping tasks now (only the due ones unless ``force``); a summary."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import stat
 import sys
 from typing import Optional
 
@@ -52,18 +54,87 @@ def dump(
 ) -> None:
     """Print each batch of a segment file, like kafka-dump-log.
 
+    Reads one batch at a time. A file whose first bytes are not a record batch is refused.
+
     Example: kcli log dump kcli-data/brokers/0/orders-0/00000000000000000000.log --deep
     """
     check_output(output)
-    from storage.dump import dump_segment
-
     write = sys.stdout.write
     for file in _segment_files(path):
         with open(file, "rb") as f:
-            data = f.read()
-        if output == "text":
-            write(f"Dumping {file}\n")
-        for info in dump_segment(data, deep):
+            chunks = _read_batches(f, file)
+            first = next(chunks, None)
+            if first is not None and "error" in first and first["position"] == 0:
+                raise fail(f"{file} is not a segment file: {first['error']}")
+            if output == "text":
+                write(f"Dumping {file}\n")
+            if first is not None:
+                _dump_file(file, itertools.chain([first], chunks), deep, output, write)
+
+
+def _read_batches(f, file: str):
+    """Read a segment file one batch at a time (never the whole file at once): a
+    ``{"batch": bytes, "position": p}`` per complete batch, then a ``trailing_bytes`` or
+    ``error`` entry if the file does not end on a batch boundary."""
+    from storage import record_batch as rb
+
+    st = os.fstat(f.fileno())
+    size = st.st_size if stat.S_ISREG(st.st_mode) else None  # None: a device or a pipe
+    pos = 0
+    while True:
+        prefix = f.read(rb.LOG_OVERHEAD)
+        if not prefix:
+            return
+        if len(prefix) < rb.LOG_OVERHEAD:
+            yield {"trailing_bytes": len(prefix), "position": pos}
+            return
+        base_offset, length = rb.OFFSET_AND_LENGTH.unpack(prefix)
+        if length < rb.HEADER_SIZE - rb.LOG_OVERHEAD:
+            yield {"error": f"batch at position {pos} (offset {base_offset}) has an impossible length {length}",
+                   "position": pos}
+            return
+        if size is not None and pos + rb.LOG_OVERHEAD + length > size:
+            head = f.read(5)  # enough for the magic byte; the batch itself is never read
+            if len(head) == 5 and head[4] != rb.MAGIC:
+                yield {"error": f"batch at position {pos} (offset {base_offset}) has magic {head[4]}, "
+                                f"expected {rb.MAGIC}", "position": pos}
+            else:
+                yield {"trailing_bytes": size - pos, "position": pos}
+            return
+        rest = bytearray()
+        while len(rest) < length:  # bounded reads: a bogus length never allocates it up front
+            chunk = f.read(min(length - len(rest), _READ_CHUNK))
+            if not chunk:
+                break
+            rest += chunk
+            if len(rest) >= 5 and rest[4] != rb.MAGIC:
+                break
+        if len(rest) >= 5 and rest[4] != rb.MAGIC:
+            yield {"error": f"batch at position {pos} (offset {base_offset}) has magic {rest[4]}, expected {rb.MAGIC}",
+                   "position": pos}
+            return
+        if len(rest) < length:
+            yield {"trailing_bytes": rb.LOG_OVERHEAD + len(rest), "position": pos}
+            return
+        yield {"batch": prefix + bytes(rest), "position": pos}
+        pos += rb.LOG_OVERHEAD + length
+
+
+_READ_CHUNK = 1 << 20
+
+
+def _dump_file(file: str, entries, deep: bool, output: str, write) -> None:
+    from storage.dump import dump_segment
+
+    for entry in entries:
+        if "batch" in entry:
+            infos = []
+            for info in dump_segment(entry["batch"], deep):
+                info["position"] += entry["position"]
+                infos.append(info)
+        else:
+            infos = [entry]
+        for info in infos:
             if output == "json":
                 emit_json(_jsonable({"file": file, **info}))
                 continue
@@ -167,3 +238,37 @@ def repair(
         sys.stdout.write(str(d).replace(": dropped ", f": {verb} ", 1) + "\n")
     offsets = sum(d.last_offset - d.first_offset + 1 for d in dropped)
     sys.stdout.write(f"checked {len(looked)} partition(s): {verb} {offsets} offset(s) in {len(dropped)} range(s)\n")
+
+
+@app.command("recover-metadata")
+@handle_errors
+def recover_metadata(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say which topics would come back; change nothing."),
+) -> None:
+    """Rebuild a lost or damaged metadata store (meta/) from the segment files.
+
+    Topics, partition state, indexes and producer state come back from the segments; what
+    only the store held is reported as lost (topic configs and ids, consumer groups and
+    their offsets, transactional ids). A damaged store is kept beside it
+    (data.mdb.damaged-<time>). No other kcli process may use the directory meanwhile.
+    """
+    from storage.rebuild import recover_metadata as rebuild
+
+    report = rebuild(data_dir(ctx), dry_run=dry_run)
+    write = sys.stdout.write
+    if dry_run:
+        for topic, count in report.topics.items():
+            write(f"would rebuild topic {topic} with {count} partition(s)\n")
+        return
+    if report.moved_aside:
+        write(f"kept the damaged store as {report.moved_aside}\n")
+    for p in report.partitions:
+        for note in p.notes:
+            write(f"note: {note}\n")
+        write(f"{p.name}: {p.segments} segment(s), {p.records} record(s), offsets "
+              f"{p.log_start_offset}..{p.log_end_offset}\n")
+    for t in report.open_transactions:
+        write(f"open transaction: {t}; abort it with `kcli transactions abort`\n")
+    write("lost (they lived only in the metadata store): " + "; ".join(report.lost) + "\n")
+    write(f"rebuilt {len(report.topics)} topic(s), {len(report.partitions)} partition(s)\n")

@@ -106,6 +106,8 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     check_output(output)
     if timestamp is not None and timestamp < 0:
         raise fail("--timestamp must be a time in ms since the epoch (not negative)", 2)
+    if timestamp is not None and timestamp > (1 << 63) - 1:
+        raise fail(f"--timestamp {timestamp} is out of range (at most {(1 << 63) - 1}, ms since the epoch)", 2)
     if input_format not in ("lines", "json"):
         raise fail(f"--input-format must be lines or json, not {input_format!r}", 2)
     if key_separator == "":
