@@ -165,7 +165,8 @@ class Sender:
                 batch.encoded = self._encode(batch)
             batch.attempts += 1
         try:
-            request = api.ProduceRequest([api.ProducePartition(topic, partition, [b.encoded for b in live])],
+            request = api.ProduceRequest([api.ProducePartition(topic, partition, [b.encoded for b in live],
+                                                              encoded_in_process=True)],
                                          self.acks, self._request_timeout_ms,
                                          self.transaction_manager.transactional_id)
             result = self.client.produce(request).partitions[0].raise_for_error()

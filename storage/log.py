@@ -198,6 +198,7 @@ class PartitionLog:
         batches: Sequence[bytes | bytearray],
         *,
         origin_client: bool = True,
+        walk_records: bool = True,
         validate: Callable | None = None,
         on_publish: Callable | None = None,
     ) -> AppendResult:
@@ -209,7 +210,7 @@ class PartitionLog:
         """
         config = self._config_source()
         now = self.clock()
-        prepared = [self._prepare(b, config, now, origin_client, i) for i, b in enumerate(batches)]
+        prepared = [self._prepare(b, config, now, origin_client, i, walk_records) for i, b in enumerate(batches)]
         if not prepared:
             raise InvalidRecordError("no record batches to append")
         timestamp_type = config["message.timestamp.type"]
@@ -332,11 +333,13 @@ class PartitionLog:
         first = self.producer_state.first_unstable_offset(txn)
         return state.high_watermark if first is None else min(first, state.high_watermark)
 
-    def _prepare(self, batch, config: dict, now: int, origin_client: bool, index: int = 0) -> bytearray:
+    def _prepare(self, batch, config: dict, now: int, origin_client: bool, index: int = 0,
+                 walk: bool = True) -> bytearray:
         """Check one incoming batch as Kafka's LogValidator does; returns a mutable copy.
 
         Every record is walked (decompressed first when the batch is compressed): a batch
-        whose records are malformed is refused even when its CRC is right. For CreateTime
+        whose records are malformed is refused even when its CRC is right. ``walk=False``
+        (batches this process's producer encoded) checks the header, size and CRC only. For CreateTime
         topics every record's timestamp is checked against message.timestamp.before.max.ms /
         message.timestamp.after.max.ms and maxTimestamp is set from the records themselves.
         Nothing is written here: a refusal leaves the log as it was.
@@ -364,12 +367,16 @@ class PartitionLog:
             )
         if origin_client and header.is_control:
             raise InvalidRecordError(f"{where}: clients may not write control batches")
-        try:
-            lo_delta, hi_delta = rb.walk_records(buf, 0, header)
-            if header.is_control:
-                rb.check_control_record(buf, 0, header)
-        except (InvalidRecordError, CorruptRecordError) as exc:
-            raise type(exc)(f"{where}, {exc.args[0]}") from None
+        if walk or header.is_control:
+            try:
+                lo_delta, hi_delta = rb.walk_records(buf, 0, header)
+                if header.is_control:
+                    rb.check_control_record(buf, 0, header)
+            except (InvalidRecordError, CorruptRecordError) as exc:
+                raise type(exc)(f"{where}, {exc.args[0]}") from None
+        else:  # encoded by this process's own encoder: its header's timestamps are the records'
+            lo_delta = 0
+            hi_delta = header.max_timestamp - header.base_timestamp if header.max_timestamp >= 0 else 0
         if config["message.timestamp.type"] == "CreateTime":
             self._check_timestamps(buf, header, config, now, lo_delta, hi_delta, where)
         elif header.timestamp_type == rb.LOG_APPEND_TIME:

@@ -121,6 +121,25 @@ def test_resigned_batch_with_uniform_records_and_a_wrong_record_length_is_refuse
     assert "record 100" in str(err)
 
 
+def test_only_batches_encoded_by_this_process_skip_the_record_walk_and_their_crc_is_still_checked(broker):
+    """A wire client's batch (the broker API's default) is walked record by record; kcli's own
+    producer marks its batches encoded_in_process, whose header and CRC are still checked."""
+    from kcli.broker import api
+
+    make_log(broker, "w")
+    bad = with_wrong_second_record_length(rb.encode_values([b"a" * 10, b"b" * 10, b"c" * 10], now_ms()))
+
+    def produce(batch, here):
+        part = api.ProducePartition("w", 0, [bytes(batch)], encoded_in_process=here)
+        return broker.produce(api.ProduceRequest([part], -1, 30000)).partitions[0]
+
+    assert produce(bad, False).error.name in ("CORRUPT_MESSAGE", "INVALID_RECORD")
+    flipped = bytearray(rb.encode_values([b"x"], now_ms()))
+    flipped[-1] ^= 1
+    assert produce(flipped, True).error.name == "CORRUPT_MESSAGE"  # the CRC, even from this process
+    assert produce(rb.encode_values([b"ok"], now_ms()), True).error is None
+
+
 @pytest.mark.parametrize("codec", [compression.GZIP, compression.LZ4, compression.ZSTD])
 def test_compressed_batch_with_a_malformed_record_is_refused(broker, codec):
     log = make_log(broker, f"c{codec}")

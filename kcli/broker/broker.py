@@ -455,7 +455,7 @@ class LocalBroker:
                     f"ISR {in_sync} < min.insync.replicas {configs['min.insync.replicas']} "
                     f"for {part.topic}-{part.partition}"
                 )
-        r = log.append(part.records)
+        r = log.append(part.records, walk_records=not part.encoded_in_process)
         return api.ProducePartitionResponse(part.topic, part.partition, r.base_offset, r.last_offset,
                                             r.log_append_time, r.log_start_offset, r.duplicate)
 

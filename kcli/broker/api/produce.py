@@ -15,6 +15,10 @@ class ProducePartition:
     topic: str
     partition: int
     records: Sequence[bytes]  # whole RecordBatch v2 batches, as the client encoded them
+    # True only from kcli's own producer, whose batches storage.record_batch encoded in this
+    # process: the broker still checks each batch's header, size, CRC, offsets and
+    # timestamps, but does not walk its records again (a wire client's batches it does)
+    encoded_in_process: bool = False
 
 
 @dataclass
