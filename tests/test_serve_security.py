@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def consume_json(data_dir, topic, partition=0):
-    out = kcli(data_dir, "consume", topic, "-p", str(partition), "--from-beginning", "-o", "json").stdout
+    out = kcli(data_dir, "consume", topic, "-p", str(partition), "--from-beginning", "-O", "json").stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
