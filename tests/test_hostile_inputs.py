@@ -11,6 +11,7 @@ segments and reads in bounded chunks."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -460,10 +461,11 @@ def test_read_only_data_directory_serves_reads_and_refuses_writes(cli, data_dir,
 
     ok(cli("topic", "create", "t", "-p", "2"))
     ok(cli("produce", "t", "-p", "0", "-q", input="a\nb\nc\n"))
+    ok(cli("group", "reset-offsets", "g", "--topic", "t", "--to-offset", "2", "--execute"))
     before = tree(data_dir)
     segment = os.path.join(data_dir, "brokers", "0", "t-0", "00000000000000000000.log")
     reads = ["topic list", "topic describe t", "consume t --from-beginning --max-messages 3",
-             "log verify", f"log dump {segment}", "offsets t"]
+             "log verify", f"log dump {segment}", "offsets t", "group list", "group describe g"]
     writes = ["produce t --value x", "topic create u", "consume t --group g --from-beginning --max-messages 1"]
     results = run_read_only(data_dir, tmp_path, reads + writes)
     for command in reads:
@@ -473,6 +475,8 @@ def test_read_only_data_directory_serves_reads_and_refuses_writes(cli, data_dir,
     assert results["consume t --from-beginning --max-messages 3"][1] == "a\nb\nc\n"
     assert results["log verify"][1].endswith("3 record(s): OK\n")
     assert results["offsets t"][1] == "t:0:3\nt:1:0\n"
+    assert results["group list"][1].startswith("g\tEmpty")
+    assert re.search(r"^t\s+0\s+2\s+3\s+1\b", results["group describe g"][1], re.M), results["group describe g"][1]
     for command in writes:
         rc, stdout, stderr = results[command]
         assert rc == 1, (command, rc, stdout, stderr)

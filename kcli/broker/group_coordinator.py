@@ -622,7 +622,9 @@ class GroupCoordinator:
         exist (Kafka's DescribeGroups answers such a group as Dead, and its tools report
         "Consumer group ... does not exist": see ``describe_groups``)."""
         now = self.clock()
-        with self.store.write() as txn:
+        # on a read-only directory the expiries are worked out for the answer but not kept
+        readonly = getattr(self.store, "readonly", False)
+        with (self.store.read() if readonly else self.store.write()) as txn:
             g = self._load(txn, group)
             if g is None:
                 has_offsets = self._has_offsets(txn, group)
@@ -631,7 +633,8 @@ class GroupCoordinator:
                 return self._new_group() | {"group": group}
             self._expire(g, now)
             self._maybe_complete_join(g, now)
-            self._save(txn, group, g)
+            if not readonly:
+                self._save(txn, group, g)
         return dict(g, group=group)
 
     def describe_groups(self, groups) -> list[dict]:
