@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import check_output, data_dir, fail, handle_errors, parse_kv
+from .common import check_output, data_dir, fail, handle_errors, iso_ms, parse_kv
 from .completion import choices, complete_group, complete_topic
 
 
@@ -108,16 +108,11 @@ def _parse_time(text: str) -> int:
         if ms < 0:
             raise fail(f"--from-time {text!r} is before the epoch", 2)
         return ms
-    from datetime import datetime, timezone
-
-    try:
-        dt = datetime.fromisoformat(key.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+    ms = iso_ms(key)
+    if ms is None:
         raise fail(f"--from-time must be an ISO-8601 date-time (e.g. 2026-12-01T10:00:00Z) or ms since the "
-                   f"epoch, not {text!r}", 2) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
+                   f"epoch, not {text!r}", 2)
+    return ms
 
 
 @handle_errors

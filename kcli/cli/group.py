@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors
+from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, iso_ms
 from .completion import choices, complete_group, complete_topic
 from .tables import Col, echo, table
 
@@ -190,15 +190,10 @@ def _print_offsets(g, rows, output: str, wide: bool = False) -> None:
 
 
 def _parse_datetime(text: str) -> int:
-    from datetime import datetime, timezone
-
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise fail(f"--to-datetime {text!r} is not an ISO-8601 date-time (e.g. 2026-11-27T10:00:00Z)", 2) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
+    ms = iso_ms(text)
+    if ms is None:
+        raise fail(f"--to-datetime {text!r} is not an ISO-8601 date-time (e.g. 2026-11-27T10:00:00Z)", 2)
+    return ms
 
 
 def parse_duration_ms(text: str) -> int:
