@@ -64,3 +64,119 @@ class FakeClock:
 
     def advance(self, ms: int) -> None:
         self.t += ms
+
+
+# -- kcli serve: a server process and Kafka frames by hand -------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    """``python -m kcli -d DATA serve --listen ...`` as a context manager: started, waited for
+    (its "listening" log line), and on exit stopped with SIGTERM, which must end it with exit
+    code 0, a "stopped" line and no traceback in its log."""
+
+    def __init__(self, data_dir, log_path, *serve_args, listen: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.listen = listen or f"127.0.0.1:{free_port()}"
+        self.port = int(self.listen.rpartition(":")[2])
+        self.args = serve_args
+        self.proc = None
+
+    def __enter__(self) -> "ServeProcess":
+        import subprocess
+        import sys
+        import time
+
+        with open(self.log_path, "w") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kcli", "-d", str(self.data_dir), "serve", "--listen", self.listen, *self.args],
+                cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while "kcli serve: listening" not in self.log_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise AssertionError(f"kcli serve did not start:\n{self.log_text()}")
+            time.sleep(0.05)
+        return self
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def __exit__(self, *exc) -> None:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("kcli serve did not stop on SIGTERM")
+        if exc[0] is None:
+            text = self.log_text()
+            assert self.proc.returncode == 0, text
+            assert "kcli serve: stopped" in text and "Traceback" not in text, text
+
+
+def wire_request(api_key: int, version: int, body, correlation_id: int = 1, client_id: str = "test") -> bytes:
+    """One framed Kafka request, encoded with kio's codecs."""
+    import io
+    import struct
+
+    from kio.index import load_request_schema
+    from kio.serial import entity_writer
+    from kio.static.primitive import i16, i32
+
+    cls = load_request_schema(api_key, version)
+    header_cls = cls.__header_schema__
+    buf = io.BytesIO()
+    entity_writer(header_cls)(buf, header_cls(request_api_key=i16(api_key), request_api_version=i16(version),
+                                              correlation_id=i32(correlation_id), client_id=client_id))
+    entity_writer(cls)(buf, body)
+    raw = buf.getvalue()
+    return struct.pack(">i", len(raw)) + raw
+
+
+def read_exactly(sock, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("closed")
+        out += chunk
+    return out
+
+
+def read_frame(sock) -> bytes:
+    """One response frame (without its size)."""
+    import struct
+
+    (size,) = struct.unpack(">i", read_exactly(sock, 4))
+    return read_exactly(sock, size)
+
+
+def read_response(sock, api_key: int, version: int):
+    """The decoded body of the next response on ``sock``."""
+    from kio.index import load_response_schema
+    from kio.serial import entity_reader
+
+    frame = read_frame(sock)
+    cls = load_response_schema(api_key, version)
+    _header, used = entity_reader(cls.__header_schema__)(frame, 0)
+    return entity_reader(cls)(frame, used)[0]

@@ -8,11 +8,9 @@ the import here rather than skipping.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
-import signal
 import socket
 import struct
 import subprocess
@@ -22,6 +20,8 @@ import time
 import confluent_kafka
 import kafka
 import pytest
+
+from support import ServeProcess, read_frame, wire_request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,15 +34,9 @@ def kcli(data_dir, *args, input=None, check=True):
     return r
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Served:
-    def __init__(self, data_dir, port, proc):
-        self.data_dir, self.port, self.proc = data_dir, port, proc
+    def __init__(self, data_dir, port, proc, log_path):
+        self.data_dir, self.port, self.proc, self.log_path = data_dir, port, proc, log_path
         self.bootstrap = f"127.0.0.1:{port}"
 
 
@@ -50,37 +44,8 @@ class Served:
 def served(tmp_path):
     data = tmp_path / "data"
     kcli(data, "topic", "create", "t", "--partitions", "2")
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "kcli", "-d", str(data), "serve", "--listen", f"127.0.0.1:{port}"],
-                                cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "kcli serve did not start"
-                time.sleep(0.1)
-        s = Served(data, port, proc)
-        s.log_path = log_path
-        yield s
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise AssertionError("kcli serve did not stop on SIGTERM")
-        else:
-            rc = proc.returncode
-    assert rc == 0, log_path.read_text()
-    assert "kcli serve: stopped" in log_path.read_text()
+    with ServeProcess(data, tmp_path / "serve.log") as server:
+        yield Served(data, server.port, server.proc, server.log_path)
 
 
 def consume_json(data_dir, topic, partition):
@@ -188,35 +153,6 @@ def test_confluent_kafka_transaction_aborted_is_invisible_to_read_committed(serv
 # -- the wire, by hand ----------------------------------------------------------------------
 
 
-def _request(api_key, version, body, correlation_id=1):
-    from kio.index import load_request_schema
-    from kio.serial import entity_writer
-    from kio.static.primitive import i16, i32
-
-    cls = load_request_schema(api_key, version)
-    header_cls = cls.__header_schema__
-    buf = io.BytesIO()
-    entity_writer(header_cls)(buf, header_cls(request_api_key=i16(api_key), request_api_version=i16(version),
-                                              correlation_id=i32(correlation_id), client_id="test"))
-    entity_writer(cls)(buf, body)
-    raw = buf.getvalue()
-    return struct.pack(">i", len(raw)) + raw
-
-
-def _read_frame(sock):
-    def exactly(n):
-        out = b""
-        while len(out) < n:
-            chunk = sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed")
-            out += chunk
-        return out
-
-    (size,) = struct.unpack(">i", exactly(4))
-    return exactly(size)
-
-
 def test_produce_batch_lands_in_the_segment_as_sent(served):
     from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
     from kio.static.primitive import Records, i16, i32
@@ -228,8 +164,8 @@ def test_produce_batch_lands_in_the_segment_as_sent(served):
     body = ProduceRequest(transactional_id=None, acks=i16(-1), timeout=datetime.timedelta(seconds=10), topic_data=(
         TopicProduceData(name="t", partition_data=(PartitionProduceData(index=i32(0), records=Records(batch)),)),))
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
-        s.sendall(_request(0, 9, body, 7))
-        frame = _read_frame(s)
+        s.sendall(wire_request(0, 9, body, 7))
+        frame = read_frame(s)
     assert struct.unpack(">i", frame[:4])[0] == 7
     segment = (served.data_dir / "brokers" / "0" / "t-0" / "00000000000000000000.log").read_bytes()
     # base offset 0 was kept; the partition leader epoch (bytes 12..16) is the broker's to set
@@ -243,7 +179,7 @@ def test_api_versions_of_an_unknown_version_answers_v0_unsupported_version(serve
         # ApiVersions v99: header v1 layout, then an empty body
         raw = struct.pack(">hhi", 18, 99, 5) + struct.pack(">h", 4) + b"test"
         s.sendall(struct.pack(">i", len(raw)) + raw)
-        frame = _read_frame(s)
+        frame = read_frame(s)
     correlation_id, error, n = struct.unpack_from(">ihi", frame, 0)
     assert (correlation_id, error) == (5, 35)
     keys = {struct.unpack_from(">hhh", frame, 10 + 6 * i) for i in range(n)}
@@ -252,7 +188,7 @@ def test_api_versions_of_an_unknown_version_answers_v0_unsupported_version(serve
 
 def test_malformed_truncated_and_oversized_frames_leave_the_server_up(served):
     rng = random.Random(11)
-    good = _request(3, 1, __import__("kio.schema.metadata.v1.request", fromlist=["x"]).MetadataRequest(topics=None))
+    good = wire_request(3, 1, __import__("kio.schema.metadata.v1.request", fromlist=["x"]).MetadataRequest(topics=None))
     for i in range(150):
         kind = i % 5
         if kind == 0:  # random bytes inside a plausible frame
@@ -310,12 +246,12 @@ def test_a_long_poll_fetch_does_not_hold_up_a_producer(served):
         forgotten_topics_data=())
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
         started = time.monotonic()
-        s.sendall(_request(1, 12, body, 3))
+        s.sendall(wire_request(1, 12, body, 3))
         p = kafka.KafkaProducer(bootstrap_servers=served.bootstrap, acks="all")
         p.send("t", value=b"x", partition=0).get(timeout=20)
         p.close()
         produced_after = time.monotonic() - started
-        frame = _read_frame(s)
+        frame = read_frame(s)
         waited = time.monotonic() - started
     assert struct.unpack(">i", frame[:4])[0] == 3
     assert produced_after < 3.0 < waited

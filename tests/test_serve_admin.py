@@ -12,14 +12,9 @@ it must stop with exit code 0 on SIGTERM.
 from __future__ import annotations
 
 import gc
-import io
 import json
 import os
-import signal
 import socket
-import struct
-import subprocess
-import sys
 import time
 
 import confluent_kafka
@@ -31,8 +26,9 @@ from confluent_kafka.admin import (
     ConfigEntry,
     ConfigResource,
     NewPartitions,
-    NewTopic,
 )
+
+from support import ServeProcess, read_response, wire_request
 
 pytestmark = pytest.mark.filterwarnings("ignore:alter_configs has been deprecated:DeprecationWarning")
 
@@ -56,12 +52,6 @@ def kcli_json(data_dir, *args):
     return [json.loads(line) for line in kcli(data_dir, *args, "-o", "json").stdout.splitlines() if line.strip()]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Served:
     def __init__(self, data_dir, port):
         self.data_dir, self.port = data_dir, port
@@ -83,38 +73,11 @@ def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve-admin")
     data = tmp / "data"
     kcli(data, "topic", "create", "t", "--partitions", "2")
-    port = free_port()
-    log_path = tmp / "serve.log"
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "kcli", "-d", str(data), "serve", "--listen", f"127.0.0.1:{port}"],
-                                cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "kcli serve did not start"
-                time.sleep(0.1)
-        served = Served(data, port)
+    with ServeProcess(data, tmp / "serve.log") as server:
+        served = Served(data, server.port)
         yield served
         served._admin = None  # librdkafka's handle goes before the server does
         gc.collect()
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise AssertionError("kcli serve did not stop on SIGTERM")
-        else:
-            rc = proc.returncode
-    assert rc == 0, log_path.read_text()
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -135,34 +98,9 @@ def _error_of(future):
 
 def call(served, api_key, version, body):
     """Send one request with kio's codecs; the decoded response body."""
-    from kio.index import load_request_schema, load_response_schema
-    from kio.serial import entity_reader, entity_writer
-    from kio.static.primitive import i16, i32
-
-    cls = load_request_schema(api_key, version)
-    header_cls = cls.__header_schema__
-    buf = io.BytesIO()
-    entity_writer(header_cls)(buf, header_cls(request_api_key=i16(api_key), request_api_version=i16(version),
-                                              correlation_id=i32(9), client_id="test"))
-    entity_writer(cls)(buf, body)
-    raw = buf.getvalue()
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
-        s.sendall(struct.pack(">i", len(raw)) + raw)
-        (size,) = struct.unpack(">i", _exactly(s, 4))
-        frame = _exactly(s, size)
-    response_cls = load_response_schema(api_key, version)
-    _header, used = entity_reader(response_cls.__header_schema__)(frame, 0)
-    return entity_reader(response_cls)(frame, used)[0]
-
-
-def _exactly(sock, n):
-    out = b""
-    while len(out) < n:
-        chunk = sock.recv(n - len(out))
-        if not chunk:
-            raise ConnectionError("closed")
-        out += chunk
-    return out
+        s.sendall(wire_request(api_key, version, body, 9))
+        return read_response(s, api_key, version)
 
 
 def test_api_versions_advertises_the_admin_requests_at_the_versions_answered(served):

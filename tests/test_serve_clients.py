@@ -14,7 +14,6 @@ import time
 
 import confluent_kafka
 import kafka
-import pytest
 
 from test_serve import _poll, consume_json, kcli, served  # noqa: F401 - the fixture is used by name
 
@@ -186,7 +185,7 @@ def test_the_serve_with_kcat_demo_runs_as_shipped(tmp_path):
     import os
     import sys
 
-    from test_serve import ROOT, free_port
+    from support import ROOT, free_port
 
     env = dict(os.environ, PORT=str(free_port()), KCLI=f"{sys.executable} -m kcli", TMPDIR=str(tmp_path))
     r = subprocess.run(["bash", os.path.join(ROOT, "sample-data", "serve-with-kcat.sh")], cwd=ROOT, env=env,

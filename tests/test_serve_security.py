@@ -9,11 +9,9 @@ Each server is ``python -m kcli serve`` as a subprocess on 127.0.0.1, stopped wi
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import struct
@@ -24,6 +22,8 @@ import time
 import confluent_kafka
 import kafka
 import pytest
+
+from support import ServeProcess, free_port, read_exactly, read_response, wire_request
 
 from kcli.server import ServeError, sasl, serve
 
@@ -37,12 +37,6 @@ def kcli(data_dir, *args, input=None, check=True):
     if check:
         assert r.returncode == 0, (args, r.stdout, r.stderr)
     return r
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def consume_json(data_dir, topic, partition=0):
@@ -70,34 +64,8 @@ def serving(base, *serve_args, topics=("t",), listen=None, cert=None):
             admin.create_topic(t)
     finally:
         admin.close()
-    listen = listen or f"127.0.0.1:{free_port()}"
-    port = int(listen.rpartition(":")[2])
-    log_path = base / "serve.log"
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "kcli", "-d", str(data), "serve",
-                                 "--listen", listen, *serve_args],
-                                cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while "kcli serve: listening" not in log_path.read_text():
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "kcli serve did not start"
-            time.sleep(0.05)
-        yield Served(data, port, log_path, cert)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise AssertionError("kcli serve did not stop on SIGTERM")
-        else:
-            rc = proc.returncode
-    text = log_path.read_text()
-    assert rc == 0, text
-    assert "kcli serve: stopped" in text and "Traceback" not in text
+    with ServeProcess(data, base / "serve.log", *serve_args, listen=listen) as server:
+        yield Served(data, server.port, base / "serve.log", cert)
 
 
 @pytest.fixture(scope="module")
@@ -202,42 +170,6 @@ def test_kafka_python_sasl_plaintext_produces_and_consumes_and_refuses_a_wrong_p
 # -- the exchange by hand ------------------------------------------------------------------------
 
 
-def _request(api_key, version, body, correlation_id=1):
-    from kio.index import load_request_schema
-    from kio.serial import entity_writer
-    from kio.static.primitive import i16, i32
-
-    cls = load_request_schema(api_key, version)
-    header_cls = cls.__header_schema__
-    buf = io.BytesIO()
-    entity_writer(header_cls)(buf, header_cls(request_api_key=i16(api_key), request_api_version=i16(version),
-                                              correlation_id=i32(correlation_id), client_id="test"))
-    entity_writer(cls)(buf, body)
-    raw = buf.getvalue()
-    return struct.pack(">i", len(raw)) + raw
-
-
-def _exactly(sock, n):
-    out = b""
-    while len(out) < n:
-        chunk = sock.recv(n - len(out))
-        if not chunk:
-            raise ConnectionError("closed")
-        out += chunk
-    return out
-
-
-def _response(sock, api_key, version):
-    from kio.index import load_response_schema
-    from kio.serial import entity_reader
-
-    (size,) = struct.unpack(">i", _exactly(sock, 4))
-    frame = _exactly(sock, size)
-    cls = load_response_schema(api_key, version)
-    header, used = entity_reader(cls.__header_schema__)(frame, 0)
-    return entity_reader(cls)(frame, used)[0]
-
-
 def _closed(sock) -> bool:
     sock.settimeout(5)
     try:
@@ -249,38 +181,38 @@ def _closed(sock) -> bool:
 def _handshake(mechanism="PLAIN", version=1):
     from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
 
-    return _request(17, version, SaslHandshakeRequest(mechanism=mechanism), 2)
+    return wire_request(17, version, SaslHandshakeRequest(mechanism=mechanism), 2)
 
 
 def _authenticate(user, password, version=2):
     from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
 
-    return _request(36, version, SaslAuthenticateRequest(auth_bytes=b"\0%s\0%s" % (user, password)), 3)
+    return wire_request(36, version, SaslAuthenticateRequest(auth_bytes=b"\0%s\0%s" % (user, password)), 3)
 
 
 def _metadata(correlation_id=9):
     from kio.schema.metadata.v1.request import MetadataRequest
 
-    return _request(3, 1, MetadataRequest(topics=None), correlation_id)
+    return wire_request(3, 1, MetadataRequest(topics=None), correlation_id)
 
 
 def _api_versions():
     from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
-    return _request(18, 3, ApiVersionsRequest(client_software_name="test", client_software_version="1"), 1)
+    return wire_request(18, 3, ApiVersionsRequest(client_software_name="test", client_software_version="1"), 1)
 
 
 def test_wrong_password_by_hand_answers_58_then_closes_and_serves_nothing(sasl_served):
     with socket.create_connection(("127.0.0.1", sasl_served.port), timeout=10) as s:
         s.sendall(_api_versions())
-        versions = _response(s, 18, 3)
+        versions = read_response(s, 18, 3)
         keys = {k.api_key: (k.min_version, k.max_version) for k in versions.api_keys}
         assert keys[17] == (0, 1) and keys[36] == (0, 2)
         s.sendall(_handshake())
-        handshake = _response(s, 17, 1)
+        handshake = read_response(s, 17, 1)
         assert (handshake.error_code.value, handshake.mechanisms) == (0, ("PLAIN",))
         s.sendall(_authenticate(b"alice", b"guess"))
-        answer = _response(s, 36, 2)
+        answer = read_response(s, 36, 2)
         assert answer.error_code.value == 58  # SASL_AUTHENTICATION_FAILED
         assert answer.error_message == "Authentication failed: Invalid username or password"
         try:
@@ -297,7 +229,7 @@ def test_a_request_before_authentication_closes_the_connection_unanswered(sasl_s
     with socket.create_connection(("127.0.0.1", sasl_served.port), timeout=10) as s:
         # after the handshake, only SaslAuthenticate
         s.sendall(_handshake())
-        assert _response(s, 17, 1).error_code.value == 0
+        assert read_response(s, 17, 1).error_code.value == 0
         s.sendall(_metadata())
         assert _closed(s)
     with socket.create_connection(("127.0.0.1", sasl_served.port), timeout=10) as s:
@@ -311,7 +243,7 @@ def test_a_request_before_authentication_closes_the_connection_unanswered(sasl_s
 def test_an_unsupported_mechanism_is_answered_33_with_the_list_then_closed(sasl_served):
     with socket.create_connection(("127.0.0.1", sasl_served.port), timeout=10) as s:
         s.sendall(_handshake("SCRAM-SHA-256"))
-        answer = _response(s, 17, 1)
+        answer = read_response(s, 17, 1)
         assert (answer.error_code.value, answer.mechanisms) == (33, ("PLAIN",))  # UNSUPPORTED_SASL_MECHANISM
         assert _closed(s)
 
@@ -319,17 +251,17 @@ def test_an_unsupported_mechanism_is_answered_33_with_the_list_then_closed(sasl_
 def test_after_authentication_requests_are_served_and_sasl_again_is_illegal_sasl_state(sasl_served):
     with socket.create_connection(("127.0.0.1", sasl_served.port), timeout=10) as s:
         s.sendall(_handshake() + _authenticate(b"alice", b"secret"))
-        assert _response(s, 17, 1).error_code.value == 0
-        ok = _response(s, 36, 2)
+        assert read_response(s, 17, 1).error_code.value == 0
+        ok = read_response(s, 36, 2)
         assert (ok.error_code.value, ok.error_message) == (0, None)
         s.sendall(_metadata())
-        assert "raw" in {t.name for t in _response(s, 3, 1).topics}
+        assert "raw" in {t.name for t in read_response(s, 3, 1).topics}
         s.sendall(_authenticate(b"alice", b"secret"))
-        again = _response(s, 36, 2)
+        again = read_response(s, 36, 2)
         assert again.error_code.value == 34  # ILLEGAL_SASL_STATE, and the connection stays up
         assert again.error_message == "SaslAuthenticate request received after successful authentication"
         s.sendall(_metadata())
-        assert _response(s, 3, 1).brokers
+        assert read_response(s, 3, 1).brokers
 
 
 def test_a_v0_handshake_takes_the_bare_token(sasl_served):
@@ -339,14 +271,14 @@ def test_a_v0_handshake_takes_the_bare_token(sasl_served):
 
     with socket.create_connection(("127.0.0.1", sasl_served.port), timeout=10) as s:
         s.sendall(_handshake(version=0))
-        assert _response(s, 17, 0).mechanisms == ("PLAIN",)
+        assert read_response(s, 17, 0).mechanisms == ("PLAIN",)
         s.sendall(token(b"bob", b"pass:word"))
-        assert _exactly(s, 4) == b"\0\0\0\0"  # an empty challenge: done
+        assert read_exactly(s, 4) == b"\0\0\0\0"  # an empty challenge: done
         s.sendall(_metadata())
-        assert _response(s, 3, 1).brokers
+        assert read_response(s, 3, 1).brokers
     with socket.create_connection(("127.0.0.1", sasl_served.port), timeout=10) as s:
         s.sendall(_handshake(version=0))
-        _response(s, 17, 0)
+        read_response(s, 17, 0)
         s.sendall(token(b"bob", b"nope"))
         assert _closed(s)
 
@@ -382,9 +314,9 @@ def test_tls_without_sasl_serves_ssl_and_refuses_a_sasl_handshake(tmp_path, cert
         with context.wrap_socket(socket.create_connection(("127.0.0.1", served.port), timeout=10),
                                  server_hostname="localhost") as s:
             s.sendall(_handshake())
-            assert _response(s, 17, 1).error_code.value == 34  # ILLEGAL_SASL_STATE: no SASL here
+            assert read_response(s, 17, 1).error_code.value == 34  # ILLEGAL_SASL_STATE: no SASL here
             s.sendall(_metadata())
-            assert _response(s, 3, 1).brokers
+            assert read_response(s, 3, 1).brokers
 
 
 # -- start-up -------------------------------------------------------------------------------------
