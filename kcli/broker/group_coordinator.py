@@ -623,7 +623,7 @@ class GroupCoordinator:
         "Consumer group ... does not exist": see ``describe_groups``)."""
         now = self.clock()
         # on a read-only directory the expiries are worked out for the answer but not kept
-        readonly = getattr(self.store, "readonly", False)
+        readonly = self.store.readonly
         with (self.store.read() if readonly else self.store.write()) as txn:
             g = self._load(txn, group)
             if g is None:
