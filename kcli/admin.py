@@ -43,6 +43,15 @@ def _raise_first(results) -> list:
 
 
 class Admin:
+    def __new__(cls, data_dir: str | Mapping | None = None, *args, **kwargs):
+        from .remote import is_remote  # Admin({"bootstrap.servers": ...}): a Kafka cluster
+
+        if cls is Admin and isinstance(data_dir, Mapping) and is_remote(data_dir):
+            from .remote.admin import RemoteAdmin
+
+            return RemoteAdmin(data_dir, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, data_dir: str | None = None, *, create: bool = False) -> None:
         from .broker import open_broker
 

@@ -33,6 +33,15 @@ class NoOffsetForPartitionError(KafkaError):
 
 
 class Consumer:
+    def __new__(cls, config: Mapping[str, Any] | None = None, *args, **kwargs):
+        from .remote import is_remote  # bootstrap.servers: a Kafka cluster, through confluent-kafka
+
+        if cls is Consumer and is_remote(config):
+            from .remote.consumer import RemoteConsumer
+
+            return RemoteConsumer(config, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, config: Mapping[str, Any] | None = None, *, data_dir: str | None = None, **kwargs) -> None:
         given = dict(config or {})
         given.update({k.replace("_", "."): v for k, v in kwargs.items()})

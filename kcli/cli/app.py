@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -24,11 +24,25 @@ from . import offsets as offsets_cmd
 from . import produce as produce_cmd
 from . import serve as serve_cmd
 from . import producers as producers_cmd
+from . import profile as profile_cmd
 from . import records as records_cmd
 from . import topic as topic_cmd
 from . import txn as txn_cmd
 
 DATA_DIR_HELP = "Data directory holding topics, logs and metadata."
+BOOTSTRAP_ENV = "KCLI_BOOTSTRAP_SERVER"
+BOOTSTRAP_HELP = ("A Kafka cluster's brokers, HOST:PORT[,...]: run the command there (through confluent-kafka) "
+                  "instead of on a data directory.")
+PROFILE_HELP = "Run the command against this profile's cluster (kcli profile list)."
+CONFIG_FILE_HELP = "The profiles file (default $XDG_CONFIG_HOME/kcli/config.toml)."
+PROPERTY_HELP = "A client property for the cluster (repeatable), as kcat and rpk: -X security.protocol=SSL."
+TIMEOUT_HELP = "How long to wait for a cluster's brokers before giving up (default 5)."
+DEBUG_HELP = "Show the Kafka client's (librdkafka's) logs on stderr."
+# the root's options that take a value (so completion options can tell values from options)
+VALUE_OPTIONS = ("-d", "--data-dir", "-b", "--bootstrap-server", "--profile", "--config-file", "-X",
+                 "--property", "--request-timeout")
+# commands that read or serve a data directory's files: no cluster can stand in for one
+FILE_ONLY = ("log", "housekeeping", "serve")
 
 
 def _version(value: bool) -> None:
@@ -46,7 +60,27 @@ def _late_data_dir(ctx: typer.Context, value: Optional[str]):
         root = ctx.find_root()
         if isinstance(root.obj, dict):
             root.obj["data_dir"] = value
+            root.obj["data_dir_explicit"] = True
+            root.obj.pop("remote", None)
     return value
+
+
+def _late(name: str, many: bool = False):
+    """A root option given after the command: it wins over one before it (and its env var)."""
+
+    def callback(ctx: typer.Context, value):
+        if value is None or (many and not value) or value is False:
+            return value
+        root = ctx.find_root()
+        if isinstance(root.obj, dict):
+            if many:
+                root.obj[name] = list(root.obj.get(name) or []) + list(value)
+            else:
+                root.obj[name] = value
+            root.obj.pop("remote", None)
+        return value
+
+    return callback
 
 
 def _late_version(ctx: typer.Context, value: bool):
@@ -60,6 +94,18 @@ def _global_placeholder(
         help=DATA_DIR_HELP + f" Also before the command; env var {DATA_DIR_ENV}."),
     version: bool = typer.Option(False, "--version", callback=_late_version, expose_value=False, is_eager=True,
                                  hidden=True, help="Print the version and exit."),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap-server", "-b", callback=_late("bootstrap"),
+                                            expose_value=False, metavar="HOST:PORT",
+                                            help=BOOTSTRAP_HELP + f" Also before the command; env var {BOOTSTRAP_ENV}."),
+    profile: Optional[str] = typer.Option(None, "--profile", callback=_late("profile"), expose_value=False,
+                                          metavar="NAME", help=PROFILE_HELP),
+    config_file: Optional[str] = typer.Option(None, "--config-file", callback=_late("config_file"),
+                                              expose_value=False, metavar="FILE", help=CONFIG_FILE_HELP),
+    prop: List[str] = typer.Option([], "-X", "--property", callback=_late("properties", many=True),
+                                   expose_value=False, metavar="KEY=VALUE", help=PROPERTY_HELP),
+    request_timeout: Optional[float] = typer.Option(None, "--request-timeout", callback=_late("request_timeout"),
+                                                    expose_value=False, metavar="SECONDS", help=TIMEOUT_HELP),
+    debug: bool = typer.Option(False, "--debug", callback=_late("debug"), expose_value=False, help=DEBUG_HELP),
 ) -> None:
     pass
 
@@ -103,6 +149,34 @@ def _name_the_value(param) -> None:
         param.metavar = (param.name or "value").upper()
 
 
+def _needs_data_dir(command, path: str = "") -> None:
+    """A command that works on a data directory's files fails, in one line, when a cluster
+    is named (-b or --profile); a current profile does not apply to it."""
+    import functools
+
+    path = f"{path} {command.name}".strip()
+    for sub in getattr(command, "commands", {}).values():
+        _needs_data_dir(sub, path)
+    callback = command.callback
+    if callback is None or getattr(command, "commands", None):
+        return
+
+    @functools.wraps(callback)
+    def local_only(*args, **kwargs):
+        from .common import current_context, named_cluster
+
+        ctx = current_context()
+        target = named_cluster(ctx) if ctx is not None else None
+        if target:
+            from .common import fail
+
+            raise fail(f"kcli {path} works on a data directory's files: it needs a data directory (-d DIR), "
+                       f"not a Kafka cluster ({target})", 2)
+        return callback(*args, **kwargs)
+
+    command.callback = local_only
+
+
 def _one_line_usage(exc) -> None:
     """A usage error prints one line and one hint (no usage block, no box); exit code 2."""
 
@@ -128,12 +202,15 @@ class KcliGroup(TyperGroup):
         options = _global_options()
         for command in self.commands.values():
             _prepare(command, options)
+        for name in FILE_ONLY:
+            if name in self.commands:
+                _needs_data_dir(self.commands[name])
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         # Typer appends its own completion options, which ignore a shell's name: use ours
         self.params = [p for p in self.params if p.name not in ("install_completion", "show_completion")]
         self.params.extend(completion_options())
-        args = with_default_shell(sys.argv[1:] if args is None else list(args), ("-d", "--data-dir"))
+        args = with_default_shell(sys.argv[1:] if args is None else list(args), VALUE_OPTIONS)
         return super().main(args=args, prog_name=prog_name or PROG_NAME, complete_var=complete_var or COMPLETE_VAR,
                             standalone_mode=standalone_mode, **extra)
 
@@ -172,8 +249,21 @@ def main_callback(
     ),
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit."),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap-server", "-b", envvar=BOOTSTRAP_ENV, metavar="HOST:PORT",
+                                            help=BOOTSTRAP_HELP, show_envvar=True),
+    profile: Optional[str] = typer.Option(None, "--profile", envvar="KCLI_PROFILE", metavar="NAME", help=PROFILE_HELP,
+                                          show_envvar=True),
+    config_file: Optional[str] = typer.Option(None, "--config-file", envvar="KCLI_CONFIG", metavar="FILE",
+                                              help=CONFIG_FILE_HELP, show_envvar=True),
+    prop: List[str] = typer.Option([], "-X", "--property", metavar="KEY=VALUE", help=PROPERTY_HELP),
+    request_timeout: Optional[float] = typer.Option(None, "--request-timeout", metavar="SECONDS", help=TIMEOUT_HELP),
+    debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
 ) -> None:
-    ctx.obj = {"data_dir": data_dir}
+    source = ctx.get_parameter_source("data_dir")
+    explicit = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+    ctx.obj = {"data_dir": data_dir, "data_dir_explicit": explicit, "bootstrap": bootstrap, "profile": profile,
+               "config_file": config_file, "properties": list(prop), "request_timeout": request_timeout,
+               "debug": debug}
 
 
 app.add_typer(topic_cmd.app, name="topic")
@@ -187,6 +277,7 @@ app.add_typer(txn_cmd.app, name="transactions")
 app.add_typer(log_cmd.app, name="log")
 app.add_typer(housekeeping_cmd.app, name="housekeeping")
 app.command("serve")(serve_cmd.serve)
+app.add_typer(profile_cmd.app, name="profile")
 
 
 def main() -> None:

@@ -32,6 +32,103 @@ def data_dir(ctx: typer.Context) -> str:
     return obj.get("data_dir") or default_data_dir()
 
 
+DEFAULT_REQUEST_TIMEOUT = 5.0  # seconds a command waits for a cluster's brokers (--request-timeout)
+
+
+def current_context():
+    return _current_context()
+
+
+def named_cluster(ctx) -> str | None:
+    """The cluster named on the command line or in the environment (-b, KCLI_BOOTSTRAP_SERVER,
+    --profile, KCLI_PROFILE), as text for a message; None when none is (a current profile
+    does not count)."""
+    obj = ctx.find_root().obj or {}
+    if obj.get("bootstrap"):
+        return f"--bootstrap-server {obj['bootstrap']}"
+    if obj.get("profile"):
+        return f"--profile {obj['profile']}"
+    return None
+
+
+def remote_config(ctx) -> dict | None:
+    """The client config of the Kafka cluster a command runs against, or None for the data
+    directory. In order: -b (or KCLI_BOOTSTRAP_SERVER), --profile (or KCLI_PROFILE), a data
+    directory given with -d or KCLI_DATA_DIR, the current profile (kcli profile use), and
+    last the default data directory. -X properties and --request-timeout are added to it."""
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    if "remote" in obj:
+        return obj["remote"]
+    from . import profile_store as profiles
+
+    bootstrap = obj.get("bootstrap")
+    name = obj.get("profile")
+    config: dict = {}
+    if name or (not bootstrap and not obj.get("data_dir_explicit") and not ctx.meta.get(_late_dir_key())):
+        path = profiles.config_path(obj.get("config_file"))
+        doc = profiles.load(path) if (name or os.path.exists(path)) else {}
+        name = name or doc.get("current")
+        if name:
+            servers, config = profiles.profile_config(doc, name, path)
+            bootstrap = bootstrap or servers
+    props = parse_kv(obj.get("properties") or [], "-X")
+    if not bootstrap:
+        if props:
+            raise fail("-X client properties are for a Kafka cluster: name one with --bootstrap-server or --profile", 2)
+        obj["remote"] = None
+        return None
+    config.update(props)
+    config["bootstrap.servers"] = bootstrap
+    timeout = obj.get("request_timeout")
+    timeout = DEFAULT_REQUEST_TIMEOUT if timeout is None else float(timeout)
+    if timeout <= 0:
+        raise fail("--request-timeout must be more than 0 seconds", 2)
+    config.setdefault("default.api.timeout.ms", int(timeout * 1000))
+    if obj.get("debug"):
+        from kcli.remote import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
+    obj["remote"] = config
+    return config
+
+
+def _late_dir_key() -> str:
+    from .completion import DATA_DIR_META
+
+    return DATA_DIR_META
+
+
+def open_admin(ctx, create: bool = False):
+    """The Admin client of the command's target: a cluster, or the data directory."""
+    from ..admin import Admin
+
+    remote = remote_config(ctx)
+    if remote is not None:
+        return Admin(dict(remote))
+    return Admin(data_dir(ctx), create=create)
+
+
+def open_producer(ctx, configs: dict):
+    """The Producer of the command's target; the command's own -X settings win."""
+    from ..producer import Producer
+
+    remote = remote_config(ctx)
+    if remote is not None:
+        return Producer({**remote, **configs})
+    return Producer(configs, data_dir=data_dir(ctx))
+
+
+def open_consumer(ctx, configs: dict):
+    """The Consumer of the command's target; the command's own -X settings win."""
+    from ..consumer import Consumer
+
+    remote = remote_config(ctx)
+    if remote is not None:
+        return Consumer({**remote, **configs})
+    return Consumer(configs, data_dir=data_dir(ctx))
+
+
 def error(message: str) -> None:
     """One line on stderr; newlines in a message are folded so it stays one line."""
     text = " ".join(str(message).split("\n"))
@@ -95,8 +192,7 @@ def _did_you_mean(exc: KafkaError) -> str:
         from ..admin import Admin
 
         ctx = _current_context()
-        path = data_dir(ctx) if ctx is not None else default_data_dir()
-        with Admin(path) as admin:
+        with (open_admin(ctx) if ctx is not None else Admin(default_data_dir())) as admin:
             names = [n for n in lister(admin) if n != m.group(1)]
         close = difflib.get_close_matches(m.group(1), names, n=1, cutoff=0.6)
     except Exception:  # a suggestion never hides the error itself

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import check_output, data_dir, fail, handle_errors, iso_ms, parse_kv
+from .common import check_output, fail, handle_errors, iso_ms, parse_kv, open_consumer
 from .completion import choices, complete_group, complete_topic
 
 
@@ -127,14 +127,14 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
 
     from kcli.common.errors import OffsetOutOfRangeError
 
-    from ..consumer import Consumer, TopicPartition
+    from ..consumer import TopicPartition
     from ..formats import compile_format, json_line_maker
 
     render = compile_format(fmt) if fmt is not None else (json_line_maker() if output == "json" else None)
     configs = {"auto.offset.reset": "earliest" if start == "beginning" else "latest", "enable.auto.commit": False}
     configs.update(parse_kv(list(config), "-X"))
     configs["isolation.level"] = isolation_level
-    consumer = Consumer(configs, data_dir=data_dir(ctx))
+    consumer = open_consumer(ctx, configs)
     consumer.on_notice(_say)
     try:
         parts = [TopicPartition(topic, partition)] if partition is not None else consumer.partitions_for_topic(topic)
@@ -240,7 +240,6 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
         raise fail("--format and --output json do not go together", 2)
     import signal
 
-    from ..consumer import Consumer
     from ..formats import compile_format, json_line_maker
 
     render = compile_format(fmt) if fmt is not None else (json_line_maker() if output == "json" else None)
@@ -263,7 +262,7 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    consumer = Consumer(configs, data_dir=data_dir(ctx))
+    consumer = open_consumer(ctx, configs)
     consumer.partitions_for_topic(topic)  # UNKNOWN_TOPIC_OR_PARTITION before joining
     out = sys.stdout.buffer
     count = 0

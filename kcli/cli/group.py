@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, iso_ms
+from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, iso_ms, open_admin
 from .completion import choices, complete_group, complete_topic
 from .tables import Col, echo, table
 
@@ -16,9 +16,7 @@ app = typer.Typer(help="List, describe, reset and delete consumer groups.", no_a
 
 
 def _admin(ctx):
-    from ..admin import Admin
-
-    return Admin(data_dir(ctx))
+    return open_admin(ctx)
 
 
 @app.command("list")

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, iso_ms
+from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, iso_ms, open_admin
 
 TIME_HELP = ("earliest (-2), latest (-1, the default), max-timestamp (-3), a time in ms since the epoch, "
              "or an ISO-8601 date-time: the earliest offset whose timestamp is at or after it")
@@ -66,9 +66,7 @@ def offsets(
         except ValueError:
             raise fail(f"--partitions must be comma-separated partition numbers, not {partitions!r}", 2) from None
     ts = parse_time(time_)
-    from ..admin import Admin
-
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         names = [topic] if topic is not None else [t.name for t in admin.list_topics()]
         wanted = {}
         for name in names:

@@ -13,7 +13,7 @@ import typer
 
 from kcli.common.errors import KafkaError
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv
+from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, parse_kv, open_producer
 from .completion import choices, complete_topic
 
 CHUNK = 1 << 20
@@ -131,12 +131,10 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     if transaction_size is not None and transaction_size < 1:
         raise fail("--transaction-size must be at least 1", 2)
 
-    from ..producer import Producer
-
     # open the input before the producer: a missing file writes nothing
     stream, total = (None, None) if value is not None else _open_input(file)
     started = time.perf_counter()
-    producer = Producer(configs, data_dir=data_dir(ctx))
+    producer = open_producer(ctx, configs)
     if not quiet:
         producer.on_retry(_RetryNotice())
     failed_input: Optional[str] = None

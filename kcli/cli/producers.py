@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, handle_errors
+from .common import OUTPUT_HELP, check_output, emit_json, handle_errors, open_admin
 from .tables import table
 
 app = typer.Typer(help="Show producer state kept for idempotence.", no_args_is_help=True)
@@ -23,9 +23,7 @@ def describe(
 ) -> None:
     """Per partition: producer id, epoch, last sequence and last timestamp of each producer."""
     check_output(output)
-    from ..admin import Admin
-
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         parts = [partition] if partition is not None else range(admin.partitions_for(topic))
         found = admin.describe_producers([(topic, p) for p in parts])
     rows = []

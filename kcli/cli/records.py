@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors
+from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, open_admin
 
 app = typer.Typer(help="Delete records before an offset.", no_args_is_help=True)
 
@@ -63,9 +63,7 @@ def delete(
         if topic is None or before is None:
             raise fail("give a topic and --before OFFSET, or --offset-json-file", 2)
         wanted = None
-    from ..admin import Admin
-
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         if wanted is None:
             parts = [partition] if partition is not None else range(admin.partitions_for(topic))
             wanted = {(topic, p): before for p in parts}

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv
+from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, parse_kv, open_admin
 from .completion import choices, complete_topic
 from .tables import echo, table
 
@@ -32,13 +32,11 @@ def create(
     from kcli.common.errors import TopicAlreadyExistsError
     from ..config import validate_new_topic
 
-    from ..admin import Admin
-
     configs = parse_kv(config, "--config")
     # check everything that needs no data directory first: bad input creates nothing
     validate_new_topic(name, partitions, replication_factor, configs)
     _warn_min_insync(configs, replication_factor)
-    with Admin(data_dir(ctx), create=True) as admin:
+    with open_admin(ctx, create=True) as admin:
         try:
             topic = admin.create_topic(name, partitions, replication_factor, configs)
         except TopicAlreadyExistsError:
@@ -60,10 +58,8 @@ def list_(
 ) -> None:
     """List topics."""
     check_output(output)
-    from ..admin import Admin
-
     # a missing or mistyped data directory is an error (no kcli data directory at PATH), not an empty list
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         topics = admin.list_topics()
     for t in topics:
         if output == "json":
@@ -84,9 +80,7 @@ def describe(
     Examples: kcli topic describe orders; kcli topic describe --output json
     """
     check_output(output)
-    from ..admin import Admin
-
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         names = [name] if name is not None else [t.name for t in admin.list_topics()]
         found = [admin.describe_topic(n) for n in names]
     for i, d in enumerate(found):
@@ -131,13 +125,11 @@ def alter(
     kcli topic alter orders --partitions 6
     """
     check_output(output)
-    from ..admin import Admin
-
     if not config and not delete_config and partitions is None:
         raise fail("give --partitions N, --config key=value or --delete-config key", 2)
     changes = parse_kv(config, "--config")
     result: dict = {"topic": name}
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         if partitions is not None:
             before = admin.partitions_for(name)  # UNKNOWN_TOPIC_OR_PARTITION first
             admin.create_partitions(name, partitions, validate_only=True)  # INVALID_PARTITIONS before the warning
@@ -169,9 +161,7 @@ def configs(
     Example: kcli topic configs orders --all
     """
     check_output(output)
-    from ..admin import Admin
-
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         entries = admin.describe_configs(name)
     if not all_:
         entries = [c for c in entries if not c.is_default]
@@ -197,12 +187,10 @@ def delete(
 ) -> None:
     """Delete a topic and its data."""
     check_output(output)
-    from ..admin import Admin
-
     from kcli.common.errors import UnknownTopicOrPartitionError
 
     try:
-        with Admin(data_dir(ctx)) as admin:
+        with open_admin(ctx) as admin:
             topic = admin.delete_topic(name)
     except UnknownTopicOrPartitionError:
         if if_exists:  # also when there is no data directory: nothing to delete

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors
+from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, open_admin
 from .tables import Col, table
 
 WIDE_HELP = "Show transactional ids whole (by default a narrow terminal shows them shortened, a…z)."
@@ -29,9 +29,7 @@ def list_(
 ) -> None:
     """Every transactional id with its producer id, epoch and state (timed-out ones are aborted first)."""
     check_output(output)
-    from ..admin import Admin
-
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         rows = [_row(t) for t in admin.list_transactions()]
     if output == "json":
         for r in rows:
@@ -51,9 +49,7 @@ def describe(
 ) -> None:
     """State, producer id and epoch, timeout, start time and partitions of a transaction."""
     check_output(output)
-    from ..admin import Admin
-
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         r = _row(admin.describe_transaction(transactional_id))
     if output == "json":
         emit_json(r)
@@ -77,9 +73,7 @@ def abort(
     """Abort the transaction that opened at START_OFFSET on a partition and holds back its
     last stable offset (a hanging transaction), by writing an ABORT marker there."""
     check_output(output)
-    from ..admin import Admin
-
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         try:
             pid, marker_offset = admin.abort_transaction((topic, partition), start_offset)
         except LookupError as exc:
@@ -120,10 +114,8 @@ def find_hanging(
         raise fail("--max-transaction-timeout must not be negative", 2)
     from kcli.common.clock import now_ms
 
-    from ..admin import Admin
-
     limit_ms = max_transaction_timeout * 60_000
-    with Admin(data_dir(ctx)) as admin:
+    with open_admin(ctx) as admin:
         if broker_id is not None and broker_id != 0:
             tps = []
         elif topic is not None and partition is not None:
