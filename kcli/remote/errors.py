@@ -39,6 +39,21 @@ def _local_map():
 _LOCAL: dict | None = None
 
 
+_EXTRA: dict[int, type] = {35: UnsupportedVersionError}
+
+
+def error_class(code: int, name: str | None = None) -> type:
+    """kcli's class for a Kafka error code; a code kcli has no class for gets one with the
+    name the client reports (e.g. UNSUPPORTED_VERSION), not UNKNOWN_SERVER_ERROR."""
+    if code in _EXTRA:
+        return _EXTRA[code]
+    cls = E.error_for_code(code)
+    if cls is E.UnknownServerError and code > 0 and name:
+        cls = _EXTRA[code] = type(name.title().replace("_", "") + "Error", (E.KafkaError,),
+                                  {"code": code, "name": name.upper()})
+    return cls
+
+
 def from_librdkafka(err, where: str = "") -> E.KafkaError:
     """The kcli exception for a confluent_kafka.KafkaError (or a KafkaException holding one)."""
     global _LOCAL
@@ -49,7 +64,7 @@ def from_librdkafka(err, where: str = "") -> E.KafkaError:
     code = err.code()
     text = err.str() if hasattr(err, "str") else str(err)
     if code >= 0:
-        cls = E.error_for_code(code)
+        cls = error_class(code, err.name() if hasattr(err, "name") else None)
     else:
         if _LOCAL is None:
             _LOCAL = _local_map()

@@ -350,6 +350,10 @@ class RemoteProducer:
         self._txn(self._ck.commit_transaction, self.timeout)
 
     def abort_transaction(self) -> None:
+        """Flush, then abort, as kcli's local producer does: the records are written and then
+        aborted (librdkafka on its own would drop the ones still queued)."""
+        if self.transactional_id:
+            self._ck.flush(self.timeout)
         self._txn(self._ck.abort_transaction, self.timeout)
 
     # -- flush and close ------------------------------------------------------------------
