@@ -314,3 +314,137 @@ def test_help_and_local_commands_do_not_import_confluent_kafka(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(tmp_path / "none")))
     assert out.stdout.strip() == "[]", out.stderr
+
+
+# -- profiles ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def profiles(tmp_path, monkeypatch):
+    """kcli in-process with its own profiles file and no cluster in the environment."""
+    from typer.testing import CliRunner
+
+    from kcli.cli.app import app
+
+    for name in ("KCLI_BOOTSTRAP_SERVER", "KCLI_PROFILE", "KCLI_CONFIG", "KCLI_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args, input=None):
+        return CliRunner().invoke(app, [str(a) for a in args], input=input)
+
+    run.path = tmp_path / "config" / "kcli" / "config.toml"
+    return run
+
+
+def test_profile_add_list_use_remove_and_secrets_never_printed(profiles, monkeypatch):
+    added = profiles("profile", "add", "prod", "-b", "b1:9092,b2:9092", "-X", "security.protocol=SASL_SSL",
+                     "-X", "sasl.username=alice", "-X", "ssl.key.password=inline-secret",
+                     "--secret", "sasl.password=PROD_PW")
+    assert ok(added).stdout == "Added profile prod.\n"
+    ok(profiles("profile", "add", "dev", "-b", "localhost:9092", "--use"))
+    assert os.stat(profiles.path).st_mode & 0o077 == 0  # the owner's only
+    listed = json_lines(ok(profiles("profile", "list", "-o", "json")).stdout)
+    assert listed == [
+        {"name": "dev", "current": True, "bootstrap_servers": "localhost:9092", "config": {}, "secrets": {}},
+        {"name": "prod", "current": False, "bootstrap_servers": "b1:9092,b2:9092",
+         "config": {"sasl.username": "alice", "security.protocol": "SASL_SSL", "ssl.key.password": "***"},
+         "secrets": {"sasl.password": "$PROD_PW"}},
+    ]
+    monkeypatch.setenv("PROD_PW", "hunter2")
+    text = ok(profiles("profile", "list")).stdout
+    assert "hunter2" not in text and "inline-secret" not in text and "$PROD_PW" in text
+    assert ok(profiles("profile", "use", "prod")).stdout == "Using profile prod.\n"
+    assert [r["name"] for r in json_lines(ok(profiles("profile", "list", "-o", "json")).stdout) if r["current"]] \
+        == ["prod"]
+    missing = profiles("profile", "use", "nope")
+    assert missing.exit_code == 1 and "no profile 'nope'" in one_line(missing.stderr)
+    assert ok(profiles("profile", "remove", "prod")).stdout == "Removed profile prod.\n"
+    assert [r["name"] for r in json_lines(ok(profiles("profile", "list", "-o", "json")).stdout)] == ["dev"]
+    assert not any(r["current"] for r in json_lines(ok(profiles("profile", "list", "-o", "json")).stdout))
+
+
+def test_current_profile_is_the_target_until_a_data_dir_is_named(profiles, serve_bootstrap, tmp_path):
+    topic = fresh()
+    ok(profiles("profile", "add", "here", "-b", serve_bootstrap, "--use"))
+    ok(profiles("topic", "create", topic))
+    assert topic in ok(profiles("topic", "list")).stdout.split()
+    local = tmp_path / "local-data"
+    ok(profiles("-d", local, "topic", "create", "only-local"))
+    assert ok(profiles("topic", "list", "-d", local)).stdout == "only-local\n"
+    assert "only-local" not in ok(profiles("topic", "list")).stdout.split()
+    ok(profiles("profile", "use", "--none"))
+    assert not os.path.exists(tmp_path / "kcli-data")
+    gone = profiles("topic", "list")  # the default data directory, which does not exist
+    assert gone.exit_code == 1 and "no kcli data directory" in gone.stderr
+
+
+def test_profile_secret_from_an_unset_variable_is_one_error_line(profiles, monkeypatch):
+    monkeypatch.delenv("KCLI_TEST_UNSET_PW", raising=False)
+    ok(profiles("profile", "add", "p", "-b", "127.0.0.1:1", "--secret", "sasl.password=KCLI_TEST_UNSET_PW"))
+    result = profiles("--profile", "p", "topic", "list")
+    assert result.exit_code == 1
+    assert one_line(result.stderr) == ("error: profile p: sasl.password comes from the environment variable "
+                                       "KCLI_TEST_UNSET_PW, which is not set")
+
+
+def test_sasl_plain_profile_reaches_a_broker_that_requires_it(profiles, tmp_path, monkeypatch):
+    users = tmp_path / "users.txt"
+    users.write_text("alice:wonderland\n")
+    with ServeProcess(tmp_path / "sasl-data", tmp_path / "sasl.log", "--sasl-users", str(users)) as server:
+        ok(profiles("profile", "add", "secure", "-b", server.listen, "-X", "security.protocol=SASL_PLAINTEXT",
+                    "-X", "sasl.mechanism=PLAIN", "-X", "sasl.username=alice", "--secret", "sasl.password=KCLI_TEST_PW"))
+        monkeypatch.setenv("KCLI_TEST_PW", "wonderland")
+        ok(profiles("--profile", "secure", "topic", "create", "guarded"))
+        ok(profiles("--profile", "secure", "produce", "guarded", "--value", "hello"))
+        assert ok(profiles("--profile", "secure", "consume", "guarded", "--from-beginning")).stdout == "hello\n"
+        monkeypatch.setenv("KCLI_TEST_PW", "wrong")
+        refused = profiles("--profile", "secure", "--request-timeout", "3", "topic", "list")
+        assert refused.exit_code == 1
+        assert one_line(refused.stderr).startswith(
+            f"error: SASL_AUTHENTICATION_FAILED: the Kafka broker at {server.listen} refused the credentials")
+        plain = profiles("-b", server.listen, "--request-timeout", "2", "topic", "list")  # no credentials
+        assert plain.exit_code == 1 and server.listen in one_line(plain.stderr)
+
+
+def test_profiles_file_round_trips_quotes_backslashes_and_control_characters(tmp_path):
+    import tomllib
+
+    from kcli.cli.profile_store import dumps, load, save
+
+    doc = {"current": "a", "profiles": {"a": {"bootstrap_servers": "h:1", "config": {
+        "sasl.jaas.config": 'x "quoted" \\ back\tslash\n\x01 ünï', "client.id": "c"}, "secrets": {}}}}
+    path = tmp_path / "kcli" / "config.toml"
+    save(str(path), doc)
+    assert tomllib.loads(dumps(doc)) == load(str(path))
+    assert load(str(path))["profiles"]["a"]["config"]["sasl.jaas.config"] == 'x "quoted" \\ back\tslash\n\x01 ünï'
+
+
+# -- the Python API ----------------------------------------------------------------------------
+
+
+def test_python_clients_given_bootstrap_servers_drive_the_cluster(serve_bootstrap):
+    from kcli import Admin, Consumer, Producer, TopicPartition
+    from kcli.common.errors import UnknownTopicOrPartitionError
+    from kcli.partitioner import partition_for_key
+
+    topic = fresh()
+    config = {"bootstrap.servers": serve_bootstrap, "default.api.timeout.ms": 5000}
+    with Admin(config) as admin:
+        assert admin.create_topic(topic, 3).partitions == 3
+        with pytest.raises(UnknownTopicOrPartitionError):
+            admin.describe_topic(fresh("missing"))
+    with Producer(config) as producer:
+        metadata = producer.send(topic, b"v", key=b"customer-7").get(10)
+        assert metadata.partition == partition_for_key(b"customer-7", 3) and metadata.offset == 0
+    consumer = Consumer({**config, "auto.offset.reset": "earliest"})
+    try:
+        consumer.assign([TopicPartition(topic, metadata.partition)])
+        records = []
+        deadline = time.monotonic() + 10
+        while not records and time.monotonic() < deadline:
+            records = consumer.poll(0.5)
+        assert [(r.key, r.value, r.offset) for r in records] == [(b"customer-7", b"v", 0)]
+    finally:
+        consumer.close()

@@ -101,31 +101,37 @@ def _late_dir_key() -> str:
 
 def open_admin(ctx, create: bool = False):
     """The Admin client of the command's target: a cluster, or the data directory."""
+    remote = remote_config(ctx)
+    if remote is not None:  # straight to the remote client: no local machinery to import
+        from ..remote.admin import RemoteAdmin
+
+        return RemoteAdmin(dict(remote))
     from ..admin import Admin
 
-    remote = remote_config(ctx)
-    if remote is not None:
-        return Admin(dict(remote))
     return Admin(data_dir(ctx), create=create)
 
 
 def open_producer(ctx, configs: dict):
     """The Producer of the command's target; the command's own -X settings win."""
-    from ..producer import Producer
-
     remote = remote_config(ctx)
     if remote is not None:
-        return Producer({**remote, **configs})
+        from ..remote.producer import RemoteProducer
+
+        return RemoteProducer({**remote, **configs})
+    from ..producer import Producer
+
     return Producer(configs, data_dir=data_dir(ctx))
 
 
 def open_consumer(ctx, configs: dict):
     """The Consumer of the command's target; the command's own -X settings win."""
-    from ..consumer import Consumer
-
     remote = remote_config(ctx)
     if remote is not None:
-        return Consumer({**remote, **configs})
+        from ..remote.consumer import RemoteConsumer
+
+        return RemoteConsumer({**remote, **configs})
+    from ..consumer import Consumer
+
     return Consumer(configs, data_dir=data_dir(ctx))
 
 

@@ -127,7 +127,7 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
 
     from kcli.common.errors import OffsetOutOfRangeError
 
-    from ..consumer import TopicPartition
+    from ..types import TopicPartition
     from ..formats import compile_format, json_line_maker
 
     render = compile_format(fmt) if fmt is not None else (json_line_maker() if output == "json" else None)

@@ -39,6 +39,16 @@ _PARTITIONERS = {
 }
 
 
+def require_confluent_kafka() -> None:
+    """confluent-kafka is an optional dependency (``pip install 'kcli[remote]'``)."""
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        from kcli.common.errors import KafkaError
+
+        raise KafkaError("talking to a Kafka cluster needs confluent-kafka: pip install 'kcli[remote]'") from None
+
+
 def is_remote(config: Mapping[str, Any] | None) -> bool:
     """True when a client's config names brokers (``bootstrap.servers``)."""
     return bool(config) and bool(config.get(BOOTSTRAP))
@@ -124,13 +134,13 @@ def base_config(rd: dict, name: str, errors: list) -> dict:
 
     def on_error(err) -> None:
         # the last few errors, and the first "all brokers down" or "cannot resolve" kept apart
-        hopeless = err.code() in (-187, -193)
-        if hopeless and not any(e.code() in (-187, -193) for e in errors[:1]):
+        hopeless = err.code() in (-187, -193, -169)  # all brokers down, cannot resolve, authentication
+        if hopeless and not any(e.code() in (-187, -193, -169) for e in errors[:1]):
             errors.insert(0, err)
             return
         errors.append(err)
         if len(errors) > 6:
-            del errors[1 if errors[0].code() in (-187, -193) else 0]
+            del errors[1 if errors[0].code() in (-187, -193, -169) else 0]
 
     out["error_cb"] = on_error
     return out
@@ -163,7 +173,7 @@ def cluster_metadata(client, bootstrap: str, timeout: float, errors: list, topic
             client.poll(0)  # serve error_cb: why the brokers cannot be reached
         except Exception:
             pass
-        hopeless = any(e.code() in (-187, -193) for e in errors if hasattr(e, "code"))
+        hopeless = any(e.code() in (-187, -193, -169) for e in errors if hasattr(e, "code"))
         if hopeless or time.monotonic() >= deadline:
             raise unreachable(bootstrap, timeout, errors, early=hopeless) from None
 

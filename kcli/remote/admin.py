@@ -26,7 +26,7 @@ from ..types import (
     TopicPartition,
     TransactionView,
 )
-from . import BOOTSTRAP, base_config, cluster_metadata, split_config
+from . import BOOTSTRAP, base_config, cluster_metadata, require_confluent_kafka, split_config
 from .errors import check, from_librdkafka, unreachable
 
 EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
@@ -49,6 +49,7 @@ class RemoteAdmin:
     """Kafka's Admin client over ``bootstrap.servers``."""
 
     def __init__(self, config: Mapping[str, Any], *, create: bool = False) -> None:
+        require_confluent_kafka()
         from confluent_kafka.admin import AdminClient
 
         given = dict(config)

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from kcli.common.errors import KafkaError, UnknownTopicOrPartitionError
 
 from ..types import ConsumerGroupMetadata, ConsumerRecord, TopicPartition
-from . import BOOTSTRAP, base_config, cluster_metadata, partition_count, split_config
+from . import BOOTSTRAP, base_config, cluster_metadata, partition_count, require_confluent_kafka, split_config
 from .errors import from_librdkafka
 
 DEFAULT_API_TIMEOUT_MS = 60_000
@@ -48,6 +48,7 @@ class RemoteConsumer:
     """Kafka's consumer API over ``bootstrap.servers``."""
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, data_dir: str | None = None, **kwargs) -> None:
+        require_confluent_kafka()
         from confluent_kafka import Consumer as CkConsumer
 
         given = dict(config or {})

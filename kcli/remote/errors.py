@@ -81,6 +81,8 @@ def unreachable(address: str, seconds: float, errors: list | None = None, early:
         if text and "brokers are down" not in text:
             reason = text.split(": ", 1)[-1]
             break
+    if any(getattr(e, "code", lambda: 0)() == -169 for e in errors or []):  # _AUTHENTICATION
+        return E.SaslAuthenticationFailedError(f"the Kafka broker at {address} refused the credentials: {reason}")
     if early:
         return E.NetworkError(f"cannot reach the Kafka broker at {address}" + (f": {reason}" if reason else ""))
     return NoBrokerError(f"cannot reach the Kafka broker at {address} within {seconds:g} s"

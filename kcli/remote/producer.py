@@ -10,16 +10,42 @@ producer calls as it sends, so there is no thread of kcli's own.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from kcli.common.errors import InvalidConfigError, KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 
-from ..sender import PartitionStats, ProducerStats
-from . import BOOTSTRAP, base_config, partition_count, split_config
+from . import BOOTSTRAP, base_config, partition_count, require_confluent_kafka, split_config
 from .errors import from_librdkafka
 
 DEFAULT_API_TIMEOUT_MS = 60_000
 POLL_EVERY = 1024  # serve delivery reports every so many records
+
+
+@dataclass
+class PartitionStats:
+    """A partition's share of ``ProducerStats`` (the same fields as kcli's local producer's)."""
+
+    records: int = 0
+    batches: int = 0  # runs of consecutive offsets: librdkafka does not say how it batched
+    bytes: int = 0
+    first_offset: int = -1
+    last_offset: int = -1
+
+
+@dataclass
+class ProducerStats:
+    """What the producer did: the CLI's summary and ``metrics()`` (as ``kcli.sender.ProducerStats``)."""
+
+    records_sent: int = 0
+    records_failed: int = 0
+    batches: int = 0
+    bytes: int = 0
+    retries: int = 0  # librdkafka retries inside itself and does not count them here
+    batches_split: int = 0
+    duplicates: int = 0
+    errors: dict = field(default_factory=dict)
+    partitions: dict = field(default_factory=dict)
 
 
 class RecordMetadata(NamedTuple):
@@ -108,6 +134,7 @@ class RemoteProducer:
     """Kafka's producer API over ``bootstrap.servers``."""
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, data_dir: str | None = None, **kwargs) -> None:
+        require_confluent_kafka()
         from confluent_kafka import Producer as CkProducer
 
         given = dict(config or {})
