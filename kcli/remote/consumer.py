@@ -345,15 +345,14 @@ class RemoteConsumer:
             if first is None:
                 return []
             msgs = [first] + (ck.consume(limit - 1, 0) if limit > 1 else [])
-        out: list = []
         if make is None:
-            append = out.append
-            for m in msgs:
-                if m.error() is None:
-                    append(m.value())
-                else:
-                    self._error(m)
+            out = [m.value() for m in msgs if m.error() is None]
+            if len(out) != len(msgs):  # end-of-partition events (or errors) among the records
+                for m in msgs:
+                    if m.error() is not None:
+                        self._error(m)
             return out
+        out: list = []
         for m in msgs:
             if m.error() is not None:
                 self._error(m)

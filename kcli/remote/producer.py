@@ -162,7 +162,8 @@ class RemoteProducer:
             self._ck = CkProducer(base_config(rd, "producer", self._errors))
         except Exception as exc:
             raise from_librdkafka(exc, "client config: ") from None
-        self.stats = ProducerStats()
+        self._stats = ProducerStats()
+        self._tallies: dict[str, dict[int, list]] = {}
         self._counts: dict[str, int] = {}
         self._round_robin: dict[str, int] | None = {} if "partitioner.class" in self.own else None
         if self._round_robin is not None and callable(self.own["partitioner.class"]):
@@ -176,34 +177,47 @@ class RemoteProducer:
         self._report = self._make_report()
 
     def _make_report(self):
-        """The delivery report shared by every record: counts and offsets per partition, and
-        errors by name, into ``stats``."""
-        stats = self.stats
-        parts = stats.partitions
+        """The delivery report of every record: per topic, per partition a tally [records,
+        offset runs, first offset, last offset], and failures by error name. ``stats``
+        reads the tallies; the report itself is kept to a few operations, since it runs
+        once per record."""
+        tallies = self._tallies
+        errors = self._stats.errors
 
         def report(err, msg) -> None:
             if err is None:
-                key = (msg.topic(), msg.partition())
-                s = parts.get(key)
-                if s is None:
-                    s = parts[key] = PartitionStats()
+                tally = tallies.get(msg.topic())
+                if tally is None:
+                    tally = tallies[msg.topic()] = {}
+                p = msg.partition()
+                t = tally.get(p)
                 offset = msg.offset()
-                if not s.records:
-                    s.first_offset = offset
-                    s.batches += 1
-                    stats.batches += 1
-                elif offset != s.last_offset + 1:  # a run of offsets: about one batch
-                    s.batches += 1
-                    stats.batches += 1
-                s.records += 1
-                s.last_offset = offset
-                stats.records_sent += 1
+                if t is None:
+                    tally[p] = [1, 1, offset, offset]
+                else:
+                    t[0] += 1
+                    if offset != t[3] + 1:  # a new run of offsets: about one batch
+                        t[1] += 1
+                    t[3] = offset
             else:
-                stats.records_failed += 1
                 name = from_librdkafka(err).name
-                stats.errors[name] = stats.errors.get(name, 0) + 1
+                errors[name] = errors.get(name, 0) + 1
 
         return report
+
+    @property
+    def stats(self) -> ProducerStats:
+        """What the producer did so far (records acknowledged and failed, per partition)."""
+        s = self._stats
+        s.partitions = {}
+        s.records_sent = s.batches = 0
+        for topic, tally in self._tallies.items():
+            for p, (records, runs, first, last) in tally.items():
+                s.partitions[(topic, p)] = PartitionStats(records, runs, 0, first, last)
+                s.records_sent += records
+                s.batches += runs
+        s.records_failed = sum(s.errors.values())
+        return s
 
     def on_retry(self, callback) -> None:
         """librdkafka retries inside itself and does not report each retry; kept for the API."""
@@ -285,7 +299,7 @@ class RemoteProducer:
             report(err, msg)
             future._complete(err, msg)
 
-        self.stats.bytes += (len(value_b) if value_b else 0) + (len(key_b) if key_b else 0)
+        self._stats.bytes += (len(value_b) if value_b else 0) + (len(key_b) if key_b else 0)
         self._produce(topic, value_b, key_b, -1 if partition is None else partition,
                       0 if timestamp is None else int(timestamp), _headers(headers), delivered)
         self._maybe_poll(1)
@@ -314,7 +328,7 @@ class RemoteProducer:
         produce = ck.produce
         poll = ck.poll
         p = -1 if partition is None else partition
-        stats = self.stats
+        stats = self._stats
         stats.bytes += sum(map(len, values)) if None not in values else sum(len(v or b"") for v in values)
         if keys is not None:
             stats.bytes += sum(len(k or b"") for k in keys)
