@@ -175,6 +175,20 @@ def test_consume_from_an_offset_a_time_and_the_last_n(target):
     assert ok(target("consume", topic, "-o", "end")).stdout == ""
 
 
+def test_round_robin_partitioner_and_delete_records(target):
+    topic = fresh()
+    ok(target("topic", "create", topic, "-p", "3"))
+    summary = json_lines(ok(target("produce", topic, "--partitioner", "round_robin", "-o", "json",
+                                   input="".join(f"r{i}\n" for i in range(6)))).stdout)[0]
+    assert summary["partitions"] == {"0": 2, "1": 2, "2": 2}
+    if target.name == "tansu":  # Tansu has no DeleteRecords
+        return
+    ok(target("records", "delete", topic, "-p", "0", "--before", "1"))
+    assert len(ok(target("consume", topic, "-p", "0", "--from-beginning")).stdout.split()) == 1
+    d = json_lines(ok(target("topic", "describe", topic, "-o", "json")).stdout)[0]
+    assert [(p["log_start_offset"], p["log_end_offset"]) for p in d["partitions"]] == [(1, 2), (0, 2), (0, 2)]
+
+
 def test_follow_prints_records_produced_while_it_waits(target):
     topic = fresh()
     ok(target("topic", "create", topic))
@@ -273,6 +287,20 @@ def test_unreachable_broker_fails_fast_in_one_line_naming_it():
     line = one_line(result.stderr)
     assert line.startswith("error: ") and "127.0.0.1:1" in line and "%" not in line
     assert elapsed < 10, elapsed
+    debug = subprocess.run([sys.executable, "-m", "kcli", "-b", "127.0.0.1:1", "--debug", "topic", "list"],
+                           cwd=str(ROOT), capture_output=True, text=True, timeout=30)
+    assert debug.returncode == 1 and len(debug.stderr.splitlines()) > 3  # librdkafka's logs, asked for
+
+
+def test_bootstrap_server_from_the_environment_wins_over_the_current_profile(profiles, serve_bootstrap,
+                                                                              monkeypatch):
+    topic = fresh()
+    ok(profiles("profile", "add", "nowhere", "-b", "127.0.0.1:1", "--use"))
+    monkeypatch.setenv("KCLI_BOOTSTRAP_SERVER", serve_bootstrap)
+    ok(profiles("topic", "create", topic))
+    monkeypatch.delenv("KCLI_BOOTSTRAP_SERVER")
+    assert topic in ok(profiles("-b", serve_bootstrap, "topic", "list")).stdout.split()
+    assert topic in ok(profiles("topic", "list", "--bootstrap-server", serve_bootstrap)).stdout.split()
 
 
 def test_a_silent_broker_fails_within_the_request_timeout():
