@@ -141,12 +141,27 @@ class RemoteConsumer:
 
         return [CkTP(tp[0], tp[1], int(getattr(o, "offset", o))) for tp, o in offsets.items()]
 
+    def _positions(self) -> dict:
+        """Every assigned partition's position, as Kafka's consumer commits them: a partition
+        read to its end without a record (an end-of-partition event) counts too, which
+        librdkafka's own commit would leave out."""
+        from confluent_kafka import TopicPartition as CkTP
+
+        assigned = [CkTP(p.topic, p.partition) for p in self._ck.assignment()]
+        out = {}
+        for p in self._ck.position(assigned) if assigned else []:
+            tp = TopicPartition(p.topic, p.partition)
+            eof = self._eof.get(tp)
+            best = p.offset if eof is None else max(p.offset, eof)
+            if best >= 0:
+                out[tp] = best
+        return out
+
     def commit(self, offsets: Mapping | None = None) -> None:
         self._check_group()
         try:
-            if offsets is None:
-                self._ck.commit(asynchronous=False)
-            else:
+            offsets = self._positions() if offsets is None else offsets
+            if offsets:
                 self._ck.commit(offsets=self._ck_offsets(offsets), asynchronous=False)
         except Exception as exc:
             err = exc.args[0] if exc.args and hasattr(exc.args[0], "code") else None
@@ -160,9 +175,8 @@ class RemoteConsumer:
         self._check_group()
         error = None
         try:
-            if offsets is None:
-                self._ck.commit(asynchronous=True)
-            else:
+            offsets = self._positions() if offsets is None else offsets
+            if offsets:
                 self._ck.commit(offsets=self._ck_offsets(offsets), asynchronous=True)
         except Exception as exc:
             err = exc.args[0] if exc.args and hasattr(exc.args[0], "code") else None
@@ -376,6 +390,11 @@ class RemoteConsumer:
             return
         self._closed = True
         try:
+            if autocommit and self.group_id and str(self.rd.get("enable.auto.commit", "true")).lower() == "true":
+                try:  # as Kafka's consumer does on close: commit every position, synchronously
+                    self.commit()
+                except KafkaError:
+                    pass
             self._ck.close()
         except Exception:
             pass
