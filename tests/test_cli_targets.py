@@ -476,3 +476,29 @@ def test_python_clients_given_bootstrap_servers_drive_the_cluster(serve_bootstra
         assert [(r.key, r.value, r.offset) for r in records] == [(b"customer-7", b"v", 0)]
     finally:
         consumer.close()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["produce", "t", "-v", "x", "--inject-fault", "ack-lost=0.1"],
+     "error: INVALID_CONFIG: fault injection (--inject-fault) needs a data directory, not a cluster"),
+    (["-X", "no.such.property=1", "topic", "list"],
+     'error: INVALID_CONFIG: client config: No such configuration property: "no.such.property"'),
+])
+def test_settings_a_cluster_cannot_take_fail_in_one_line_before_connecting(args, message):
+    from typer.testing import CliRunner
+
+    from kcli.cli.app import app
+
+    result = CliRunner().invoke(app, ["-b", "127.0.0.1:1", *args])
+    assert result.exit_code == 1 and one_line(result.stderr) == message
+
+
+def test_client_properties_without_a_cluster_are_a_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from kcli.cli.app import app
+
+    result = CliRunner().invoke(app, ["-d", str(tmp_path), "-X", "security.protocol=SSL", "topic", "list"])
+    assert result.exit_code == 2
+    assert one_line(result.stderr) == ("error: -X client properties are for a Kafka cluster: name one with "
+                                       "--bootstrap-server or --profile")
