@@ -187,6 +187,7 @@ app.add_typer(txn_cmd.app, name="transactions")
 app.add_typer(log_cmd.app, name="log")
 app.add_typer(housekeeping_cmd.app, name="housekeeping")
 app.command("serve")(serve_cmd.serve)
+app.add_typer(__import__("kcli.cli.streams", fromlist=["app"]).app, name="streams")
 
 
 def main() -> None:

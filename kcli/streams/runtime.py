@@ -627,6 +627,15 @@ class KafkaStreams:
 
         for task in self.tasks.values():
             task.flush()
+        # the consumer's position, not the last offset + 1: past any transaction markers that
+        # follow it, so a caught-up application shows no lag (as Kafka Streams commits)
+        for tp in self._routes:
+            known = self._offsets.get(tp, self._committed.get(tp))
+            if known is None:
+                continue
+            pos = self.consumer.position(TopicPartition(*tp))
+            if pos is not None and pos > known:
+                self._offsets[tp] = pos
         changed = {tp: o for tp, o in self._offsets.items() if self._committed.get(tp) != o}
         if self.eos and changed:
             self._ensure_txn()
