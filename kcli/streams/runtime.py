@@ -338,6 +338,7 @@ class KafkaStreams:
         self._offsets: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
         self._routes: dict[tuple[str, int], list] = {}
+        self._multi_input = False
         self.collector = None
         self.commits = 0
         self.on_state_change = None
@@ -437,6 +438,9 @@ class KafkaStreams:
             self._tasks_per_sub = self._partition_counts(admin)
         c = self.config
         self.client_id = c["client.id"] or f"{self.app_id}-{self.process_id}"
+        # static membership: a restarted instance (same state directory, same process id)
+        # takes its tasks back at once instead of waiting for its old session to expire
+        self.instance_id = c["group.instance.id"] or f"{self.app_id}-{self.process_id}"
         pconf = {"linger.ms": c["linger.ms"], "client.id": self.client_id + "-StreamThread-1-producer"}
         if self.eos:
             pconf.update({"transactional.id": f"{self.app_id}-{self.process_id}-1",
@@ -453,7 +457,7 @@ class KafkaStreams:
                  "heartbeat.interval.ms": c["heartbeat.interval.ms"],
                  "max.poll.interval.ms": c["max.poll.interval.ms"],
                  "client.id": self.client_id + "-StreamThread-1-consumer",
-                 "group.instance.id": c["group.instance.id"] or f"{self.app_id}-{self.process_id}"}
+                 "group.instance.id": self.instance_id}
         cconf.update(c.prefixed("consumer.", "main.consumer."))
         self.consumer = Consumer(self._client("consumer", cconf))
         rconf = {"enable.auto.commit": False, "isolation.level": iso, "auto.offset.reset": "earliest",
@@ -566,12 +570,27 @@ class KafkaStreams:
             self.tasks[tid] = task
         self._rebuild_routes()
 
+    @staticmethod
+    def _by_time(records):
+        """Records of several partitions in the order Kafka's PartitionGroup picks them: the
+        partition whose next record has the lowest timestamp goes first (each partition's own
+        order is kept)."""
+        import heapq
+
+        runs: dict = {}
+        for r in records:
+            runs.setdefault((r[0], r[1]), []).append(r)
+        if len(runs) == 1:
+            return records
+        return list(heapq.merge(*runs.values(), key=lambda r: r[3]))
+
     def _rebuild_routes(self) -> None:
         routes: dict[tuple[str, int], list] = {}
         for task in self.tasks.values():
             for topic, src in task.sources.items():
                 routes.setdefault((topic, task.partition), []).append((task, src))
         self._routes = routes
+        self._multi_input = any(len(t.sources) > 1 for t in self.tasks.values())
 
     def _close_tasks(self, partitions, clean: bool) -> None:
         parts = {(tp.topic, tp.partition) for tp in partitions}
@@ -608,6 +627,8 @@ class KafkaStreams:
         return (topic, partition, offset, ts, key, value, headers)
 
     def _process(self, records) -> None:
+        if self._multi_input and len(records) > 1 and records[0][:2] != records[-1][:2]:
+            records = self._by_time(records)
         routes = self._routes
         offsets = self._offsets
         last = None
@@ -767,6 +788,14 @@ class KafkaStreams:
                     client.close(autocommit=False)
                 except Exception:  # noqa: BLE001
                     pass
+        if clean:  # a static member leaves on a clean close (Kafka's CloseOptions.leaveGroup)
+            try:
+                from kcli import Admin
+
+                with Admin(self.data_dir) as admin:
+                    admin.remove_members_from_consumer_group(self.app_id, [self.instance_id])
+            except Exception:  # noqa: BLE001 - the group expires the member anyway
+                pass
         try:
             self.producer.close()
         except Exception:  # noqa: BLE001

@@ -1,0 +1,248 @@
+"""Windowed aggregations and joins of kcli.streams match reference computations over the
+same input, with late records inside grace counted and beyond it dropped; the Processor
+API's stores and punctuation work."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+from kcli import Admin, Consumer, Producer
+from kcli.streams import (JoinWindows, KafkaStreams, Materialized, Processor, PunctuationType, Record, Serdes,
+                          SessionWindows, StreamsBuilder, Stores, Suppressed, TimeWindows)
+from kcli.streams.examples import windowed_count
+
+
+def setup(tmp_path, *topics, partitions=2):
+    d = str(tmp_path / "data")
+    with Admin(d, create=True) as a:
+        for t in topics:
+            a.create_topic(t, partitions)
+    return d
+
+
+def produce(d, topic, records):
+    """records: (key, value, timestamp), sent in order."""
+    with Producer({"linger.ms": 0}, data_dir=d) as p:
+        for k, v, ts in records:
+            p.send(topic, v.encode() if isinstance(v, str) else v, key=k.encode(), timestamp=ts)
+        p.flush()
+
+
+def read_all(d, topic, key=str, value=lambda b: int.from_bytes(b, "big", signed=True)):
+    out = []
+    with Consumer({"auto.offset.reset": "earliest", "isolation.level": "read_committed"}, data_dir=d) as c:
+        parts = c.partitions_for_topic(topic)
+        c.assign(parts)
+        ends = c.end_offsets(parts)
+        while any(c.position(tp) < ends[tp] for tp in parts):
+            for r in c.poll(0.1):
+                out.append((r.key.decode() if r.key is not None else None, None if r.value is None else value(r.value),
+                            r.timestamp))
+    return out
+
+
+def run_app(d, builder, inputs: dict, settle_topic: str, expect_at_least: int, config=None, timeout=20.0):
+    conf = {"application.id": "app", "commit.interval.ms": 100, "default.key.serde": Serdes.String(),
+            "default.value.serde": Serdes.String(), **(config or {})}
+    streams = KafkaStreams(builder, conf, data_dir=d).start()
+    try:
+        streams.wait_until_running()
+        for topic, records in inputs.items():
+            produce(d, topic, records)
+        deadline = time.monotonic() + timeout
+        while True:
+            got = read_all(d, settle_topic, value=lambda b: b)
+            processed = sum(t.processed for t in list(streams.tasks.values()))
+            if len(got) >= expect_at_least and processed >= sum(len(r) for r in inputs.values()):
+                time.sleep(0.3)
+                break
+            assert streams.error is None, streams.error
+            assert time.monotonic() < deadline, f"only {len(got)} outputs"
+            time.sleep(0.1)
+    finally:
+        streams.close()
+    assert streams.error is None
+    return streams
+
+
+def reference_windowed_counts(records, size, grace):
+    """Kafka's rule per record: windows containing it whose end > stream time - grace."""
+    stream_time = -1
+    counts = Counter()
+    dropped = 0
+    for k, _v, ts in records:
+        stream_time = max(stream_time, ts)
+        start = max(0, ts - size + size)
+        start -= start % size
+        if start + size <= stream_time - grace:
+            dropped += 1
+            continue
+        counts[(k, start)] += 1
+    return counts, dropped
+
+
+def test_tumbling_window_counts_match_reference_with_late_records_in_and_beyond_grace(tmp_path):
+    d = setup(tmp_path, "clicks", "per-window", partitions=1)
+    size, grace = 1000, 500
+    recs = []
+    rnd = random.Random(7)
+    t = 0
+    for _ in range(300):
+        t += rnd.randint(0, 40)
+        recs.append((rnd.choice("abc"), "x", t))
+    recs += [("a", "late-in", t - 1000 - 100), ("b", "late-out", t - 3000), ("a", "x", t + 5)]
+    expected, dropped = reference_windowed_counts(recs, size, grace)
+    assert dropped >= 1 and any(ts == t - 1100 for _, _, ts in recs)
+    builder = windowed_count("clicks", "per-window", size, grace)
+    streams = run_app(d, builder, {"clicks": recs}, "per-window", 1, {"statestore.cache.max.bytes": 0})
+    got = {}
+    for k, v, _ts in read_all(d, "per-window"):
+        key, rest = k.strip("[]").split("@")
+        got[(key, int(rest.split("/")[0]))] = v
+    assert got == dict(expected)
+    assert len(read_all(d, "per-window")) == len(recs) - dropped  # one update per counted record (no cache)
+
+
+def test_suppress_until_window_closes_emits_one_final_count_per_window(tmp_path):
+    d = setup(tmp_path, "clicks", "finals", partitions=1)
+    recs = [("a", "x", 10), ("a", "x", 20), ("b", "x", 30), ("a", "x", 1010), ("a", "x", 1020), ("a", "x", 999),
+            ("b", "x", 2500), ("a", "x", 998), ("c", "x", 5000)]
+    builder = windowed_count("clicks", "finals", 1000, 600, final_only=True)
+    run_app(d, builder, {"clicks": recs}, "finals", 3)
+    got = sorted((k, v) for k, v, _ in read_all(d, "finals"))
+    # [0,1000) closes at stream time 1600: a=3 (999 came within grace, 998 after the close), b=1
+    assert got == sorted([("[a@0/1000]", 3), ("[b@0/1000]", 1), ("[a@1000/2000]", 2), ("[b@2000/3000]", 1)])
+
+
+def test_session_windows_merge_within_the_gap_and_drop_beyond_grace(tmp_path):
+    d = setup(tmp_path, "events", "sessions", partitions=1)
+    b = StreamsBuilder()
+    b.stream("events").group_by_key().windowed_by(SessionWindows.of_inactivity_gap_and_grace(200, 500)).count() \
+        .to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}-{wk.window.end}").to("sessions", value_serde=Serdes.Long())
+    recs = [("a", "x", 0), ("a", "x", 50), ("a", "x", 300), ("a", "x", 180), ("b", "x", 10), ("c", "x", 2000),
+            ("b", "x", 20)]
+    streams = run_app(d, b, {"events": recs}, "sessions", 8, {"statestore.cache.max.bytes": 0})
+    latest = {}
+    for k, v, _ in read_all(d, "sessions", value=lambda x: int.from_bytes(x, "big")):
+        latest[k] = v
+    # 0,50 and 300 are apart by more than the gap; 180 comes late (within grace) and bridges
+    # both: one session [0,300] of 4
+    live = {k: v for k, v in latest.items() if v is not None}
+    assert live == {"a@0-300": 4, "b@10-10": 1, "c@2000-2000": 1}  # b@20 came after 2000 - 500: dropped
+
+
+def test_stream_table_join_matches_reference(tmp_path):
+    d = setup(tmp_path, "orders", "customers", "enriched")
+    b = StreamsBuilder()
+    customers = b.table("customers", materialized="customers-store")
+    b.stream("orders").join(customers, lambda order, country: f"{order}:{country}").to("enriched")
+    custs = [(f"c{i}", ["FR", "DE", "NL"][i % 3], 0) for i in range(6)]
+    streams = KafkaStreams(b, {"application.id": "app", "commit.interval.ms": 100,
+                               "default.key.serde": Serdes.String(), "default.value.serde": Serdes.String()},
+                           data_dir=d).start()
+    try:
+        streams.wait_until_running()
+        produce(d, "customers", custs)
+        time.sleep(0.5)  # the table is loaded before the orders arrive
+        orders = [(f"c{i % 8}", f"o{i}", 100 + i) for i in range(40)]
+        produce(d, "orders", orders)
+        country = {k: v for k, v, _ in custs}
+        expected = sorted((k, f"{v}:{country[k]}") for k, v, _ in orders if k in country)  # inner join
+        deadline = time.monotonic() + 15
+        while len(read_all(d, "enriched", value=bytes.decode)) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        streams.close()
+    got = sorted((k, v) for k, v, _ in read_all(d, "enriched", value=bytes.decode))
+    assert got == expected
+
+
+def test_stream_stream_join_matches_reference(tmp_path):
+    d = setup(tmp_path, "left", "right", "joined", partitions=1)
+    b = StreamsBuilder()
+    b.stream("left").join(b.stream("right"), lambda l, r: f"{l}+{r}", JoinWindows.of_time_difference_and_grace(100, 0)) \
+        .to("joined")
+    rnd = random.Random(5)
+    lefts = [(rnd.choice("xy"), f"L{i}", i * 37) for i in range(30)]
+    rights = [(rnd.choice("xy"), f"R{i}", i * 41 + 5) for i in range(30)]
+    # reference: every pair of one key within 100 ms (inputs arrive in time order per side,
+    # and both sides stay within the window of each other's stream time here)
+    expected = sorted((lk, f"{lv}+{rv}") for lk, lv, lt in lefts for rk, rv, rt in rights
+                      if lk == rk and abs(lt - rt) <= 100)
+    merged = sorted([("left",) + r for r in lefts] + [("right",) + r for r in rights], key=lambda r: r[3])
+    streams = KafkaStreams(b, {"application.id": "app", "commit.interval.ms": 100,
+                               "default.key.serde": Serdes.String(), "default.value.serde": Serdes.String()},
+                           data_dir=d).start()
+    try:
+        streams.wait_until_running()
+        for topic, k, v, ts in merged:
+            produce(d, topic, [(k, v, ts)])
+        deadline = time.monotonic() + 15
+        while len(read_all(d, "joined", value=bytes.decode)) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
+    finally:
+        streams.close()
+    got = sorted((k, v) for k, v, _ in read_all(d, "joined", value=bytes.decode))
+    assert got == expected
+
+
+def test_table_table_join_follows_both_sides(tmp_path):
+    d = setup(tmp_path, "names", "cities", "people", partitions=1)
+    b = StreamsBuilder()
+    b.table("names", materialized="names-store").join(b.table("cities", materialized="cities-store"),
+                                                       lambda n, c: f"{n} in {c}").to_stream().to("people")
+    run_app(d, b, {"names": [("1", "ann", 1), ("2", "bob", 2)], "cities": [("1", "oslo", 3), ("2", "rome", 4)]},
+            "people", 2, {"statestore.cache.max.bytes": 0})
+    latest = {k: v for k, v, _ in read_all(d, "people", value=bytes.decode)}
+    assert latest == {"1": "ann in oslo", "2": "bob in rome"}
+
+
+class Dedupe(Processor):
+    def init(self, context):
+        super().init(context)
+        self.seen = context.get_state_store("seen")
+        self.ticks = []
+        context.schedule(100, PunctuationType.STREAM_TIME, self.ticks.append)
+
+    def process(self, record: Record):
+        if self.seen.get(record.key) is None:
+            self.seen.put(record.key, record.value, record.timestamp)
+            self.context.forward(record)
+
+
+def test_processor_api_store_and_stream_time_punctuation(tmp_path):
+    d = setup(tmp_path, "raw", "unique", partitions=1)
+    b = StreamsBuilder()
+    b.add_state_store(Stores.key_value_store("seen", Serdes.String(), Serdes.String()))
+    holder = {}
+
+    def make():
+        holder["p"] = Dedupe()
+        return holder["p"]
+
+    b.stream("raw").process(make, "seen").to("unique")
+    recs = [("a", "1", 0), ("b", "2", 50), ("a", "3", 120), ("c", "4", 260)]
+    run_app(d, b, {"raw": recs}, "unique", 3)
+    assert [(k, v) for k, v, _ in read_all(d, "unique", value=bytes.decode)] == [("a", "1"), ("b", "2"), ("c", "4")]
+    assert holder["p"].ticks and all(t >= 100 for t in holder["p"].ticks)
+
+
+def test_restart_restores_the_store_from_the_changelog(tmp_path):
+    d = setup(tmp_path, "lines", "counts", partitions=2)
+    from kcli.streams.examples import wordcount
+
+    conf = {"processing.guarantee": "exactly_once_v2", "state.dir": str(tmp_path / "state-a")}
+    run_app(d, wordcount("lines", "counts"), {"lines": [("k", "a b a", 1)]}, "counts", 2, conf)
+    # another instance (an empty state dir) continues from the changelog
+    conf["state.dir"] = str(tmp_path / "state-b")
+    run_app(d, wordcount("lines", "counts"), {"lines": [("k", "a", 2)]}, "counts", 3, conf)
+    latest = {k: v for k, v, _ in read_all(d, "counts")}
+    assert latest == {"a": 3, "b": 1}
+    from kcli.streams.query import read_store
+
+    assert read_store(d, "app", "counts-store") == [("a", 3), ("b", 1)]
