@@ -246,3 +246,21 @@ def test_restart_restores_the_store_from_the_changelog(tmp_path):
     from kcli.streams.query import read_store
 
     assert read_store(d, "app", "counts-store") == [("a", 3), ("b", 1)]
+
+
+def test_sliding_windows_aggregate_every_record_within_the_difference(tmp_path):
+    from kcli.streams import SlidingWindows
+
+    d = setup(tmp_path, "readings", "sums", partitions=1)
+    b = StreamsBuilder()
+    b.stream("readings", value_serde=Serdes.Long()).group_by_key() \
+        .windowed_by(SlidingWindows.of_size_and_grace(100, 1000)) \
+        .reduce(lambda a, v: a + v).to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}-{wk.window.end}") \
+        .to("sums", value_serde=Serdes.Long())
+    recs = [("k", 1, 0), ("k", 2, 50), ("k", 4, 120), ("k", 8, 260), ("k", 16, 110)]
+    raw = [(k, v.to_bytes(8, "big"), ts) for k, v, ts in recs]
+    run_app(d, b, {"readings": raw}, "sums", 5, {"statestore.cache.max.bytes": 0})
+    latest = {k: v for k, v, _ in read_all(d, "sums")}
+    # reference: for each record time t, the sum of the records in [t - 100, t]
+    ref = {f"k@{t - 100}-{t}": sum(v for _, v, s in recs if t - 100 <= s <= t) for _, _, t in recs}
+    assert latest == ref
