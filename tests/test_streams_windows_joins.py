@@ -264,3 +264,34 @@ def test_sliding_windows_aggregate_every_record_within_the_difference(tmp_path):
     # reference: for each record time t, the sum of the records in [t - 100, t]
     ref = {f"k@{t - 100}-{t}": sum(v for _, v, s in recs if t - 100 <= s <= t) for _, _, t in recs}
     assert latest == ref
+
+
+def test_stateless_chain_runs_a_poll_at_a_time_with_per_record_order_and_results(tmp_path):
+    d = setup(tmp_path, "raw", "clean", partitions=1)
+    b = StreamsBuilder()
+    seen = []
+    b.stream("raw").filter(lambda k, v: v != "drop").peek(lambda k, v: seen.append(v)) \
+        .flat_map_values(lambda v: [v, v.upper()]).select_key(lambda k, v: v[:1]) \
+        .map(lambda k, v: (k + "!", v + "?")).to("clean")
+    recs = [("k", f"v{i}" if i % 3 else "drop", i) for i in range(60)]
+    streams = run_app(d, b, {"raw": recs}, "clean", 80)
+    expected = []
+    for _k, v, ts in recs:
+        if v != "drop":
+            for x in (v, v.upper()):
+                expected.append((x[:1] + "!", x + "?", ts))
+    assert read_all(d, "clean", value=bytes.decode) == expected
+    assert seen == [v for _k, v, _ in recs if v != "drop"]
+    assert streams.batched_records == len(recs)  # the chain went through the batch plan
+
+
+def test_a_split_topology_is_processed_one_record_at_a_time(tmp_path):
+    d = setup(tmp_path, "raw", "out", partitions=1)
+    b = StreamsBuilder()
+    branches = b.stream("raw").split().branch(lambda k, v: v.startswith("a")).default_branch()
+    first, second = branches.values()
+    first.merge(second).to("out")
+    recs = [("k", v, i) for i, v in enumerate(["a1", "b1", "a2", "b2", "a3"])]
+    streams = run_app(d, b, {"raw": recs}, "out", 5)
+    assert [v for _k, v, _ in read_all(d, "out", value=bytes.decode)] == ["a1", "b1", "a2", "b2", "a3"]
+    assert streams.batched_records == 0

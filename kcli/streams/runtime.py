@@ -146,8 +146,11 @@ class RecordCollector:
                 if r[2] != ts or r[0] != t or r[1] != p or r[3] != h:
                     break
                 j += 1
-            run = buf[i:j]
-            send_many(t, [r[5] for r in run], keys=[r[4] for r in run], headers=h, partition=p,
+            run = buf[i:j] if (i, j) != (0, n) else buf
+            keys = [r[4] for r in run]
+            if keys.count(None) == len(keys):
+                keys = None  # key-less: the built-in partitioner's batches, not one lookup a record
+            send_many(t, [r[5] for r in run], keys=keys, headers=h, partition=p,
                       timestamp=ts if ts >= 0 else None)
             i = j
         self.sent += n
@@ -208,6 +211,29 @@ class StreamTask:
                 ex = node.timestamp_extractor or runtime.timestamp_extractor
                 for topic in node.topics:
                     self.sources[runtime.topic_name(topic, node.repartition)] = (self.nodes[node.name], kd, vd, ex)
+
+        # a source whose records run through a straight chain of stateless nodes into one sink
+        # is processed a poll's run at a time (the same calls per record, in the same order)
+        self.batch_plans = {topic: _batch_plan(entry[0], self) for topic, entry in self.sources.items()
+                            if entry[3] is None}
+
+    def process_batch(self, plan, src, topic, run) -> None:
+        """The records of one partition (no headers) through a stateless chain."""
+        _node, kd, vd, _ex = src
+        if type(getattr(kd, "__self__", None)) is BytesSerde and type(getattr(vd, "__self__", None)) is BytesSerde:
+            recs = [(r[4], r[5], r[3]) for r in run]
+        else:
+            recs = [(None if r[4] is None else kd(r[4]), None if r[5] is None else vd(r[5]), r[3]) for r in run]
+        last = run[-1]
+        self.topic, self.offset, self.timestamp, self.headers = topic, last[2], last[3], None
+        top = max(r[3] for r in run)
+        if top > self.stream_time:
+            self.stream_time = top
+        self.processed += len(run)
+        for op in plan:
+            recs = op(recs)
+            if not recs:
+                return
 
     def input_partitions(self) -> list[tuple[str, int]]:
         return [(topic, self.partition) for topic in self.sources]
@@ -308,6 +334,78 @@ class StreamTask:
         self.state.close(clean)
 
 
+def _batch_plan(source, task):
+    """List operations equivalent to a straight chain of stateless nodes from ``source``
+    into one sink (None when the chain is anything else)."""
+    from . import processors as P
+
+    ops = []
+    node = source
+    while True:
+        kids = node.children
+        if not kids:
+            return ops if isinstance(node, P.SinkNode) else None
+        if len(kids) != 1:
+            return None
+        node = kids[0]
+        t = type(node)
+        if t is P.FilterNode:
+            f, neg = node.predicate, node.negate
+            ops.append((lambda R, f=f: [r for r in R if not f(r[0], r[1])]) if neg else
+                       (lambda R, f=f: [r for r in R if f(r[0], r[1])]))
+        elif t is P.MapValuesNode:
+            f = node.fn
+            ops.append((lambda R, f=f: [(k, f(k, v), ts) for k, v, ts in R]) if node.with_key else
+                       (lambda R, f=f: [(k, f(v), ts) for k, v, ts in R]))
+        elif t is P.MapNode:
+            f = node.fn
+            ops.append(lambda R, f=f: [(kv[0], kv[1], ts) for k, v, ts in R for kv in (f(k, v),)])
+        elif t is P.FlatMapValuesNode:
+            f = node.fn
+            ops.append((lambda R, f=f: [(k, x, ts) for k, v, ts in R for x in f(k, v)]) if node.with_key else
+                       (lambda R, f=f: [(k, x, ts) for k, v, ts in R for x in f(v)]))
+        elif t is P.FlatMapNode:
+            f = node.fn
+            ops.append(lambda R, f=f: [(a, b, ts) for k, v, ts in R for a, b in f(k, v)])
+        elif t is P.SelectKeyNode:
+            f = node.fn
+            ops.append(lambda R, f=f: [(f(k, v), v, ts) for k, v, ts in R])
+        elif t is P.PeekNode:
+            f = node.fn
+
+            def peek(R, f=f):
+                for k, v, _ts in R:
+                    f(k, v)
+                return R
+            ops.append(peek)
+        elif t is P.PassThrough:
+            pass
+        elif t is P.SinkNode:
+            if node.spec.partitioner is not None:
+                return None
+            ops.append(_sink_op(node, task))
+        else:
+            return None
+
+
+def _sink_op(node, task):
+    spec = node.spec
+    topic = task.topic_name(spec.topic, spec.repartition)
+    kser = (spec.key_serde or task.default_key_serde).serialize
+    vser = (spec.value_serde or task.default_value_serde).serialize
+    buf_owner = task.collector
+    plain_bytes = type(spec.key_serde or task.default_key_serde) is BytesSerde and \
+        type(spec.value_serde or task.default_value_serde) is BytesSerde
+
+    def sink(R):
+        if plain_bytes and all(type(v) is bytes and (k is None or type(k) is bytes) for k, v, _ in R):
+            buf_owner.buf.extend([(topic, None, ts, None, k, v) for k, v, ts in R])
+        else:
+            buf_owner.buf.extend([(topic, None, ts, None, kser(k), vser(v)) for k, v, ts in R])
+        return None
+    return sink
+
+
 class KafkaStreams:
     CREATED, REBALANCING, RUNNING, PENDING_SHUTDOWN, NOT_RUNNING, ERROR = (
         "CREATED", "REBALANCING", "RUNNING", "PENDING_SHUTDOWN", "NOT_RUNNING", "ERROR")
@@ -339,6 +437,8 @@ class KafkaStreams:
         self._committed: dict[tuple[str, int], int] = {}
         self._routes: dict[tuple[str, int], list] = {}
         self._multi_input = False
+        self._batchable = False
+        self.batched_records = 0  # records that went through a batch plan
         self.collector = None
         self.commits = 0
         self.on_state_change = None
@@ -570,6 +670,30 @@ class KafkaStreams:
             self.tasks[tid] = task
         self._rebuild_routes()
 
+    def _process_runs(self, records) -> None:
+        """Runs of one partition's records; a run goes through a task's batch plan when its
+        source has one and no record carries headers, else one record at a time."""
+        routes, offsets = self._routes, self._offsets
+        n = len(records)
+        i = 0
+        while i < n:
+            tp = records[i][:2]
+            j = i + 1
+            while j < n and records[j][1] == tp[1] and records[j][0] == tp[0]:
+                j += 1
+            run = records[i:j] if (i, j) != (0, n) else records
+            plain = not any(r[6] for r in run)
+            for task, src in routes.get(tp, ()):
+                plan = task.batch_plans.get(tp[0]) if plain else None
+                if plan is not None:
+                    task.process_batch(plan, src, tp[0], run)
+                    self.batched_records += len(run)
+                else:
+                    for topic, _p, offset, ts, kb, vb, headers in run:
+                        task.process(src, topic, offset, ts, kb, vb, headers or None)
+            offsets[tp] = run[-1][2] + 1
+            i = j
+
     @staticmethod
     def _by_time(records):
         """Records of several partitions in the order Kafka's PartitionGroup picks them: the
@@ -591,6 +715,7 @@ class KafkaStreams:
                 routes.setdefault((topic, task.partition), []).append((task, src))
         self._routes = routes
         self._multi_input = any(len(t.sources) > 1 for t in self.tasks.values())
+        self._batchable = any(t.batch_plans.get(topic) for t in self.tasks.values() for topic in t.sources)
 
     def _close_tasks(self, partitions, clean: bool) -> None:
         parts = {(tp.topic, tp.partition) for tp in partitions}
@@ -629,6 +754,8 @@ class KafkaStreams:
     def _process(self, records) -> None:
         if self._multi_input and len(records) > 1 and records[0][:2] != records[-1][:2]:
             records = self._by_time(records)
+        elif self._batchable:
+            return self._process_runs(records)
         routes = self._routes
         offsets = self._offsets
         last = None
