@@ -126,3 +126,21 @@ def test_time_windows_for_a_timestamp_are_kafkas():
     hopping = TimeWindows.of_size_with_no_grace(10).advance_by(5)
     assert [tuple(w) for w in hopping.windows_for(12)] == [(5, 15), (10, 20)]
     assert [tuple(w) for w in hopping.windows_for(3)] == [(0, 10)]
+
+
+def test_cli_describe_prints_the_apps_topology(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    app = tmp_path / "app.py"
+    app.write_text("import re\nfrom kcli.streams import Materialized, Produced, Serdes\n"
+                   "def build(b):\n"
+                   "    (b.stream('streams-plaintext-input').flat_map_values(lambda v: re.split(r'\\W+', v.lower()))\n"
+                   "     .group_by(lambda k, v: v).count(Materialized.as_('counts-store')).to_stream()\n"
+                   "     .to('streams-wordcount-output', Produced.with_(Serdes.String(), Serdes.Long())))\n")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", "kcli", "streams", "describe", str(app)], cwd=root,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == KAFKA_WORDCOUNT

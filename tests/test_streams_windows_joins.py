@@ -207,7 +207,9 @@ class Dedupe(Processor):
         super().init(context)
         self.seen = context.get_state_store("seen")
         self.ticks = []
+        self.wall = []
         context.schedule(100, PunctuationType.STREAM_TIME, self.ticks.append)
+        context.schedule(20, PunctuationType.WALL_CLOCK_TIME, self.wall.append)
 
     def process(self, record: Record):
         if self.seen.get(record.key) is None:
@@ -229,7 +231,9 @@ def test_processor_api_store_and_stream_time_punctuation(tmp_path):
     recs = [("a", "1", 0), ("b", "2", 50), ("a", "3", 120), ("c", "4", 260)]
     run_app(d, b, {"raw": recs}, "unique", 3)
     assert [(k, v) for k, v, _ in read_all(d, "unique", value=bytes.decode)] == [("a", "1"), ("b", "2"), ("c", "4")]
-    assert holder["p"].ticks and all(t >= 100 for t in holder["p"].ticks)
+    ticks = holder["p"].ticks
+    assert ticks and all(t >= 100 for t in ticks) and ticks == sorted(ticks)  # stream time: 120 and 260
+    assert len(holder["p"].wall) >= 2  # wall-clock punctuation runs without records too
 
 
 def test_restart_restores_the_store_from_the_changelog(tmp_path):

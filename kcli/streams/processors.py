@@ -560,52 +560,34 @@ class TableTableJoinNode(Node):
 
 
 class StreamStreamJoinNode(Node):
-    """One side of a windowed KStream-KStream join: the record is kept in this side's window
-    store and joined with the other side's records of the same key whose time lies within
-    ``[t - before, t + after]`` (the other side's window is the mirror). A record older than
-    stream time minus the window and grace is dropped. ``left`` (this side): a record with no
-    partner is emitted with None once its window closes."""
+    """One side of a windowed KStream-KStream inner join: the record is kept in this side's
+    window store and joined with the other side's records of the same key whose time lies
+    within ``[t - before, t + after]`` (the other side's window is the mirror); the result
+    takes the later of the two times. A record older than stream time minus the window and
+    grace is dropped."""
 
     def __init__(self, this_store: str, other_store: str, joiner, before: int, after: int, grace: int,
-                 swap: bool, outer_this: bool = False, outer_store: str | None = None) -> None:
+                 swap: bool) -> None:
         super().__init__()
         self.this_store, self.other_store, self.joiner = this_store, other_store, joiner
         self.before, self.after, self.grace, self.swap = before, after, grace, swap
-        self.outer_this, self.outer_store = outer_this, outer_store
 
     def init(self, task):
         super().init(task)
         self.mine = task.store(self.this_store)
         self.theirs = task.store(self.other_store)
-        self.outer = task.store(self.outer_store) if self.outer_store else None
 
     def process(self, key, value, ts):
         if key is None or value is None:
             return
         task = self.task
-        st = task.shared_time("join:" + self.this_store + self.other_store, ts)
-        if ts < st - (self.before + self.after + self.grace):
+        if ts < task.stream_time - (self.before + self.after + self.grace):
             task.dropped_records += 1
             return
         self.mine.put(key, ts, value)
-        matched = False
         for ots, ov in self.theirs.fetch(key, ts - self.before, ts + self.after):
-            matched = True
             out = self.joiner(ov, value) if self.swap else self.joiner(value, ov)
             self.forward(key, out, max(ts, ots))
-            if self.outer is not None:  # the other side's record found its partner
-                self.outer.delete_entry(key, ots, ov, not self.swap)
-        if self.outer is not None:
-            if not matched and self.outer_this:
-                self.outer.put_entry(key, ts, value, self.swap)
-            self._emit_unmatched(st)
-
-    def _emit_unmatched(self, st):
-        # left-join rows without a partner once the window (and grace) has closed
-        limit = st - self.after - self.grace - 1 if not self.swap else st - self.before - self.grace - 1
-        for key, ts, value, right_side in self.outer.expired(limit):
-            out = self.joiner(None, value) if right_side else self.joiner(value, None)
-            self.forward(key, out, ts)
 
 
 class UserProcessorAdapter(Node):

@@ -258,9 +258,6 @@ class StreamTask:
     def note_time(self, store: str, ts: int) -> None:
         self.state.times[store] = ts
 
-    def shared_time(self, _key: str, ts: int) -> int:
-        return self.stream_time
-
     def schedule(self, interval_ms: int, kind: str, callback):
         if interval_ms < 1:
             raise ValueError("The minimum supported scheduling interval is 1 millisecond.")
