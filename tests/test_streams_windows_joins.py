@@ -299,3 +299,17 @@ def test_a_split_topology_is_processed_one_record_at_a_time(tmp_path):
     streams = run_app(d, b, {"raw": recs}, "out", 5)
     assert [v for _k, v, _ in read_all(d, "out", value=bytes.decode)] == ["a1", "b1", "a2", "b2", "a3"]
     assert streams.batched_records == 0
+
+
+def test_committed_repartition_records_are_purged(tmp_path):
+    from kcli.streams.examples import wordcount
+    from kcli.types import TopicPartition
+
+    d = setup(tmp_path, "lines", "counts", partitions=1)
+    run_app(d, wordcount("lines", "counts"), {"lines": [("k", "a b c d", 1), ("k", "a", 2)]}, "counts", 4,
+            {"repartition.purge.interval.ms": 0})
+    tp = TopicPartition("app-counts-store-repartition", 0)
+    with Admin(d) as a:
+        start = a.list_offsets({tp: -2})[tp][0]
+        end = a.list_offsets({tp: -1})[tp][0]
+    assert start == end == 5  # every repartitioned word was committed, then deleted

@@ -33,6 +33,8 @@ from typing import Any, Mapping
 
 from kcli.common.errors import KafkaError, TopicAlreadyExistsError
 
+from kcli.types import OffsetAndMetadata, TopicPartition
+
 from .processors import PunctuationType
 from .serdes import BytesSerde, serde_of
 from .state import StateDirectoryLocked, TaskState, changelog_topic
@@ -68,6 +70,7 @@ class StreamsConfig:
         "transaction.timeout.ms": 10000,
         "linger.ms": 100,
         "replication.factor": -1,
+        "repartition.purge.interval.ms": 30000,
         "group.instance.id": None,
         "kcli.data.dir": None,
     }
@@ -564,6 +567,9 @@ class KafkaStreams:
         self._setup_globals()
         topics = sorted({self.topic_name(tp, n.repartition) for sub in self._subs for n in sub.nodes
                          if n.kind == "source" for tp in n.topics})
+        self._repartition_inputs = {self.topic_name(tp, True) for sub in self._subs for n in sub.nodes
+                                    if n.kind == "source" and n.repartition for tp in n.topics}
+        self._next_purge = time.monotonic() + c["repartition.purge.interval.ms"] / 1000.0
         self.consumer.subscribe(topics, listener=_Listener(self))
 
     def _setup_globals(self) -> None:
@@ -768,7 +774,6 @@ class KafkaStreams:
 
     def commit(self) -> None:
         """Flush caches, send, and commit outputs, changelogs and input offsets together."""
-        from kcli.types import OffsetAndMetadata, TopicPartition
 
         for task in self.tasks.values():
             task.flush()
@@ -808,8 +813,27 @@ class KafkaStreams:
                         task.state.checkpoint({tp: ends.get(tp, 0) for tp in parts})
         self._committed.update(changed)
         self.commits += 1
+        self._maybe_purge()
         for task in self.tasks.values():
             task.commit_requested = False
+
+    def _maybe_purge(self) -> None:
+        """Delete what every task has committed from the repartition topics it reads (Kafka's
+        repartition.purge.interval.ms): they are the application's own, nobody else reads them."""
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + self.config["repartition.purge.interval.ms"] / 1000.0
+        internal = self._repartition_inputs
+        before = {TopicPartition(*tp): o for tp, o in self._committed.items() if tp[0] in internal}
+        if before:
+            from kcli import Admin
+
+            try:
+                with Admin(self.data_dir) as admin:
+                    admin.delete_records(before)
+            except KafkaError as e:
+                log.warning("purging repartition topics: %s", e)
 
     def _abort(self) -> None:
         """Give up the open transaction and the local writes since the last commit: the tasks
