@@ -313,3 +313,22 @@ def test_committed_repartition_records_are_purged(tmp_path):
         start = a.list_offsets({tp: -2})[tp][0]
         end = a.list_offsets({tp: -1})[tp][0]
     assert start == end == 5  # every repartitioned word was committed, then deleted
+
+
+def test_windows_past_their_retention_leave_the_local_store(tmp_path):
+    import lmdb
+
+    d = setup(tmp_path, "clicks", "per-window", partitions=1)
+    recs = [("a", "x", t) for t in range(0, 10_000, 50)]  # 100 windows of 100 ms
+    run_app(d, windowed_count("clicks", "per-window", 100, 50), {"clicks": recs}, "per-window", 100,
+            {"state.dir": str(tmp_path / "state")})
+    env = lmdb.open(str(tmp_path / "state" / "app" / "0_0"), readonly=True, max_dbs=8, lock=False)
+    with env.begin() as txn:
+        n = txn.stat(env.open_db(b"windowed-counts", txn=txn, create=False))["entries"]
+    env.close()
+    # retention = size + grace = 150 ms of stream time (checked each 75 ms): a few windows stay
+    assert 1 <= n <= 4
+    with Admin(d) as a:
+        configs = {c.name: c.value for c in a.describe_configs("app-windowed-counts-changelog")}
+    assert configs["cleanup.policy"] == "compact,delete"
+    assert int(configs["retention.ms"]) == 150 + 86_400_000

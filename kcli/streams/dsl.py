@@ -527,7 +527,7 @@ class KGroupedStream:
         self.name, self.repartition = name, repartition
 
     def _aggregate(self, prefix: str, materialized, default_value_serde, make, kind="kv", window_size=None,
-                   windowed=False, grace=0):
+                   windowed=False, grace=0, retention=None):
         b = self.stream.builder
         m = _materialized(materialized)
         store = m.name or b.new_store_name(prefix)
@@ -538,7 +538,7 @@ class KGroupedStream:
             parent = _repartition_through(b, parent, self.name or store, ks, self.value_serde, None)
         vs = m.value_serde or default_value_serde
         b.topology.stores[store] = StoreSpec(store, kind, ks, vs, logged=m.logging, cached=m.caching,
-                                             window_size_ms=window_size)
+                                             window_size_ms=window_size, retention_ms=retention)
         extra = make(store)
         stores = [store] + ([extra[1]] if isinstance(extra, tuple) else [])
         factory = extra[0] if isinstance(extra, tuple) else extra
@@ -577,7 +577,8 @@ class TimeWindowedKStream:
         w = self.w
         return self.g._aggregate(prefix, m, vs,
                                  lambda s: (lambda: P.WindowAggregateNode(s, w, init, agg, reduce)),
-                                 kind="windowed-kv", window_size=w.size_ms, windowed=True, grace=w.grace_ms)
+                                 kind="windowed-kv", window_size=w.size_ms, windowed=True, grace=w.grace_ms,
+                                 retention=w.retention_ms())
 
     def count(self, materialized=None) -> "KTable":
         return self._agg("KSTREAM-AGGREGATE-", materialized, LongSerde(), lambda: 0, lambda k, v, a: a + 1)
@@ -601,7 +602,7 @@ class SlidingWindowedKStream(TimeWindowedKStream):
             return (lambda: P.SlidingWindowAggregateNode(store, raw, w, init, agg, reduce)), raw
 
         return g._aggregate(prefix, m, vs, make, kind="windowed-kv", window_size=w.time_difference_ms,
-                            windowed=True, grace=w.grace_ms)
+                            windowed=True, grace=w.grace_ms, retention=w.retention_ms())
 
 
 class SessionWindowedKStream:
@@ -612,7 +613,7 @@ class SessionWindowedKStream:
         w = self.w
         return self.g._aggregate(prefix, m, vs,
                                  lambda s: (lambda: P.SessionAggregateNode(s, w, init, agg, merger, reduce)),
-                                 kind="session", windowed=True, grace=w.grace_ms)
+                                 kind="session", windowed=True, grace=w.grace_ms, retention=w.retention_ms())
 
     def count(self, materialized=None) -> "KTable":
         return self._agg("KSTREAM-AGGREGATE-", materialized, LongSerde(), lambda: 0, lambda k, v, a: a + 1,

@@ -192,6 +192,7 @@ class StreamTask:
                                eos=runtime.eos, cache_entries=runtime.cache_entries,
                                default_key_serde=self.default_key_serde,
                                default_value_serde=self.default_value_serde)
+        self.state.stream_time = lambda: self.stream_time
         self.nodes = {}
         for node in sub.nodes:
             inst = node.factory() if node.factory is not None else None
@@ -515,9 +516,14 @@ class KafkaStreams:
             self._ensure_topic(admin, existing, self.topic_name(topic, True), n, {"cleanup.policy": "delete"})
         for sub in self._subs:
             for s in sub.stores:
-                if t.stores[s].logged:
-                    self._ensure_topic(admin, existing, changelog_topic(self.app_id, s), per_sub[sub.id],
-                                       {"cleanup.policy": "compact"})
+                spec = t.stores[s]
+                if spec.logged:
+                    configs = {"cleanup.policy": "compact"}
+                    if spec.retention_ms and spec.kind in ("windowed-kv", "window", "session"):
+                        # Kafka's windowstore.changelog.additional.retention.ms: one day
+                        configs = {"cleanup.policy": "compact,delete",
+                                   "retention.ms": str(spec.retention_ms + 86_400_000)}
+                    self._ensure_topic(admin, existing, changelog_topic(self.app_id, s), per_sub[sub.id], configs)
         return per_sub
 
     def _ensure_topic(self, admin, existing, name, partitions, configs) -> None:

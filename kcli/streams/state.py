@@ -122,6 +122,33 @@ class _Store:
     def on_flush(self, listener) -> None:
         pass
 
+    def window_end(self, kb: bytes) -> int | None:
+        """The end (or time) of the window a stored key belongs to; None: not windowed."""
+        kind = self.spec.kind
+        if kind == "windowed-kv":
+            return _Q.unpack_from(kb, len(kb) - 8)[0] + (self.spec.window_size_ms or 0)
+        if kind == "window":
+            return _Q.unpack_from(kb, len(kb) - 12)[0]
+        if kind == "session":
+            return _Q.unpack_from(kb, len(kb) - 16)[0]
+        return None
+
+    def expire(self, limit: int) -> int:
+        """Drop the windows that ended before ``limit`` (stream time minus the retention) from
+        the local store, as Kafka's segmented stores drop old segments (no tombstones: the
+        changelog's own retention removes them there)."""
+        txn, doomed = self.state.txn, []
+        with txn.cursor(db=self.db) as cur:
+            for kb in cur.iternext(keys=True, values=False):
+                end = self.window_end(kb)
+                if end is not None and end < limit:
+                    doomed.append(kb)
+        for kb in doomed:
+            txn.delete(kb, db=self.db)
+        if doomed:
+            self.drop_cache()
+        return len(doomed)
+
 
 class KeyValueStore(_Store):
     """get/put/delete/put_if_absent/all/range/approximate_num_entries, Kafka's KeyValueStore."""
@@ -304,6 +331,9 @@ class TaskState:
         self._lock_fd = None
         self.wiped = False
         self.times: dict[str, int] = {}
+        self.stream_time = lambda: -1  # the task's, set by the task
+        self._expired_at: dict[str, int] = {}
+        self.expired = 0
 
     def changelog_for(self, spec):
         if not spec.logged:
@@ -389,9 +419,18 @@ class TaskState:
         return n
 
     def flush(self) -> None:
-        """Caches out (forwarding downstream), changelog records to the collector."""
+        """Caches out (forwarding downstream), changelog records to the collector; windows
+        past their retention dropped (checked each half retention of stream time)."""
         for s in self.stores.values():
             s.flush()
+        st = self.stream_time()
+        if st >= 0:
+            for s in self.stores.values():
+                r = s.spec.retention_ms
+                if r and s.spec.kind in ("windowed-kv", "window", "session") and \
+                        st - self._expired_at.get(s.name, -1) >= max(1, r // 2):
+                    self._expired_at[s.name] = st
+                    self.expired += s.expire(st - r)
         if self.times:
             for name, t in self.times.items():
                 self.txn.put(name.encode(), _Q.pack(t), db=self._meta)
