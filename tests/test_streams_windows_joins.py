@@ -332,3 +332,39 @@ def test_windows_past_their_retention_leave_the_local_store(tmp_path):
         configs = {c.name: c.value for c in a.describe_configs("app-windowed-counts-changelog")}
     assert configs["cleanup.policy"] == "compact,delete"
     assert int(configs["retention.ms"]) == 150 + 86_400_000
+
+
+@pytest.mark.parametrize("kind", ["left", "outer"])
+def test_stream_stream_left_and_outer_joins_emit_the_unmatched_once_the_window_closes(tmp_path, kind):
+    d = setup(tmp_path, "left", "right", "joined", partitions=1)
+    b = StreamsBuilder()
+    join = getattr(b.stream("left"), f"{kind}_join")
+    join(b.stream("right"), lambda l, r: f"{l}+{r}", JoinWindows.of_time_difference_and_grace(100, 20)).to("joined")
+    rnd = random.Random(11)
+    lefts = [(rnd.choice("xyw"), f"L{i}", i * 97) for i in range(25)]
+    rights = [(rnd.choice("xyv"), f"R{i}", i * 89 + 7) for i in range(25)]
+    tick = ("z", "tick", 100_000)  # moves stream time on so every window closes
+    pairs = [(lk, f"{lv}+{rv}") for lk, lv, lt in lefts for rk, rv, rt in rights if lk == rk and abs(lt - rt) <= 100]
+    lone_left = [(lk, f"{lv}+None") for lk, lv, lt in lefts
+                 if not any(lk == rk and abs(lt - rt) <= 100 for rk, _, rt in rights)]
+    lone_right = [(rk, f"None+{rv}") for rk, rv, rt in rights
+                  if not any(lk == rk and abs(lt - rt) <= 100 for lk, _, lt in lefts)]
+    expected = sorted(pairs + lone_left + (lone_right if kind == "outer" else []))
+    merged = sorted([("left",) + r for r in lefts] + [("right",) + r for r in rights], key=lambda r: r[3])
+    merged.append(("left",) + tick)
+    streams = KafkaStreams(b, {"application.id": "app", "commit.interval.ms": 100,
+                               "default.key.serde": Serdes.String(), "default.value.serde": Serdes.String()},
+                           data_dir=d).start()
+    try:
+        streams.wait_until_running()
+        for topic, k, v, ts in merged:
+            produce(d, topic, [(k, v, ts)])
+        deadline = time.monotonic() + 15
+        while len(read_all(d, "joined", value=bytes.decode)) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
+    finally:
+        streams.close()
+    got = sorted((k, v) for k, v, _ in read_all(d, "joined", value=bytes.decode))
+    assert got == expected
+    assert any(v.endswith("+None") for _, v in got)

@@ -407,7 +407,20 @@ class KStream(_Stream):
 
     def left_join(self, other, joiner, windows: JoinWindows | None = None, *, key_mapper=None, named=None,
                   **kw) -> "KStream":
+        """Left join: every record of this stream is emitted, with None when there is no
+        partner (for two streams: once the window and grace have passed)."""
         return self._join(other, joiner, windows, key_mapper, named, left=True, **kw)
+
+    def outer_join(self, other: "KStream", joiner, windows: JoinWindows, *, named=None, **kw) -> "KStream":
+        """Windowed outer join of two streams: records of either side without a partner are
+        emitted joined with None once their window and grace have passed."""
+        if not isinstance(other, KStream):
+            raise TypeError("outer_join is a stream-stream join")
+        self._join_mode = "outer"
+        try:
+            return self._join(other, joiner, windows, None, named, left=False, **kw)
+        finally:
+            self._join_mode = "inner"
 
     def _join(self, other, joiner, windows, key_mapper, named, left: bool, key_serde=None, value_serde=None,
               other_value_serde=None):
@@ -430,29 +443,41 @@ class KStream(_Stream):
         if isinstance(other, KStream):
             if windows is None:
                 raise ValueError("a stream-stream join needs JoinWindows")
-            if left:
-                raise NotImplementedError("stream-stream left_join is not supported yet; use join")
             ks = serde_of(key_serde) or self.key_serde or other.key_serde
             this_s = self._repartitioned(None)
             other_s = other._repartitioned(None)
-            this_name = b.new_name("KSTREAM-JOINTHIS-")
-            other_name = b.new_name("KSTREAM-JOINOTHER-")
+            mode = getattr(self, "_join_mode", "inner") if not left else "left"
+            if mode == "outer":
+                this_name, other_name = b.new_name("KSTREAM-OUTERTHIS-"), b.new_name("KSTREAM-OUTEROTHER-")
+            elif mode == "left":
+                this_name, other_name = b.new_name("KSTREAM-JOINTHIS-"), b.new_name("KSTREAM-OUTEROTHER-")
+            else:
+                this_name, other_name = b.new_name("KSTREAM-JOINTHIS-"), b.new_name("KSTREAM-JOINOTHER-")
+            outer = None if mode == "inner" else b.new_name("KSTREAM-OUTERSHARED-") + "-store"
             merge = _name(named) or b.new_name("KSTREAM-MERGE-")
             this_store, other_store = this_name + "-store", other_name + "-store"
             retention = windows.retention_ms()
             t = b.topology
+            if outer:
+                t.stores[outer] = StoreSpec(outer, "outer", ks, serde_of(value_serde) or self.value_serde,
+                                            cached=False, other_value_serde=serde_of(other_value_serde) or
+                                            other.value_serde)
             t.stores[this_store] = StoreSpec(this_store, "window", ks, serde_of(value_serde) or self.value_serde,
                                              cached=False, retention_ms=retention)
             t.stores[other_store] = StoreSpec(other_store, "window", ks,
                                               serde_of(other_value_serde) or other.value_serde, cached=False,
                                               retention_ms=retention)
             w = windows
+            extra = [outer] if outer else []
+            lo, ro = mode in ("left", "outer"), mode == "outer"
             b._add(this_name, "processor", [this_s.name],
                    lambda: P.StreamStreamJoinNode(this_store, other_store, joiner, w.before_ms, w.after_ms,
-                                                  w.grace_ms, False), stores=[this_store, other_store])
+                                                  w.grace_ms, False, outer, lo, ro),
+                   stores=[this_store, other_store] + extra)
             b._add(other_name, "processor", [other_s.name],
                    lambda: P.StreamStreamJoinNode(other_store, this_store, joiner, w.after_ms, w.before_ms,
-                                                  w.grace_ms, True), stores=[other_store, this_store])
+                                                  w.grace_ms, True, outer, ro, lo),
+                   stores=[other_store, this_store] + extra)
             b._add(merge, "processor", [this_name, other_name], P.PassThrough)
             return KStream(b, merge, ks, None, False)
         raise TypeError(f"cannot join a KStream with {type(other).__name__}")

@@ -567,15 +567,18 @@ class StreamStreamJoinNode(Node):
     grace is dropped."""
 
     def __init__(self, this_store: str, other_store: str, joiner, before: int, after: int, grace: int,
-                 swap: bool) -> None:
+                 swap: bool, outer_store: str | None = None, this_outer: bool = False,
+                 other_outer: bool = False) -> None:
         super().__init__()
         self.this_store, self.other_store, self.joiner = this_store, other_store, joiner
         self.before, self.after, self.grace, self.swap = before, after, grace, swap
+        self.outer_store, self.this_outer, self.other_outer = outer_store, this_outer, other_outer
 
     def init(self, task):
         super().init(task)
         self.mine = task.store(self.this_store)
         self.theirs = task.store(self.other_store)
+        self.outer = task.store(self.outer_store) if self.outer_store else None
 
     def process(self, key, value, ts):
         if key is None or value is None:
@@ -585,9 +588,27 @@ class StreamStreamJoinNode(Node):
             task.dropped_records += 1
             return
         self.mine.put(key, ts, value)
+        matched = False
         for ots, ov in self.theirs.fetch(key, ts - self.before, ts + self.after):
+            matched = True
             out = self.joiner(ov, value) if self.swap else self.joiner(value, ov)
             self.forward(key, out, max(ts, ots))
+            if self.other_outer:  # that record has its partner now
+                self.outer.delete_entries(key, ots, self.swap)
+        if self.outer is not None:
+            if not matched and self.this_outer:
+                self.outer.put_entry(key, ts, value, not self.swap)
+            self._emit_closed()
+
+    def _emit_closed(self):
+        """Records of the outer side(s) without a partner once their window and grace have
+        passed: joined with None (Kafka 3.1+, no spurious early results)."""
+        st = self.task.stream_time
+        left_after = self.before if self.swap else self.after  # the left side's "after"
+        left_before = self.after if self.swap else self.before
+        for key, ts, value, left in self.outer.expired(st - left_after - self.grace,
+                                                       st - left_before - self.grace):
+            self.forward(key, self.joiner(value, None) if left else self.joiner(None, value), ts)
 
 
 class UserProcessorAdapter(Node):

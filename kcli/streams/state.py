@@ -315,6 +315,61 @@ class SessionStore(_Store):
         self._raw_put(self._kser(key) + _QQ.pack(end, start), None, end)
 
 
+class OuterJoinStore(_Store):
+    """The records of a left/outer stream-stream join still without a partner, by time:
+    the time, the side (1 left, 0 right), the key's bytes and a sequence number (Kafka's
+    shared outer-join store). The value's bytes follow the side's serde."""
+
+    def __init__(self, state, spec, db, key_serde, left_serde, right_serde) -> None:
+        super().__init__(state, spec, db)
+        self._kser, self._kde = key_serde.serialize, key_serde.deserialize
+        self._serdes = {1: left_serde, 0: right_serde}
+        self._seq = int(time.time() * 1000) & 0x7FFFFFFF
+
+    def put_entry(self, key, ts: int, value, left: bool) -> None:
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        side = 1 if left else 0
+        kb = _Q.pack(ts) + bytes((side,)) + self._kser(key) + _I.pack(self._seq)
+        self._raw_put(kb, self._serdes[side].serialize(value), ts)
+
+    def delete_entries(self, key, ts: int, left: bool) -> None:
+        prefix = _Q.pack(ts) + bytes((1 if left else 0,)) + self._kser(key)
+        doomed = []
+        with self.state.txn.cursor(db=self.db) as cur:
+            ok = cur.set_range(prefix)
+            while ok:
+                k = cur.key()
+                if not k.startswith(prefix):
+                    break
+                if len(k) == len(prefix) + 4:
+                    doomed.append(k)
+                ok = cur.next()
+        for k in doomed:
+            self._raw_put(k, None, ts)
+
+    def expired(self, left_limit: int, right_limit: int):
+        """Remove and return (key, ts, value, left) of the entries whose window has closed:
+        a left record's when its time is below ``left_limit``, a right one's below ``right_limit``."""
+        out = []
+        top = max(left_limit, right_limit)
+        with self.state.txn.cursor(db=self.db) as cur:
+            ok = cur.first()
+            while ok:
+                k = cur.key()
+                ts = _Q.unpack_from(k)[0]
+                if ts >= top:
+                    break
+                side = k[8]
+                if ts < (left_limit if side == 1 else right_limit):
+                    out.append((k, ts, side, cur.value()))
+                ok = cur.next()
+        result = []
+        for k, ts, side, vb in out:
+            self._raw_put(k, None, ts)
+            result.append((self._kde(k[9:-4]), ts, self._serdes[side].deserialize(vb), side == 1))
+        return result
+
+
 class TaskState:
     """The stores of one task, in ``directory`` (an LMDB environment and the checkpoint)."""
 
@@ -401,6 +456,9 @@ class TaskState:
             return WindowStore(self, spec, db, ks, vs)
         if spec.kind == "session":
             return SessionStore(self, spec, db, ks, vs)
+        if spec.kind == "outer":
+            right = spec.other_value_serde or self.dvs
+            return OuterJoinStore(self, spec, db, ks, vs, right)
         raise ValueError(f"unknown store kind {spec.kind}")
 
     def restore_batch(self, topic: str, records) -> int:

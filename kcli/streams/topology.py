@@ -26,6 +26,7 @@ class StoreSpec:
     retention_ms: int | None = None
     window_size_ms: int | None = None
     global_topic: str | None = None  # a global store, fed from this topic (no changelog)
+    other_value_serde: Any = None  # an outer-join store: the right side's values
 
 
 @dataclass
