@@ -368,3 +368,17 @@ def test_stream_stream_left_and_outer_joins_emit_the_unmatched_once_the_window_c
     got = sorted((k, v) for k, v, _ in read_all(d, "joined", value=bytes.decode))
     assert got == expected
     assert any(v.endswith("+None") for _, v in got)
+
+
+def test_stream_global_table_join_looks_up_a_key_picked_from_the_record(tmp_path):
+    d = setup(tmp_path, "clicks", "countries", "named", partitions=2)
+    produce(d, "countries", [("FR", "France", 0), ("DE", "Germany", 0)])
+    b = StreamsBuilder()
+    g = b.global_table("countries", materialized="countries-store")
+    b.stream("clicks").left_join(g, lambda click, name: f"{click}:{name}", key_mapper=lambda k, v: v.split("/")[0]) \
+        .to("named")
+    clicks = [(f"u{i}", ["FR/home", "DE/cart", "IT/home"][i % 3], i) for i in range(9)]
+    run_app(d, b, {"clicks": clicks}, "named", 9)
+    names = {"FR": "France", "DE": "Germany"}
+    got = sorted((k, v) for k, v, _ in read_all(d, "named", value=bytes.decode))
+    assert got == sorted((k, f"{v}:{names.get(v.split('/')[0])}") for k, v, _ in clicks)
