@@ -382,3 +382,23 @@ def test_stream_global_table_join_looks_up_a_key_picked_from_the_record(tmp_path
     names = {"FR": "France", "DE": "Germany"}
     got = sorted((k, v) for k, v, _ in read_all(d, "named", value=bytes.decode))
     assert got == sorted((k, f"{v}:{names.get(v.split('/')[0])}") for k, v, _ in clicks)
+
+
+def test_interactive_query_reads_the_committed_store_of_a_running_instance(tmp_path):
+    from kcli.streams.examples import wordcount
+
+    d = setup(tmp_path, "lines", "counts", partitions=2)
+    streams = KafkaStreams(wordcount("lines", "counts"), {"application.id": "app", "commit.interval.ms": 100},
+                           data_dir=d).start()
+    try:
+        streams.wait_until_running()
+        produce(d, "lines", [("k", "to be or not to be", 1)])
+        store = streams.store("counts-store")
+        deadline = time.monotonic() + 10
+        while store.get("be") != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.get("to") == 2 and store.get("or") == 1 and store.get("nope") is None
+        assert dict(store.all()) == {"to": 2, "be": 2, "or": 1, "not": 1}
+        assert store.approximate_num_entries() == 4
+    finally:
+        streams.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .dsl import Materialized, Produced, StreamsBuilder
+from .dsl import Grouped, Materialized, Produced, StreamsBuilder
 from .serdes import LongSerde, StringSerde
 from .windows import Suppressed, TimeWindows
 
@@ -21,7 +21,7 @@ def wordcount(input_topic: str, output_topic: str, store: str = "counts-store") 
     b = StreamsBuilder()
     (b.stream(input_topic, key_serde=StringSerde(), value_serde=StringSerde())
      .flat_map_values(split_words)
-     .group_by(lambda key, word: word)
+     .group_by(lambda key, word: word, Grouped.with_(StringSerde(), StringSerde()))
      .count(Materialized.as_(store))
      .to_stream()
      .to(output_topic, Produced.with_(StringSerde(), LongSerde())))

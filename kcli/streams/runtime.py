@@ -1006,6 +1006,16 @@ class KafkaStreams:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def store(self, name: str) -> "ReadOnlyStore":
+        """Interactive queries: the committed contents of a store across this instance's tasks
+        (read in LMDB read transactions beside the stream thread), or a global store."""
+        if name in self.global_stores:
+            return self.global_stores[name]
+        spec = self.topology.stores.get(name)
+        if spec is None:
+            raise KafkaError(f"Cannot get state store {name} because no such store is registered in the topology.")
+        return ReadOnlyStore(self, name)
+
     def wait_until_running(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while self.state not in (self.RUNNING, self.ERROR):
@@ -1014,6 +1024,45 @@ class KafkaStreams:
             time.sleep(0.01)
         if self.error is not None:
             raise self.error
+
+
+class ReadOnlyStore:
+    """A key-value store as queries see it: ``get(key)``, ``all()``, ``approximate_num_entries()``."""
+
+    def __init__(self, streams: KafkaStreams, name: str) -> None:
+        self.streams, self.name = streams, name
+
+    def _views(self):
+        import lmdb
+
+        for task in list(self.streams.tasks.values()):
+            store = task.state.stores.get(self.name)
+            env = task.state.env
+            if store is None or env is None:
+                continue
+            try:
+                with env.begin() as txn:
+                    yield store, txn
+            except lmdb.Error:
+                continue  # the task closed meanwhile (a rebalance)
+
+    def get(self, key):
+        for store, txn in self._views():
+            raw = txn.get(store._kser(key), db=store.db)
+            if raw is not None:
+                return store._vde(raw)
+        return None
+
+    def all(self) -> list:
+        out = []
+        for store, txn in self._views():
+            with txn.cursor(db=store.db) as cur:
+                out.extend((kb, store._kde(kb), store._vde(vb)) for kb, vb in cur)
+        out.sort(key=lambda t: t[0])
+        return [(k, v) for _kb, k, v in out]
+
+    def approximate_num_entries(self) -> int:
+        return sum(txn.stat(store.db)["entries"] for store, txn in self._views())
 
 
 class _GlobalStore:
