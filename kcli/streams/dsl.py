@@ -536,7 +536,8 @@ def _repartition_through(builder: StreamsBuilder, parent: str, prefix: str, ks, 
     else:
         sink, filt, source = topic + "-sink", topic + "-filter", topic + "-source"
     t = builder.topology
-    t.add_node(TopologyNode(filt, "processor", parents=[parent], factory=lambda: P.FilterNode(lambda k, v: True)))
+    # Kafka's repartition filter passes every record (KStreamFilter((k, v) -> true))
+    t.add_node(TopologyNode(filt, "processor", parents=[parent], factory=P.PassThrough))
     node = TopologyNode(sink, "sink", parents=[filt], topics=[topic], key_serde=ks, value_serde=vs, repartition=True)
     node.factory = lambda: P.SinkNode(node)
     t.add_node(node)

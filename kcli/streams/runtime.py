@@ -398,13 +398,36 @@ def _sink_op(node, task):
     plain_bytes = type(spec.key_serde or task.default_key_serde) is BytesSerde and \
         type(spec.value_serde or task.default_value_serde) is BytesSerde
 
+    kfast = _list_serializer(spec.key_serde or task.default_key_serde)
+    vfast = _list_serializer(spec.value_serde or task.default_value_serde)
+
     def sink(R):
         if plain_bytes and all(type(v) is bytes and (k is None or type(k) is bytes) for k, v, _ in R):
             buf_owner.buf.extend([(topic, None, ts, None, k, v) for k, v, ts in R])
+        elif kfast is not None and vfast is not None:
+            kbs = kfast([r[0] for r in R])
+            vbs = vfast([r[1] for r in R])
+            buf_owner.buf.extend([(topic, None, r[2], None, kb, vb) for r, kb, vb in zip(R, kbs, vbs)])
         else:
             buf_owner.buf.extend([(topic, None, ts, None, kser(k), vser(v)) for k, v, ts in R])
         return None
     return sink
+
+
+def _list_serializer(serde):
+    """A list-at-a-time serializer for the common serdes (None: call ``serialize`` per item)."""
+    from .serdes import LongSerde, StringSerde
+
+    t = type(serde)
+    ser = serde.serialize
+    if t is StringSerde:
+        return lambda xs: [x.encode() if type(x) is str else ser(x) for x in xs]
+    if t is LongSerde:
+        pack = __import__("struct").Struct(">q").pack
+        return lambda xs: [pack(x) if type(x) is int else ser(x) for x in xs]
+    if t is BytesSerde:
+        return lambda xs: [x if x is None or type(x) is bytes else ser(x) for x in xs]
+    return None
 
 
 class KafkaStreams:
