@@ -27,7 +27,7 @@ kill -9 "$a"; wait "$a" 2>/dev/null || true
 echo "instance $a killed after $half of $n lines"
 tail -n +"$((half + 1))" "$work/lines.txt" | $kcli produce lines >/dev/null
 # the survivor takes the dead instance's tasks once its session (6 s) runs out
-for _ in $(seq 60); do
+for _ in $(seq 180); do
   lag=$($kcli streams status wordcount -o json | python3 -c 'import json,sys; print(sum(x["lag"] for x in json.load(sys.stdin)["lag"]))')
   [ "$lag" = 0 ] && break
   sleep 0.5
