@@ -402,3 +402,17 @@ def test_interactive_query_reads_the_committed_store_of_a_running_instance(tmp_p
         assert store.approximate_num_entries() == 4
     finally:
         streams.close()
+
+
+def test_table_group_by_count_moves_a_row_between_groups_on_update_and_delete(tmp_path):
+    d = setup(tmp_path, "users", "per-country", partitions=2)
+    b = StreamsBuilder()
+    b.table("users", materialized="users-store").group_by(lambda user, country: (country, user)) \
+        .count(Materialized.as_("per-country-store")).to_stream().to("per-country", value_serde=Serdes.Long())
+    text = str(b.build().describe())
+    assert "Processor: KTABLE-SELECT-0000000002 (stores: [])" in text
+    assert "Sink: per-country-store-repartition-sink (topic: per-country-store-repartition)" in text
+    users = [("ann", "FR", 1), ("bob", "FR", 2), ("cid", "DE", 3), ("bob", "DE", 4), ("ann", None, 5)]
+    run_app(d, b, {"users": users}, "per-country", 6, {"statestore.cache.max.bytes": 0})
+    latest = {k: v for k, v, _ in read_all(d, "per-country")}
+    assert latest == {"FR": 0, "DE": 2}  # bob moved from FR to DE, ann was deleted

@@ -13,7 +13,7 @@ Names load on first use, so ``import kcli.streams`` stays cheap.
 from __future__ import annotations
 
 _WHERE = {
-    "StreamsBuilder": "dsl", "KStream": "dsl", "KTable": "dsl", "GlobalKTable": "dsl", "KGroupedStream": "dsl",
+    "StreamsBuilder": "dsl", "KStream": "dsl", "KTable": "dsl", "GlobalKTable": "dsl", "KGroupedStream": "dsl", "KGroupedTable": "dsl",
     "Consumed": "dsl", "Produced": "dsl", "Grouped": "dsl", "Materialized": "dsl", "Repartitioned": "dsl",
     "Named": "dsl", "Branched": "dsl", "Stores": "dsl",
     "Topology": "topology", "StoreSpec": "topology",

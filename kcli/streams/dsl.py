@@ -20,7 +20,7 @@ from .serdes import LongSerde, serde_of
 from .topology import StoreSpec, Topology, TopologyNode
 from .windows import JoinWindows, SessionWindows, SlidingWindows, Suppressed, TimeWindows, WindowedSerde
 
-__all__ = ["StreamsBuilder", "KStream", "KTable", "GlobalKTable", "KGroupedStream", "Consumed", "Produced",
+__all__ = ["StreamsBuilder", "KStream", "KTable", "GlobalKTable", "KGroupedStream", "KGroupedTable", "Consumed", "Produced",
            "Grouped", "Materialized", "Repartitioned", "Named", "Branched", "Stores"]
 
 
@@ -682,6 +682,13 @@ class KTable(_Stream):
         n = self._child("KTABLE-TOSTREAM-", lambda: P.ToStreamNode(mapper), named)
         return KStream(self.builder, n, None if mapper else self.key_serde, self.value_serde, mapper is not None)
 
+    def group_by(self, selector, grouped: Grouped | None = None) -> "KGroupedTable":
+        """Re-key a table: ``selector(key, value) -> (new_key, new_value)``; always through a
+        repartition topic, carrying each update as a subtraction and an addition."""
+        g = grouped or Grouped()
+        n = self._child("KTABLE-SELECT-", lambda: P.TableSelectNode(selector))
+        return KGroupedTable(self.builder, n, g.key_serde, g.value_serde or self.value_serde, g.name)
+
     def suppress(self, suppressed: Suppressed) -> "KTable":
         b = self.builder
         name = suppressed.name or b.new_name("KTABLE-SUPPRESS-")
@@ -718,3 +725,39 @@ class KTable(_Stream):
                lambda: P.TableTableJoinNode(s1, joiner, outer, left or outer, True), stores=[s1])
         b._add(merge, "processor", [this_name, other_name], P.PassThrough)
         return KTable(b, merge, self.key_serde, None)
+
+
+class KGroupedTable:
+    def __init__(self, builder, parent: str, key_serde, value_serde, name) -> None:
+        self.builder, self.parent, self.key_serde, self.value_serde, self.name = builder, parent, key_serde, value_serde, name
+
+    def _aggregate(self, prefix, materialized, default_value_serde, initializer, adder, subtractor) -> "KTable":
+        from .serdes import ChangeSerde
+
+        b = self.builder
+        m = _materialized(materialized)
+        store = m.name or b.new_store_name(prefix)
+        name = b.new_name(prefix)
+        ks = m.key_serde or self.key_serde
+        carried = ChangeSerde(self.value_serde)  # None: default.value.serde, bound at run time
+        source = _repartition_through(b, self.parent, self.name or store, ks, carried, None)
+        vs = m.value_serde or default_value_serde
+        b.topology.stores[store] = StoreSpec(store, "kv", ks, vs, logged=m.logging, cached=m.caching)
+        b._add(name, "processor", [source], lambda: P.TableAggregateNode(store, initializer, adder, subtractor),
+               stores=[store])
+        return KTable(b, name, ks, vs, store=store)
+
+    def count(self, materialized=None) -> "KTable":
+        return self._aggregate("KTABLE-AGGREGATE-", materialized, LongSerde(), lambda: 0,
+                               lambda k, v, a: a + 1, lambda k, v, a: a - 1)
+
+    def reduce(self, adder, subtractor, materialized=None) -> "KTable":
+        """``adder(aggregate, value)`` and ``subtractor(aggregate, value)``."""
+        return self._aggregate("KTABLE-REDUCE-", materialized, self.value_serde, lambda: None,
+                               lambda k, v, a: v if a is None else adder(a, v),
+                               lambda k, v, a: subtractor(a, v))
+
+    def aggregate(self, initializer, adder, subtractor, materialized=None) -> "KTable":
+        """``adder``/``subtractor(key, value, aggregate) -> aggregate`` from ``initializer()``."""
+        return self._aggregate("KTABLE-AGGREGATE-", materialized, None, initializer, adder, subtractor)
+

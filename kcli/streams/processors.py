@@ -242,6 +242,48 @@ class BranchNode(Node):
                 return
 
 
+class TableSelectNode(Node):
+    """KTable.group_by: an update becomes a subtraction of the old row (under the key the
+    selector gave it) and an addition of the new one, as Kafka's KTableRepartitionMap."""
+
+    def __init__(self, selector) -> None:
+        super().__init__()
+        self.selector = selector
+
+    def process(self, key, change, ts):
+        if change.old is not None:
+            k, v = self.selector(key, change.old)
+            self.forward(k, ("-", v), ts)
+        if change.new is not None:
+            k, v = self.selector(key, change.new)
+            self.forward(k, ("+", v), ts)
+
+
+class TableAggregateNode(Node):
+    """KGroupedTable aggregate/count/reduce: ``adder``/``subtractor(key, value, aggregate)``."""
+
+    def __init__(self, store_name: str, initializer, adder, subtractor) -> None:
+        super().__init__()
+        self.store_name, self.initializer, self.adder, self.subtractor = store_name, initializer, adder, subtractor
+
+    def init(self, task):
+        super().init(task)
+        self.store = task.store(self.store_name)
+        self.store.on_flush(self.forward)
+
+    def process(self, key, value, ts):
+        if key is None or value is None:
+            return
+        op, v = value
+        store = self.store
+        old = store.get(key)
+        agg = self.initializer() if old is None else old
+        new = self.adder(key, v, agg) if op == "+" else self.subtractor(key, v, agg)
+        store.put(key, new, ts)
+        if not store.cached:
+            self.forward(key, Change(new, old), ts)
+
+
 class ToStreamNode(Node):
     def __init__(self, mapper=None) -> None:
         super().__init__()
@@ -263,6 +305,8 @@ class SinkNode(Node):
     def init(self, task):
         super().init(task)
         ks, vs = self.spec.key_serde, self.spec.value_serde
+        if hasattr(vs, "bind"):
+            vs = vs.bind(task.default_value_serde)
         self._kser = (ks or task.default_key_serde).serialize
         self._vser = (vs or task.default_value_serde).serialize
         self._topic = task.topic_name(self.spec.topic, self.spec.repartition)

@@ -211,7 +211,10 @@ class StreamTask:
         for node in sub.nodes:
             if node.kind == "source":
                 kd = (node.key_serde or self.default_key_serde).deserialize
-                vd = (node.value_serde or self.default_value_serde).deserialize
+                vs = node.value_serde
+                if hasattr(vs, "bind"):
+                    vs = vs.bind(self.default_value_serde)
+                vd = (vs or self.default_value_serde).deserialize
                 ex = node.timestamp_extractor or runtime.timestamp_extractor
                 for topic in node.topics:
                     self.sources[runtime.topic_name(topic, node.repartition)] = (self.nodes[node.name], kd, vd, ex)
@@ -393,13 +396,14 @@ def _sink_op(node, task):
     spec = node.spec
     topic = task.topic_name(spec.topic, spec.repartition)
     kser = (spec.key_serde or task.default_key_serde).serialize
-    vser = (spec.value_serde or task.default_value_serde).serialize
+    vs = spec.value_serde.bind(task.default_value_serde) if hasattr(spec.value_serde, "bind") else spec.value_serde
+    vser = (vs or task.default_value_serde).serialize
     buf_owner = task.collector
     plain_bytes = type(spec.key_serde or task.default_key_serde) is BytesSerde and \
-        type(spec.value_serde or task.default_value_serde) is BytesSerde
+        type(vs or task.default_value_serde) is BytesSerde
 
     kfast = _list_serializer(spec.key_serde or task.default_key_serde)
-    vfast = _list_serializer(spec.value_serde or task.default_value_serde)
+    vfast = _list_serializer(vs or task.default_value_serde)
 
     def sink(R):
         if plain_bytes and all(type(v) is bytes and (k is None or type(k) is bytes) for k, v, _ in R):

@@ -145,3 +145,21 @@ def serde_of(spec) -> Serde | None:
     if hasattr(spec, "serialize") and hasattr(spec, "deserialize"):
         return spec
     raise TypeError(f"not a serde: {spec!r}")
+
+
+class ChangeSerde(Serde):
+    """A table group-by's repartitioned record: b"+" or b"-" then the value's bytes."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner  # None until the runtime binds default.value.serde
+
+    def bind(self, default) -> "ChangeSerde":
+        return self if self.inner is not None else ChangeSerde(default)
+
+    def serialize(self, value):
+        op, v = value
+        vb = self.inner.serialize(v)
+        return op.encode() + (vb or b"")
+
+    def deserialize(self, data):
+        return (data[:1].decode(), self.inner.deserialize(data[1:]))
