@@ -184,6 +184,16 @@ class Admin:
     def delete_consumer_group_offsets(self, group: str, partitions) -> None:
         _raise_first(self._broker.offset_delete(group, [(tp[0], tp[1]) for tp in partitions]))
 
+    def remove_members_from_consumer_group(self, group: str, instance_ids) -> None:
+        """Remove static members (by group.instance.id) from a group, as Kafka's
+        ``Admin.removeMembersFromConsumerGroup``: their partitions move without waiting for
+        their sessions to run out."""
+        wanted = set(instance_ids)
+        members = [m.member_id for m in self.describe_consumer_group(group).members
+                   if m.group_instance_id in wanted]
+        if members:
+            self._broker.leave_group(group, members)
+
     def delete_consumer_group(self, group: str) -> None:
         self._broker.delete_groups([group])[0].raise_for_error()
 

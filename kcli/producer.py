@@ -357,9 +357,10 @@ class Producer:
         keys: Sequence[bytes | None] | None = None,
         headers: Iterable | Mapping | None = None,
         partition: int | None = None,
+        timestamp: int | None = None,
     ) -> None:
         """Queue many records at once (the CLI's bulk path): values, optional keys, and
-        headers shared by all. Partitioning is per record, exactly as ``send`` does it
+        headers and a timestamp (default: now) shared by all. Partitioning is per record, exactly as ``send`` does it
         (key-less records go to the built-in partitioner in runs of up to ``batch.size``
         bytes). There is no future per record (that is what makes it fast): outcomes show
         in ``stats``, and ``flush()`` waits for them.
@@ -380,7 +381,7 @@ class Producer:
             raise RecordTooLargeError(
                 f"a record of {longest} bytes is larger than max.request.size {self.config['max.request.size']}"
             )
-        ts = time.time_ns() // 1_000_000
+        ts = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp)
         deadline = time.monotonic() + self.config["max.block.ms"] / 1000.0
         block = self.config["max.block.ms"]
         append = self._accumulator.append_many

@@ -23,6 +23,7 @@ from . import log as log_cmd
 from . import offsets as offsets_cmd
 from . import produce as produce_cmd
 from . import serve as serve_cmd
+from . import streams as streams_cmd
 from . import producers as producers_cmd
 from . import profile as profile_cmd
 from . import records as records_cmd
@@ -278,6 +279,7 @@ app.add_typer(log_cmd.app, name="log")
 app.add_typer(housekeeping_cmd.app, name="housekeeping")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(profile_cmd.app, name="profile")
+app.add_typer(streams_cmd.app, name="streams")
 
 
 def main() -> None:

@@ -1,0 +1,133 @@
+"""kcli Streams throughput: records/s from KafkaStreams.start() until the group's committed
+offsets reach the end of every input and repartition partition (input produced beforehand).
+
+Cases: a stateless filter + map_values topology on N records of the peers' 100-byte lines;
+word count on N lines of 5 words drawn from a 1,000-word vocabulary; each under
+at_least_once and exactly_once_v2, and the exactly-once cost as the ratio of the two.
+
+    /work/venv/bin/python benchmarks/streams_throughput.py [-n 1000000] [--lines 1000000] [-r 1]
+
+No assertions: it reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from kcli import Admin, Producer  # noqa: E402
+from kcli.streams import KafkaStreams, StreamsBuilder  # noqa: E402
+from kcli.streams.examples import wordcount  # noqa: E402
+
+PARTITIONS = 4
+
+
+def peers_lines(n: int) -> list[bytes]:
+    path = "/tmp/peers/data.txt"
+    if os.path.exists(path):
+        out = []
+        with open(path, "rb") as f:
+            for line in f:
+                out.append(line.rstrip(b"\n"))
+                if len(out) >= n:
+                    return out
+    rnd = random.Random(42)
+    return [bytes(rnd.randrange(33, 127) for _ in range(99)) for _ in range(n)]
+
+
+def word_lines(n: int) -> list[bytes]:
+    rnd = random.Random(1)
+    vocab = [f"word{i}" for i in range(1000)]
+    return [" ".join(rnd.choice(vocab) for _ in range(5)).encode() for _ in range(n)]
+
+
+def stateless(input_topic: str, output_topic: str) -> StreamsBuilder:
+    b = StreamsBuilder()
+    b.stream(input_topic).filter(lambda k, v: v[0] != 33).map_values(bytes.upper).to(output_topic)
+    return b
+
+
+def caught_up(admin: Admin, app: str, topics: list[str]) -> bool:
+    committed = admin.list_consumer_group_offsets(app) if admin.group_exists(app) else {}
+    wanted = {tp: -1 for tp in committed if tp.topic in topics}
+    if len({tp.topic for tp in wanted}) < len(topics):
+        return False
+    ends = admin.list_offsets(wanted, read_committed=True)
+    return all(committed[tp].offset >= ends[tp][0] for tp in wanted)
+
+
+def measure(name: str, build, values: list[bytes], guarantee: str, internal: list[str]) -> dict:
+    d = tempfile.mkdtemp(prefix="kcli-streams-bench-")
+    try:
+        with Admin(d, create=True) as a:
+            a.create_topic("in", PARTITIONS)
+            a.create_topic("out", PARTITIONS)
+        with Producer({"linger.ms": 20, "batch.size": 262144}, data_dir=d) as p:
+            for i in range(0, len(values), 50_000):
+                p.send_many("in", values[i:i + 50_000])
+        app = f"bench-{name}"
+        streams = KafkaStreams(build("in", "out"), {"application.id": app, "processing.guarantee": guarantee,
+                                                    "max.poll.records": 5000}, data_dir=d)
+        t0 = time.perf_counter()
+        streams.start()
+        topics = ["in"] + [f"{app}-{t}" for t in internal]
+        asked = 0.0
+        with Admin(d) as admin:
+            while not caught_up(admin, app, topics):
+                if streams.error is not None:
+                    raise streams.error
+                time.sleep(0.05)
+                now = time.perf_counter()
+                if not streams.eos and now - asked > 0.5 and streams.collector is not None:
+                    # at_least_once commits every 30 s: ask for one once the input is all read
+                    done = sum(t.processed for t in list(streams.tasks.values()) if t.sub.id == 0)
+                    if done >= len(values):
+                        asked = now
+                        for t in list(streams.tasks.values()):
+                            t.request_commit()
+        wall = time.perf_counter() - t0
+        streams.close()
+        return {"case": name, "guarantee": guarantee, "records": len(values), "wall_s": round(wall, 3),
+                "records_per_s": round(len(values) / wall)}
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=1_000_000, help="records for the stateless case")
+    ap.add_argument("--lines", type=int, default=1_000_000, help="lines for word count")
+    ap.add_argument("-r", "--runs", type=int, default=1)
+    ap.add_argument("--json-out")
+    args = ap.parse_args()
+    values = peers_lines(args.n)
+    lines = word_lines(args.lines)
+    results = []
+    for _ in range(args.runs):
+        for guarantee in ("at_least_once", "exactly_once_v2"):
+            results.append(measure("stateless", stateless, values, guarantee, []))
+            results.append(measure("wordcount", lambda i, o: wordcount(i, o), lines, guarantee,
+                                   ["counts-store-repartition"]))
+    for r in results:
+        print(f"{r['case']:10s} {r['guarantee']:16s} {r['records']:>9,d} records  {r['wall_s']:7.2f} s  "
+              f"{r['records_per_s']:>9,d} records/s")
+    for case in ("stateless", "wordcount"):
+        alos = [r["wall_s"] for r in results if r["case"] == case and r["guarantee"] == "at_least_once"]
+        eos = [r["wall_s"] for r in results if r["case"] == case and r["guarantee"] == "exactly_once_v2"]
+        print(f"{case}: exactly_once_v2 / at_least_once wall time = {sorted(eos)[len(eos) // 2] / sorted(alos)[len(alos) // 2]:.2f}x")
+    if args.json_out:
+        with open(args.json_out, "a") as f:
+            for r in results:
+                f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""``kcli streams``: run, describe and inspect Kafka Streams applications (``kcli.streams``).
+
+An APP.py builds a topology: it defines ``build(builder)`` (given a ``StreamsBuilder``), or a
+``topology`` / ``builder`` object, and may define ``CONFIG`` (a dict of streams configs).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import List, Optional
+
+import typer
+
+from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv
+
+app = typer.Typer(help="Run and inspect stream processing applications (Kafka Streams).", no_args_is_help=True)
+
+GUARANTEE_HELP = "processing.guarantee: at_least_once or exactly_once_v2."
+
+
+def _load_app(path: str):
+    import runpy
+
+    from kcli.streams import StreamsBuilder
+
+    ns = runpy.run_path(path, run_name="kcli_streams_app")
+    config = dict(ns.get("CONFIG") or {})
+    if callable(ns.get("build")):
+        b = StreamsBuilder()
+        out = ns["build"](b)
+        topology = out.build() if hasattr(out, "build") else (out or b.build())
+    elif ns.get("topology") is not None:
+        topology = ns["topology"]
+    elif ns.get("builder") is not None:
+        topology = ns["builder"].build()
+    else:
+        raise fail(f"{path} defines no build(builder), topology or builder", 2)
+    return topology, config
+
+
+def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) -> None:
+    import signal
+    import sys
+    import threading
+    import time
+
+    from kcli.streams import KafkaStreams
+
+    streams = KafkaStreams(topology, config, data_dir=data_dir(ctx))
+    done = threading.Event()
+
+    def stop(*_):
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if not quiet:
+        streams.on_state_change = lambda new, old: sys.stderr.write(f"{config['application.id']}: {old} -> {new}\n")
+    streams.start()
+    last_total, idle_since = -1, time.monotonic()
+    try:
+        while not done.wait(0.2):
+            if streams.state in (streams.ERROR, streams.NOT_RUNNING):
+                break
+            if until_idle is not None and streams.state == streams.RUNNING:
+                total = streams.collector.sent if streams.collector else 0
+                total += sum(t.processed for t in list(streams.tasks.values()))
+                if total != last_total:
+                    last_total, idle_since = total, time.monotonic()
+                elif time.monotonic() - idle_since >= until_idle:
+                    break
+    finally:
+        streams.close()
+    if streams.error is not None:
+        raise streams.error
+
+
+def _config(application_id: str, guarantee: Optional[str], state_dir: Optional[str], settings: list[str],
+            base: dict | None = None) -> dict:
+    config = dict(base or {})
+    config["application.id"] = application_id
+    if guarantee:
+        config["processing.guarantee"] = guarantee
+    if state_dir:
+        config["state.dir"] = state_dir
+    for k, v in parse_kv(settings, "--config").items():
+        config[k] = int(v) if v.lstrip("-").isdigit() else v
+    return config
+
+
+@app.command("run")
+@handle_errors
+def run(
+    ctx: typer.Context,
+    path: str = typer.Argument(..., metavar="APP.py", help="Python file that builds the topology."),
+    application_id: str = typer.Option(..., "--application-id", help="application.id: group and internal topic prefix."),
+    guarantee: Optional[str] = typer.Option(None, "--guarantee", help=GUARANTEE_HELP),
+    state_dir: Optional[str] = typer.Option(None, "--state-dir", help="state.dir (default: under the data directory)."),
+    settings: List[str] = typer.Option([], "--config", "-X", help="A streams config, key=value (repeatable)."),
+    until_idle: Optional[float] = typer.Option(None, "--until-idle", metavar="SECONDS",
+                                               help="Stop after this long with nothing to process."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No state changes on stderr."),
+) -> None:
+    """Run an application until Ctrl-C / SIGTERM (or --until-idle)."""
+    topology, config = _load_app(path)
+    _run(ctx, topology, _config(application_id, guarantee, state_dir, settings, config), until_idle, quiet)
+
+
+@app.command("describe")
+@handle_errors
+def describe(path: str = typer.Argument(..., metavar="APP.py", help="Python file that builds the topology.")) -> None:
+    """Print the topology as Kafka Streams' Topology.describe() does."""
+    topology, _ = _load_app(path)
+    typer.echo(str(topology.describe()), nl=False)
+
+
+@app.command("wordcount")
+@handle_errors
+def wordcount(
+    ctx: typer.Context,
+    input_topic: str = typer.Option(..., "--input", help="Topic of text lines."),
+    output_topic: str = typer.Option(..., "--output", help="Topic of (word, count) records (string key, long value)."),
+    application_id: str = typer.Option("wordcount", "--application-id", help="application.id."),
+    guarantee: Optional[str] = typer.Option(None, "--guarantee", help=GUARANTEE_HELP),
+    state_dir: Optional[str] = typer.Option(None, "--state-dir", help="state.dir."),
+    settings: List[str] = typer.Option([], "--config", "-X", help="A streams config, key=value (repeatable)."),
+    until_idle: Optional[float] = typer.Option(None, "--until-idle", metavar="SECONDS",
+                                               help="Stop after this long with nothing to process."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No state changes on stderr."),
+) -> None:
+    """Built-in word count (Kafka's WordCountDemo): store counts-store."""
+    from kcli.streams.examples import wordcount as build
+
+    _run(ctx, build(input_topic, output_topic).build(), _config(application_id, guarantee, state_dir, settings),
+         until_idle, quiet)
+
+
+@app.command("windowed-count")
+@handle_errors
+def windowed_count(
+    ctx: typer.Context,
+    input_topic: str = typer.Option(..., "--input", help="Topic of keyed records."),
+    output_topic: str = typer.Option(..., "--output", help="Topic of ([key@start/end], count) records."),
+    application_id: str = typer.Option("windowed-count", "--application-id", help="application.id."),
+    window_ms: int = typer.Option(60000, "--window-ms", help="Tumbling window size."),
+    grace_ms: int = typer.Option(0, "--grace-ms", help="Grace: how late a record may be."),
+    final_only: bool = typer.Option(False, "--final", help="One result per window, when it closes (suppress)."),
+    guarantee: Optional[str] = typer.Option(None, "--guarantee", help=GUARANTEE_HELP),
+    state_dir: Optional[str] = typer.Option(None, "--state-dir", help="state.dir."),
+    settings: List[str] = typer.Option([], "--config", "-X", help="A streams config, key=value (repeatable)."),
+    until_idle: Optional[float] = typer.Option(None, "--until-idle", metavar="SECONDS",
+                                               help="Stop after this long with nothing to process."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No state changes on stderr."),
+) -> None:
+    """Built-in count of records per key per tumbling window (store windowed-counts)."""
+    from kcli.streams.examples import windowed_count as build
+
+    _run(ctx, build(input_topic, output_topic, window_ms, grace_ms, final_only=final_only).build(),
+         _config(application_id, guarantee, state_dir, settings), until_idle, quiet)
+
+
+@app.command("status")
+@handle_errors
+def status(
+    ctx: typer.Context,
+    application_id: str = typer.Argument(..., metavar="ID", help="application.id."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+) -> None:
+    """Instances (group members), their tasks and partitions, and the lag of each input partition."""
+    check_output(output)
+    from pathlib import Path
+
+    from kcli.admin import Admin
+
+    d = data_dir(ctx)
+    with Admin(d) as admin:
+        if not admin.group_exists(application_id):
+            raise fail(f"no streams application {application_id} (no group of that id)")
+        desc = admin.describe_consumer_group(application_id)
+        committed = admin.list_consumer_group_offsets(application_id)
+        ends = admin.list_offsets({tp: -1 for tp in committed}) if committed else {}
+    tasks_of = {}
+    root = Path(d) / "streams-state" / application_id
+    for f in sorted(root.glob("*/status.json")):
+        try:
+            body = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        tasks_of[f"{application_id}-{body.get('process_id')}"] = body
+    rows = []
+    for m in desc.members:
+        body = tasks_of.get(m.group_instance_id or "", {})
+        tasks = sorted(body.get("tasks", {}))
+        rows.append({"member_id": m.member_id, "instance_id": m.group_instance_id, "client_id": m.client_id,
+                     "tasks": tasks, "partitions": sorted(str(tp) for tp in m.assignment)})
+    lags = []
+    for tp, om in sorted(committed.items()):
+        end = ends.get(tp, (om.offset, 0))[0]
+        lags.append({"partition": str(tp), "committed": om.offset, "end": end, "lag": max(0, end - om.offset)})
+    if output == "json":
+        emit_json({"application_id": application_id, "state": desc.state, "generation": desc.generation_id,
+                   "instances": rows, "lag": lags})
+        return
+    typer.echo(f"application {application_id}: group {desc.state}, generation {desc.generation_id}, "
+               f"{len(rows)} instance(s)")
+    for r in rows:
+        typer.echo(f"  instance {r['instance_id'] or r['member_id']}: tasks {', '.join(r['tasks']) or '-'}; "
+                   f"partitions {', '.join(r['partitions']) or '-'}")
+    typer.echo(f"  total lag {sum(x['lag'] for x in lags)}")
+    for x in lags:
+        typer.echo(f"    {x['partition']}: committed {x['committed']}, end {x['end']}, lag {x['lag']}")
+
+
+@app.command("query")
+@handle_errors
+def query(
+    ctx: typer.Context,
+    application_id: str = typer.Argument(..., metavar="APP", help="application.id."),
+    store: str = typer.Option(..., "--store", help="State store name."),
+    key: Optional[str] = typer.Option(None, "--key", help="Only this key."),
+    key_serde: str = typer.Option("str", "--key-serde", help="bytes, str, int, long, double or json."),
+    value_serde: str = typer.Option("long", "--value-serde", help="bytes, str, int, long, double or json."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
+) -> None:
+    """A store's committed contents, read from its changelog (read_committed), or one key."""
+    check_output(output)
+    from kcli.streams.query import read_store
+
+    rows = read_store(data_dir(ctx), application_id, store, key_serde, value_serde, key)
+    if key is not None and not rows:
+        raise fail(f"key {key!r} not found in store {store}")
+    for k, v in rows:
+        if output == "json":
+            emit_json({"key": k, "value": v})
+        else:
+            typer.echo(f"{k}\t{v}")

@@ -1,0 +1,43 @@
+"""Built-in applications: word count and a windowed count (``kcli streams wordcount``,
+``kcli streams windowed-count``)."""
+
+from __future__ import annotations
+
+import re
+
+from .dsl import Grouped, Materialized, Produced, StreamsBuilder
+from .serdes import LongSerde, StringSerde
+from .windows import Suppressed, TimeWindows
+
+_WORD = re.compile(r"\W+")
+
+
+def split_words(line: str) -> list[str]:
+    return [w for w in _WORD.split(line.lower()) if w]
+
+
+def wordcount(input_topic: str, output_topic: str, store: str = "counts-store") -> StreamsBuilder:
+    """Kafka's WordCountDemo: lines in, (word, count) out, counts in ``store``."""
+    b = StreamsBuilder()
+    (b.stream(input_topic, key_serde=StringSerde(), value_serde=StringSerde())
+     .flat_map_values(split_words)
+     .group_by(lambda key, word: word, Grouped.with_(StringSerde(), StringSerde()))
+     .count(Materialized.as_(store))
+     .to_stream()
+     .to(output_topic, Produced.with_(StringSerde(), LongSerde())))
+    return b
+
+
+def windowed_count(input_topic: str, output_topic: str, window_ms: int, grace_ms: int = 0,
+                   store: str = "windowed-counts", final_only: bool = False) -> StreamsBuilder:
+    """Records per key per tumbling window (keys as Kafka prints a ``Windowed``:
+    ``[key@start/end]``); ``final_only`` suppresses until the window closes."""
+    b = StreamsBuilder()
+    table = (b.stream(input_topic, key_serde=StringSerde(), value_serde=StringSerde())
+             .group_by_key()
+             .windowed_by(TimeWindows.of_size_and_grace(window_ms, grace_ms))
+             .count(Materialized.as_(store)))
+    if final_only:
+        table = table.suppress(Suppressed.until_window_closes())
+    table.to_stream(lambda wk, v: str(wk)).to(output_topic, Produced.with_(StringSerde(), LongSerde()))
+    return b

@@ -1,0 +1,719 @@
+"""The processors a topology runs, one instance per task, and the Processor API.
+
+Internally a record travels as ``process(key, value, timestamp)`` calls from a node to its
+children; a KTable's records carry a ``Change(new, old)`` as their value, as in Kafka
+Streams. The task's context gives the current record's topic, partition, offset and headers.
+
+User processors follow Kafka's (new) Processor API: ``init(context)``, ``process(record)``
+with ``record.key``, ``.value``, ``.timestamp``, ``.headers``, ``close()``; the context offers
+``forward(record)``, ``get_state_store(name)``, ``schedule(interval_ms, type, callback)``,
+``commit()``, ``task_id``, ``application_id`` and the current ``topic``/``partition``/``offset``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Callable, NamedTuple
+
+from .windows import Window, Windowed
+
+log = logging.getLogger("kcli.streams")
+
+__all__ = ["Record", "Processor", "PunctuationType", "Change", "KeyValue"]
+
+
+class Change(NamedTuple):
+    new: Any
+    old: Any
+
+
+class KeyValue(NamedTuple):
+    key: Any
+    value: Any
+
+
+@dataclass(frozen=True)
+class Record:
+    key: Any
+    value: Any
+    timestamp: int
+    headers: tuple = ()
+
+    def with_key(self, key) -> "Record":
+        return replace(self, key=key)
+
+    def with_value(self, value) -> "Record":
+        return replace(self, value=value)
+
+    def with_timestamp(self, timestamp: int) -> "Record":
+        return replace(self, timestamp=int(timestamp))
+
+    def with_headers(self, headers) -> "Record":
+        return replace(self, headers=tuple(headers))
+
+
+class PunctuationType:
+    STREAM_TIME = "STREAM_TIME"
+    WALL_CLOCK_TIME = "WALL_CLOCK_TIME"
+
+
+class Processor:
+    """Subclass and override ``process``; ``init`` keeps the context as ``self.context``."""
+
+    context = None
+
+    def init(self, context) -> None:
+        self.context = context
+
+    def process(self, record: Record) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+# -- runtime nodes ---------------------------------------------------------------------------
+
+
+class Node:
+    name = "?"
+    task = None
+
+    def __init__(self) -> None:
+        self.children: list[Node] = []
+
+    def init(self, task) -> None:
+        self.task = task
+
+    def close(self) -> None:
+        pass
+
+    def forward(self, key, value, ts) -> None:
+        for c in self.children:
+            c.process(key, value, ts)
+
+    def process(self, key, value, ts) -> None:
+        self.forward(key, value, ts)
+
+
+class PassThrough(Node):
+    pass
+
+
+class SourceNode(Node):
+    pass
+
+
+class FilterNode(Node):
+    def __init__(self, predicate, negate: bool = False) -> None:
+        super().__init__()
+        self.predicate, self.negate = predicate, negate
+
+    def process(self, key, value, ts):
+        if bool(self.predicate(key, value)) != self.negate:
+            for c in self.children:
+                c.process(key, value, ts)
+
+
+class TableFilterNode(Node):
+    """KTable.filter: a row that stops matching becomes a tombstone downstream."""
+
+    def __init__(self, predicate, negate: bool = False) -> None:
+        super().__init__()
+        self.predicate, self.negate = predicate, negate
+
+    def _ok(self, key, v):
+        return v is not None and bool(self.predicate(key, v)) != self.negate
+
+    def process(self, key, change, ts):
+        new = change.new if self._ok(key, change.new) else None
+        old = change.old if self._ok(key, change.old) else None
+        if new is None and old is None:
+            return
+        self.forward(key, Change(new, old), ts)
+
+
+class TableMapValuesNode(Node):
+    def __init__(self, fn, with_key: bool = False) -> None:
+        super().__init__()
+        self.fn, self.with_key = fn, with_key
+
+    def _map(self, key, v):
+        if v is None:
+            return None
+        return self.fn(key, v) if self.with_key else self.fn(v)
+
+    def process(self, key, change, ts):
+        self.forward(key, Change(self._map(key, change.new), self._map(key, change.old)), ts)
+
+
+class MapNode(Node):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def process(self, key, value, ts):
+        k, v = self.fn(key, value)
+        for c in self.children:
+            c.process(k, v, ts)
+
+
+class MapValuesNode(Node):
+    def __init__(self, fn, with_key: bool = False) -> None:
+        super().__init__()
+        self.fn, self.with_key = fn, with_key
+
+    def process(self, key, value, ts):
+        v = self.fn(key, value) if self.with_key else self.fn(value)
+        for c in self.children:
+            c.process(key, v, ts)
+
+
+class FlatMapNode(Node):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def process(self, key, value, ts):
+        children = self.children
+        for k, v in self.fn(key, value):
+            for c in children:
+                c.process(k, v, ts)
+
+
+class FlatMapValuesNode(Node):
+    def __init__(self, fn, with_key: bool = False) -> None:
+        super().__init__()
+        self.fn, self.with_key = fn, with_key
+
+    def process(self, key, value, ts):
+        children = self.children
+        values = self.fn(key, value) if self.with_key else self.fn(value)
+        if len(children) == 1:
+            p = children[0].process
+            for v in values:
+                p(key, v, ts)
+            return
+        for v in values:
+            for c in children:
+                c.process(key, v, ts)
+
+
+class PeekNode(Node):
+    def __init__(self, fn, terminal: bool = False) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def process(self, key, value, ts):
+        self.fn(key, value)
+        for c in self.children:
+            c.process(key, value, ts)
+
+
+class SelectKeyNode(Node):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def process(self, key, value, ts):
+        k = self.fn(key, value)
+        for c in self.children:
+            c.process(k, value, ts)
+
+
+class BranchNode(Node):
+    """``split()``: each record goes to the first branch whose predicate holds (a None
+    predicate is the default branch); records matching none are dropped."""
+
+    def __init__(self, predicates: list, targets: list[str]) -> None:
+        super().__init__()
+        self.predicates, self.targets = predicates, targets
+
+    def init(self, task):
+        super().init(task)
+        by_name = {c.name: c for c in self.children}
+        self._routes = [(p, by_name[t]) for p, t in zip(self.predicates, self.targets)]
+
+    def process(self, key, value, ts):
+        for pred, child in self._routes:
+            if pred is None or pred(key, value):
+                child.process(key, value, ts)
+                return
+
+
+class TableSelectNode(Node):
+    """KTable.group_by: an update becomes a subtraction of the old row (under the key the
+    selector gave it) and an addition of the new one, as Kafka's KTableRepartitionMap."""
+
+    def __init__(self, selector) -> None:
+        super().__init__()
+        self.selector = selector
+
+    def process(self, key, change, ts):
+        if change.old is not None:
+            k, v = self.selector(key, change.old)
+            self.forward(k, ("-", v), ts)
+        if change.new is not None:
+            k, v = self.selector(key, change.new)
+            self.forward(k, ("+", v), ts)
+
+
+class TableAggregateNode(Node):
+    """KGroupedTable aggregate/count/reduce: ``adder``/``subtractor(key, value, aggregate)``."""
+
+    def __init__(self, store_name: str, initializer, adder, subtractor) -> None:
+        super().__init__()
+        self.store_name, self.initializer, self.adder, self.subtractor = store_name, initializer, adder, subtractor
+
+    def init(self, task):
+        super().init(task)
+        self.store = task.store(self.store_name)
+        self.store.on_flush(self.forward)
+
+    def process(self, key, value, ts):
+        if key is None or value is None:
+            return
+        op, v = value
+        store = self.store
+        old = store.get(key)
+        agg = self.initializer() if old is None else old
+        new = self.adder(key, v, agg) if op == "+" else self.subtractor(key, v, agg)
+        store.put(key, new, ts)
+        if not store.cached:
+            self.forward(key, Change(new, old), ts)
+
+
+class ToStreamNode(Node):
+    def __init__(self, mapper=None) -> None:
+        super().__init__()
+        self.mapper = mapper
+
+    def process(self, key, change, ts):
+        v = change.new
+        if self.mapper is not None:
+            key = self.mapper(key, v)
+        for c in self.children:
+            c.process(key, v, ts)
+
+
+class SinkNode(Node):
+    def __init__(self, spec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def init(self, task):
+        super().init(task)
+        ks, vs = self.spec.key_serde, self.spec.value_serde
+        if hasattr(vs, "bind"):
+            vs = vs.bind(task.default_value_serde)
+        self._kser = (ks or task.default_key_serde).serialize
+        self._vser = (vs or task.default_value_serde).serialize
+        self._topic = task.topic_name(self.spec.topic, self.spec.repartition)
+        self._send = task.collector.send
+        self._partitioner = self.spec.partitioner
+
+    def process(self, key, value, ts):
+        p = None
+        if self._partitioner is not None:
+            p = self._partitioner(self._topic, key, value, self.task.collector.partitions(self._topic))
+        self._send(self._topic, self._kser(key), self._vser(value), ts, p, self.task.headers)
+
+
+# -- stateful nodes ----------------------------------------------------------------------------
+
+
+class KTableSourceNode(Node):
+    def __init__(self, store_name: str) -> None:
+        super().__init__()
+        self.store_name = store_name
+
+    def init(self, task):
+        super().init(task)
+        self.store = task.store(self.store_name)
+        self.store.on_flush(self.forward)
+
+    def process(self, key, value, ts):
+        if key is None:
+            return
+        old = self.store.get(key)
+        self.store.put(key, value, ts)
+        if not self.store.cached:
+            self.forward(key, Change(value, old), ts)
+
+
+class AggregateNode(Node):
+    """KStream aggregate/count/reduce into a key-value store. ``reducer(agg, value)`` when
+    ``initializer`` is None (reduce), else ``aggregator(key, value, agg)``."""
+
+    def __init__(self, store_name: str, initializer, aggregator, reduce: bool = False) -> None:
+        super().__init__()
+        self.store_name, self.initializer, self.aggregator, self.reduce = store_name, initializer, aggregator, reduce
+
+    def init(self, task):
+        super().init(task)
+        self.store = task.store(self.store_name)
+        self.store.on_flush(self.forward)
+
+    def process(self, key, value, ts):
+        if key is None or value is None:
+            return  # Kafka skips records with a null key or value
+        store = self.store
+        old = store.get(key)
+        if self.reduce:
+            new = value if old is None else self.aggregator(old, value)
+        else:
+            new = self.aggregator(key, value, self.initializer() if old is None else old)
+        store.put(key, new, ts)
+        if not store.cached:
+            self.forward(key, Change(new, old), ts)
+
+
+class WindowAggregateNode(Node):
+    """Time-windowed aggregation (tumbling and hopping); windows whose end plus grace stream
+    time has passed take no more records (Kafka logs and drops them)."""
+
+    def __init__(self, store_name: str, windows, initializer, aggregator, reduce: bool = False) -> None:
+        super().__init__()
+        self.store_name, self.windows = store_name, windows
+        self.initializer, self.aggregator, self.reduce = initializer, aggregator, reduce
+        self.dropped = 0
+
+    def init(self, task):
+        super().init(task)
+        self.store = task.store(self.store_name)
+        self.store.on_flush(self.forward)
+        self.observed = task.restore_time(self.store_name)
+
+    def process(self, key, value, ts):
+        if key is None or value is None:
+            return
+        if ts > self.observed:
+            self.observed = ts
+            self.task.note_time(self.store_name, ts)
+        close = self.observed - self.windows.grace_ms
+        store = self.store
+        for w in self.windows.windows_for(ts):
+            if w.end <= close:
+                self.dropped += 1
+                self.task.dropped_records += 1
+                continue
+            wk = Windowed(key, w)
+            old = store.get(wk)
+            if self.reduce:
+                new = value if old is None else self.aggregator(old, value)
+            else:
+                new = self.aggregator(key, value, self.initializer() if old is None else old)
+            store.put(wk, new, ts)
+            if not store.cached:
+                self.forward(wk, Change(new, old), ts)
+
+
+class SlidingWindowAggregateNode(Node):
+    """Sliding windows: one window ``[t - difference, t]`` per distinct record time t of a
+    key, each holding every record of the key inside it. The records of a key within the
+    retention are kept (a window store), and each affected window is aggregated again
+    from them."""
+
+    def __init__(self, store_name: str, raw_store: str, windows, initializer, aggregator, reduce=False) -> None:
+        super().__init__()
+        self.store_name, self.raw_store, self.windows = store_name, raw_store, windows
+        self.initializer, self.aggregator, self.reduce = initializer, aggregator, reduce
+
+    def init(self, task):
+        super().init(task)
+        self.store = task.store(self.store_name)
+        self.store.on_flush(self.forward)
+        self.raw = task.store(self.raw_store)
+        self.observed = task.restore_time(self.store_name)
+
+    def process(self, key, value, ts):
+        if key is None or value is None:
+            return
+        if ts > self.observed:
+            self.observed = ts
+            self.task.note_time(self.store_name, ts)
+        d = self.windows.time_difference_ms
+        close = self.observed - self.windows.grace_ms
+        if ts + d < close:  # even the latest window this record could join has closed
+            self.task.dropped_records += 1
+            return
+        self.raw.put(key, ts, value)
+        records = self.raw.fetch(key, ts - d, ts + d)
+        ends = sorted({t for t, _ in records if t >= ts})
+        for end in ends:
+            if end < close:
+                continue
+            agg = None
+            for t, v in records:
+                if end - d <= t <= end:
+                    if self.reduce:
+                        agg = v if agg is None else self.aggregator(agg, v)
+                    else:
+                        agg = self.aggregator(key, v, self.initializer() if agg is None else agg)
+            wk = Windowed(key, Window(end - d, end))
+            old = self.store.get(wk)
+            self.store.put(wk, agg, max(ts, end))
+            if not self.store.cached:
+                self.forward(wk, Change(agg, old), ts)
+
+
+class SessionAggregateNode(Node):
+    """Session windows: a record joins (and merges) every session of its key within the
+    inactivity gap; merged sessions are removed (a tombstone downstream) and the merged
+    one put. A session ending before stream time minus grace takes no more records."""
+
+    def __init__(self, store_name: str, windows, initializer, aggregator, merger, reduce=False) -> None:
+        super().__init__()
+        self.store_name, self.windows = store_name, windows
+        self.initializer, self.aggregator, self.merger, self.reduce = initializer, aggregator, merger, reduce
+
+    def init(self, task):
+        super().init(task)
+        self.store = task.store(self.store_name)
+        self.observed = task.restore_time(self.store_name)
+
+    def process(self, key, value, ts):
+        if key is None or value is None:
+            return
+        if ts > self.observed:
+            self.observed = ts
+            self.task.note_time(self.store_name, ts)
+        gap = self.windows.inactivity_gap_ms
+        close = self.observed - self.windows.grace_ms
+        start, end = ts, ts
+        agg = None
+        merged = []
+        for (s, e), v in self.store.find_sessions(key, ts - gap, ts + gap):
+            merged.append((s, e, v))
+            start, end = min(start, s), max(end, e)
+            if agg is None:
+                agg = v
+            elif self.reduce:
+                agg = self.aggregator(agg, v)
+            else:
+                agg = self.merger(key, agg, v)
+        if end < close:
+            self.task.dropped_records += 1
+            return
+        if self.reduce:
+            agg = value if agg is None else self.aggregator(agg, value)
+        else:
+            agg = self.aggregator(key, value, self.initializer() if agg is None else agg)
+        for s, e, v in merged:
+            self.store.remove(key, s, e)
+            if (s, e) != (start, end):
+                self.forward(Windowed(key, Window(s, e)), Change(None, v), ts)
+        old = next((v for s, e, v in merged if (s, e) == (start, end)), None)
+        self.store.put(key, start, end, agg)
+        self.forward(Windowed(key, Window(start, end)), Change(agg, old), ts)
+
+
+class SuppressNode(Node):
+    """``suppress(until_window_closes)``: keep the latest value per windowed key and emit it
+    once stream time reaches the window's end plus grace. The buffer is a logged store."""
+
+    def __init__(self, store_name: str, grace_ms: int, time_limit_ms: int | None = None) -> None:
+        super().__init__()
+        self.store_name, self.grace_ms, self.time_limit_ms = store_name, grace_ms, time_limit_ms
+
+    def init(self, task):
+        super().init(task)
+        self.buffer = task.store(self.store_name)
+        self.pending = {}  # key -> (due, ts, value)
+        for k, entry in self.buffer.all():
+            self.pending[k] = tuple(entry)
+        self.stream_time = task.restore_time(self.store_name)
+
+    def process(self, key, change, ts):
+        if ts > self.stream_time:
+            self.stream_time = ts
+            self.task.note_time(self.store_name, ts)
+        if self.time_limit_ms is not None:
+            due = ts + self.time_limit_ms
+        else:
+            due = key.window.end + self.grace_ms
+        prev = self.pending.get(key)
+        entry = (prev[0] if prev else due, ts, change.new)
+        self.pending[key] = entry
+        self.buffer.put(key, list(entry), ts)
+        self._emit()
+
+    def _emit(self):
+        if not self.pending:
+            return
+        now = self.stream_time
+        ready = sorted((e[0], e[1], k) for k, e in self.pending.items() if e[0] <= now)
+        for _due, _ts, k in ready:
+            due, ts, v = self.pending.pop(k)
+            self.buffer.delete(k, ts)
+            self.forward(k, Change(v, None), ts)
+
+
+class StreamTableJoinNode(Node):
+    def __init__(self, store_name: str, joiner, left: bool, key_mapper=None, global_store=False) -> None:
+        super().__init__()
+        self.store_name, self.joiner, self.left, self.key_mapper = store_name, joiner, left, key_mapper
+        self.global_store = global_store
+
+    def init(self, task):
+        super().init(task)
+        self.store = task.global_store(self.store_name) if self.global_store else task.store(self.store_name)
+
+    def process(self, key, value, ts):
+        lookup = self.key_mapper(key, value) if self.key_mapper is not None else key
+        if lookup is None or (value is None and not self.global_store):
+            return
+        other = self.store.get(lookup)
+        if other is None and not self.left:
+            return
+        self.forward(key, self.joiner(value, other), ts)
+
+
+class TableTableJoinNode(Node):
+    """One side of a KTable-KTable join: an update of this side joined with the other side's
+    current value (inner, left or outer)."""
+
+    def __init__(self, other_store: str, joiner, this_left: bool, other_left: bool, swap: bool) -> None:
+        super().__init__()
+        self.other_store, self.joiner = other_store, joiner
+        self.this_left, self.other_left, self.swap = this_left, other_left, swap
+
+    def init(self, task):
+        super().init(task)
+        self.other = task.store(self.other_store)
+
+    def _join(self, mine, theirs):
+        if mine is None and theirs is None:
+            return None
+        if mine is None and not self.other_left:
+            return None
+        if theirs is None and not self.this_left:
+            return None
+        return self.joiner(theirs, mine) if self.swap else self.joiner(mine, theirs)
+
+    def process(self, key, change, ts):
+        if key is None:
+            return
+        theirs = self.other.get(key)
+        new = self._join(change.new, theirs)
+        old = self._join(change.old, theirs)
+        if new is None and old is None:
+            return
+        self.forward(key, Change(new, old), ts)
+
+
+class StreamStreamJoinNode(Node):
+    """One side of a windowed KStream-KStream inner join: the record is kept in this side's
+    window store and joined with the other side's records of the same key whose time lies
+    within ``[t - before, t + after]`` (the other side's window is the mirror); the result
+    takes the later of the two times. A record older than stream time minus the window and
+    grace is dropped."""
+
+    def __init__(self, this_store: str, other_store: str, joiner, before: int, after: int, grace: int,
+                 swap: bool, outer_store: str | None = None, this_outer: bool = False,
+                 other_outer: bool = False) -> None:
+        super().__init__()
+        self.this_store, self.other_store, self.joiner = this_store, other_store, joiner
+        self.before, self.after, self.grace, self.swap = before, after, grace, swap
+        self.outer_store, self.this_outer, self.other_outer = outer_store, this_outer, other_outer
+
+    def init(self, task):
+        super().init(task)
+        self.mine = task.store(self.this_store)
+        self.theirs = task.store(self.other_store)
+        self.outer = task.store(self.outer_store) if self.outer_store else None
+
+    def process(self, key, value, ts):
+        if key is None or value is None:
+            return
+        task = self.task
+        if ts < task.stream_time - (self.before + self.after + self.grace):
+            task.dropped_records += 1
+            return
+        self.mine.put(key, ts, value)
+        matched = False
+        for ots, ov in self.theirs.fetch(key, ts - self.before, ts + self.after):
+            matched = True
+            out = self.joiner(ov, value) if self.swap else self.joiner(value, ov)
+            self.forward(key, out, max(ts, ots))
+            if self.other_outer:  # that record has its partner now
+                self.outer.delete_entries(key, ots, self.swap)
+        if self.outer is not None:
+            if not matched and self.this_outer:
+                self.outer.put_entry(key, ts, value, not self.swap)
+            self._emit_closed()
+
+    def _emit_closed(self):
+        """Records of the outer side(s) without a partner once their window and grace have
+        passed: joined with None (Kafka 3.1+, no spurious early results)."""
+        st = self.task.stream_time
+        left_after = self.before if self.swap else self.after  # the left side's "after"
+        left_before = self.after if self.swap else self.before
+        for key, ts, value, left in self.outer.expired(st - left_after - self.grace,
+                                                       st - left_before - self.grace):
+            self.forward(key, self.joiner(value, None) if left else self.joiner(None, value), ts)
+
+
+class UserProcessorAdapter(Node):
+    """A Processor API processor inside the topology."""
+
+    def __init__(self, processor) -> None:
+        super().__init__()
+        self.processor = processor
+
+    def init(self, task):
+        super().init(task)
+        self.processor.init(ProcessorContext(task, self))
+
+    def process(self, key, value, ts):
+        self.processor.process(Record(key, value, ts, tuple(self.task.headers or ())))
+
+    def close(self):
+        self.processor.close()
+
+
+class ProcessorContext:
+    def __init__(self, task, node: Node) -> None:
+        self._task, self._node = task, node
+
+    @property
+    def task_id(self) -> str:
+        return self._task.id
+
+    @property
+    def application_id(self) -> str:
+        return self._task.application_id
+
+    @property
+    def topic(self):
+        return self._task.topic
+
+    @property
+    def partition(self):
+        return self._task.partition
+
+    @property
+    def offset(self):
+        return self._task.offset
+
+    @property
+    def timestamp(self):
+        return self._task.timestamp
+
+    def current_stream_time_ms(self) -> int:
+        return self._task.stream_time
+
+    def forward(self, record: Record, child_name: str | None = None) -> None:
+        for c in self._node.children:
+            if child_name is None or c.name == child_name:
+                c.process(record.key, record.value, record.timestamp)
+
+    def get_state_store(self, name: str):
+        return self._task.store(name)
+
+    def schedule(self, interval_ms: int, punctuation_type: str, callback: Callable[[int], None]):
+        return self._task.schedule(int(interval_ms), punctuation_type, callback)
+
+    def commit(self) -> None:
+        self._task.request_commit()

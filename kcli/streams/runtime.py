@@ -1,0 +1,1152 @@
+"""``KafkaStreams``: runs a topology as Kafka Streams does, through kcli's public clients.
+
+One instance has one stream thread: a consumer in the group ``application.id`` (range
+assignment, so partition p of co-partitioned topics lands on one member), one producer, and
+one task per input partition of each sub-topology (task id ``<sub-topology>_<partition>``).
+Records are processed one at a time; polls, sends and commits are batched. Each
+``commit.interval.ms`` (30000, or 100 under exactly-once) the task caches are flushed
+(downstream and to the changelogs), then:
+
+- ``at_least_once``: the producer is flushed, the input offsets committed, checkpoints written;
+- ``exactly_once_v2`` (KIP-447): one transactional producer per instance
+  (``transactional.id`` = ``<application.id>-<process id>-1``); every output, changelog record
+  and the input offsets (with the consumer's group metadata, so a fenced generation cannot
+  commit) go in one transaction. The consumers read ``read_committed``.
+
+Internal topics are made at start: ``<application.id>-<name>-repartition`` and
+``<application.id>-<store>-changelog`` (``cleanup.policy=compact``). State lives under
+``state.dir`` (default ``<data dir>/streams-state/<application.id>/<n>``, the first free
+slot ``n`` on this machine), one LMDB environment per task.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+from kcli.common.errors import KafkaError, TopicAlreadyExistsError
+
+from kcli.types import OffsetAndMetadata, TopicPartition
+
+from .processors import PunctuationType
+from .serdes import BytesSerde, serde_of
+from .state import StateDirectoryLocked, TaskState, changelog_topic
+from .topology import Topology
+
+log = logging.getLogger("kcli.streams")
+
+__all__ = ["KafkaStreams", "StreamsConfig"]
+
+AT_LEAST_ONCE = "at_least_once"
+EXACTLY_ONCE_V2 = "exactly_once_v2"
+
+
+class StreamsConfig:
+    DEFAULTS: dict[str, Any] = {
+        "application.id": None,
+        "bootstrap.servers": None,
+        "client.id": "",
+        "processing.guarantee": AT_LEAST_ONCE,
+        "commit.interval.ms": None,  # 30000, or 100 under exactly_once_v2
+        "state.dir": None,
+        "num.stream.threads": 1,
+        "statestore.cache.max.bytes": 10 * 1024 * 1024,
+        "cache.max.bytes.buffering": None,  # the old name of statestore.cache.max.bytes
+        "default.key.serde": None,
+        "default.value.serde": None,
+        "default.timestamp.extractor": None,
+        "poll.ms": 100,
+        "max.poll.records": 1000,
+        "session.timeout.ms": 45000,
+        "heartbeat.interval.ms": 3000,
+        "max.poll.interval.ms": 300000,
+        "transaction.timeout.ms": 10000,
+        "linger.ms": 100,
+        "replication.factor": -1,
+        "repartition.purge.interval.ms": 30000,
+        "group.instance.id": None,
+        "kcli.data.dir": None,
+    }
+    PREFIXES = ("consumer.", "producer.", "main.consumer.", "restore.consumer.", "global.consumer.", "admin.")
+
+    def __init__(self, given: Mapping[str, Any] | None) -> None:
+        given = dict(given or {})
+        unknown = [k for k in given if k not in self.DEFAULTS and not k.startswith(self.PREFIXES)]
+        if unknown:
+            from kcli.common.errors import InvalidConfigError
+
+            raise InvalidConfigError(f"unknown streams config {', '.join(sorted(unknown))}")
+        c = dict(self.DEFAULTS)
+        c.update(given)
+        if not c["application.id"]:
+            from kcli.common.errors import InvalidConfigError
+
+            raise InvalidConfigError('Missing required configuration "application.id" which has no default value.')
+        if c["processing.guarantee"] not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
+            from kcli.common.errors import InvalidConfigError
+
+            raise InvalidConfigError(f"Invalid value {c['processing.guarantee']} for configuration "
+                                     f"processing.guarantee: String must be one of: at_least_once, exactly_once_v2")
+        if c["commit.interval.ms"] is None:
+            c["commit.interval.ms"] = 100 if c["processing.guarantee"] == EXACTLY_ONCE_V2 else 30000
+        if c["cache.max.bytes.buffering"] is not None and "statestore.cache.max.bytes" not in given:
+            c["statestore.cache.max.bytes"] = c["cache.max.bytes.buffering"]
+        self.values = c
+        self.given = given
+
+    def __getitem__(self, k: str):
+        return self.values[k]
+
+    def prefixed(self, *prefixes: str) -> dict:
+        out = {}
+        for p in prefixes:
+            out.update({k[len(p):]: v for k, v in self.given.items() if k.startswith(p)})
+        return out
+
+
+class RecordCollector:
+    """Sends of one stream thread, batched: consecutive records with the same topic,
+    partition, timestamp and headers go in one ``send_many``."""
+
+    def __init__(self, producer, before_send) -> None:
+        self.producer = producer
+        self.buf: list = []
+        self._before_send = before_send
+        self._counts: dict[str, int] = {}
+        self.sent = 0
+
+    def send(self, topic, kb, vb, ts, partition, headers) -> None:
+        self.buf.append((topic, partition, ts, headers, kb, vb))
+
+    def partitions(self, topic: str) -> int:
+        n = self._counts.get(topic)
+        if n is None:
+            n = self._counts[topic] = self.producer.partitions_for(topic)
+        return n
+
+    def flush(self) -> None:
+        buf = self.buf
+        if not buf:
+            return
+        self._before_send()
+        self.buf = []
+        send_many = self.producer.send_many
+        n = len(buf)
+        i = 0
+        while i < n:
+            head = buf[i]
+            t, p, ts, h = head[0], head[1], head[2], head[3]
+            j = i + 1
+            while j < n:
+                r = buf[j]
+                if r[2] != ts or r[0] != t or r[1] != p or r[3] != h:
+                    break
+                j += 1
+            run = buf[i:j] if (i, j) != (0, n) else buf
+            keys = [r[4] for r in run]
+            if keys.count(None) == len(keys):
+                keys = None  # key-less: the built-in partitioner's batches, not one lookup a record
+            send_many(t, [r[5] for r in run], keys=keys, headers=h, partition=p,
+                      timestamp=ts if ts >= 0 else None)
+            i = j
+        self.sent += n
+
+
+class _Punctuation:
+    def __init__(self, interval: int, kind: str, callback, next_at: int | None) -> None:
+        self.interval, self.kind, self.callback, self.next_at = interval, kind, callback, next_at
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class StreamTask:
+    def __init__(self, runtime: "KafkaStreams", sub, partition: int) -> None:
+        self.runtime = runtime
+        self.sub, self.partition = sub, partition
+        self.id = f"{sub.id}_{partition}"
+        self.application_id = runtime.app_id
+        self.collector = runtime.collector
+        self.default_key_serde = runtime.default_key_serde
+        self.default_value_serde = runtime.default_value_serde
+        self.topic = None
+        self.offset = -1
+        self.timestamp = -1
+        self.headers = None
+        self.stream_time = -1
+        self.dropped_records = 0
+        self.processed = 0
+        self.commit_requested = False
+        self._punctuations: list[_Punctuation] = []
+        t = runtime.topology
+        specs = [t.stores[s] for s in sub.stores]
+        self.state = TaskState(runtime.state_dir / self.id, runtime.app_id, partition, specs, runtime.collector,
+                               eos=runtime.eos, cache_entries=runtime.cache_entries,
+                               default_key_serde=self.default_key_serde,
+                               default_value_serde=self.default_value_serde)
+        self.state.stream_time = lambda: self.stream_time
+        self.nodes = {}
+        for node in sub.nodes:
+            inst = node.factory() if node.factory is not None else None
+            if inst is None:
+                from .processors import PassThrough
+
+                inst = PassThrough()
+            inst.name = node.name
+            self.nodes[node.name] = inst
+        for node in sub.nodes:
+            for p in node.parents:
+                if p in self.nodes:
+                    self.nodes[p].children.append(self.nodes[node.name])
+        # source topic (its real name) -> (node, key deserializer, value deserializer, extractor)
+        self.sources = {}
+        for node in sub.nodes:
+            if node.kind == "source":
+                kd = (node.key_serde or self.default_key_serde).deserialize
+                vs = node.value_serde
+                if hasattr(vs, "bind"):
+                    vs = vs.bind(self.default_value_serde)
+                vd = (vs or self.default_value_serde).deserialize
+                ex = node.timestamp_extractor or runtime.timestamp_extractor
+                for topic in node.topics:
+                    self.sources[runtime.topic_name(topic, node.repartition)] = (self.nodes[node.name], kd, vd, ex)
+
+        # a source whose records run through a straight chain of stateless nodes into one sink
+        # is processed a poll's run at a time (the same calls per record, in the same order)
+        self.batch_plans = {topic: _batch_plan(entry[0], self) for topic, entry in self.sources.items()
+                            if entry[3] is None}
+
+    def process_batch(self, plan, src, topic, run) -> None:
+        """The records of one partition (no headers) through a stateless chain."""
+        _node, kd, vd, _ex = src
+        if type(getattr(kd, "__self__", None)) is BytesSerde and type(getattr(vd, "__self__", None)) is BytesSerde:
+            recs = [(r[4], r[5], r[3]) for r in run]
+        else:
+            recs = [(None if r[4] is None else kd(r[4]), None if r[5] is None else vd(r[5]), r[3]) for r in run]
+        last = run[-1]
+        self.topic, self.offset, self.timestamp, self.headers = topic, last[2], last[3], None
+        top = max(r[3] for r in run)
+        if top > self.stream_time:
+            self.stream_time = top
+        self.processed += len(run)
+        for op in plan:
+            recs = op(recs)
+            if not recs:
+                return
+
+    def input_partitions(self) -> list[tuple[str, int]]:
+        return [(topic, self.partition) for topic in self.sources]
+
+    # services the processors use
+    def store(self, name: str):
+        try:
+            return self.state.stores[name]
+        except KeyError:
+            raise KafkaError(f"Processor has no access to StateStore {name} as the store is not connected "
+                             f"to the processor") from None
+
+    def global_store(self, name: str):
+        return self.runtime.global_stores[name]
+
+    def topic_name(self, topic: str, internal: bool) -> str:
+        return self.runtime.topic_name(topic, internal)
+
+    def restore_time(self, store: str) -> int:
+        return self.state.times.get(store, -1)
+
+    def note_time(self, store: str, ts: int) -> None:
+        self.state.times[store] = ts
+
+    def schedule(self, interval_ms: int, kind: str, callback):
+        if interval_ms < 1:
+            raise ValueError("The minimum supported scheduling interval is 1 millisecond.")
+        if kind == PunctuationType.WALL_CLOCK_TIME:
+            p = _Punctuation(interval_ms, kind, callback, int(time.time() * 1000) + interval_ms)
+        else:
+            p = _Punctuation(interval_ms, kind, callback, None if self.stream_time < 0 else self.stream_time + interval_ms)
+        self._punctuations.append(p)
+        return p
+
+    def request_commit(self) -> None:
+        self.commit_requested = True
+
+    # lifecycle
+    def open(self, restore_consumer) -> None:
+        offsets = self.state.open()
+        parts = self.state.changelog_partitions()
+        if parts:
+            self.runtime.restore(self, restore_consumer, parts, offsets)
+        for inst in self.nodes.values():
+            inst.init(self)
+
+    def process(self, src, topic, offset, ts, kb, vb, headers) -> None:
+        node, kd, vd, ex = src
+        key = kd(kb) if kb is not None else None
+        value = vd(vb) if vb is not None else None
+        if ex is not None:
+            ts = ex(key, value, ts)
+            if ts < 0:
+                self.dropped_records += 1
+                return
+        self.topic, self.offset, self.timestamp, self.headers = topic, offset, ts, headers
+        if ts > self.stream_time:
+            self.stream_time = ts
+            if self._punctuations:
+                self._punctuate_stream_time()
+        self.processed += 1
+        node.forward(key, value, ts)
+
+    def _punctuate_stream_time(self) -> None:
+        st = self.stream_time
+        for p in self._punctuations:
+            if p.kind != PunctuationType.STREAM_TIME or p.cancelled:
+                continue
+            if p.next_at is None:
+                p.next_at = st + p.interval
+                continue
+            if st >= p.next_at:
+                p.callback(st)
+                p.next_at = st - (st - p.next_at) % p.interval + p.interval
+
+    def punctuate_wall_clock(self, now_ms: int) -> None:
+        for p in self._punctuations:
+            if p.kind == PunctuationType.WALL_CLOCK_TIME and not p.cancelled and now_ms >= p.next_at:
+                p.callback(now_ms)
+                p.next_at = now_ms + p.interval
+
+    def flush(self) -> None:
+        self.state.flush()
+
+    def close(self, clean: bool, checkpoint: dict | None = None) -> None:
+        if clean:
+            for inst in self.nodes.values():
+                try:
+                    inst.close()
+                except Exception:  # noqa: BLE001 - a user's close must not stop the others
+                    log.exception("closing %s", inst.name)
+        if clean and checkpoint is not None:
+            self.state.commit_local()
+            self.state.checkpoint(checkpoint)
+        self.state.close(clean)
+
+
+def _batch_plan(source, task):
+    """List operations equivalent to a straight chain of stateless nodes from ``source``
+    into one sink (None when the chain is anything else)."""
+    from . import processors as P
+
+    ops = []
+    node = source
+    while True:
+        kids = node.children
+        if not kids:
+            return ops if isinstance(node, P.SinkNode) else None
+        if len(kids) != 1:
+            return None
+        node = kids[0]
+        t = type(node)
+        if t is P.FilterNode:
+            f, neg = node.predicate, node.negate
+            ops.append((lambda R, f=f: [r for r in R if not f(r[0], r[1])]) if neg else
+                       (lambda R, f=f: [r for r in R if f(r[0], r[1])]))
+        elif t is P.MapValuesNode:
+            f = node.fn
+            ops.append((lambda R, f=f: [(k, f(k, v), ts) for k, v, ts in R]) if node.with_key else
+                       (lambda R, f=f: [(k, f(v), ts) for k, v, ts in R]))
+        elif t is P.MapNode:
+            f = node.fn
+            ops.append(lambda R, f=f: [(kv[0], kv[1], ts) for k, v, ts in R for kv in (f(k, v),)])
+        elif t is P.FlatMapValuesNode:
+            f = node.fn
+            ops.append((lambda R, f=f: [(k, x, ts) for k, v, ts in R for x in f(k, v)]) if node.with_key else
+                       (lambda R, f=f: [(k, x, ts) for k, v, ts in R for x in f(v)]))
+        elif t is P.FlatMapNode:
+            f = node.fn
+            ops.append(lambda R, f=f: [(a, b, ts) for k, v, ts in R for a, b in f(k, v)])
+        elif t is P.SelectKeyNode:
+            f = node.fn
+            ops.append(lambda R, f=f: [(f(k, v), v, ts) for k, v, ts in R])
+        elif t is P.PeekNode:
+            f = node.fn
+
+            def peek(R, f=f):
+                for k, v, _ts in R:
+                    f(k, v)
+                return R
+            ops.append(peek)
+        elif t is P.PassThrough:
+            pass
+        elif t is P.SinkNode:
+            if node.spec.partitioner is not None:
+                return None
+            ops.append(_sink_op(node, task))
+        else:
+            return None
+
+
+def _sink_op(node, task):
+    spec = node.spec
+    topic = task.topic_name(spec.topic, spec.repartition)
+    kser = (spec.key_serde or task.default_key_serde).serialize
+    vs = spec.value_serde.bind(task.default_value_serde) if hasattr(spec.value_serde, "bind") else spec.value_serde
+    vser = (vs or task.default_value_serde).serialize
+    buf_owner = task.collector
+    plain_bytes = type(spec.key_serde or task.default_key_serde) is BytesSerde and \
+        type(vs or task.default_value_serde) is BytesSerde
+
+    kfast = _list_serializer(spec.key_serde or task.default_key_serde)
+    vfast = _list_serializer(vs or task.default_value_serde)
+
+    def sink(R):
+        if plain_bytes and all(type(v) is bytes and (k is None or type(k) is bytes) for k, v, _ in R):
+            buf_owner.buf.extend([(topic, None, ts, None, k, v) for k, v, ts in R])
+        elif kfast is not None and vfast is not None:
+            kbs = kfast([r[0] for r in R])
+            vbs = vfast([r[1] for r in R])
+            buf_owner.buf.extend([(topic, None, r[2], None, kb, vb) for r, kb, vb in zip(R, kbs, vbs)])
+        else:
+            buf_owner.buf.extend([(topic, None, ts, None, kser(k), vser(v)) for k, v, ts in R])
+        return None
+    return sink
+
+
+def _list_serializer(serde):
+    """A list-at-a-time serializer for the common serdes (None: call ``serialize`` per item)."""
+    from .serdes import LongSerde, StringSerde
+
+    t = type(serde)
+    ser = serde.serialize
+    if t is StringSerde:
+        return lambda xs: [x.encode() if type(x) is str else ser(x) for x in xs]
+    if t is LongSerde:
+        pack = __import__("struct").Struct(">q").pack
+        return lambda xs: [pack(x) if type(x) is int else ser(x) for x in xs]
+    if t is BytesSerde:
+        return lambda xs: [x if x is None or type(x) is bytes else ser(x) for x in xs]
+    return None
+
+
+class KafkaStreams:
+    CREATED, REBALANCING, RUNNING, PENDING_SHUTDOWN, NOT_RUNNING, ERROR = (
+        "CREATED", "REBALANCING", "RUNNING", "PENDING_SHUTDOWN", "NOT_RUNNING", "ERROR")
+
+    def __init__(self, topology, config: Mapping[str, Any] | None = None, *, data_dir: str | None = None) -> None:
+        if hasattr(topology, "build") and not isinstance(topology, Topology):
+            topology = topology.build()
+        self.topology: Topology = topology
+        self.config = StreamsConfig(config)
+        c = self.config
+        self.app_id = c["application.id"]
+        self.eos = c["processing.guarantee"] == EXACTLY_ONCE_V2
+        from kcli.common.paths import default_data_dir
+
+        self.data_dir = data_dir or c["kcli.data.dir"] or default_data_dir()
+        self.default_key_serde = serde_of(c["default.key.serde"]) or BytesSerde()
+        self.default_value_serde = serde_of(c["default.value.serde"]) or BytesSerde()
+        self.timestamp_extractor = c["default.timestamp.extractor"]
+        # the cache budget as entries (about 100 bytes an entry, shared by the thread's stores)
+        self.cache_entries = int(c["statestore.cache.max.bytes"]) // 100
+        self.state = self.CREATED
+        self.tasks: dict[str, StreamTask] = {}
+        self.global_stores: dict[str, dict] = {}
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._in_txn = False
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._routes: dict[tuple[str, int], list] = {}
+        self._multi_input = False
+        self._batchable = False
+        self.batched_records = 0  # records that went through a batch plan
+        self.collector = None
+        self.commits = 0
+        self.on_state_change = None
+        self._subs = topology.sub_topologies()
+        self._lock_fd = None
+        self.state_dir: Path | None = None
+
+    # -- names -----------------------------------------------------------------------------------
+
+    def topic_name(self, topic: str, internal: bool) -> str:
+        return f"{self.app_id}-{topic}" if internal else topic
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def _client(self, kind: str, extra: dict) -> dict:
+        out = {"kcli.data.dir": self.data_dir}
+        if self.config["bootstrap.servers"]:
+            out["bootstrap.servers"] = self.config["bootstrap.servers"]
+        out.update(extra)
+        return out
+
+    def _claim_state_dir(self) -> None:
+        base = self.config["state.dir"]
+        if base:
+            d = Path(base) / self.app_id
+            candidates = [d]
+        else:
+            root = Path(self.data_dir) / "streams-state" / self.app_id
+            candidates = [root / str(i) for i in range(64)]
+        for d in candidates:
+            d.mkdir(parents=True, exist_ok=True)
+            fd = os.open(d / ".instance.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._lock_fd, self.state_dir = fd, d
+            break
+        else:
+            raise StateDirectoryLocked(f"state directory {candidates[0]} is in use by another instance "
+                                       f"(set a different state.dir)")
+        meta = self.state_dir / "kafka-streams-process-metadata"
+        try:
+            self.process_id = json.loads(meta.read_text())["processId"]
+        except (OSError, ValueError, KeyError):
+            self.process_id = str(uuid.uuid4())
+            meta.write_text(json.dumps({"processId": self.process_id}))
+
+    def _partition_counts(self, admin) -> dict[int, int]:
+        """Tasks per sub-topology (the most partitions of its source topics) and the internal
+        topics made with those counts, upstream sub-topologies first."""
+        t = self.topology
+        existing = {x.name: x.partitions for x in admin.list_topics()}
+        counts: dict[str, int] = {}
+        per_sub: dict[int, int] = {}
+        for sub in self._subs:
+            n = 0
+            for node in sub.nodes:
+                if node.kind != "source":
+                    continue
+                for topic in node.topics:
+                    if node.repartition:
+                        n = max(n, counts.get(topic) or t.repartition_topics.get(topic) or 0)
+                    elif topic in existing:
+                        n = max(n, existing[topic])
+                    else:
+                        raise KafkaError(f"MissingSourceTopicException: source topic {topic} is missing")
+            per_sub[sub.id] = n
+            for node in sub.nodes:
+                if node.kind == "sink" and node.repartition and node.topic not in counts:
+                    counts[node.topic] = t.repartition_topics.get(node.topic) or n
+        for topic, n in counts.items():
+            self._ensure_topic(admin, existing, self.topic_name(topic, True), n, {"cleanup.policy": "delete"})
+        for sub in self._subs:
+            for s in sub.stores:
+                spec = t.stores[s]
+                if spec.logged:
+                    configs = {"cleanup.policy": "compact"}
+                    if spec.retention_ms and spec.kind in ("windowed-kv", "window", "session"):
+                        # Kafka's windowstore.changelog.additional.retention.ms: one day
+                        configs = {"cleanup.policy": "compact,delete",
+                                   "retention.ms": str(spec.retention_ms + 86_400_000)}
+                    self._ensure_topic(admin, existing, changelog_topic(self.app_id, s), per_sub[sub.id], configs)
+        return per_sub
+
+    def _ensure_topic(self, admin, existing, name, partitions, configs) -> None:
+        if name in existing:
+            return
+        rf = self.config["replication.factor"]
+        try:
+            admin.create_topic(name, partitions, 1 if rf in (-1, None) else int(rf), configs)
+        except TopicAlreadyExistsError:
+            pass
+        existing[name] = partitions
+
+    def _setup(self) -> None:
+        from kcli import Admin, Consumer, Producer
+
+        self._claim_state_dir()
+        with Admin(self.data_dir, create=True) as admin:
+            self._tasks_per_sub = self._partition_counts(admin)
+        c = self.config
+        self.client_id = c["client.id"] or f"{self.app_id}-{self.process_id}"
+        # static membership: a restarted instance (same state directory, same process id)
+        # takes its tasks back at once instead of waiting for its old session to expire
+        self.instance_id = c["group.instance.id"] or f"{self.app_id}-{self.process_id}"
+        pconf = {"linger.ms": c["linger.ms"], "client.id": self.client_id + "-StreamThread-1-producer"}
+        if self.eos:
+            pconf.update({"transactional.id": f"{self.app_id}-{self.process_id}-1",
+                          "transaction.timeout.ms": c["transaction.timeout.ms"]})
+        pconf.update(c.prefixed("producer."))
+        self.producer = Producer(self._client("producer", pconf))
+        if self.eos:
+            self.producer.init_transactions()
+        self.collector = RecordCollector(self.producer, self._ensure_txn)
+        iso = "read_committed" if self.eos else "read_uncommitted"
+        cconf = {"group.id": self.app_id, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                 "isolation.level": iso, "partition.assignment.strategy": ["range"],
+                 "max.poll.records": c["max.poll.records"], "session.timeout.ms": c["session.timeout.ms"],
+                 "heartbeat.interval.ms": c["heartbeat.interval.ms"],
+                 "max.poll.interval.ms": c["max.poll.interval.ms"],
+                 "client.id": self.client_id + "-StreamThread-1-consumer",
+                 "group.instance.id": self.instance_id}
+        cconf.update(c.prefixed("consumer.", "main.consumer."))
+        self.consumer = Consumer(self._client("consumer", cconf))
+        rconf = {"enable.auto.commit": False, "isolation.level": iso, "auto.offset.reset": "earliest",
+                 "max.poll.records": 10000, "client.id": self.client_id + "-StreamThread-1-restore-consumer"}
+        rconf.update(c.prefixed("consumer.", "restore.consumer."))
+        self.restore_consumer = Consumer(self._client("consumer", rconf))
+        self._setup_globals()
+        topics = sorted({self.topic_name(tp, n.repartition) for sub in self._subs for n in sub.nodes
+                         if n.kind == "source" for tp in n.topics})
+        self._repartition_inputs = {self.topic_name(tp, True) for sub in self._subs for n in sub.nodes
+                                    if n.kind == "source" and n.repartition for tp in n.topics}
+        self._next_purge = time.monotonic() + c["repartition.purge.interval.ms"] / 1000.0
+        self.consumer.subscribe(topics, listener=_Listener(self))
+
+    def _setup_globals(self) -> None:
+        from kcli import Consumer
+        from kcli.types import TopicPartition
+
+        self._global = None
+        groups = self.topology.global_groups()
+        if not groups:
+            return
+        iso = "read_committed" if self.eos else "read_uncommitted"
+        conf = {"enable.auto.commit": False, "isolation.level": iso, "auto.offset.reset": "earliest",
+                "max.poll.records": 10000}
+        conf.update(self.config.prefixed("consumer.", "global.consumer."))
+        self._global = Consumer(self._client("consumer", conf))
+        self._global_topics = {}
+        parts = []
+        for nodes in groups:
+            src = next(n for n in nodes if n.kind == "source")
+            proc = next(n for n in nodes if n.kind != "source")
+            spec = self.topology.stores[proc.stores[0]]
+            store = self.global_stores[spec.name] = _GlobalStore()
+            kd = (spec.key_serde or self.default_key_serde).deserialize
+            vd = (spec.value_serde or self.default_value_serde).deserialize
+            for topic in src.topics:
+                self._global_topics[topic] = (store, kd, vd)
+                parts += [TopicPartition(topic, p) for p in range(self._global.partitions_for_topic(topic).__len__())]
+        self._global.assign(parts)
+        self._global.seek_to_beginning(*parts)
+        ends = self._global.end_offsets(parts)
+        deadline = time.monotonic() + 60
+        while any(self._global.position(tp) < ends[tp] for tp in parts) and time.monotonic() < deadline:
+            self._poll_globals(0.05)
+
+    def _poll_globals(self, timeout: float = 0.0) -> None:
+        if self._global is None:
+            return
+        for t, k, v in self._global.poll_made(lambda t, p, o, ts, tt, k, v, h: (t, k, v), timeout=timeout):
+            store, kd, vd = self._global_topics[t]
+            key = kd(k)
+            if v is None:
+                store.data.pop(key, None)
+            else:
+                store.data[key] = vd(v)
+
+    # -- restore -----------------------------------------------------------------------------------
+
+    def restore(self, task: StreamTask, rc, parts, offsets) -> None:
+        from kcli.types import TopicPartition
+
+        tps = [TopicPartition(t, p) for t, p in parts]
+        rc.assign(tps)
+        ends = rc.end_offsets(tps)
+        begins = rc.beginning_offsets(tps)
+        for tp in tps:
+            start = offsets.get((tp.topic, tp.partition), 0)
+            if start > ends[tp] or start < begins[tp]:
+                start = begins[tp] if start < begins[tp] else start
+                if start > ends[tp]:  # the checkpoint is past the log: not valid
+                    log.warning("task %s: checkpoint %d past the end %d of %s; restoring from scratch",
+                                task.id, start, ends[tp], tp)
+                    task.state.abort_local()
+                    start = begins[tp]
+            rc.seek(tp, start)
+        restored = 0
+        deadline = time.monotonic() + 300
+        while any(rc.position(tp) < ends[tp] for tp in tps):
+            batch = rc.poll_made(lambda t, p, o, ts, tt, k, v, h: (t, k, v), timeout=0.1)
+            by_topic: dict[str, list] = {}
+            for t, k, v in batch:
+                by_topic.setdefault(t, []).append((k, v))
+            for t, recs in by_topic.items():
+                restored += task.state.restore_batch(t, recs)
+            if time.monotonic() > deadline:
+                raise KafkaError(f"task {task.id}: restoring its stores did not finish in time")
+        task.state.commit_local()
+        rc.assign([])
+        task.restored = restored
+        if restored:
+            log.info("task %s restored %d records", task.id, restored)
+
+    # -- tasks -------------------------------------------------------------------------------------
+
+    def _create_tasks(self, partitions) -> None:
+        wanted: dict[tuple[int, int], Any] = {}
+        by_topic = {}
+        for sub in self._subs:
+            for node in sub.nodes:
+                if node.kind == "source":
+                    for topic in node.topics:
+                        by_topic.setdefault(self.topic_name(topic, node.repartition), []).append(sub)
+        for tp in partitions:
+            for sub in by_topic.get(tp.topic, []):
+                wanted[(sub.id, tp.partition)] = sub
+        for (sid, p), sub in sorted(wanted.items(), key=lambda x: x[0]):
+            tid = f"{sid}_{p}"
+            if tid in self.tasks:
+                continue
+            task = StreamTask(self, sub, p)
+            task.open(self.restore_consumer)
+            self.tasks[tid] = task
+        self._rebuild_routes()
+
+    def _process_runs(self, records) -> None:
+        """Runs of one partition's records; a run goes through a task's batch plan when its
+        source has one and no record carries headers, else one record at a time."""
+        routes, offsets = self._routes, self._offsets
+        n = len(records)
+        i = 0
+        while i < n:
+            tp = records[i][:2]
+            j = i + 1
+            while j < n and records[j][1] == tp[1] and records[j][0] == tp[0]:
+                j += 1
+            run = records[i:j] if (i, j) != (0, n) else records
+            plain = not any(r[6] for r in run)
+            for task, src in routes.get(tp, ()):
+                plan = task.batch_plans.get(tp[0]) if plain else None
+                if plan is not None:
+                    task.process_batch(plan, src, tp[0], run)
+                    self.batched_records += len(run)
+                else:
+                    for topic, _p, offset, ts, kb, vb, headers in run:
+                        task.process(src, topic, offset, ts, kb, vb, headers or None)
+            offsets[tp] = run[-1][2] + 1
+            i = j
+
+    @staticmethod
+    def _by_time(records):
+        """Records of several partitions in the order Kafka's PartitionGroup picks them: the
+        partition whose next record has the lowest timestamp goes first (each partition's own
+        order is kept)."""
+        import heapq
+
+        runs: dict = {}
+        for r in records:
+            runs.setdefault((r[0], r[1]), []).append(r)
+        if len(runs) == 1:
+            return records
+        return list(heapq.merge(*runs.values(), key=lambda r: r[3]))
+
+    def _rebuild_routes(self) -> None:
+        routes: dict[tuple[str, int], list] = {}
+        for task in self.tasks.values():
+            for topic, src in task.sources.items():
+                routes.setdefault((topic, task.partition), []).append((task, src))
+        self._routes = routes
+        self._multi_input = any(len(t.sources) > 1 for t in self.tasks.values())
+        self._batchable = any(t.batch_plans.get(topic) for t in self.tasks.values() for topic in t.sources)
+
+    def _close_tasks(self, partitions, clean: bool) -> None:
+        parts = {(tp.topic, tp.partition) for tp in partitions}
+        doomed = [t for t in self.tasks.values() if any(tp in parts for tp in t.input_partitions())]
+        if not doomed:
+            return
+        checkpoints = self._changelog_ends(doomed) if clean else {}
+        for task in doomed:
+            cp = {tp: checkpoints.get(tp, 0) for tp in task.state.changelog_partitions()} if clean else None
+            task.close(clean, cp)
+            del self.tasks[task.id]
+            for tp in task.input_partitions():
+                self._offsets.pop(tp, None)
+                self._committed.pop(tp, None)
+        self._rebuild_routes()
+
+    def _changelog_ends(self, tasks) -> dict[tuple[str, int], int]:
+        from kcli.types import TopicPartition
+
+        tps = [TopicPartition(t, p) for task in tasks for t, p in task.state.changelog_partitions()]
+        if not tps:
+            return {}
+        return {(tp.topic, tp.partition): off for tp, off in self.restore_consumer.end_offsets(tps).items()}
+
+    # -- processing --------------------------------------------------------------------------------
+
+    def _ensure_txn(self) -> None:
+        if self.eos and not self._in_txn:
+            self.producer.begin_transaction()
+            self._in_txn = True
+
+    @staticmethod
+    def _make(topic, partition, offset, ts, tt, key, value, headers):
+        return (topic, partition, offset, ts, key, value, headers)
+
+    def _process(self, records) -> None:
+        if self._multi_input and len(records) > 1 and records[0][:2] != records[-1][:2]:
+            records = self._by_time(records)
+        elif self._batchable:
+            return self._process_runs(records)
+        routes = self._routes
+        offsets = self._offsets
+        last = None
+        targets = ()
+        for topic, partition, offset, ts, kb, vb, headers in records:
+            tp = (topic, partition)
+            if tp != last:
+                targets = routes.get(tp, ())
+                last = tp
+            for task, src in targets:
+                task.process(src, topic, offset, ts, kb, vb, headers or None)
+            offsets[tp] = offset + 1
+
+    def commit(self) -> None:
+        """Flush caches, send, and commit outputs, changelogs and input offsets together."""
+
+        for task in self.tasks.values():
+            task.flush()
+        # the consumer's position, not the last offset + 1: past any transaction markers that
+        # follow it, so a caught-up application shows no lag (as Kafka Streams commits)
+        for tp in self._routes:
+            known = self._offsets.get(tp, self._committed.get(tp))
+            if known is None:
+                continue
+            pos = self.consumer.position(TopicPartition(*tp))
+            if pos is not None and pos > known:
+                self._offsets[tp] = pos
+        changed = {tp: o for tp, o in self._offsets.items() if self._committed.get(tp) != o}
+        if self.eos and changed:
+            self._ensure_txn()
+        self.collector.flush()
+        offsets = {TopicPartition(*tp): OffsetAndMetadata(o) for tp, o in changed.items()}
+        if self.eos:
+            if self._in_txn:
+                if offsets:
+                    self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+                self.producer.commit_transaction()
+                self._in_txn = False
+            for task in self.tasks.values():
+                task.state.commit_local()
+        else:
+            self.producer.flush()
+            for task in self.tasks.values():
+                task.state.commit_local()
+            if offsets:
+                self.consumer.commit(offsets)
+            if self.tasks:
+                ends = self._changelog_ends(self.tasks.values())
+                for task in self.tasks.values():
+                    parts = task.state.changelog_partitions()
+                    if parts:
+                        task.state.checkpoint({tp: ends.get(tp, 0) for tp in parts})
+        self._committed.update(changed)
+        self.commits += 1
+        self._maybe_purge()
+        for task in self.tasks.values():
+            task.commit_requested = False
+
+    def _maybe_purge(self) -> None:
+        """Delete what every task has committed from the repartition topics it reads (Kafka's
+        repartition.purge.interval.ms): they are the application's own, nobody else reads them."""
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + self.config["repartition.purge.interval.ms"] / 1000.0
+        internal = self._repartition_inputs
+        before = {TopicPartition(*tp): o for tp, o in self._committed.items() if tp[0] in internal}
+        if before:
+            from kcli import Admin
+
+            try:
+                with Admin(self.data_dir) as admin:
+                    admin.delete_records(before)
+            except KafkaError as e:
+                log.warning("purging repartition topics: %s", e)
+
+    def _abort(self) -> None:
+        """Give up the open transaction and the local writes since the last commit: the tasks
+        are closed dirty (under exactly-once their stores are rebuilt from the changelogs) and
+        made again from the committed offsets."""
+        self.collector.buf.clear()
+        if self._in_txn:
+            try:
+                self.producer.abort_transaction()
+            except KafkaError:
+                log.exception("aborting the transaction")
+            self._in_txn = False
+        assigned = sorted(self.consumer.assignment())
+        for task in list(self.tasks.values()):
+            task.state.abort_local()
+            task.close(False)
+        self.tasks.clear()
+        self._offsets.clear()
+        self._committed.clear()
+        committed = self.consumer.committed(assigned) if assigned else {}
+        for tp in assigned:
+            c = committed.get(tp)
+            if c is not None:
+                self.consumer.seek(tp, c.offset)
+            else:
+                self.consumer.seek_to_beginning(tp)
+        self._create_tasks(assigned)
+
+    def _set_state(self, state: str) -> None:
+        old, self.state = self.state, state
+        if old != state and self.on_state_change is not None:
+            self.on_state_change(state, old)
+
+    def _run(self) -> None:
+        try:
+            self._setup()
+            c = self.config
+            poll_s = c["poll.ms"] / 1000.0
+            interval = c["commit.interval.ms"] / 1000.0
+            max_records = c["max.poll.records"]
+            next_commit = time.monotonic() + interval
+            self._set_state(self.RUNNING)
+            self._write_status()
+            status_at = time.monotonic() + 1.0
+            while not self._stop.is_set():
+                try:
+                    records = self.consumer.poll_made(self._make, timeout=poll_s, max_records=max_records)
+                    if records:
+                        if self.eos and not self._in_txn:
+                            self._ensure_txn()
+                        self._process(records)
+                        self.collector.flush()
+                    self._poll_globals()
+                    now = time.monotonic()
+                    if self.tasks:
+                        wall = int(time.time() * 1000)
+                        for task in self.tasks.values():
+                            if task._punctuations:
+                                task.punctuate_wall_clock(wall)
+                    if now >= next_commit or any(t.commit_requested for t in self.tasks.values()):
+                        self.commit()
+                        next_commit = now + interval
+                    if now >= status_at:
+                        self._write_status()
+                        status_at = now + 1.0
+                except KafkaError as e:
+                    if not self.eos or not _task_migrated(e):
+                        raise
+                    log.warning("%s: aborting and rebuilding the tasks (%s)", self.client_id, e)
+                    self._abort()
+            self._set_state(self.PENDING_SHUTDOWN)
+            self._shutdown(clean=True)
+            self._set_state(self.NOT_RUNNING)
+        except BaseException as e:  # noqa: BLE001 - the thread reports, close() raises
+            self.error = e
+            log.exception("stream thread died")
+            try:
+                self._shutdown(clean=False)
+            except Exception:  # noqa: BLE001
+                pass
+            self._set_state(self.ERROR)
+
+    def _shutdown(self, clean: bool) -> None:
+        if self.collector is None:
+            return
+        if clean:
+            self.commit()
+            assigned = sorted(self.consumer.assignment())
+            self._close_tasks(assigned, True)
+        else:
+            for task in list(self.tasks.values()):
+                try:
+                    task.close(False)
+                except Exception:  # noqa: BLE001
+                    pass
+            self.tasks.clear()
+        for client in (self.consumer, self.restore_consumer, self._global):
+            if client is not None:
+                try:
+                    client.close(autocommit=False)
+                except Exception:  # noqa: BLE001
+                    pass
+        if clean:  # a static member leaves on a clean close (Kafka's CloseOptions.leaveGroup)
+            try:
+                from kcli import Admin
+
+                with Admin(self.data_dir) as admin:
+                    admin.remove_members_from_consumer_group(self.app_id, [self.instance_id])
+            except Exception:  # noqa: BLE001 - the group expires the member anyway
+                pass
+        try:
+            self.producer.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self._write_status(final=True)
+        self.collector = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _write_status(self, final: bool = False) -> None:
+        if self.state_dir is None:
+            return
+        try:
+            body = {"application_id": self.app_id, "process_id": self.process_id, "pid": os.getpid(),
+                    "state": self.state, "updated_ms": int(time.time() * 1000),
+                    "tasks": {tid: {"partitions": [f"{t}-{p}" for t, p in task.input_partitions()],
+                                    "processed": task.processed, "dropped": task.dropped_records,
+                                    "stores": list(task.state.stores)}
+                              for tid, task in sorted(self.tasks.items())} if not final else {}}
+            tmp = self.state_dir / "status.json.tmp"
+            tmp.write_text(json.dumps(body))
+            os.replace(tmp, self.state_dir / "status.json")
+        except OSError:
+            pass
+
+    # -- public API --------------------------------------------------------------------------------
+
+    def start(self) -> "KafkaStreams":
+        if self.state != self.CREATED:
+            raise KafkaError(f"KafkaStreams is {self.state}; start() only once")
+        self._set_state(self.REBALANCING)
+        self._thread = threading.Thread(target=self._run, name=f"{self.app_id}-StreamThread-1", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> None:
+        """Run in this thread until ``close()`` (from another thread or a signal handler)."""
+        self._set_state(self.REBALANCING)
+        self._run()
+        if self.error is not None:
+            raise self.error
+
+    def close(self, timeout: float | None = 30.0) -> bool:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def __enter__(self) -> "KafkaStreams":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def store(self, name: str) -> "ReadOnlyStore":
+        """Interactive queries: the committed contents of a store across this instance's tasks
+        (read in LMDB read transactions beside the stream thread), or a global store."""
+        if name in self.global_stores:
+            return self.global_stores[name]
+        spec = self.topology.stores.get(name)
+        if spec is None:
+            raise KafkaError(f"Cannot get state store {name} because no such store is registered in the topology.")
+        return ReadOnlyStore(self, name)
+
+    def wait_until_running(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state not in (self.RUNNING, self.ERROR):
+            if time.monotonic() > deadline:
+                raise TimeoutError("KafkaStreams did not reach RUNNING")
+            time.sleep(0.01)
+        if self.error is not None:
+            raise self.error
+
+
+class ReadOnlyStore:
+    """A key-value store as queries see it: ``get(key)``, ``all()``, ``approximate_num_entries()``."""
+
+    def __init__(self, streams: KafkaStreams, name: str) -> None:
+        self.streams, self.name = streams, name
+
+    def _views(self):
+        import lmdb
+
+        for task in list(self.streams.tasks.values()):
+            store = task.state.stores.get(self.name)
+            env = task.state.env
+            if store is None or env is None:
+                continue
+            try:
+                with env.begin() as txn:
+                    yield store, txn
+            except lmdb.Error:
+                continue  # the task closed meanwhile (a rebalance)
+
+    def get(self, key):
+        for store, txn in self._views():
+            raw = txn.get(store._kser(key), db=store.db)
+            if raw is not None:
+                return store._vde(raw)
+        return None
+
+    def all(self) -> list:
+        out = []
+        for store, txn in self._views():
+            with txn.cursor(db=store.db) as cur:
+                out.extend((kb, store._kde(kb), store._vde(vb)) for kb, vb in cur)
+        out.sort(key=lambda t: t[0])
+        return [(k, v) for _kb, k, v in out]
+
+    def approximate_num_entries(self) -> int:
+        return sum(txn.stat(store.db)["entries"] for store, txn in self._views())
+
+
+class _GlobalStore:
+    def __init__(self) -> None:
+        self.data: dict = {}
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def all(self):
+        return sorted(self.data.items(), key=lambda kv: repr(kv[0]))
+
+
+class _Listener:
+    def __init__(self, streams: KafkaStreams) -> None:
+        self.s = streams
+
+    def on_partitions_revoked(self, partitions) -> None:
+        s = self.s
+        if s.tasks:
+            try:
+                s.commit()
+                s._close_tasks(partitions, True)
+            except KafkaError as e:
+                log.warning("commit before the rebalance failed (%s); closing the tasks dirty", e)
+                s.collector.buf.clear()
+                if s._in_txn:
+                    try:
+                        s.producer.abort_transaction()
+                    except KafkaError:
+                        pass
+                    s._in_txn = False
+                for task in list(s.tasks.values()):
+                    task.state.abort_local()
+                s._close_tasks(partitions, False)
+        s._set_state(s.REBALANCING)
+
+    def on_partitions_assigned(self, partitions) -> None:
+        s = self.s
+        s._create_tasks(partitions)
+        s._set_state(s.RUNNING)
+        s._write_status()
+
+    def on_partitions_lost(self, partitions) -> None:
+        s = self.s
+        s.collector.buf.clear()
+        if s._in_txn:
+            try:
+                s.producer.abort_transaction()
+            except KafkaError:
+                pass
+            s._in_txn = False
+        for task in list(s.tasks.values()):
+            task.state.abort_local()
+        s._close_tasks(partitions, False)
+
+
+def _task_migrated(e: KafkaError) -> bool:
+    return getattr(e, "name", "") in ("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS",
+                                      "FENCED_INSTANCE_ID", "CONCURRENT_TRANSACTIONS", "INVALID_PRODUCER_EPOCH")
