@@ -120,10 +120,22 @@ GOLDEN: dict[tuple[str, str], str] = {  # sha256 of the output, taken before the
 }
 
 
+@pytest.fixture(scope="module")
+def varied_log(tmp_path_factory):
+    """Built once for the module: consuming never changes it."""
+    path = str(tmp_path_factory.mktemp("varied") / "kcli-data")
+    build_log(path)
+    return path
+
+
 @pytest.fixture
-def varied_log(data_dir):
-    build_log(data_dir)
-    return data_dir
+def cli(varied_log):
+    from typer.testing import CliRunner
+
+    from kcli.cli.app import app
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["--data-dir", varied_log, *args])
 
 
 def _consume(cli, topic: str, *args: str) -> bytes:
@@ -137,35 +149,46 @@ def test_consume_prints_the_pinned_bytes_for_a_varied_log(varied_log, cli, isola
         assert hashlib.sha256(out).hexdigest() == GOLDEN[(isolation, name)], (isolation, name, out[:2000])
 
 
-def _reference(data_dir: str, topic: str, how: str, isolation: str = "read_uncommitted") -> bytes:
-    """The output record by record, from ConsumerRecords."""
-    from kcli.consumer import Consumer
+def _reference(data_dir: str, topic: str, how: str, isolation: str = "read_uncommitted", partition=None,
+               start: int | None = None) -> bytes:
+    """The output record by record, from ConsumerRecords decoded one by one."""
+    from unittest import mock
+
+    from kcli.consumer import Consumer, TopicPartition
     from kcli.formats import compile_format, record_to_json_line
 
     c = Consumer({"enable.auto.commit": False, "isolation.level": isolation}, data_dir=data_dir)
     try:
-        parts = c.partitions_for_topic(topic)
-        c.assign(parts)
-        c.seek_to_beginning()
-        ends = c.end_offsets(parts)
-        out = []
-        render = compile_format(how[len("format "):]) if how.startswith("format ") else None
-        while True:
-            records = c.poll(0.0, max_records=100_000)
-            if not records:
-                if all(c.position(tp) >= ends[tp] for tp in parts):
-                    break
-                continue
-            for r in records:
-                if how == "values":
-                    out.append((r.value or b"") + b"\n")
-                elif how == "json":
-                    out.append(record_to_json_line(r).encode() + b"\n")
-                else:
-                    out.append(render(r))
-        return b"".join(out)
+        with mock.patch.object(rb, "decode_uniform", lambda section, header: None):
+            return _read_all(c, topic, how, partition, start, compile_format, record_to_json_line, TopicPartition)
     finally:
         c.close()
+
+
+def _read_all(c, topic, how, partition, start, compile_format, record_to_json_line, TopicPartition) -> bytes:
+    parts = c.partitions_for_topic(topic) if partition is None else [TopicPartition(topic, partition)]
+    c.assign(parts)
+    c.seek_to_beginning()
+    if start is not None:
+        for tp in parts:
+            c.seek(tp, start)
+    ends = c.end_offsets(parts)
+    out = []
+    render = compile_format(how[len("format "):]) if how.startswith("format ") else None
+    while True:
+        records = c.poll(0.0, max_records=100_000)
+        if not records:
+            if all(c.position(tp) >= ends[tp] for tp in parts):
+                break
+            continue
+        for r in records:
+            if how == "values":
+                out.append((r.value or b"") + b"\n")
+            elif how == "json":
+                out.append(record_to_json_line(r).encode() + b"\n")
+            else:
+                out.append(render(r))
+    return b"".join(out)
 
 
 @pytest.mark.parametrize("topic", ["varied", "appended"])
@@ -184,3 +207,10 @@ def test_consume_in_small_polls_prints_the_same_bytes(varied_log, cli):
         assert whole == lines
         first = ok(cli("consume", "varied", "--from-beginning", "-n", "333", *args)).stdout_bytes
         assert whole.startswith(first) and len(first) < len(whole), name
+
+
+@pytest.mark.parametrize("start", [0, 1, 60, 299, 300, 371, 400])
+def test_consume_from_an_offset_inside_a_batch_prints_the_records_from_it(varied_log, cli, start):
+    for name, args in CASES[:3]:
+        got = ok(cli("consume", "varied", "-p", "1", "--offset", str(start), *args)).stdout_bytes
+        assert got == _reference(varied_log, "varied", name, partition=1, start=start), (name, start)
