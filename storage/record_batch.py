@@ -689,7 +689,7 @@ class Uniform(NamedTuple):
 
 
 # (count, timestamp delta bytes, key length, value length) -> (size, key getter, value getter,
-# getter of the bytes between keys and values, what those bytes must be)
+# the checks of the bytes around keys and values)
 _uniform_layouts: dict[tuple, tuple] = {}
 _UNIFORM_MAX_COUNT = 1 << 16
 _OD_WIDTHS = ((0, 64, 1), (64, 8192, 2), (8192, 1 << 20, 3))
@@ -707,50 +707,46 @@ def _uniform_size(count: int, rest: int) -> int:
 
 
 def _uniform_layout(count: int, ts_bytes: bytes, klen: int, vlen: int) -> tuple:
+    """(size, key getter, value getter, checks) for ``count`` records of one shape. Within a
+    range of offset-delta widths the records have one size, so each byte around the keys and
+    values is a column at a fixed stride: checks are (start, end, stride, [(byte in the
+    record, the column's expected bytes)]) per range."""
     kv, vv = encode_varint(klen), encode_varint(vlen)
     kb, vb = max(klen, 0), max(vlen, 0)
-    keys: list = []
-    values: list = []
-    gap_slices: list = []
-    gaps: list = []
-    fixed = bytearray()
+    key_slices: list = []
+    value_slices: list = []
+    checks: list = []
     at = 0
-    gap_from = 0
+    for lo, hi, width in _OD_WIDTHS:
+        if lo >= count:
+            break
+        hi = min(hi, count)
+        body = 1 + len(ts_bytes) + width + len(kv) + kb + len(vv) + vb + 1
+        lv = encode_varint(body)
+        stride = len(lv) + body
+        o_od = len(lv) + 1 + len(ts_bytes)
+        o_key = o_od + width + len(kv)
+        o_value = o_key + kb + len(vv)
+        before_od = lv + b"\x00" + ts_bytes
+        columns = [(j, bytes((byte,)) * (hi - lo)) for j, byte in enumerate(before_od)]
+        ods = [encode_varint(od) for od in range(lo, hi)]
+        columns += [(o_od + j, bytes(od[j] for od in ods)) for j in range(width)]
+        columns += [(o_od + width + j, bytes((byte,)) * (hi - lo)) for j, byte in enumerate(kv)]
+        columns += [(o_key + kb + j, bytes((byte,)) * (hi - lo)) for j, byte in enumerate(vv)]
+        columns.append((stride - 1, b"\x00" * (hi - lo)))  # no headers
+        end = at + (hi - lo) * stride
+        checks.append((at, end, stride, columns))
+        key_slices += [slice(p + o_key, p + o_key + kb) for p in range(at, end, stride)]
+        value_slices += [slice(p + o_value, p + o_value + vb) for p in range(at, end, stride)]
+        at = end
 
-    def region(n: int, into: list) -> None:
-        nonlocal at, gap_from
-        if n:
-            if fixed:
-                gap_slices.append(slice(gap_from, at))
-                gaps.append(bytes(fixed))
-                fixed.clear()
-            into.append(slice(at, at + n))
-            at += n
-            gap_from = at
-
-    for od in range(count):
-        odv = encode_varint(od)
-        body = 1 + len(ts_bytes) + len(odv) + len(kv) + kb + len(vv) + vb + 1
-        head = encode_varint(body) + b"\x00" + ts_bytes + odv + kv
-        fixed += head
-        at += len(head)
-        region(kb, keys)
-        fixed += vv
-        at += len(vv)
-        region(vb, values)
-        fixed += b"\x00"  # no headers
-        at += 1
-    gap_slices.append(slice(gap_from, at))
-    gaps.append(bytes(fixed))
-
-    def getter(slices: list):
-        if not slices:
+    def getter(slices: list, n: int):
+        if not n:
             return None
         get = itemgetter(*slices)
         return get if len(slices) > 1 else (lambda data: (get(data),))
 
-    gap_get = getter(gap_slices)
-    return at, getter(keys), getter(values), gap_get, tuple(gaps)
+    return at, getter(key_slices, kb), getter(value_slices, vb), checks
 
 
 def decode_uniform(section: bytes, header: BatchHeader) -> Uniform | None:
@@ -759,8 +755,9 @@ def decode_uniform(section: bytes, header: BatchHeader) -> Uniform | None:
     One shape: what a producer writes for records of one size sharing a timestamp (kcli's
     own bulk path, fixed-size messages): the same timestamp delta, no headers, keys of one
     length (or all null) and values of one length (or all null), offset deltas 0, 1, ...
-    Every byte around the keys and values is compared with what such records hold, all at
-    once, and the keys and values are cut out in one call: no Python code runs per record.
+    Every byte around the keys and values is compared with what such records hold, a column
+    of bytes at a time (one strided slice per byte of a record), and the keys and values are
+    cut out in one call: no Python code runs per record.
     None when the batch is not of that shape (then the per-record decoders decide, and name
     any damage); a batch decoded here decodes to the same records there.
     """
@@ -790,9 +787,13 @@ def decode_uniform(section: bytes, header: BatchHeader) -> Uniform | None:
         if len(_uniform_layouts) >= 256:
             _uniform_layouts.clear()
         layout = _uniform_layouts[key] = _uniform_layout(count, ts_bytes, klen, vlen)
-    size, key_get, value_get, gap_get, gaps = layout
-    if size != len(data) or gap_get(data) != gaps:
+    size, key_get, value_get, checks = layout
+    if size != len(data):
         return None
+    for start, end, stride, columns in checks:
+        for j, expected in columns:
+            if data[start + j : end : stride] != expected:
+                return None
     if klen < 0:
         keys = None
     else:
