@@ -246,6 +246,14 @@ def compile_format(fmt: str) -> Callable[[Any], bytes]:
     return render
 
 
+def _each(make, topic, partition, first, timestamp, timestamp_type, keys, values) -> list:
+    """A ``batch`` call's items record by record (what a batch cannot template)."""
+    n = len(values)
+    stamps = repeat(timestamp, n) if isinstance(timestamp, int) else timestamp
+    return list(map(make, repeat(topic, n), repeat(partition, n), range(first, first + n), stamps,
+                    repeat(timestamp_type, n), keys if keys is not None else repeat(None, n), values, repeat((), n)))
+
+
 def format_maker(fmt: str):
     """A record factory for ``Consumer.poll_made``: each record becomes its line by the
     format string (the bytes ``compile_format(fmt)`` renders), with a ``batch`` method for
@@ -262,10 +270,7 @@ def format_maker(fmt: str):
     def batch(topic, partition, first, timestamp, timestamp_type, keys, values):
         n = len(values)
         if None in values or (keys is not None and None in keys):  # some null, some not: record by record
-            if keys is None:
-                keys = repeat(None, n)
-            return [make(topic, partition, first + i, timestamp, timestamp_type, k, v, ())
-                    for i, (k, v) in enumerate(zip(keys, values))]
+            return _each(make, topic, partition, first, timestamp, timestamp_type, keys, values)
         template = []
         columns = []  # one iterable per % directive, in order (a token may come twice)
         for tok in tokens:
@@ -276,7 +281,11 @@ def format_maker(fmt: str):
             elif tok == "p":
                 template.append(b"%d" % partition)
             elif tok == "T":
-                template.append(b"%d" % timestamp)
+                if isinstance(timestamp, int):
+                    template.append(b"%d" % timestamp)
+                else:  # one per record
+                    template.append(b"%d")
+                    columns.append(timestamp)
             elif tok == "h":
                 pass  # no headers: nothing
             elif tok == "o":
@@ -380,22 +389,28 @@ def json_bytes_maker():
         n = len(values)
         plain = None not in values and not b"".join(values).translate(None, _JSON_PLAIN)
         if plain and keys is not None:
-            plain = not b"".join(keys).translate(None, _JSON_PLAIN)
+            plain = None not in keys and not b"".join(keys).translate(None, _JSON_PLAIN)
         if not plain:
-            ks = keys if keys is not None else repeat(None, n)
-            return [make(topic, partition, first + i, timestamp, timestamp_type, k, v, ())
-                    for i, (k, v) in enumerate(zip(ks, values))]
+            return _each(make, topic, partition, first, timestamp, timestamp_type, keys, values)
         from json.encoder import encode_basestring_ascii as quote
 
         head = (f'{{"topic": {quote(topic)}, "partition": {partition}, "offset": ').encode().replace(b"%", b"%%")
         tt = TIMESTAMP_TYPES.get(timestamp_type, "CreateTime")
+        columns = [range(first, first + n)]
+        if isinstance(timestamp, int):
+            ts = b"%d" % timestamp
+        else:  # one per record
+            ts = b"%d"
+            columns.append(timestamp)
         if keys is None:
-            line = head + (f'%d, "timestamp": {timestamp}, "timestamp_type": "{tt}", "key": null, '
-                           f'"value": "%s", "headers": []}}\n').encode()
-            return list(map(line.__mod__, zip(range(first, first + n), values)))
-        line = head + (f'%d, "timestamp": {timestamp}, "timestamp_type": "{tt}", "key": "%s", '
-                       f'"value": "%s", "headers": []}}\n').encode()
-        return list(map(line.__mod__, zip(range(first, first + n), keys, values)))
+            key = b"null"
+        else:
+            key = b'"%s"'
+            columns.append(keys)
+        columns.append(values)
+        line = head + b'%d, "timestamp": ' + ts + (f', "timestamp_type": "{tt}", "key": ').encode() + key + \
+            b', "value": "%s", "headers": []}\n'
+        return list(map(line.__mod__, zip(*columns)))
 
     make.batch = batch
     return make

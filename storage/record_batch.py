@@ -805,6 +805,99 @@ def decode_uniform(section: bytes, header: BatchHeader) -> Uniform | None:
     return Uniform(ts, keys, values)
 
 
+class Columns(NamedTuple):
+    """The records of a header-less batch without offset gaps, column by column
+    (``decode_columns``)."""
+
+    timestamp_deltas: list
+    keys: list
+    values: list
+
+
+def decode_columns(section: bytes, header: BatchHeader) -> Columns | None:
+    """Timestamp deltas, keys and values of a batch whose records carry no headers and
+    whose offset deltas run 0 .. count - 1, or None for any other batch (then the per-record
+    decoder decides, and names any damage). The records decode_records would give, as
+    columns: a caller renders them a batch at a time."""
+    count = header.records_count
+    if count != header.last_offset_delta + 1:
+        return None
+    data = section
+    keys: list = []
+    values: list = []
+    deltas: list = []
+    add_key, add_value, add_delta = keys.append, values.append, deltas.append
+    pos = 0
+    try:
+        for od in range(count):
+            b = data[pos]
+            if b < 0x80:
+                end = pos + 1 + ((b >> 1) ^ -(b & 1))
+                pos += 2
+            elif data[pos + 1] < 0x80:
+                u = (b & 0x7F) | (data[pos + 1] << 7)
+                end = pos + 2 + ((u >> 1) ^ -(u & 1))
+                pos += 3
+            else:
+                length, pos = decode_varint(data, pos)
+                end = pos + length
+                pos += 1
+            b = data[pos]
+            if b < 0x80:
+                add_delta((b >> 1) ^ -(b & 1))
+                pos += 1
+            else:
+                ts_delta, pos = decode_varint(data, pos)
+                add_delta(ts_delta)
+            b = data[pos]
+            if b < 0x80:
+                if b != od << 1:
+                    return None
+                pos += 1
+            else:
+                delta, pos = decode_varint(data, pos)
+                if delta != od:
+                    return None
+            b = data[pos]
+            if b == 1:
+                add_key(None)
+                pos += 1
+            else:
+                if b < 0x80 and not b & 1:
+                    klen = b >> 1
+                    pos += 1
+                else:
+                    klen, pos = decode_varint(data, pos)
+                if klen < 0:
+                    add_key(None)
+                else:
+                    add_key(data[pos : pos + klen])
+                    pos += klen
+            b = data[pos]
+            if b < 0x80:
+                vlen = (b >> 1) ^ -(b & 1)
+                pos += 1
+            elif data[pos + 1] < 0x80:
+                u = (b & 0x7F) | (data[pos + 1] << 7)
+                vlen = (u >> 1) ^ -(u & 1)
+                pos += 2
+            else:
+                vlen, pos = decode_varint(data, pos)
+            if vlen < 0:
+                add_value(None)
+            else:
+                add_value(data[pos : pos + vlen])
+                pos += vlen
+            if data[pos] != 0 or pos + 1 != end:  # headers, or a record not ending where its length says
+                return None
+            pos = end
+    except (IndexError, ValueError):
+        return None
+    if pos != len(data):
+        return None
+    return Columns(deltas, keys, values)
+
+
 # --------------------------------------------------------------------------- validation
 #
 # ``walk_records`` checks every record of a batch the way Kafka's broker reads it when it

@@ -159,7 +159,8 @@ def _reference(data_dir: str, topic: str, how: str, isolation: str = "read_uncom
 
     c = Consumer({"enable.auto.commit": False, "isolation.level": isolation}, data_dir=data_dir)
     try:
-        with mock.patch.object(rb, "decode_uniform", lambda section, header: None):
+        with mock.patch.object(rb, "decode_uniform", lambda section, header: None), \
+                mock.patch.object(rb, "decode_columns", lambda section, header: None):
             return _read_all(c, topic, how, partition, start, compile_format, record_to_json_line, TopicPartition)
     finally:
         c.close()

@@ -18,12 +18,15 @@ COLUMNS = [
     (None, [None, None, None]),
     ([b"k", b"k"], [None, b"v"]),
     (None, [b"x" * 300] * 3),
+    ([b"customer-1", None, b"customer-22", b"c"], [b"one", b"two", b"", b"x" * 200]),
+    ([b"customer-1", b"customer-22", b"c"], [b"one", b"two", b"three"]),
 ]
 
 
 def _per_record(make, topic, partition, first, ts, tt, keys, values):
     keys = keys if keys is not None else [None] * len(values)
-    return [make(topic, partition, first + i, ts, tt, k, v, ()) for i, (k, v) in enumerate(zip(keys, values))]
+    stamps = ts if isinstance(ts, list) else [ts] * len(values)
+    return [make(topic, partition, first + i, stamps[i], tt, k, v, ()) for i, (k, v) in enumerate(zip(keys, values))]
 
 
 @pytest.mark.parametrize("keys,values", COLUMNS)
@@ -31,8 +34,8 @@ def _per_record(make, topic, partition, first, ts, tt, keys, values):
                                  "%k\\t%v\\n", "%h"])
 def test_format_batch_gives_the_per_record_lines(keys, values, fmt):
     make = format_maker(fmt)
-    for tt in (0, 1):
-        args = ("top.ic-1", 2, 41, T, tt, keys, values)
+    for tt, ts in ((0, T), (1, T), (0, [T + 3 * i for i in range(len(values))])):
+        args = ("top.ic-1", 2, 41, ts, tt, keys, values)
         assert make.batch(*args) == _per_record(make, *args)
 
 
@@ -40,8 +43,8 @@ def test_format_batch_gives_the_per_record_lines(keys, values, fmt):
 def test_json_batch_gives_the_per_record_lines(keys, values):
     make = json_bytes_maker()
     line = json_line_maker()
-    for tt in (0, 1):
-        args = ("orders", 0, 7, T, tt, keys, values)
+    for tt, ts in ((0, T), (1, T), (0, [T - i for i in range(len(values))])):
+        args = ("orders", 0, 7, ts, tt, keys, values)
         got = make.batch(*args)
         assert got == _per_record(make, *args)
         assert got == [(s + "\n").encode() for s in _per_record(line, *args)]
