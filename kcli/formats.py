@@ -257,8 +257,8 @@ def _each(make, topic, partition, first, timestamp, timestamp_type, keys, values
 def format_maker(fmt: str):
     """A record factory for ``Consumer.poll_made``: each record becomes its line by the
     format string (the bytes ``compile_format(fmt)`` renders), with a ``batch`` method for
-    runs of records of one shape that fills one %-template per batch instead of calling a
-    getter per field per record."""
+    runs of header-less records (see ``Consumer.poll_made``) that fills one %-template per
+    batch instead of calling a getter per field per record."""
     from .consumer import ConsumerRecord
 
     render = compile_format(fmt)
@@ -377,7 +377,7 @@ _JSON_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in (0x22, 0x5C))
 def json_bytes_maker():
     """A record factory for ``Consumer.poll_made``: each record becomes its JSON line as
     UTF-8 bytes with its newline (``record_to_json_line(record) + "\\n"``), with a ``batch``
-    method for runs of records of one shape whose keys and values are plain printable ASCII
+    method for runs of header-less records whose keys and values are plain printable ASCII
     (no quote, backslash or control character: such text is its own JSON string), which
     fills one %-template per batch."""
     line_of = json_line_maker()
