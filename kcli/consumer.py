@@ -11,7 +11,8 @@ broker is a request of ``kcli.broker.api``; partitions' positions live in a
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping
+from itertools import repeat
+from typing import Any, Iterable, Mapping, Sequence
 
 from storage import record_batch as rb
 from kcli.common.errors import CorruptRecordError, KafkaError, OffsetOutOfRangeError
@@ -317,7 +318,14 @@ class Consumer:
     def poll_made(self, make, timeout: float = 0.0, max_records: int | None = None) -> list:
         """Like ``poll``, but each record is ``make(topic, partition, offset, timestamp,
         timestamp_type, key, value, headers)``, built straight from the batch (e.g. an
-        output line), so no record object is made on the way."""
+        output line), so no record object is made on the way.
+
+        ``make.batch(topic, partition, first_offset, timestamp, timestamp_type, keys,
+        values)``, when the factory has it, builds the items of a run of header-less records
+        at once: offsets first_offset, first_offset + 1, ...; ``timestamp`` one int for all
+        or a list, one per record; ``keys`` a sequence, or None when every key is null;
+        ``values`` a sequence (None items for null keys and values). It must return what
+        ``make`` would for each record."""
         return self._poll_loop(make, timeout, max_records)
 
     def _poll_loop(self, make, timeout: float, max_records: int | None) -> list:
@@ -393,14 +401,25 @@ class Consumer:
                     continue
                 try:
                     if h.records_count == h.last_offset_delta + 1:
-                        if make is None:
-                            batch_items = rb.decode_values(data, pos, h)
-                        else:
-                            batch_items = rb.decode_records(data, pos, h, make, tp.topic, tp.partition)
                         skip = position - h.base_offset if h.base_offset < position else 0
-                        if skip:
-                            batch_items = batch_items[skip:]
-                        items.extend(batch_items)
+                        section = rb.records_section(data, pos, h)
+                        uniform = rb.decode_uniform(section, h)
+                        columns = None
+                        if uniform is None and make is not None:
+                            columns = rb.decode_columns(section, h)
+                        if uniform is not None:
+                            items.extend(_made_uniform(make, uniform, h, skip, tp))
+                        elif columns is not None:
+                            items.extend(_made_columns(make, columns, h, skip, tp))
+                        else:
+                            if make is None:
+                                batch_items = rb.decode_values(data, pos, h, section=section)
+                            else:
+                                batch_items = rb.decode_records(data, pos, h, make, tp.topic, tp.partition,
+                                                                section=section)
+                            if skip:
+                                batch_items = batch_items[skip:]
+                            items.extend(batch_items)
                         offsets.extend(range(h.base_offset + skip + 1, h.next_offset + 1))
                     else:  # offsets with gaps (a compacted batch): take the careful path
                         for r in rb.decode_records(data, pos, h, ConsumerRecord, tp.topic, tp.partition):
@@ -498,6 +517,49 @@ class Consumer:
     def _check_open(self) -> None:
         if self._closed:
             raise KafkaError("This consumer has already been closed.")
+
+
+def _made_uniform(make, uniform: rb.Uniform, h, skip: int, tp) -> Sequence:
+    """The items of a batch of one shape (``rb.decode_uniform``), from record ``skip`` on:
+    values (``make`` None), ``make.batch(...)`` when the factory has one, else ``make`` mapped
+    over the columns (no per-record Python code of ours)."""
+    n = h.records_count - skip
+    values = uniform.values[skip:] if uniform.values is not None else (None,) * n
+    if make is None:
+        return values
+    keys = uniform.keys[skip:] if uniform.keys is not None else None
+    if h.timestamp_type == rb.LOG_APPEND_TIME:
+        ts, ts_type = h.max_timestamp, rb.LOG_APPEND_TIME
+    else:
+        ts, ts_type = h.base_timestamp + uniform.timestamp_delta, rb.CREATE_TIME
+    first = h.base_offset + skip
+    batch = getattr(make, "batch", None)
+    if batch is not None:
+        return batch(tp.topic, tp.partition, first, ts, ts_type, keys, values)
+    return list(map(make, repeat(tp.topic, n), repeat(tp.partition, n), range(first, first + n), repeat(ts, n),
+                    repeat(ts_type, n), keys if keys is not None else repeat(None, n), values, repeat((), n)))
+
+
+def _made_columns(make, columns: rb.Columns, h, skip: int, tp) -> Sequence:
+    """The items of a header-less batch (``rb.decode_columns``) from record ``skip`` on, by
+    ``make.batch`` when the factory has one, else ``make`` mapped over the columns."""
+    n = h.records_count - skip
+    keys, values, deltas = columns.keys, columns.values, columns.timestamp_deltas
+    if skip:
+        keys, values, deltas = keys[skip:], values[skip:], deltas[skip:]
+    if h.timestamp_type == rb.LOG_APPEND_TIME:
+        ts, ts_type = h.max_timestamp, rb.LOG_APPEND_TIME
+    elif deltas.count(deltas[0]) == n:
+        ts, ts_type = h.base_timestamp + deltas[0], rb.CREATE_TIME
+    else:
+        base = h.base_timestamp
+        ts, ts_type = [base + d for d in deltas], rb.CREATE_TIME
+    first = h.base_offset + skip
+    batch = getattr(make, "batch", None)
+    if batch is not None:
+        return batch(tp.topic, tp.partition, first, ts, ts_type, keys, values)
+    return list(map(make, repeat(tp.topic, n), repeat(tp.partition, n), range(first, first + n),
+                    ts if isinstance(ts, list) else repeat(ts, n), repeat(ts_type, n), keys, values, repeat((), n)))
 
 
 def _where(tp, offset: int, pos: int, fetched: api.FetchPartitionResponse) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+from itertools import repeat
 from typing import Any, Callable
 
 TIMESTAMP_TYPES = {0: "CreateTime", 1: "LogAppendTime"}
@@ -240,7 +241,75 @@ def compile_format(fmt: str) -> Callable[[Any], bytes]:
     def render(record) -> bytes:
         return b"".join(p if isinstance(p, bytes) else p(record) for p in parts)
 
+    render.tokens = tokens = [p if isinstance(p, bytes) else next(t for t, g in getters.items() if g is p)
+                              for p in parts]
     return render
+
+
+def _each(make, topic, partition, first, timestamp, timestamp_type, keys, values) -> list:
+    """A ``batch`` call's items record by record (what a batch cannot template)."""
+    n = len(values)
+    stamps = repeat(timestamp, n) if isinstance(timestamp, int) else timestamp
+    return list(map(make, repeat(topic, n), repeat(partition, n), range(first, first + n), stamps,
+                    repeat(timestamp_type, n), keys if keys is not None else repeat(None, n), values, repeat((), n)))
+
+
+def format_maker(fmt: str):
+    """A record factory for ``Consumer.poll_made``: each record becomes its line by the
+    format string (the bytes ``compile_format(fmt)`` renders), with a ``batch`` method for
+    runs of header-less records (see ``Consumer.poll_made``) that fills one %-template per
+    batch instead of calling a getter per field per record."""
+    from .consumer import ConsumerRecord
+
+    render = compile_format(fmt)
+    tokens = render.tokens
+
+    def make(topic, partition, offset, timestamp, timestamp_type, key, value, headers):
+        return render(ConsumerRecord(topic, partition, offset, timestamp, timestamp_type, key, value, headers))
+
+    def batch(topic, partition, first, timestamp, timestamp_type, keys, values):
+        n = len(values)
+        if None in values or (keys is not None and None in keys):  # some null, some not: record by record
+            return _each(make, topic, partition, first, timestamp, timestamp_type, keys, values)
+        template = []
+        columns = []  # one iterable per % directive, in order (a token may come twice)
+        for tok in tokens:
+            if isinstance(tok, bytes):
+                template.append(tok.replace(b"%", b"%%"))
+            elif tok == "t":
+                template.append(topic.encode().replace(b"%", b"%%"))
+            elif tok == "p":
+                template.append(b"%d" % partition)
+            elif tok == "T":
+                if isinstance(timestamp, int):
+                    template.append(b"%d" % timestamp)
+                else:  # one per record
+                    template.append(b"%d")
+                    columns.append(timestamp)
+            elif tok == "h":
+                pass  # no headers: nothing
+            elif tok == "o":
+                template.append(b"%d")
+                columns.append(range(first, first + n))
+            elif tok == "k":
+                template.append(b"%s")
+                columns.append(keys if keys is not None else repeat(b"", n))
+            elif tok in ("v", "s"):
+                template.append(b"%s")
+                columns.append(values)
+            elif tok == "K":
+                template.append(b"%d")
+                columns.append(map(len, keys) if keys is not None else repeat(-1, n))
+            else:  # "S"
+                template.append(b"%d")
+                columns.append(map(len, values))
+        line = b"".join(template)
+        if not columns:
+            return [line % ()] * n
+        return list(map(line.__mod__, zip(*columns)))
+
+    make.batch = batch
+    return make
 
 
 def record_to_json_line(record) -> str:
@@ -299,6 +368,52 @@ def records_to_json_lines(records) -> str:
                f'"key": {k}, "value": {v}, "headers": []}}')
     out.append("")
     return "\n".join(out)
+
+
+# the bytes that encode_basestring_ascii writes as themselves: printable ASCII but " and \\
+_JSON_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in (0x22, 0x5C))
+
+
+def json_bytes_maker():
+    """A record factory for ``Consumer.poll_made``: each record becomes its JSON line as
+    UTF-8 bytes with its newline (``record_to_json_line(record) + "\\n"``), with a ``batch``
+    method for runs of header-less records whose keys and values are plain printable ASCII
+    (no quote, backslash or control character: such text is its own JSON string), which
+    fills one %-template per batch."""
+    line_of = json_line_maker()
+
+    def make(topic, partition, offset, timestamp, timestamp_type, key, value, headers):
+        return (line_of(topic, partition, offset, timestamp, timestamp_type, key, value, headers) + "\n").encode()
+
+    def batch(topic, partition, first, timestamp, timestamp_type, keys, values):
+        n = len(values)
+        plain = None not in values and not b"".join(values).translate(None, _JSON_PLAIN)
+        if plain and keys is not None:
+            plain = None not in keys and not b"".join(keys).translate(None, _JSON_PLAIN)
+        if not plain:
+            return _each(make, topic, partition, first, timestamp, timestamp_type, keys, values)
+        from json.encoder import encode_basestring_ascii as quote
+
+        head = (f'{{"topic": {quote(topic)}, "partition": {partition}, "offset": ').encode().replace(b"%", b"%%")
+        tt = TIMESTAMP_TYPES.get(timestamp_type, "CreateTime")
+        columns = [range(first, first + n)]
+        if isinstance(timestamp, int):
+            ts = b"%d" % timestamp
+        else:  # one per record
+            ts = b"%d"
+            columns.append(timestamp)
+        if keys is None:
+            key = b"null"
+        else:
+            key = b'"%s"'
+            columns.append(keys)
+        columns.append(values)
+        line = head + b'%d, "timestamp": ' + ts + (f', "timestamp_type": "{tt}", "key": ').encode() + key + \
+            b', "value": "%s", "headers": []}\n'
+        return list(map(line.__mod__, zip(*columns)))
+
+    make.batch = batch
+    return make
 
 
 def json_line_maker():

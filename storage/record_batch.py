@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 from itertools import chain, repeat
+from operator import itemgetter
 from typing import Iterator, NamedTuple, Sequence
 
 from . import compression
@@ -477,16 +478,31 @@ def records_bytes(buf, pos: int, header: BatchHeader) -> bytes | memoryview:
     return data
 
 
-def decode_records(buf, pos: int, header: BatchHeader, make=None, topic=None, partition=None) -> list:
+def records_section(buf, pos: int, header: BatchHeader) -> bytes:
+    """The (decompressed) record section of a batch as bytes, for the ``section=`` argument
+    of the decoders below (so a batch tried by ``decode_uniform`` is not decompressed twice).
+    Raises CorruptRecordError when it cannot be decompressed."""
+    try:
+        return bytes(records_bytes(buf, pos, header))
+    except (IndexError, ValueError, struct.error) as exc:
+        raise CorruptRecordError(
+            f"offset {header.base_offset} position {pos}: malformed records ({exc})"
+        ) from None
+
+
+def decode_records(buf, pos: int, header: BatchHeader, make=None, topic=None, partition=None, *,
+                   section: bytes | None = None) -> list:
     """All records of the batch at ``pos``, with absolute offsets and timestamps.
 
     With LogAppendTime every record reports the batch's maxTimestamp, as Kafka's consumer does.
     ``make(offset, timestamp, key, value, headers)`` builds each record (default ``Record``);
     with ``topic`` given, ``make(topic, partition, offset, timestamp, timestamp_type, key,
     value, headers)`` — a client's own record type, built without an intermediate object.
+    ``section``: the batch's record section, when the caller already has it (``records_section``).
     """
     try:
-        return _decode_records(records_bytes(buf, pos, header), header, make or Record, topic, partition)
+        data = records_bytes(buf, pos, header) if section is None else section
+        return _decode_records(data, header, make or Record, topic, partition)
     except (IndexError, ValueError, struct.error) as exc:
         raise CorruptRecordError(
             f"offset {header.base_offset} position {pos}: malformed records ({exc})"
@@ -589,15 +605,17 @@ def _decode_records(data, header: BatchHeader, make=Record, topic=None, partitio
     return out
 
 
-def decode_values(buf, pos: int, header: BatchHeader) -> list:
+def decode_values(buf, pos: int, header: BatchHeader, *, section: bytes | None = None) -> list:
     """The values of a batch's records, in offset order, without building records.
 
     The consumer's fast path for printing values: a tight loop that reads only the varints
     it must. Raises CorruptRecordError like ``decode_records``. Only for batches without
-    offset gaps (``records_count == lastOffsetDelta + 1``); callers check.
+    offset gaps (``records_count == lastOffsetDelta + 1``); callers check. ``section``: as
+    for ``decode_records``.
     """
     try:
-        return _decode_values(bytes(records_bytes(buf, pos, header)), header.records_count)
+        data = bytes(records_bytes(buf, pos, header)) if section is None else section
+        return _decode_values(data, header.records_count)
     except (IndexError, ValueError) as exc:
         raise CorruptRecordError(f"offset {header.base_offset} position {pos}: malformed records ({exc})") from None
 
@@ -658,6 +676,226 @@ def _decode_values(data: bytes, count: int) -> list:
     if pos != len(data):
         raise ValueError(f"{len(data) - pos} bytes after the last record")
     return out
+
+
+class Uniform(NamedTuple):
+    """The records of a batch of one shape (``decode_uniform``): every record has the same
+    timestamp delta, no headers, and keys and values each of one length; offset deltas run
+    0 .. count - 1."""
+
+    timestamp_delta: int
+    keys: tuple | None  # None: every key is null
+    values: tuple | None  # None: every value is null
+
+
+# (count, timestamp delta bytes, key length, value length) -> (size, key getter, value getter,
+# the checks of the bytes around keys and values)
+_uniform_layouts: dict[tuple, tuple] = {}
+_UNIFORM_MAX_COUNT = 1 << 16
+_OD_WIDTHS = ((0, 64, 1), (64, 8192, 2), (8192, 1 << 20, 3))
+
+
+def _uniform_size(count: int, rest: int) -> int:
+    """Size of ``count`` records whose bodies are ``rest`` bytes plus the offset delta."""
+    total = 0
+    for lo, hi, width in _OD_WIDTHS:
+        if lo >= count:
+            break
+        body = rest + width
+        total += (min(count, hi) - lo) * (len(encode_varint(body)) + body)
+    return total
+
+
+def _uniform_layout(count: int, ts_bytes: bytes, klen: int, vlen: int) -> tuple:
+    """(size, key getter, value getter, checks) for ``count`` records of one shape. Within a
+    range of offset-delta widths the records have one size, so each byte around the keys and
+    values is a column at a fixed stride: checks are (start, end, stride, [(byte in the
+    record, the column's expected bytes)]) per range."""
+    kv, vv = encode_varint(klen), encode_varint(vlen)
+    kb, vb = max(klen, 0), max(vlen, 0)
+    key_slices: list = []
+    value_slices: list = []
+    checks: list = []
+    at = 0
+    for lo, hi, width in _OD_WIDTHS:
+        if lo >= count:
+            break
+        hi = min(hi, count)
+        body = 1 + len(ts_bytes) + width + len(kv) + kb + len(vv) + vb + 1
+        lv = encode_varint(body)
+        stride = len(lv) + body
+        o_od = len(lv) + 1 + len(ts_bytes)
+        o_key = o_od + width + len(kv)
+        o_value = o_key + kb + len(vv)
+        before_od = lv + b"\x00" + ts_bytes
+        columns = [(j, bytes((byte,)) * (hi - lo)) for j, byte in enumerate(before_od)]
+        ods = [encode_varint(od) for od in range(lo, hi)]
+        columns += [(o_od + j, bytes(od[j] for od in ods)) for j in range(width)]
+        columns += [(o_od + width + j, bytes((byte,)) * (hi - lo)) for j, byte in enumerate(kv)]
+        columns += [(o_key + kb + j, bytes((byte,)) * (hi - lo)) for j, byte in enumerate(vv)]
+        columns.append((stride - 1, b"\x00" * (hi - lo)))  # no headers
+        end = at + (hi - lo) * stride
+        checks.append((at, end, stride, columns))
+        key_slices += [slice(p + o_key, p + o_key + kb) for p in range(at, end, stride)]
+        value_slices += [slice(p + o_value, p + o_value + vb) for p in range(at, end, stride)]
+        at = end
+
+    def getter(slices: list, n: int):
+        if not n:
+            return None
+        get = itemgetter(*slices)
+        return get if len(slices) > 1 else (lambda data: (get(data),))
+
+    return at, getter(key_slices, kb), getter(value_slices, vb), checks
+
+
+def decode_uniform(section: bytes, header: BatchHeader) -> Uniform | None:
+    """The keys and values of a batch whose records are all of one shape, or None.
+
+    One shape: what a producer writes for records of one size sharing a timestamp (kcli's
+    own bulk path, fixed-size messages): the same timestamp delta, no headers, keys of one
+    length (or all null) and values of one length (or all null), offset deltas 0, 1, ...
+    Every byte around the keys and values is compared with what such records hold, a column
+    of bytes at a time (one strided slice per byte of a record), and the keys and values are
+    cut out in one call: no Python code runs per record.
+    None when the batch is not of that shape (then the per-record decoders decide, and name
+    any damage); a batch decoded here decodes to the same records there.
+    """
+    count = header.records_count
+    if count < 2 or count > _UNIFORM_MAX_COUNT or count != header.last_offset_delta + 1:
+        return None
+    data = section
+    try:
+        body0, p = decode_varint(data, 0)
+        ts, q = decode_varint(data, p + 1)
+        if data[q] != 0:  # record 0: offset delta 0
+            return None
+        klen, r = decode_varint(data, q + 1)
+        vlen, t = decode_varint(data, r + max(klen, 0))
+        if t + max(vlen, 0) + 1 != p + body0 or data[p + body0 - 1] != 0:
+            return None
+    except (IndexError, ValueError):
+        return None
+    ts_bytes = data[p + 1 : q]
+    key = (count, ts_bytes, klen, vlen)
+    layout = _uniform_layouts.get(key)
+    if layout is None:
+        # batches of other shapes (values of different lengths) fail here, before any layout
+        rest = 1 + len(ts_bytes) + len(encode_varint(klen)) + max(klen, 0) + len(encode_varint(vlen)) + max(vlen, 0) + 1
+        if _uniform_size(count, rest) != len(data):
+            return None
+        if len(_uniform_layouts) >= 256:
+            _uniform_layouts.clear()
+        layout = _uniform_layouts[key] = _uniform_layout(count, ts_bytes, klen, vlen)
+    size, key_get, value_get, checks = layout
+    if size != len(data):
+        return None
+    for start, end, stride, columns in checks:
+        for j, expected in columns:
+            if data[start + j : end : stride] != expected:
+                return None
+    if klen < 0:
+        keys = None
+    else:
+        keys = key_get(data) if key_get is not None else (b"",) * count
+    if vlen < 0:
+        values = None
+    else:
+        values = value_get(data) if value_get is not None else (b"",) * count
+    return Uniform(ts, keys, values)
+
+
+class Columns(NamedTuple):
+    """The records of a header-less batch without offset gaps, column by column
+    (``decode_columns``)."""
+
+    timestamp_deltas: list
+    keys: list
+    values: list
+
+
+def decode_columns(section: bytes, header: BatchHeader) -> Columns | None:
+    """Timestamp deltas, keys and values of a batch whose records carry no headers and
+    whose offset deltas run 0 .. count - 1, or None for any other batch (then the per-record
+    decoder decides, and names any damage). The records decode_records would give, as
+    columns: a caller renders them a batch at a time."""
+    count = header.records_count
+    if count != header.last_offset_delta + 1:
+        return None
+    data = section
+    keys: list = []
+    values: list = []
+    deltas: list = []
+    add_key, add_value, add_delta = keys.append, values.append, deltas.append
+    pos = 0
+    try:
+        for od in range(count):
+            b = data[pos]
+            if b < 0x80:
+                end = pos + 1 + ((b >> 1) ^ -(b & 1))
+                pos += 2
+            elif data[pos + 1] < 0x80:
+                u = (b & 0x7F) | (data[pos + 1] << 7)
+                end = pos + 2 + ((u >> 1) ^ -(u & 1))
+                pos += 3
+            else:
+                length, pos = decode_varint(data, pos)
+                end = pos + length
+                pos += 1
+            b = data[pos]
+            if b < 0x80:
+                add_delta((b >> 1) ^ -(b & 1))
+                pos += 1
+            else:
+                ts_delta, pos = decode_varint(data, pos)
+                add_delta(ts_delta)
+            b = data[pos]
+            if b < 0x80:
+                if b != od << 1:
+                    return None
+                pos += 1
+            else:
+                delta, pos = decode_varint(data, pos)
+                if delta != od:
+                    return None
+            b = data[pos]
+            if b == 1:
+                add_key(None)
+                pos += 1
+            else:
+                if b < 0x80 and not b & 1:
+                    klen = b >> 1
+                    pos += 1
+                else:
+                    klen, pos = decode_varint(data, pos)
+                if klen < 0:
+                    add_key(None)
+                else:
+                    add_key(data[pos : pos + klen])
+                    pos += klen
+            b = data[pos]
+            if b < 0x80:
+                vlen = (b >> 1) ^ -(b & 1)
+                pos += 1
+            elif data[pos + 1] < 0x80:
+                u = (b & 0x7F) | (data[pos + 1] << 7)
+                vlen = (u >> 1) ^ -(u & 1)
+                pos += 2
+            else:
+                vlen, pos = decode_varint(data, pos)
+            if vlen < 0:
+                add_value(None)
+            else:
+                add_value(data[pos : pos + vlen])
+                pos += vlen
+            if data[pos] != 0 or pos + 1 != end:  # headers, or a record not ending where its length says
+                return None
+            pos = end
+    except (IndexError, ValueError):
+        return None
+    if pos != len(data):
+        return None
+    return Columns(deltas, keys, values)
 
 
 # --------------------------------------------------------------------------- validation

@@ -128,9 +128,9 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
     from kcli.common.errors import OffsetOutOfRangeError
 
     from ..types import TopicPartition
-    from ..formats import compile_format, json_line_maker
+    from ..formats import format_maker, json_bytes_maker
 
-    render = compile_format(fmt) if fmt is not None else (json_line_maker() if output == "json" else None)
+    render = format_maker(fmt) if fmt is not None else (json_bytes_maker() if output == "json" else None)
     configs = {"auto.offset.reset": "earliest" if start == "beginning" else "latest", "enable.auto.commit": False}
     configs.update(parse_kv(list(config), "-X"))
     configs["isolation.level"] = isolation_level
@@ -205,21 +205,16 @@ def _end_hint(topic: str, partition, n: int, start) -> None:
 
 
 def _poll(consumer, timeout: float, limit: int, output: str, render):
-    """Plain values and JSON lines are built straight from the batches (no record objects);
-    for JSON, ``render`` is the line maker."""
-    if output == "text" and render is None:
+    """Values, JSON lines and format lines are built straight from the batches (no record
+    objects); ``render`` is the line maker (JSON or --format), None for plain values."""
+    if render is None:
         return consumer.poll_values(timeout=timeout, max_records=limit)
-    if output == "json":
-        return consumer.poll_made(render, timeout=timeout, max_records=limit)
-    return consumer.poll(timeout=timeout, max_records=limit)
+    return consumer.poll_made(render, timeout=timeout, max_records=limit)
 
 
 def _write(out, records, output: str, render) -> None:
-    if output == "json":  # lines made by the consumer (see _poll)
-        records.append("")
-        out.write("\n".join(records).encode("utf-8"))
-    elif render is not None:
-        out.write(b"".join(map(render, records)))
+    if render is not None:  # lines (bytes, each with its newline) made by the consumer (see _poll)
+        out.write(b"".join(records))
     else:  # values from poll_values
         if None in records:
             records = [b"" if v is None else v for v in records]
@@ -240,9 +235,9 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
         raise fail("--format and --output json do not go together", 2)
     import signal
 
-    from ..formats import compile_format, json_line_maker
+    from ..formats import format_maker, json_bytes_maker
 
-    render = compile_format(fmt) if fmt is not None else (json_line_maker() if output == "json" else None)
+    render = format_maker(fmt) if fmt is not None else (json_bytes_maker() if output == "json" else None)
     configs: dict = {"group.id": group, "enable.auto.commit": commit == "auto",
                      "auto.offset.reset": "earliest" if from_beginning else "latest"}
     if auto_commit_interval_ms is not None:
