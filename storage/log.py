@@ -99,6 +99,21 @@ class PartitionLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._mutex.release()
 
+    def acquire_within(self, seconds: float) -> bool:
+        """Take the lock if that takes at most ``seconds`` (release with ``__exit__``)."""
+        if not self._mutex.acquire(timeout=seconds):
+            return False
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._mutex.release()
+                    return False
+                time.sleep(0.002)
+
     def close(self) -> None:
         os.close(self._fd)
 
@@ -223,6 +238,10 @@ class PartitionLog:
         from .recovery import recover_active_segment
 
         with self._partition_lock():
+            if not self._tail_checked:  # an interrupted clean is completed or rolled back first
+                from .cleaner import recover_swap
+
+                recover_swap(self)
             state, seg = self._load_active()
             fd = self._writer(seg.base_offset)
             if not self._tail_checked or os.fstat(fd).st_size != seg.size:
@@ -374,6 +393,10 @@ class PartitionLog:
                     rb.check_control_record(buf, 0, header)
             except (InvalidRecordError, CorruptRecordError) as exc:
                 raise type(exc)(f"{where}, {exc.args[0]}") from None
+        if not header.is_control and "compact" in config["cleanup.policy"]:
+            from .cleaner import check_keys  # compacted topics refuse records without a key
+
+            check_keys(buf, header, self.name, where)
         else:  # encoded by this process's own encoder: its header's timestamps are the records'
             lo_delta = 0
             hi_delta = header.max_timestamp - header.base_timestamp if header.max_timestamp >= 0 else 0
@@ -540,7 +563,8 @@ class PartitionLog:
         transactions that overlap what is returned (from the offset up to the end of the
         last batch returned, Kafka's fetch upper bound), found in the per-segment
         aborted-transaction index within the same snapshot as the data."""
-        for _attempt in range(3):
+        stale_retries = 0
+        for _attempt in range(5):
             with self.store.read() as txn:
                 state = self.state(txn)
                 limit = state.high_watermark if upper is None else min(upper, state.high_watermark)
@@ -576,6 +600,11 @@ class PartitionLog:
                         seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last)
                 except FileNotFoundError:  # retention deleted the segment meanwhile: look again
                     continue
+                except CorruptRecordError:  # a clean may have replaced the file: look again
+                    if not self._replaced_segment(seg.base_offset, stale_retries):
+                        raise
+                    stale_retries += 1
+                    continue
                 aborted = []
                 if read_committed and upper_bound > offset:
                     aborted = self.producer_state.txn_index.collect(txn, holding, offset, upper_bound)
@@ -584,6 +613,20 @@ class PartitionLog:
                 seg.base_offset, position, lso, aborted,
             )
         raise OffsetOutOfRangeError(f"offset {offset} of {self.name} was deleted while being read")
+
+    def _replaced_segment(self, base: int, retries: int) -> bool:
+        """After a read found a segment's bytes not matching the metadata: whether to read
+        again. The log cleaner replaces segment files (storage/cleaner.py), so a file opened
+        before (or a snapshot taken before) its swap disagrees with the other: once with the
+        file opened again, once more after waiting for a pending swap to finish."""
+        self.forget_reader(base)
+        if retries == 0:
+            return True
+        if retries == 1:
+            from .cleaner import await_swap
+
+            return await_swap(self)
+        return False
 
     def _read_batches(self, base: int, start: int, published: int, offset: int, limit: int, max_bytes: int,
                       expected: int | None = None, first_last: int | None = None):

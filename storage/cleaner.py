@@ -1,0 +1,889 @@
+"""Log compaction: Kafka's log cleaner (``LogCleaner``, ``Cleaner``, ``LogCleanerManager``,
+``OffsetMap``) for topics whose ``cleanup.policy`` includes ``compact``.
+
+What a clean does, as Kafka's does:
+
+* **Which offsets.** The partition's cleaner checkpoint (the first dirty offset; the log
+  start offset when there is none, or when it is out of range) up to the first uncleanable
+  offset: the smallest of the active segment's base offset (the active segment is never
+  cleaned), the last stable offset (nothing of an open transaction is touched) and, with
+  ``min.compaction.lag.ms``, the first dirty segment whose newest record is younger than
+  the lag. Housekeeping cleans a partition when its dirty ratio (dirty bytes / cleanable
+  bytes) exceeds ``min.cleanable.dirty.ratio``, or when ``max.compaction.lag.ms`` has passed
+  since the first batch of the oldest dirty segment; ``kcli log compact`` cleans whatever
+  is cleanable now.
+* **The offset map.** The dirty range is read and, for every key, the offset of its last
+  record is kept (aborted transactions and markers are skipped), up to
+  ``log.cleaner.dedupe.buffer.size`` x ``log.cleaner.io.buffer.load.factor`` / 24 keys (Kafka's
+  24 bytes per entry); a map that fills up ends the clean where it filled (the rest is
+  cleaned next time).
+* **The pass.** Every segment from the log start to the end of the map is rewritten,
+  groups of consecutive segments whose sizes add up to at most ``segment.bytes`` becoming
+  one segment named by the first one's base offset (Kafka's ``groupSegmentsBySize``).
+  A record is kept when no later record of its key is in the map; a record without a key
+  goes (compacted topics refuse them at append: ``check_keys``); a tombstone (null value)
+  is kept until the delete horizon of its batch: a batch that holds a tombstone is given
+  one (KIP-534: the ``hasDeleteHorizonMs`` attribute, with the horizon, clean time +
+  ``delete.retention.ms``, as its base timestamp) the first time it is cleaned, and a
+  clean after the horizon removes the tombstone. Records of aborted transactions go. A
+  transaction marker stays while records of its transaction remain; then it too gets a
+  delete horizon and goes after it. A producer's last batch is kept, emptied of records
+  if need be (header only: its base offset, last offset delta, producer id, epoch and
+  base sequence stay, so the producer's sequence state survives), and so is the marker
+  that carries a producer's last epoch.
+* **Batches.** A batch that keeps every record and needs no horizon is copied as it is; one
+  that lost records is written again with the same base offset, last offset delta,
+  producer fields, leader epoch, codec and timestamp type (the records keep their offsets:
+  offsets are never changed, so a compacted batch has fewer records than its offset span).
+  Where whole batches went, one empty batch without a producer spans the removed offsets
+  (``repair.gap_batch``, the form ``kcli log repair`` leaves), so every segment still
+  covers its offsets without a hole and readers' offset-continuity checks hold.
+
+Crash safety (Kafka's ``.cleaned`` -> ``.swap`` -> rename, with LMDB as the commit point):
+
+1. the new segment is written to ``<base>.log.cleaned`` and fsynced, without the partition
+   lock (appends go on; the segments being read are not the active one);
+2. under the partition lock the group is checked unchanged (retention or a repair may have
+   run meanwhile: the clean of that group is then dropped), the file is renamed to
+   ``<base>.log.swap`` and one LMDB write transaction publishes the new segment: its size
+   and last offset, the group's other segments gone, its offset-index entries and
+   aborted-transaction entries replaced, the cleaner checkpoint, and a *swap record*
+   (the directory's identity, the base offset, the replaced segments) — then the store is
+   synced;
+3. ``<base>.log.swap`` is renamed over ``<base>.log``, the other segments' files are deleted,
+   the directory is fsynced and the swap record is removed.
+
+``recover_swap`` (run under the partition lock before a process's first append to the
+partition, before every clean, and by a reader that finds a segment not matching the
+metadata) completes a swap whose record exists (the commit happened: rename, delete) and
+otherwise deletes ``.swap`` files (never committed: the old segments are intact) and
+``.cleaned`` files no live cleaner is writing. A kill -9 at any point therefore leaves the
+old segments or the new ones. Readers in other processes that still hold the old file open
+read the old bytes (the same offsets, records the clean removed included); when the
+metadata and the file they read disagree they open the file again (``log.read``).
+
+The cleaner checkpoint and the swap record live in the ``counters`` database (keys
+``cleaner.checkpoint/`` and ``cleaner.swap/`` + the partition key), each with the partition
+directory's identity, so a topic deleted and made again does not inherit them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+from dataclasses import dataclass, field, asdict
+
+from . import compression
+from . import record_batch as rb
+from .checksum import crc32c
+from .metadata import SegmentInfo, int64_key, int64_of_key, partition_key
+from .segment import fsync_dir, read_range, segment_path, write_all
+
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+CLEANER_LOCK_FILE = "cleaner.lock"
+
+DEDUPE_BUFFER_SIZE = 134217728  # log.cleaner.dedupe.buffer.size
+IO_BUFFER_LOAD_FACTOR = 0.9  # log.cleaner.io.buffer.load.factor
+BYTES_PER_ENTRY = 24  # Kafka's SkimpyOffsetMap: a 16-byte MD5 of the key and an 8-byte offset
+MAX_MAP_ENTRIES = int(DEDUPE_BUFFER_SIZE * IO_BUFFER_LOAD_FACTOR) // BYTES_PER_ENTRY
+BACKOFF_MS = 15000  # log.cleaner.backoff.ms
+
+_CHECKPOINT = struct.Struct(">BQQq")  # version 1, directory st_dev, st_ino, first dirty offset
+_SWAP_HEAD = struct.Struct(">BQQqI")  # version 1, st_dev, st_ino, new segment's base, replaced count
+_INT64 = struct.Struct(">q")
+_CHUNK = 8 << 20
+
+RETAIN_EMPTY, DELETE, DELETE_EMPTY = "retain-empty", "delete", "delete-empty"
+
+
+# -- configuration --------------------------------------------------------------------------
+
+
+def policies(config: dict) -> list[str]:
+    policy = config.get("cleanup.policy", ["delete"])
+    if isinstance(policy, str):
+        policy = [p.strip() for p in policy.split(",")]
+    return list(policy)
+
+
+def is_compacted(config: dict) -> bool:
+    return "compact" in policies(config)
+
+
+def check_keys(buf, header: rb.BatchHeader, topic_partition: str, where: str) -> None:
+    """Refuse a batch holding a record without a key, as Kafka's LogValidator does for
+    compacted topics (INVALID_RECORD)."""
+    from kcli.common.errors import InvalidRecordError
+
+    if header.is_control:
+        return
+    for i, rec in enumerate(rb.decode_records(buf, 0, header)):
+        if rec.key is None:
+            raise InvalidRecordError(
+                f"{where}, record {i}: Compacted topic cannot accept message without key in topic partition "
+                f"{topic_partition}.")
+
+
+# -- state in LMDB ----------------------------------------------------------------------------
+
+
+def _dir_identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev & 0xFFFFFFFFFFFFFFFF, st.st_ino & 0xFFFFFFFFFFFFFFFF
+
+
+def _checkpoint_key(log) -> bytes:
+    return b"cleaner.checkpoint/" + partition_key(log.topic, log.partition)
+
+
+def _swap_key(log) -> bytes:
+    return b"cleaner.swap/" + partition_key(log.topic, log.partition)
+
+
+def _counters(log):
+    return log.store.db(b"counters")
+
+
+def read_checkpoint(log, txn) -> int | None:
+    raw = txn.get(_checkpoint_key(log), db=_counters(log))
+    if raw is None or len(raw) != _CHECKPOINT.size or raw[0] != 1:
+        return None
+    _v, dev, ino, offset = _CHECKPOINT.unpack(raw)
+    try:
+        if (dev, ino) != _dir_identity(log.dir):
+            return None  # a topic of the same name made again
+    except FileNotFoundError:
+        return None
+    return offset
+
+
+def _put_checkpoint(log, txn, offset: int) -> None:
+    dev, ino = _dir_identity(log.dir)
+    txn.put(_checkpoint_key(log), _CHECKPOINT.pack(1, dev, ino, offset), db=_counters(log))
+
+
+def read_swap(log, txn) -> tuple[tuple[int, int], int, list[int]] | None:
+    """(directory identity, new segment's base, replaced segments' bases) of a pending swap."""
+    raw = txn.get(_swap_key(log), db=_counters(log))
+    if raw is None or len(raw) < _SWAP_HEAD.size or raw[0] != 1:
+        return None
+    _v, dev, ino, base, n = _SWAP_HEAD.unpack_from(raw)
+    replaced = [_INT64.unpack_from(raw, _SWAP_HEAD.size + 8 * i)[0] for i in range(n)]
+    return (dev, ino), base, replaced
+
+
+def swap_pending(log) -> bool:
+    with log.store.read() as txn:
+        return read_swap(log, txn) is not None
+
+
+# -- the cleaner lock (one cleaner per partition across processes) ---------------------------
+
+
+class _CleanerLock:
+    def __init__(self, directory: str) -> None:
+        self._fd = os.open(os.path.join(directory, CLEANER_LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def close(self) -> None:
+        os.close(self._fd)  # releases the lock
+
+
+# -- recovery -----------------------------------------------------------------------------------
+
+
+def recover_swap(log) -> str | None:
+    """Complete or roll back an interrupted clean; called with the partition lock held.
+    Returns what was done (None when there was nothing to do)."""
+    try:
+        names = os.listdir(log.dir)
+    except FileNotFoundError:
+        return None
+    with log.store.read() as txn:
+        pending = read_swap(log, txn)
+    leftovers = [n for n in names if n.endswith(".log" + SWAP_SUFFIX) or n.endswith(".log" + CLEANED_SUFFIX)]
+    if pending is None and not leftovers:
+        return None
+    done = None
+    if pending is not None:
+        identity, base, replaced = pending
+        if identity == _dir_identity(log.dir) and not log.store.readonly:
+            swap = segment_path(log.dir, base) + SWAP_SUFFIX
+            if os.path.exists(swap):
+                os.rename(swap, segment_path(log.dir, base))
+            for old in replaced:
+                if old != base:
+                    _remove(segment_path(log.dir, old))
+            fsync_dir(log.dir)
+            for old in replaced:
+                log.forget_reader(old)
+            done = f"completed the swap of segment {base:020d}.log"
+        if not log.store.readonly:
+            with log.store.write() as txn:
+                txn.delete(_swap_key(log), db=_counters(log))
+    if log.store.readonly:
+        return done
+    lock = _CleanerLock(log.dir)
+    try:
+        cleaner_alive = not lock.try_acquire()
+        for name in leftovers:
+            path = os.path.join(log.dir, name)
+            if name.endswith(SWAP_SUFFIX) or not cleaner_alive:  # a .swap never committed
+                _remove(path)
+                done = done or f"rolled back an interrupted clean ({name} removed)"
+    finally:
+        lock.close()
+    return done
+
+
+def await_swap(log, seconds: float = 2.0) -> bool:
+    """For a reader whose segment did not match the metadata: wait until no swap is
+    pending (a live cleaner finishes it within milliseconds; one that died is finished
+    here, under the partition lock). True when a swap was pending and is done now."""
+    import time
+
+    if not swap_pending(log):
+        return False
+    deadline = time.monotonic() + seconds
+    while swap_pending(log):
+        if log.store.readonly:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+            continue
+        lock = log._partition_lock()
+        if lock.acquire_within(0.05):
+            try:
+                recover_swap(log)
+            finally:
+                lock.__exit__(None, None, None)
+        elif time.monotonic() >= deadline:
+            return False
+    return True
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# -- reading segments ---------------------------------------------------------------------------
+
+
+def _iter_segment(directory: str, seg: SegmentInfo):
+    """(header, batch bytes) of every published batch of a segment, read in chunks."""
+    fd = os.open(segment_path(directory, seg.base_offset), os.O_RDONLY)
+    try:
+        pos = 0
+        while pos < seg.size:
+            buf = read_range(fd, pos, min(seg.size, pos + _CHUNK))
+            consumed = 0
+            for at, h in rb.iter_batches(buf):
+                yield h, bytes(buf[at:at + h.size])
+                consumed = at + h.size
+            if consumed == 0:
+                if len(buf) < rb.HEADER_SIZE:
+                    raise _Damaged(f"segment {seg.base_offset:020d}.log: a torn batch at position {pos}")
+                h = rb.read_header(buf)
+                whole = read_range(fd, pos, pos + h.size)
+                if len(whole) < h.size:
+                    raise _Damaged(f"segment {seg.base_offset:020d}.log: a torn batch at position {pos}")
+                yield h, whole
+                consumed = h.size
+            pos += consumed
+    finally:
+        os.close(fd)
+
+
+class _Damaged(Exception):
+    """A segment that cannot be read whole: it is not cleaned (``kcli log repair`` first)."""
+
+
+def _control_type(batch: bytes, h: rb.BatchHeader) -> int | None:
+    if not h.is_control or h.records_count == 0:
+        return None
+    return rb.control_type_of(rb.decode_records(batch, 0, h)[0].key)
+
+
+def _delete_horizon(h: rb.BatchHeader) -> int | None:
+    return h.base_timestamp if h.attributes & rb.DELETE_HORIZON_BIT else None
+
+
+# -- transactions during a pass (Kafka's CleanedTransactionMetadata) --------------------------
+
+
+class _Transactions:
+    """Follows transactions through a pass in offset order. ``aborted``: (producer id,
+    first offset, last offset) of the aborted transactions from the aborted-transaction index."""
+
+    def __init__(self, aborted) -> None:
+        self._aborted = sorted(aborted, key=lambda a: a[1])
+        self._next = 0
+        self._ongoing_aborted: dict[int, list] = {}  # pid -> [(pid, first, last), data seen]
+        self._ongoing_committed: set[int] = set()
+        self.kept_aborted: list[tuple[int, int, int]] = []  # entries the cleaned segments keep
+
+    def _consume_up_to(self, offset: int) -> None:
+        while self._next < len(self._aborted) and self._aborted[self._next][1] <= offset:
+            txn = self._aborted[self._next]
+            self._ongoing_aborted[txn[0]] = [txn, False]
+            self._next += 1
+
+    def can_discard(self, h: rb.BatchHeader, control_type: int | None) -> bool:
+        """Whether the batch may go: data of an aborted transaction, or a marker whose
+        transaction has no records left."""
+        self._consume_up_to(h.last_offset)
+        pid = h.producer_id
+        if h.is_control:
+            if control_type == rb.ABORT:
+                meta = self._ongoing_aborted.pop(pid, None)
+                if meta is not None and meta[1]:  # its records went in this pass: keep the marker
+                    self.kept_aborted.append(meta[0])
+                    return False
+                return True
+            if control_type == rb.COMMIT:
+                if pid in self._ongoing_committed:
+                    self._ongoing_committed.discard(pid)
+                    return False
+                return True
+            return False
+        if not h.is_transactional:
+            return False
+        meta = self._ongoing_aborted.get(pid)
+        if meta is not None:
+            meta[1] = True
+            return True
+        self._ongoing_committed.add(pid)
+        return False
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+
+@dataclass
+class CleanableRange:
+    first_dirty: int
+    first_uncleanable: int
+    clean_bytes: int
+    dirty_bytes: int  # cleanable bytes: the dirty non-active segments below the uncleanable offset
+    need_compaction_now: bool  # max.compaction.lag.ms has passed for the oldest dirty segment
+
+    @property
+    def ratio(self) -> float:
+        total = self.clean_bytes + self.dirty_bytes
+        return self.dirty_bytes / total if total else 0.0
+
+
+def cleanable_range(log, config: dict, now: int, txn=None) -> CleanableRange | None:
+    """Kafka's ``cleanableOffsets`` and ``calculateCleanableBytes`` (a read, no write)."""
+    if txn is None:
+        with log.store.read() as txn:
+            return cleanable_range(log, config, now, txn)
+    state = log.state(txn)
+    segments = log.store.segments(txn, log.topic, log.partition)
+    if len(segments) < 2:
+        return None
+    checkpoint = read_checkpoint(log, txn)
+    first_dirty = checkpoint if checkpoint is not None else state.log_start_offset
+    if first_dirty < state.log_start_offset or first_dirty > state.log_end_offset:
+        first_dirty = state.log_start_offset
+    active = segments[-1]
+    uncleanable = min(active.base_offset, log.last_stable_offset(txn))
+    dirty_non_active = [s for s in segments[:-1] if s.last_offset >= first_dirty or s.base_offset >= first_dirty]
+    lag = max(config.get("min.compaction.lag.ms", 0), 0)
+    if lag > 0:
+        for s in dirty_non_active:
+            if s.max_timestamp > now - lag:
+                uncleanable = min(uncleanable, s.base_offset)
+                break
+    uncleanable = max(first_dirty, uncleanable)
+    # the first uncleanable segment: cleaning stops at a segment boundary
+    boundary = next((s.base_offset for s in segments if s.base_offset <= uncleanable and
+                     (s.last_offset >= uncleanable or s is active)), active.base_offset)
+    if boundary > uncleanable:
+        boundary = uncleanable
+    below = [s for s in segments if s.base_offset < boundary]
+    dirty_bytes = sum(s.size for s in below if s.base_offset >= first_dirty or s.last_offset >= first_dirty)
+    clean_bytes = sum(s.size for s in below if s.last_offset < first_dirty and s.base_offset < first_dirty)
+    max_lag = max(config.get("max.compaction.lag.ms", 1 << 63), 0)
+    need_now = False
+    if max_lag < (1 << 62):
+        firsts = [_first_batch_timestamp(log, s) for s in dirty_non_active]
+        firsts = [t for t in firsts if t > 0]
+        if firsts and min(firsts) < now - max_lag:
+            need_now = True
+    return CleanableRange(first_dirty, boundary, clean_bytes, dirty_bytes, need_now)
+
+
+def _first_batch_timestamp(log, seg: SegmentInfo) -> int:
+    if seg.size < rb.HEADER_SIZE:
+        return -1
+    try:
+        fd = os.open(segment_path(log.dir, seg.base_offset), os.O_RDONLY)
+    except FileNotFoundError:
+        return -1
+    try:
+        head = read_range(fd, 0, rb.HEADER_SIZE)
+    finally:
+        os.close(fd)
+    if len(head) < rb.HEADER_SIZE:
+        return -1
+    h = rb.read_header(head)
+    return h.base_timestamp if _delete_horizon(h) is None else h.max_timestamp
+
+
+def clean_due(log, config: dict, now: int) -> bool:
+    """Whether housekeeping should clean the partition now (LogCleanerManager's choice)."""
+    if not is_compacted(config):
+        return False
+    r = cleanable_range(log, config, now)
+    if r is None or r.dirty_bytes == 0:
+        return False
+    return r.need_compaction_now or r.ratio > config.get("min.cleanable.dirty.ratio", 0.5)
+
+
+# -- the clean ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CleanResult:
+    topic: str
+    partition: int
+    first_dirty_offset: int = -1
+    end_offset: int = -1  # the next clean's first dirty offset
+    segments_before: int = 0
+    segments_after: int = 0
+    batches_before: int = 0
+    batches_after: int = 0
+    records_before: int = 0
+    records_after: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    tombstones_removed: int = 0
+    markers_removed: int = 0
+    aborted_records_removed: int = 0
+    groups: list = field(default_factory=list)  # [base offsets of the segments merged] per group
+    skipped: str = ""  # why nothing was cleaned
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def clean(log, *, now: int | None = None, config: dict | None = None, force: bool = True,
+          hook=None) -> CleanResult:
+    """Clean one partition. ``force``: clean whatever is cleanable (``kcli log compact``);
+    without it only when the dirty ratio or ``max.compaction.lag.ms`` say so (housekeeping).
+    ``hook(step)`` is called between steps (tests kill the process there)."""
+    config = log._config_source() if config is None else config
+    now = log.clock() if now is None else now
+    result = CleanResult(log.topic, log.partition)
+    if not is_compacted(config):
+        result.skipped = "cleanup.policy does not include compact"
+        return result
+    if log.store.readonly:
+        result.skipped = "the data directory is read-only"
+        return result
+    step = hook or (lambda name: None)
+    with log._partition_lock():
+        recover_swap(log)
+    lock = _CleanerLock(log.dir)
+    try:
+        if not lock.try_acquire():
+            result.skipped = "another process is cleaning this partition"
+            return result
+        return _clean_locked(log, config, now, force, result, step)
+    finally:
+        lock.close()
+
+
+def _clean_locked(log, config, now, force, result: CleanResult, step) -> CleanResult:
+    with log.store.read() as txn:
+        rng = cleanable_range(log, config, now, txn)
+        state = log.state(txn)
+        segments = log.store.segments(txn, log.topic, log.partition)
+        producers = log.producer_state.entries(txn)
+        aborted_all = [(pid, first, last, base) for base, pid, first, last, _lso in
+                       log.producer_state.txn_index.entries(txn)]
+    if rng is None:
+        result.skipped = "only the active segment holds records"
+        return result
+    if not force and not (rng.dirty_bytes and (rng.need_compaction_now or
+                                              rng.ratio > config.get("min.cleanable.dirty.ratio", 0.5))):
+        result.skipped = "not dirty enough"
+        return result
+    result.first_dirty_offset = rng.first_dirty
+    upper = rng.first_uncleanable
+    aborted = [(pid, first, last) for pid, first, last, _base in aborted_all if last >= state.log_start_offset]
+
+    # 1. the offset map of the dirty range
+    offset_map: dict[bytes, int] = {}
+    latest = rng.first_dirty - 1
+    full = False
+    try:
+        tracker = _Transactions(aborted)
+        for seg in segments:
+            if full or seg.base_offset >= upper:
+                break
+            if seg.last_offset < rng.first_dirty:
+                continue
+            for h, batch in _iter_segment(log.dir, seg):
+                if h.base_offset >= upper:
+                    break
+                ctype = _control_type(batch, h)
+                discard = tracker.can_discard(h, ctype)
+                if h.last_offset < rng.first_dirty:
+                    continue
+                if not h.is_control and not discard and h.records_count:
+                    for rec in rb.decode_records(batch, 0, h):
+                        if rec.key is not None:
+                            offset_map[rec.key] = rec.offset
+                latest = h.last_offset
+                if len(offset_map) >= MAX_MAP_ENTRIES:
+                    full = True
+                    break
+    except (_Damaged, FileNotFoundError, rb.CorruptRecordError) as exc:
+        result.skipped = f"cannot read the dirty segments ({exc})"
+        return result
+    end = max(latest + 1, rng.first_dirty)
+    result.end_offset = end
+    step("offset-map")
+
+    # 2. the groups of segments to rewrite: every segment below the end of the map
+    to_clean = [s for s in segments[:-1] if s.base_offset < end]
+    if not to_clean:
+        result.skipped = "nothing cleanable"
+        return result
+    groups = _group_by_size(to_clean, config["segment.bytes"])
+    next_base = {s.base_offset: segments[i + 1].base_offset for i, s in enumerate(segments[:-1])}
+    last_of_producer = {pid: (e.batches[-1].last_offset if e.batches else None, e.epoch)
+                        for pid, e in producers.items()}
+    tracker = _Transactions(aborted)
+    delete_retention = config.get("delete.retention.ms", 86400000)
+    result.segments_before = len(to_clean)
+    for gi, group in enumerate(groups):
+        group_end = next_base[group[-1].base_offset]
+        try:
+            plan = _clean_group(log, group, group_end, offset_map, tracker, last_of_producer, now,
+                                delete_retention, result, step)
+        except (_Damaged, FileNotFoundError, rb.CorruptRecordError) as exc:
+            result.skipped = f"stopped at segment {group[0].base_offset:020d}.log ({exc})"
+            break
+        committed = _swap(log, group, group_end, plan, config, end if gi == len(groups) - 1 else None, step)
+        if not committed:
+            result.skipped = "the log changed while it was cleaned (retention, repair or deletion)"
+            break
+        result.groups.append([s.base_offset for s in group])
+        result.segments_after += 1
+    return result
+
+
+def _group_by_size(segments: list[SegmentInfo], max_size: int) -> list[list[SegmentInfo]]:
+    groups = []
+    current: list[SegmentInfo] = []
+    size = 0
+    for s in segments:
+        if current and (size + s.size > max_size or s.last_offset - current[0].base_offset > 0x7FFFFFFF):
+            groups.append(current)
+            current, size = [], 0
+        current.append(s)
+        size += s.size
+    if current:
+        groups.append(current)
+    return groups
+
+
+@dataclass
+class _Plan:
+    path: str  # the .cleaned file
+    size: int
+    last_offset: int
+    max_timestamp: int
+    index: list  # (offset, position) offset-index entries
+    bytes_since_index: int
+    kept_aborted: list
+
+
+def _clean_group(log, group, group_end, offset_map, tracker: _Transactions, last_of_producer, now,
+                 delete_retention, result: CleanResult, step) -> _Plan:
+    from .repair import gap_batch
+
+    base = group[0].base_offset
+    path = segment_path(log.dir, base) + CLEANED_SUFFIX
+    interval = log._config_source()["index.interval.bytes"]
+    kept_before = len(tracker.kept_aborted)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        pieces: list[bytes] = []
+        written = 0
+        expected = base
+        max_ts = -1
+        index = []
+        since = 0
+
+        def put(batch: bytes, h: rb.BatchHeader) -> None:
+            nonlocal written, since, max_ts
+            if since > interval:
+                index.append((h.last_offset, written))
+                since = 0
+            pieces.append(batch)
+            written += len(batch)
+            since += len(batch)
+            if h.max_timestamp > max_ts:
+                max_ts = h.max_timestamp
+            result.batches_after += 1
+            result.records_after += h.records_count
+            if sum(len(p) for p in pieces) >= _CHUNK:
+                flush()
+
+        def flush() -> None:
+            if pieces:
+                write_all(fd, pieces, written - sum(len(p) for p in pieces))
+                pieces.clear()
+                step("write")
+
+        def cover(upto: int) -> None:
+            nonlocal expected
+            if upto > expected:
+                gap = gap_batch(expected, upto - 1)
+                put(gap, rb.read_header(gap))
+            expected = max(expected, upto)
+
+        for seg in group:
+            result.bytes_before += seg.size
+            for h, batch in _iter_segment(log.dir, seg):
+                result.batches_before += 1
+                result.records_before += h.records_count
+                kept = _filter_batch(h, batch, offset_map, tracker, last_of_producer, now, delete_retention, result)
+                if kept is None:
+                    continue
+                cover(h.base_offset)
+                put(kept, rb.read_header(kept))
+                expected = h.next_offset
+        cover(group_end)
+        flush()
+        os.fsync(fd)
+        result.bytes_after += written
+    except BaseException:
+        os.close(fd)
+        _remove(path)
+        raise
+    os.close(fd)
+    step("cleaned")
+    return _Plan(path, written, group_end - 1, max_ts, index, since, tracker.kept_aborted[kept_before:])
+
+
+def _filter_batch(h: rb.BatchHeader, batch: bytes, offset_map, tracker: _Transactions, last_of_producer,
+                  now: int, delete_retention: int, result: CleanResult) -> bytes | None:
+    """The batch as the cleaned segment keeps it (the original bytes when nothing changes),
+    or None when it goes. Kafka's ``checkBatchRetention`` and ``shouldRetainRecord``."""
+    ctype = _control_type(batch, h)
+    can_discard = tracker.can_discard(h, ctype)
+    horizon = _delete_horizon(h)
+    if h.is_control:
+        discard_records = can_discard and horizon is not None and horizon <= now
+    else:
+        discard_records = can_discard
+    retention = DELETE_EMPTY
+    if h.producer_id >= 0 and h.producer_id in last_of_producer:
+        last_data, epoch = last_of_producer[h.producer_id]
+        if (last_data == h.last_offset) if last_data is not None else (h.is_control and h.producer_epoch == epoch):
+            retention = RETAIN_EMPTY
+    if retention != RETAIN_EMPTY and discard_records:
+        retention = DELETE
+    if h.records_count == 0:  # an empty batch kept earlier, or a gap
+        return batch if retention == RETAIN_EMPTY else None
+    if retention == DELETE:
+        _count_removed(h, h.records_count, discard_records, result)
+        return None
+    records = rb.decode_records(batch, 0, h)
+    if discard_records:
+        retained = []
+    elif h.is_control:
+        retained = records
+    else:
+        retain_deletes = horizon is None or now < horizon
+        retained = []
+        for rec in records:
+            if rec.key is None:
+                continue
+            found = offset_map.get(rec.key)
+            if (found is None or rec.offset >= found) and (rec.value is not None or retain_deletes):
+                retained.append(rec)
+            elif rec.value is None and found is not None and rec.offset >= found:
+                result.tombstones_removed += 1
+    if len(retained) < len(records):
+        _count_removed(h, len(records) - len(retained), discard_records, result)
+    if not retained:
+        return _empty_batch(h) if retention == RETAIN_EMPTY else None
+    marker_of_empty_txn = can_discard and h.is_control
+    tombstones = not h.is_control and any(r.value is None for r in retained)
+    set_horizon = (tombstones or marker_of_empty_txn) and horizon is None
+    if len(retained) == len(records) and not set_horizon:
+        return batch
+    return _rebuild(h, retained, now + delete_retention if set_horizon else horizon)
+
+
+def _count_removed(h: rb.BatchHeader, n: int, discard: bool, result: CleanResult) -> None:
+    if h.is_control:
+        result.markers_removed += n
+    elif discard:
+        result.aborted_records_removed += n
+
+
+def _empty_batch(h: rb.BatchHeader) -> bytes:
+    """A batch header without records (Kafka's ``writeEmptyHeader``): the producer's id,
+    epoch, base sequence and offset span stay."""
+    attrs = h.attributes & (rb.TIMESTAMP_TYPE_BIT | rb.TRANSACTIONAL_BIT | rb.CONTROL_BIT)
+    tail = struct.pack(">hiqqqhii", attrs, h.last_offset_delta, rb.NO_TIMESTAMP, h.max_timestamp,
+                       h.producer_id, h.producer_epoch, h.base_sequence, 0)
+    head = struct.pack(">qiibI", h.base_offset, len(tail) + 9, h.partition_leader_epoch, rb.MAGIC, crc32c(tail))
+    return head + tail
+
+
+def _rebuild(h: rb.BatchHeader, retained, horizon: int | None) -> bytes:
+    """The batch again with only ``retained`` (records keep their offsets; the last offset
+    delta, producer fields, leader epoch, codec and timestamp type stay, as Kafka's
+    ``buildRetainedRecordsInto`` with ``overrideLastOffset``)."""
+    log_append = h.timestamp_type == rb.LOG_APPEND_TIME
+    if horizon is not None:
+        base_ts = horizon
+    elif log_append:
+        base_ts = h.max_timestamp
+    else:
+        base_ts = retained[0].timestamp
+    body = []
+    max_ts = -1
+    for rec in retained:
+        ts = h.max_timestamp if log_append else rec.timestamp
+        max_ts = max(max_ts, ts)
+        body.append(rb._encode_record(rec.offset - h.base_offset, (0 if log_append and horizon is None
+                                                                   else ts - base_ts),
+                                      rec.key, rec.value, rec.headers))
+    data = b"".join(body)
+    codec = h.compression
+    if codec != compression.NONE:
+        data = compression.compress(codec, data, None)
+    attrs = h.attributes & (rb.COMPRESSION_MASK | rb.TIMESTAMP_TYPE_BIT | rb.TRANSACTIONAL_BIT | rb.CONTROL_BIT)
+    if horizon is not None:
+        attrs |= rb.DELETE_HORIZON_BIT
+    if log_append:
+        max_ts = h.max_timestamp
+    tail = struct.pack(">hiqqqhii", attrs, h.last_offset_delta, base_ts, max_ts, h.producer_id,
+                       h.producer_epoch, h.base_sequence, len(retained))
+    crc = crc32c(tail + data)
+    head = struct.pack(">qiibI", h.base_offset, len(tail) + len(data) + 9, h.partition_leader_epoch, rb.MAGIC, crc)
+    return head + tail + data
+
+
+# -- the swap ----------------------------------------------------------------------------------
+
+
+def _swap(log, group: list[SegmentInfo], group_end: int, plan: _Plan, config: dict, checkpoint: int | None,
+          step) -> bool:
+    """Publish a cleaned group (steps 2 and 3 of the module's docstring). False when the
+    group changed meanwhile (the cleaned file is dropped)."""
+    base = group[0].base_offset
+    path = segment_path(log.dir, base)
+    with log._partition_lock():
+        with log.store.read() as txn:
+            state = log.state(txn)
+            now_segments = {s.base_offset: s for s in log.store.segments(txn, log.topic, log.partition)}
+        unchanged = all(now_segments.get(s.base_offset) == s for s in group) and \
+            state.active_base > group[-1].base_offset and state.log_start_offset <= group[-1].last_offset + 1
+        if not unchanged or not os.path.exists(plan.path):
+            _remove(plan.path)
+            return False
+        os.rename(plan.path, path + SWAP_SUFFIX)
+        fsync_dir(log.dir)
+        step("swap-file")
+        new = SegmentInfo(base, size=plan.size, last_offset=plan.last_offset, max_timestamp=plan.max_timestamp,
+                          created_ms=group[0].created_ms, bytes_since_index=plan.bytes_since_index)
+        dev, ino = _dir_identity(log.dir)
+        bases = [s.base_offset for s in group]
+        record = _SWAP_HEAD.pack(1, dev, ino, base, len(bases)) + b"".join(_INT64.pack(b) for b in bases)
+        idx = log.offset_index
+        tindex = log.producer_state.txn_index
+        with log.store.write() as txn:
+            txn.put(_swap_key(log), record, db=_counters(log))
+            for s in group[1:]:
+                log.store.delete_segment(txn, log.topic, log.partition, s.base_offset)
+            log.store.put_segment(txn, log.topic, log.partition, new)
+            cur = txn.cursor(db=idx._db)
+            if cur.set_range(int64_key(idx._pk, base)):
+                while cur.key().startswith(idx._pk) and len(cur.key()) == len(idx._pk) + 8 \
+                        and int64_of_key(cur.key()) < group_end:
+                    if not cur.delete():
+                        break
+            for offset, position in plan.index:
+                idx.add(txn, offset, base, position)
+            old_entries = {(pid, first, last): lso for b, pid, first, last, lso in tindex.entries(txn) if b in bases}
+            for b in bases:
+                tindex.delete_segment(txn, b)
+            for pid, first, last in plan.kept_aborted:
+                lso = old_entries.get((pid, first, last))
+                if lso is not None:
+                    tindex.append(txn, base, pid, first, last, lso)
+            if checkpoint is not None:
+                _put_checkpoint(log, txn, checkpoint)
+        log.store.sync()
+        step("committed")
+        os.rename(path + SWAP_SUFFIX, path)
+        step("renamed")
+        for s in group[1:]:
+            _remove(segment_path(log.dir, s.base_offset))
+            step("deleted")
+        fsync_dir(log.dir)
+        for b in bases:
+            log.forget_reader(b)
+        with log.store.write() as txn:
+            txn.delete(_swap_key(log), db=_counters(log))
+        step("done")
+    return True
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def compact_data_dir(root: str, topic: str, partition: int | None = None, *, now: int | None = None,
+                     force: bool = True) -> list[CleanResult]:
+    """Clean one topic (or one partition of it) of a data directory (``kcli log compact``).
+    Raises UNKNOWN_TOPIC_OR_PARTITION; INVALID_CONFIG when the topic is not compacted."""
+    from kcli.common.errors import InvalidConfigError, UnknownTopicOrPartitionError
+
+    from .layout import DataDir
+    from .log import PartitionLog
+    from .metadata import MetadataStore
+    from .topics import TopicStore
+
+    datadir = DataDir(root)
+    if not datadir.exists():
+        raise UnknownTopicOrPartitionError(
+            f"no kcli data directory at {datadir.root} (create a topic first, or set --data-dir)")
+    out = []
+    with MetadataStore(datadir.meta, create=False) as store:
+        t = TopicStore(store, datadir).get(topic)
+        if partition is not None and not 0 <= partition < t.partitions:
+            raise UnknownTopicOrPartitionError(
+                f"partition {partition} of topic '{topic}' does not exist (it has partitions 0..{t.partitions - 1})")
+        configs = t.effective_configs()
+        if not is_compacted(configs):
+            raise InvalidConfigError(
+                f"topic '{topic}' has cleanup.policy={','.join(policies(configs))}: only topics whose "
+                "cleanup.policy includes compact are compacted (kcli topic alter-config ... cleanup.policy=compact)")
+        for p in [partition] if partition is not None else range(t.partitions):
+            log = PartitionLog(store, topic, p, datadir.partition_dir(topic, p), lambda: configs)
+            try:
+                out.append(clean(log, now=now, config=configs, force=force))
+            finally:
+                log.close()
+    return out
