@@ -578,13 +578,34 @@ def _clean_locked(log, config, now, force, result: CleanResult, step) -> CleanRe
         except (_Damaged, FileNotFoundError, rb.CorruptRecordError) as exc:
             result.skipped = f"stopped at segment {group[0].base_offset:020d}.log ({exc})"
             break
-        committed = _swap(log, group, group_end, plan, config, end if gi == len(groups) - 1 else None, step)
+        last_group = gi == len(groups) - 1
+        if len(group) == 1 and plan.size == group[0].size and \
+                _same_bytes(plan.path, segment_path(log.dir, group[0].base_offset), plan.size):
+            _remove(plan.path)  # nothing to remove in this segment: it stays as it is
+            if last_group:
+                with log.store.write() as txn:
+                    _put_checkpoint(log, txn, end)
+            continue
+        committed = _swap(log, group, group_end, plan, config, end if last_group else None, step)
         if not committed:
             result.skipped = "the log changed while it was cleaned (retention, repair or deletion)"
             break
         result.groups.append([s.base_offset for s in group])
         result.segments_after += 1
+    if not result.groups and not result.skipped:
+        result.skipped = "nothing to remove"
     return result
+
+
+def _same_bytes(a: str, b: str, size: int) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        done = 0
+        while done < size:
+            chunk = min(_CHUNK, size - done)
+            if fa.read(chunk) != fb.read(chunk):
+                return False
+            done += chunk
+    return True
 
 
 def _group_by_size(segments: list[SegmentInfo], max_size: int) -> list[list[SegmentInfo]]:
@@ -717,9 +738,10 @@ def _filter_batch(h: rb.BatchHeader, batch: bytes, offset_map, tracker: _Transac
             if rec.key is None:
                 continue
             found = offset_map.get(rec.key)
-            if (found is None or rec.offset >= found) and (rec.value is not None or retain_deletes):
+            latest = found is None or rec.offset >= found
+            if latest and (rec.value is not None or retain_deletes):
                 retained.append(rec)
-            elif rec.value is None and found is not None and rec.offset >= found:
+            elif latest:  # a tombstone past its delete horizon
                 result.tombstones_removed += 1
     if len(retained) < len(records):
         _count_removed(h, len(records) - len(retained), discard_records, result)
@@ -835,6 +857,9 @@ def _swap(log, group: list[SegmentInfo], group_end: int, plan: _Plan, config: di
                     tindex.append(txn, base, pid, first, last, lso)
             if checkpoint is not None:
                 _put_checkpoint(log, txn, checkpoint)
+            gen_key = b"cleaner.gen/" + partition_key(log.topic, log.partition)
+            raw = txn.get(gen_key, db=_counters(log))  # readers re-open files opened before
+            txn.put(gen_key, _INT64.pack((_INT64.unpack(raw)[0] if raw else 0) + 1), db=_counters(log))
         log.store.sync()
         step("committed")
         os.rename(path + SWAP_SUFFIX, path)

@@ -40,7 +40,7 @@ from kcli.common.errors import (
 )
 from .index import OffsetIndex, TimeIndex
 from .layout import LOCK_FILE, base_offset_of
-from .metadata import MetadataStore, PartitionState, SegmentInfo
+from .metadata import MetadataStore, PartitionState, SegmentInfo, partition_key
 from .producer_state import ProducerStateManager
 from .segment import fsync_dir, open_for_append, read_range, segment_path, write_all
 
@@ -143,6 +143,8 @@ class PartitionLog:
         self._writer_fd: int | None = None
         self._writer_base = -1
         self._reader_fds: dict[int, int] = {}
+        self._reader_gens: dict[int, bytes | None] = {}  # the clean generation each was opened at
+        self._clean_gen_key = b"cleaner.gen/" + partition_key(topic, partition)
         self._reader_mutex = threading.Lock()
         self._tail_checked = False
         self._dir_identity: tuple[int, int] | None = None
@@ -547,12 +549,19 @@ class PartitionLog:
 
     # -- read -----------------------------------------------------------------------------
 
-    def _reader(self, base: int) -> int:
+    def _reader(self, base: int, generation: bytes | None = None) -> int:
+        """The segment's file, opened once; again after a clean replaced segments
+        (``generation``: the partition's clean generation in the reader's snapshot)."""
         with self._reader_mutex:
             fd = self._reader_fds.get(base)
+            if fd is not None and self._reader_gens.get(base) != generation:
+                del self._reader_fds[base]
+                os.close(fd)
+                fd = None
             if fd is None:
                 fd = os.open(segment_path(self.dir, base), os.O_RDONLY)
                 self._reader_fds[base] = fd
+                self._reader_gens[base] = generation
             return fd
 
     def read(self, offset: int, max_bytes: int = DEFAULT_MAX_FETCH, upper: int | None = None,
@@ -597,7 +606,8 @@ class PartitionLog:
                 try:
                     self._check_directory()
                     records, position, upper_bound = self._read_batches(
-                        seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last)
+                        seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last,
+                        generation=txn.get(self._clean_gen_key, db=self.store.db(b"counters")))
                 except FileNotFoundError:  # retention deleted the segment meanwhile: look again
                     continue
                 except CorruptRecordError:  # a clean may have replaced the file: look again
@@ -629,7 +639,7 @@ class PartitionLog:
         return False
 
     def _read_batches(self, base: int, start: int, published: int, offset: int, limit: int, max_bytes: int,
-                      expected: int | None = None, first_last: int | None = None):
+                      expected: int | None = None, first_last: int | None = None, generation: bytes | None = None):
         """(records, their position in the segment, the offset after the last batch).
 
         Every batch's base offset must be the one the previous batch leads to (the first
@@ -639,7 +649,7 @@ class PartitionLog:
         batches before it are returned; when there are none, CORRUPT_MESSAGE names the
         partition, the offset and the file position, so a reader never loops without
         progress and never sees offsets that do not follow each other."""
-        fd = self._reader(base)
+        fd = self._reader(base, generation)
         end = min(published, start + max(max_bytes, 1 << 16) + (1 << 14))
         buf = read_range(fd, start, end)
         truncated = None
