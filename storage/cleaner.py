@@ -36,7 +36,7 @@ What a clean does, as Kafka's does:
   producer fields, leader epoch, codec and timestamp type (the records keep their offsets:
   offsets are never changed, so a compacted batch has fewer records than its offset span).
   Where whole batches went, one empty batch without a producer spans the removed offsets
-  (``repair.gap_batch``, the form ``kcli log repair`` leaves), so every segment still
+  (``gap_batch``, the form ``kcli log repair`` leaves), so every segment still
   covers its offsets without a hole and readers' offset-continuity checks hold.
 
 Crash safety (Kafka's ``.cleaned`` -> ``.swap`` -> rename, with LMDB as the commit point):
@@ -636,8 +636,6 @@ class _Plan:
 
 def _clean_group(log, group, group_end, offset_map, tracker: _Transactions, last_of_producer, now,
                  delete_retention, result: CleanResult, step) -> _Plan:
-    from .repair import gap_batch
-
     base = group[0].base_offset
     path = segment_path(log.dir, base) + CLEANED_SUFFIX
     interval = log._config_source()["index.interval.bytes"]
@@ -762,6 +760,15 @@ def _count_removed(h: rb.BatchHeader, n: int, discard: bool, result: CleanResult
         result.aborted_records_removed += n
 
 
+def gap_batch(first_offset: int, last_offset: int) -> bytes:
+    """An empty batch without a producer spanning ``first_offset..last_offset``: where whole
+    batches went (the form ``repair.gap_batch`` writes too)."""
+    tail = struct.pack(">hiqqqhii", 0, last_offset - first_offset, rb.NO_TIMESTAMP, rb.NO_TIMESTAMP,
+                       rb.NO_PRODUCER_ID, rb.NO_PRODUCER_EPOCH, rb.NO_SEQUENCE, 0)
+    head = struct.pack(">qiibI", first_offset, len(tail) + 9, -1, rb.MAGIC, crc32c(tail))
+    return head + tail
+
+
 def _empty_batch(h: rb.BatchHeader) -> bytes:
     """A batch header without records (Kafka's ``writeEmptyHeader``): the producer's id,
     epoch, base sequence and offset span stay."""
@@ -874,41 +881,3 @@ def _swap(log, group: list[SegmentInfo], group_end: int, plan: _Plan, config: di
             txn.delete(_swap_key(log), db=_counters(log))
         step("done")
     return True
-
-
-# -- the command ---------------------------------------------------------------------------------
-
-
-def compact_data_dir(root: str, topic: str, partition: int | None = None, *, now: int | None = None,
-                     force: bool = True) -> list[CleanResult]:
-    """Clean one topic (or one partition of it) of a data directory (``kcli log compact``).
-    Raises UNKNOWN_TOPIC_OR_PARTITION; INVALID_CONFIG when the topic is not compacted."""
-    from kcli.common.errors import InvalidConfigError, UnknownTopicOrPartitionError
-
-    from .layout import DataDir
-    from .log import PartitionLog
-    from .metadata import MetadataStore
-    from .topics import TopicStore
-
-    datadir = DataDir(root)
-    if not datadir.exists():
-        raise UnknownTopicOrPartitionError(
-            f"no kcli data directory at {datadir.root} (create a topic first, or set --data-dir)")
-    out = []
-    with MetadataStore(datadir.meta, create=False) as store:
-        t = TopicStore(store, datadir).get(topic)
-        if partition is not None and not 0 <= partition < t.partitions:
-            raise UnknownTopicOrPartitionError(
-                f"partition {partition} of topic '{topic}' does not exist (it has partitions 0..{t.partitions - 1})")
-        configs = t.effective_configs()
-        if not is_compacted(configs):
-            raise InvalidConfigError(
-                f"topic '{topic}' has cleanup.policy={','.join(policies(configs))}: only topics whose "
-                "cleanup.policy includes compact are compacted (kcli topic alter-config ... cleanup.policy=compact)")
-        for p in [partition] if partition is not None else range(t.partitions):
-            log = PartitionLog(store, topic, p, datadir.partition_dir(topic, p), lambda: configs)
-            try:
-                out.append(clean(log, now=now, config=configs, force=force))
-            finally:
-                log.close()
-    return out

@@ -395,13 +395,13 @@ class PartitionLog:
                     rb.check_control_record(buf, 0, header)
             except (InvalidRecordError, CorruptRecordError) as exc:
                 raise type(exc)(f"{where}, {exc.args[0]}") from None
+        else:  # encoded by this process's own encoder: its header's timestamps are the records'
+            lo_delta = 0
+            hi_delta = header.max_timestamp - header.base_timestamp if header.max_timestamp >= 0 else 0
         if not header.is_control and "compact" in config["cleanup.policy"]:
             from .cleaner import check_keys  # compacted topics refuse records without a key
 
             check_keys(buf, header, self.name, where)
-        else:  # encoded by this process's own encoder: its header's timestamps are the records'
-            lo_delta = 0
-            hi_delta = header.max_timestamp - header.base_timestamp if header.max_timestamp >= 0 else 0
         if config["message.timestamp.type"] == "CreateTime":
             self._check_timestamps(buf, header, config, now, lo_delta, hi_delta, where)
         elif header.timestamp_type == rb.LOG_APPEND_TIME:
@@ -549,19 +549,20 @@ class PartitionLog:
 
     # -- read -----------------------------------------------------------------------------
 
-    def _reader(self, base: int, generation: bytes | None = None) -> int:
+    def _reader(self, base: int, generation=False) -> int:
         """The segment's file, opened once; again after a clean replaced segments
-        (``generation``: the partition's clean generation in the reader's snapshot)."""
+        (``generation``: the partition's clean generation in the reader's snapshot; not
+        given, whatever file is open)."""
         with self._reader_mutex:
             fd = self._reader_fds.get(base)
-            if fd is not None and self._reader_gens.get(base) != generation:
+            if fd is not None and generation is not False and self._reader_gens.get(base) != generation:
                 del self._reader_fds[base]
                 os.close(fd)
                 fd = None
             if fd is None:
                 fd = os.open(segment_path(self.dir, base), os.O_RDONLY)
                 self._reader_fds[base] = fd
-                self._reader_gens[base] = generation
+                self._reader_gens[base] = None if generation is False else generation
             return fd
 
     def read(self, offset: int, max_bytes: int = DEFAULT_MAX_FETCH, upper: int | None = None,
@@ -605,9 +606,9 @@ class PartitionLog:
                     start, first_base, first_last = 0, seg.base_offset, None
                 try:
                     self._check_directory()
+                    self._reader(seg.base_offset, txn.get(self._clean_gen_key, db=self.store.db(b"counters")))
                     records, position, upper_bound = self._read_batches(
-                        seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last,
-                        generation=txn.get(self._clean_gen_key, db=self.store.db(b"counters")))
+                        seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last)
                 except FileNotFoundError:  # retention deleted the segment meanwhile: look again
                     continue
                 except CorruptRecordError:  # a clean may have replaced the file: look again
@@ -639,7 +640,7 @@ class PartitionLog:
         return False
 
     def _read_batches(self, base: int, start: int, published: int, offset: int, limit: int, max_bytes: int,
-                      expected: int | None = None, first_last: int | None = None, generation: bytes | None = None):
+                      expected: int | None = None, first_last: int | None = None):
         """(records, their position in the segment, the offset after the last batch).
 
         Every batch's base offset must be the one the previous batch leads to (the first
@@ -649,7 +650,7 @@ class PartitionLog:
         batches before it are returned; when there are none, CORRUPT_MESSAGE names the
         partition, the offset and the file position, so a reader never loops without
         progress and never sees offsets that do not follow each other."""
-        fd = self._reader(base, generation)
+        fd = self._reader(base)
         end = min(published, start + max(max_bytes, 1 << 16) + (1 << 14))
         buf = read_range(fd, start, end)
         truncated = None

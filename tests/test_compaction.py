@@ -444,7 +444,7 @@ def test_housekeeping_cleans_dirty_compacted_partitions_on_its_schedule(broker):
     summary = broker.housekeeper.run(force=True, tasks=[LOG_CLEANER])
     (task,) = summary["tasks"]
     assert task["status"] == "ran" and task["partitions_cleaned"] == 1
-    assert task["partitions"][0]["records_before"] == 3 and task["partitions"][0]["records_after"] == 1
+    assert task["cleaned"][0]["records_before"] == 3 and task["cleaned"][0]["records_after"] == 1
     assert read_log(log)[0] == [(2, b"k", b"2")]
     summary = broker.housekeeper.run(force=False, tasks=[LOG_CLEANER])
     assert summary["tasks"][0]["status"] in ("not-due", "nothing-to-do")
@@ -602,3 +602,19 @@ def test_kill_9_mid_clean_leaves_old_or_new_segments_with_every_keys_last_value(
 @pytest.mark.skipif(not os.environ.get("KCLI_SLOW_TESTS"), reason="the long run: KCLI_SLOW_TESTS=1")
 def test_kill_9_mid_clean_30_trials(tmp_path):
     _crash_trials(tmp_path, 30)
+
+
+def test_housekeeping_run_command_reports_the_log_cleaner(cli, data_dir):
+    b = open_broker(data_dir, create=True)
+    try:
+        log = make_topic(b)
+        for i in range(3):
+            log.append([keyed([("k", str(i))], START + i)])
+            log.roll()
+    finally:
+        b.release()
+    out = ok(cli("housekeeping", "run")).stdout
+    assert "log-cleaner: ran" in out
+    summary = json.loads(ok(cli("housekeeping", "run", "--output", "json")).stdout)
+    (task,) = [t for t in summary["tasks"] if t["task"] == "log-cleaner"]
+    assert task["status"] == "ran" and task["partitions_cleaned"] == 0  # cleaned already: not dirty

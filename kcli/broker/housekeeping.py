@@ -444,7 +444,7 @@ class Housekeeper:
                 continue
             if result.groups:
                 cleaned.append({k: v for k, v in result.to_dict().items() if k != "groups"})
-        return {"partitions_cleaned": len(cleaned), "partitions": cleaned}
+        return {"partitions_cleaned": len(cleaned), "cleaned": cleaned}
 
     def _transaction_abort(self, now: int, stoppable: bool) -> dict:
         count, names = _count_and_names(self.broker.transactions.abort_timed_out_transactions(now))

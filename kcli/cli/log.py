@@ -257,7 +257,7 @@ def compact(
     segments, batches, records and bytes before and after.
     """
     check_output(output)
-    from storage.cleaner import compact_data_dir
+    from storage.compact import compact_data_dir
 
     results = compact_data_dir(data_dir(ctx), topic, partition)
     if output == "json":
