@@ -93,6 +93,7 @@ BACKOFF_MS = 15000  # log.cleaner.backoff.ms
 _CHECKPOINT = struct.Struct(">BQQq")  # version 1, directory st_dev, st_ino, first dirty offset
 _SWAP_HEAD = struct.Struct(">BQQqI")  # version 1, st_dev, st_ino, new segment's base, replaced count
 _INT64 = struct.Struct(">q")
+_GENERATION = struct.Struct(">qB")
 _CHUNK = 8 << 20
 
 RETAIN_EMPTY, DELETE, DELETE_EMPTY = "retain-empty", "delete", "delete-empty"
@@ -174,6 +175,17 @@ def read_swap(log, txn) -> tuple[tuple[int, int], int, list[int]] | None:
     return (dev, ino), base, replaced
 
 
+def _set_generation(log, txn, *, pending: bool) -> None:
+    """The partition's clean generation (``cleaner.gen/`` + partition key: int64 count of
+    swaps, then a byte 1 while a swap is being published): readers compare it with the one
+    they opened a segment file at, re-open a file opened before a swap, and wait while one
+    is published (the metadata is new then, the file may not be yet)."""
+    key = b"cleaner.gen/" + partition_key(log.topic, log.partition)
+    raw = txn.get(key, db=_counters(log))
+    count = _INT64.unpack_from(raw)[0] if raw is not None and len(raw) == _GENERATION.size else 0
+    txn.put(key, _GENERATION.pack(count + 1 if pending else count, 1 if pending else 0), db=_counters(log))
+
+
 def swap_pending(log) -> bool:
     with log.store.read() as txn:
         return read_swap(log, txn) is not None
@@ -229,6 +241,7 @@ def recover_swap(log) -> str | None:
         if not log.store.readonly:
             with log.store.write() as txn:
                 txn.delete(_swap_key(log), db=_counters(log))
+                _set_generation(log, txn, pending=False)
     if log.store.readonly:
         return done
     lock = _CleanerLock(log.dir)
@@ -245,28 +258,24 @@ def recover_swap(log) -> str | None:
 
 
 def await_swap(log, seconds: float = 2.0) -> bool:
-    """For a reader whose segment did not match the metadata: wait until no swap is
-    pending (a live cleaner finishes it within milliseconds; one that died is finished
-    here, under the partition lock). True when a swap was pending and is done now."""
+    """For a reader: wait until no swap is being published (a live cleaner finishes within
+    milliseconds; one that died is finished here, under the partition lock). False when one
+    is still pending after ``seconds`` (a read-only data directory cannot finish it)."""
     import time
 
-    if not swap_pending(log):
-        return False
     deadline = time.monotonic() + seconds
     while swap_pending(log):
-        if log.store.readonly:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
-            continue
-        lock = log._partition_lock()
-        if lock.acquire_within(0.05):
-            try:
-                recover_swap(log)
-            finally:
-                lock.__exit__(None, None, None)
-        elif time.monotonic() >= deadline:
+        if not log.store.readonly:
+            lock = log._partition_lock()
+            if lock.acquire_within(0.05):
+                try:
+                    recover_swap(log)
+                finally:
+                    lock.__exit__(None, None, None)
+                continue
+        if time.monotonic() >= deadline:
             return False
+        time.sleep(0.005)
     return True
 
 
@@ -864,9 +873,7 @@ def _swap(log, group: list[SegmentInfo], group_end: int, plan: _Plan, config: di
                     tindex.append(txn, base, pid, first, last, lso)
             if checkpoint is not None:
                 _put_checkpoint(log, txn, checkpoint)
-            gen_key = b"cleaner.gen/" + partition_key(log.topic, log.partition)
-            raw = txn.get(gen_key, db=_counters(log))  # readers re-open files opened before
-            txn.put(gen_key, _INT64.pack((_INT64.unpack(raw)[0] if raw else 0) + 1), db=_counters(log))
+            _set_generation(log, txn, pending=True)
         log.store.sync()
         step("committed")
         os.rename(path + SWAP_SUFFIX, path)
@@ -879,5 +886,6 @@ def _swap(log, group: list[SegmentInfo], group_end: int, plan: _Plan, config: di
             log.forget_reader(b)
         with log.store.write() as txn:
             txn.delete(_swap_key(log), db=_counters(log))
+            _set_generation(log, txn, pending=False)
         step("done")
     return True

@@ -574,7 +574,15 @@ class PartitionLog:
         last batch returned, Kafka's fetch upper bound), found in the per-segment
         aborted-transaction index within the same snapshot as the data."""
         stale_retries = 0
+        swapping = False
         for _attempt in range(5):
+            if swapping:  # a clean is publishing a segment: wait until its file is in place
+                from .cleaner import await_swap
+
+                if not await_swap(self):
+                    raise KafkaStorageError(f"{self.name}: a log clean that was interrupted is still being "
+                                            "published; a process that can write the data directory finishes it")
+                swapping = False
             with self.store.read() as txn:
                 state = self.state(txn)
                 limit = state.high_watermark if upper is None else min(upper, state.high_watermark)
@@ -604,9 +612,13 @@ class PartitionLog:
                     start, first_base, first_last = entry[2], None, entry[0]
                 else:
                     start, first_base, first_last = 0, seg.base_offset, None
+                generation = txn.get(self._clean_gen_key, db=self.store.db(b"counters"))
+                if generation is not None and generation[-1] == 1:
+                    swapping = True
+                    continue
                 try:
                     self._check_directory()
-                    self._reader(seg.base_offset, txn.get(self._clean_gen_key, db=self.store.db(b"counters")))
+                    self._reader(seg.base_offset, generation)
                     records, position, upper_bound = self._read_batches(
                         seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last)
                 except FileNotFoundError:  # retention deleted the segment meanwhile: look again

@@ -618,3 +618,46 @@ def test_housekeeping_run_command_reports_the_log_cleaner(cli, data_dir):
     summary = json.loads(ok(cli("housekeeping", "run", "--output", "json")).stdout)
     (task,) = [t for t in summary["tasks"] if t["task"] == "log-cleaner"]
     assert task["status"] == "ran" and task["partitions_cleaned"] == 0  # cleaned already: not dirty
+
+
+@pytest.mark.parametrize("during", ["swap-file", "committed", "renamed"])
+def test_reads_during_a_swap_see_the_old_or_the_new_segment_never_a_mix(broker, during):
+    import threading
+
+    from storage.log import PartitionLog
+
+    clock = FakeClock(START)
+    log = make_topic(broker, clock=clock)
+    w = Workload(broker, log, clock, seed=5, batches=50)
+    reference = {k: v for k, (_o, v) in w.last_per_key().items()}
+    other = PartitionLog(broker.store, "c", 0, log.dir, log._config_source)  # another reader's handles
+    results = []
+
+    def reader():
+        for committed in (False, True):
+            records, _ = read_log(other, read_committed=committed)
+            last = {}
+            for o, k, v in records:
+                if o not in w.aborted:
+                    last[k] = v
+            results.append((last, all(o not in w.aborted for o, _k, _v in records) or not committed))
+
+    def hook(step):
+        if step == during:
+            t = threading.Thread(target=reader)
+            t.start()
+            t.join(0.2)  # the reader runs (or waits for the swap) while the clean is stopped here
+            threads.append(t)
+
+    threads = []
+    try:
+        read_log(other)  # the old files are open in the other reader
+        cleaner.clean(log, now=clock(), hook=hook)
+        for t in threads:
+            t.join(10)
+        assert len(results) == 2
+        for last, _ok in results:
+            assert last == reference
+        assert read_log(other)[0] == read_log(log)[0]
+    finally:
+        other.close()
