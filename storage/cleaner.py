@@ -591,6 +591,7 @@ def _clean_locked(log, config, now, force, result: CleanResult, step) -> CleanRe
         if len(group) == 1 and plan.size == group[0].size and \
                 _same_bytes(plan.path, segment_path(log.dir, group[0].base_offset), plan.size):
             _remove(plan.path)  # nothing to remove in this segment: it stays as it is
+            result.segments_after += 1
             if last_group:
                 with log.store.write() as txn:
                     _put_checkpoint(log, txn, end)
