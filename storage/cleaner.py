@@ -234,9 +234,7 @@ def recover_swap(log) -> str | None:
             for old in replaced:
                 if old != base:
                     _remove(segment_path(log.dir, old))
-            fsync_dir(log.dir)
-            for old in replaced:
-                log.forget_reader(old)
+            fsync_dir(log.dir)  # this process's readers re-open by the clean generation
             done = f"completed the swap of segment {base:020d}.log"
         if not log.store.readonly:
             with log.store.write() as txn:
@@ -882,9 +880,7 @@ def _swap(log, group: list[SegmentInfo], group_end: int, plan: _Plan, config: di
         for s in group[1:]:
             _remove(segment_path(log.dir, s.base_offset))
             step("deleted")
-        fsync_dir(log.dir)
-        for b in bases:
-            log.forget_reader(b)
+        fsync_dir(log.dir)  # readers re-open the files by the clean generation
         with log.store.write() as txn:
             txn.delete(_swap_key(log), db=_counters(log))
             _set_generation(log, txn, pending=False)

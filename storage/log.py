@@ -144,6 +144,7 @@ class PartitionLog:
         self._writer_base = -1
         self._reader_fds: dict[int, int] = {}
         self._reader_gens: dict[int, bytes | None] = {}  # the clean generation each was opened at
+        self._retired_fds: list[int] = []  # files a clean replaced: closed later, another thread may read one
         self._clean_gen_key = b"cleaner.gen/" + partition_key(topic, partition)
         self._reader_mutex = threading.Lock()
         self._tail_checked = False
@@ -556,8 +557,8 @@ class PartitionLog:
         with self._reader_mutex:
             fd = self._reader_fds.get(base)
             if fd is not None and generation is not False and self._reader_gens.get(base) != generation:
-                del self._reader_fds[base]
-                os.close(fd)
+                for old in [b for b in self._reader_fds if self._reader_gens.get(b) != generation]:
+                    self._retire(self._reader_fds.pop(old))
                 fd = None
             if fd is None:
                 fd = os.open(segment_path(self.dir, base), os.O_RDONLY)
@@ -642,7 +643,10 @@ class PartitionLog:
         again. The log cleaner replaces segment files (storage/cleaner.py), so a file opened
         before (or a snapshot taken before) its swap disagrees with the other: once with the
         file opened again, once more after waiting for a pending swap to finish."""
-        self.forget_reader(base)
+        with self._reader_mutex:
+            fd = self._reader_fds.pop(base, None)
+            if fd is not None:
+                self._retire(fd)
         if retries == 0:
             return True
         if retries == 1:
@@ -772,12 +776,22 @@ class PartitionLog:
             os.close(self._writer_fd)
             self._writer_fd = None
         with self._reader_mutex:
-            for fd in self._reader_fds.values():
+            for fd in list(self._reader_fds.values()) + self._retired_fds:
                 os.close(fd)
             self._reader_fds.clear()
+            self._retired_fds.clear()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    def _retire(self, fd: int) -> None:
+        """Called with the reader mutex held: close ``fd`` later, not under a reader that
+        took it a moment ago (the oldest half goes once 64 wait)."""
+        self._retired_fds.append(fd)
+        if len(self._retired_fds) > 64:
+            for old in self._retired_fds[:32]:
+                os.close(old)
+            del self._retired_fds[:32]
 
     def forget_reader(self, base: int) -> None:
         with self._reader_mutex:

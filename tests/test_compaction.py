@@ -661,3 +661,24 @@ def test_reads_during_a_swap_see_the_old_or_the_new_segment_never_a_mix(broker, 
         assert read_log(other)[0] == read_log(log)[0]
     finally:
         other.close()
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_a_compressed_batch_is_written_again_with_its_codec(broker, codec):
+    from storage import compression
+
+    clock = FakeClock(START)
+    log = make_topic(broker, clock=clock)
+    cid = compression.codec_id(codec)
+    log.append([rb.encode_batch([(b"a", b"1", clock(), ()), (b"b", b"1", clock(), (("h", b"x"),)),
+                                 (b"c", b"1", clock(), ())], compression_type=cid)])
+    log.append([keyed([("b", "2")], clock())])
+    log.roll()
+    cleaner.clean(log, now=clock())
+    records, headers = read_log(log)
+    assert records == [(0, b"a", b"1"), (2, b"c", b"1"), (3, b"b", b"2")]
+    first = headers[0]
+    assert (first.compression, first.records_count, first.last_offset_delta) == (cid, 2, 2)
+    parsed = parse_with_kafka_python(log)
+    assert [(o, bytes(k), bytes(v)) for o, k, v in parsed[0][2]] == [(0, b"a", b"1"), (2, b"c", b"1")]
+    assert not verify(log).problems
