@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -682,3 +683,48 @@ def test_a_compressed_batch_is_written_again_with_its_codec(broker, codec):
     parsed = parse_with_kafka_python(log)
     assert [(o, bytes(k), bytes(v)) for o, k, v in parsed[0][2]] == [(0, b"a", b"1"), (2, b"c", b"1")]
     assert not verify(log).problems
+
+
+def test_a_reader_in_another_process_reads_correctly_through_repeated_cleans(tmp_path):
+    import hashlib
+
+    root = str(tmp_path / "data")
+    b = open_broker(root, create=True)
+    try:
+        clock = FakeClock(START)
+        log = make_topic(b, configs={"segment.bytes": 1048576, "delete.retention.ms": 1000}, clock=clock)
+        w = Workload(b, log, clock, seed=3, batches=48, keys=30, roll_every=6, value_size=8_000)
+    finally:
+        b.release()
+    sha = hashlib.sha1
+    reference = {
+        "written": {str(o): [k.decode(), None if v is None else sha(v).hexdigest()]
+                    for o, (k, v) in w.written.items() if o not in w.aborted},
+        "last": {k.decode(): sha(v).hexdigest() for k, (_o, v) in w.last_per_key().items() if v is not None},
+    }
+    ref_file, stop = tmp_path / "reference.json", tmp_path / "stop"
+    ref_file.write_text(json.dumps(reference))
+    reader = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "helpers", "compacted_reader.py"), root,
+                               str(ref_file), str(stop)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        assert reader.stdout.readline().strip() == "ready"
+        b = open_broker(root)
+        swaps = 0
+        try:
+            log = b.log("c", 0)
+            for now in (START + DAY, START + DAY + 2_000, START + DAY + 4_000):  # then tombstones, then markers go
+                # the clean stops a moment at each step, so that the reader's passes meet every one
+                result = cleaner.clean(log, now=now, hook=lambda step: time.sleep(0.05))
+                swaps += len(result.groups)
+        finally:
+            b.release()
+        stop.write_text("")
+        out, _ = reader.communicate(timeout=60)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    report = json.loads(out.strip().splitlines()[-1])
+    assert swaps >= 4
+    assert report["problems"] == [] and report["passes"] >= 4, report
+    print(report["passes"], "passes,", report["records"], "records read,", swaps, "swaps")
