@@ -79,6 +79,7 @@ from . import record_batch as rb
 from .checksum import crc32c
 from .metadata import SegmentInfo, int64_key, int64_of_key, partition_key
 from .segment import fsync_dir, read_range, segment_path, write_all
+from .varint import decode_varint, encode_varint
 
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
@@ -116,15 +117,146 @@ def is_compacted(config: dict) -> bool:
 def check_keys(buf, header: rb.BatchHeader, topic_partition: str, where: str) -> None:
     """Refuse a batch holding a record without a key, as Kafka's LogValidator does for
     compacted topics (INVALID_RECORD)."""
-    from kcli.common.errors import InvalidRecordError
+    from kcli.common.errors import CorruptRecordError, InvalidRecordError
 
     if header.is_control:
         return
-    for i, rec in enumerate(rb.decode_records(buf, 0, header)):
-        if rec.key is None:
-            raise InvalidRecordError(
-                f"{where}, record {i}: Compacted topic cannot accept message without key in topic partition "
-                f"{topic_partition}.")
+    try:
+        data = bytes(rb.records_bytes(buf, 0, header))
+        count = header.records_count
+        # records of one shape (what a producer writes for records of one size) share record
+        # 0's key length: record_batch's strided walk tells such batches apart without a loop
+        if count > 1 and rb._walk_uniform(data, 0, len(data), count) is not None:
+            records = scan_records(data, 1, whole=False)
+        else:
+            records = None
+            keyless = _first_keyless(data, count)
+    except (IndexError, ValueError) as exc:
+        raise CorruptRecordError(f"{where}: malformed records ({exc})") from None
+    if records is not None:
+        keyless = 0 if records[0][_KEY_LEN] < 0 else -1
+    if keyless >= 0:
+        raise InvalidRecordError(
+            f"{where}, record {keyless}: Compacted topic cannot accept message without key in topic partition "
+            f"{topic_partition}.")
+
+
+def _first_keyless(data: bytes, count: int) -> int:
+    """The index of the first record without a key, or -1 (a walk that reads only the
+    varints before each key)."""
+    pos = 0
+    for i in range(count):
+        b = data[pos]
+        if b < 0x80:
+            end = pos + 1 + ((b >> 1) ^ -(b & 1))
+            p = pos + 2
+        else:
+            length, p = decode_varint(data, pos)
+            end = p + length
+            p += 1
+        while data[p] & 0x80:  # the timestamp delta
+            p += 1
+        p += 1
+        while data[p] & 0x80:  # the offset delta
+            p += 1
+        if data[p + 1] == 1:  # key length -1
+            return i
+        pos = end
+    return -1
+
+
+def records_of(data: bytes, count: int) -> list[tuple]:
+    """``scan_records``, with a shortcut for records of one shape (same key and value
+    lengths, no headers: record_batch's strided walk checks that): their fields sit at fixed
+    strides, so they are computed rather than walked."""
+    if count < 2 or rb._walk_uniform(data, 0, len(data), count) is None:
+        return scan_records(data, count)
+    first = scan_records(data, 1, whole=False)[0]
+    _start, end0, ts_end0, _ts, _od, key_at0, klen, vlen = first
+    lw0 = 1 if data[0] < 0x80 else 2 if data[1] < 0x80 else 3
+    body_rest = end0 - lw0 - 1  # record 0's body without its one-byte offset delta
+    ts_len = ts_end0 - lw0 - 1
+    one_byte_ts = ts_len == 1
+    key_after_od = key_at0 - ts_end0 - 1  # the key length varint
+    out = []
+    pos = 0
+    for lo, hi, width in rb._OD_RANGES:
+        if lo >= count:
+            break
+        n = min(count, hi) - lo
+        lw = len(encode_varint(body_rest + width))
+        size = lw + body_rest + width
+        ts_at = lw + 1
+        if one_byte_ts:
+            out.extend((p, p + size, p + ts_at + 1, (data[p + ts_at] >> 1) ^ -(data[p + ts_at] & 1), lo + i,
+                        p + ts_at + 1 + width + key_after_od, klen, vlen)
+                       for i, p in enumerate(range(pos, pos + n * size, size)))
+        else:
+            out.extend((p, p + size, p + ts_at + ts_len, _ts, lo + i, p + ts_at + ts_len + width + key_after_od,
+                        klen, vlen) for i, p in enumerate(range(pos, pos + n * size, size)))
+        pos += n * size
+    return out
+
+
+# a scanned record: its bytes' start and end, the end of its timestamp delta, its timestamp
+# and offset deltas, where its key starts, its key and value lengths (-1: null)
+_START, _END, _TS_END, _TS, _OD, _KEY_AT, _KEY_LEN, _VALUE_LEN = range(8)
+
+
+def scan_records(data, count: int, *, whole: bool = True) -> list[tuple]:
+    """Walk the (decompressed) records of a batch reading only what compaction needs; one-
+    and two-byte varints are decoded inline. Raises IndexError or ValueError when malformed
+    (``whole``: the records must end where the data does)."""
+    data = bytes(data)
+    dv = decode_varint
+    out = []
+    append = out.append
+    pos = 0
+    for _ in range(count):
+        start = pos
+        b = data[pos]
+        if b < 0x80:
+            end = pos + 1 + ((b >> 1) ^ -(b & 1))
+            p = pos + 2
+        elif data[pos + 1] < 0x80:
+            u = (b & 0x7F) | (data[pos + 1] << 7)
+            end = pos + 2 + ((u >> 1) ^ -(u & 1))
+            p = pos + 3
+        else:
+            length, p = dv(data, pos)
+            end = p + length
+            p += 1
+        b = data[p]
+        if b < 0x80:
+            ts = (b >> 1) ^ -(b & 1)
+            p += 1
+        else:
+            ts, p = dv(data, p)
+        ts_end = p
+        b = data[p]
+        if b < 0x80:
+            od = (b >> 1) ^ -(b & 1)
+            p += 1
+        else:
+            od, p = dv(data, p)
+        b = data[p]
+        if b < 0x80:
+            klen = (b >> 1) ^ -(b & 1)
+            p += 1
+        else:
+            klen, p = dv(data, p)
+        key_at = p
+        if klen > 0:
+            p += klen
+        b = data[p]
+        vlen = (b >> 1) ^ -(b & 1) if b < 0x80 else dv(data, p)[0]
+        if end > len(data) or p >= end:
+            raise ValueError(f"record at offset delta {od} runs past its batch")
+        append((start, end, ts_end, ts, od, key_at, klen, vlen))
+        pos = end
+    if whole and pos != len(data):
+        raise ValueError(f"{len(data) - pos} bytes after the last record")
+    return out
 
 
 # -- state in LMDB ----------------------------------------------------------------------------
@@ -551,9 +683,13 @@ def _clean_locked(log, config, now, force, result: CleanResult, step) -> CleanRe
                 if h.last_offset < rng.first_dirty:
                     continue
                 if not h.is_control and not discard and h.records_count:
-                    for rec in rb.decode_records(batch, 0, h):
-                        if rec.key is not None:
-                            offset_map[rec.key] = rec.offset
+                    data = bytes(rb.records_bytes(batch, 0, h))
+                    base_offset = h.base_offset
+                    for rec in records_of(data, h.records_count):
+                        klen = rec[_KEY_LEN]
+                        if klen >= 0:
+                            at = rec[_KEY_AT]
+                            offset_map[data[at:at + klen]] = base_offset + rec[_OD]
                 latest = h.last_offset
                 if len(offset_map) >= MAX_MAP_ENTRIES:
                     full = True
@@ -732,7 +868,8 @@ def _filter_batch(h: rb.BatchHeader, batch: bytes, offset_map, tracker: _Transac
     if retention == DELETE:
         _count_removed(h, h.records_count, discard_records, result)
         return None
-    records = rb.decode_records(batch, 0, h)
+    data = bytes(rb.records_bytes(batch, 0, h))
+    records = records_of(data, h.records_count)
     if discard_records:
         retained = []
     elif h.is_control:
@@ -740,25 +877,29 @@ def _filter_batch(h: rb.BatchHeader, batch: bytes, offset_map, tracker: _Transac
     else:
         retain_deletes = horizon is None or now < horizon
         retained = []
+        base_offset = h.base_offset
+        get = offset_map.get
         for rec in records:
-            if rec.key is None:
-                continue
-            found = offset_map.get(rec.key)
-            latest = found is None or rec.offset >= found
-            if latest and (rec.value is not None or retain_deletes):
-                retained.append(rec)
-            elif latest:  # a tombstone past its delete horizon
-                result.tombstones_removed += 1
+            klen = rec[_KEY_LEN]
+            if klen < 0:
+                continue  # a record without a key (written before the topic was compacted)
+            at = rec[_KEY_AT]
+            found = get(data[at:at + klen])
+            if found is None or base_offset + rec[_OD] >= found:
+                if rec[_VALUE_LEN] >= 0 or retain_deletes:
+                    retained.append(rec)
+                else:  # a tombstone past its delete horizon
+                    result.tombstones_removed += 1
     if len(retained) < len(records):
         _count_removed(h, len(records) - len(retained), discard_records, result)
     if not retained:
         return _empty_batch(h) if retention == RETAIN_EMPTY else None
     marker_of_empty_txn = can_discard and h.is_control
-    tombstones = not h.is_control and any(r.value is None for r in retained)
+    tombstones = not h.is_control and any(r[_VALUE_LEN] < 0 for r in retained)
     set_horizon = (tombstones or marker_of_empty_txn) and horizon is None
     if len(retained) == len(records) and not set_horizon:
         return batch
-    return _rebuild(h, retained, now + delete_retention if set_horizon else horizon)
+    return _rebuild(h, data, retained, now + delete_retention if set_horizon else None)
 
 
 def _count_removed(h: rb.BatchHeader, n: int, discard: bool, result: CleanResult) -> None:
@@ -787,39 +928,42 @@ def _empty_batch(h: rb.BatchHeader) -> bytes:
     return head + tail
 
 
-def _rebuild(h: rb.BatchHeader, retained, horizon: int | None) -> bytes:
-    """The batch again with only ``retained`` (records keep their offsets; the last offset
-    delta, producer fields, leader epoch, codec and timestamp type stay, as Kafka's
-    ``buildRetainedRecordsInto`` with ``overrideLastOffset``)."""
+def _rebuild(h: rb.BatchHeader, data: bytes, retained, new_horizon: int | None) -> bytes:
+    """The batch again with only the ``retained`` records, their bytes as they were (they
+    keep their offset deltas); the base offset, last offset delta, producer fields, leader
+    epoch, codec, timestamp type and base timestamp stay, as with Kafka's
+    ``buildRetainedRecordsInto`` and ``overrideLastOffset``. With ``new_horizon`` the batch
+    gets the delete horizon: it becomes the base timestamp and each record's timestamp delta
+    is written again against it."""
     log_append = h.timestamp_type == rb.LOG_APPEND_TIME
-    if horizon is not None:
-        base_ts = horizon
-    elif log_append:
-        base_ts = h.max_timestamp
+    base_ts = h.base_timestamp
+    if new_horizon is None:
+        body = b"".join(data[r[_START]:r[_END]] for r in retained)
     else:
-        base_ts = retained[0].timestamp
-    body = []
-    max_ts = -1
-    for rec in retained:
-        ts = h.max_timestamp if log_append else rec.timestamp
-        max_ts = max(max_ts, ts)
-        body.append(rb._encode_record(rec.offset - h.base_offset, (0 if log_append and horizon is None
-                                                                   else ts - base_ts),
-                                      rec.key, rec.value, rec.headers))
-    data = b"".join(body)
-    codec = h.compression
-    if codec != compression.NONE:
-        data = compression.compress(codec, data, None)
-    attrs = h.attributes & (rb.COMPRESSION_MASK | rb.TIMESTAMP_TYPE_BIT | rb.TRANSACTIONAL_BIT | rb.CONTROL_BIT)
-    if horizon is not None:
-        attrs |= rb.DELETE_HORIZON_BIT
+        parts = []
+        for r in retained:
+            rest = data[r[_TS_END]:r[_END]]
+            record = b"\x00" + encode_varint(base_ts + r[_TS] - new_horizon) + rest
+            parts.append(encode_varint(len(record)))
+            parts.append(record)
+        body = b"".join(parts)
     if log_append:
         max_ts = h.max_timestamp
+    else:
+        max_ts = base_ts + max(r[_TS] for r in retained)
+    codec = h.compression
+    if codec != compression.NONE:
+        body = compression.compress(codec, body, None)
+    attrs = h.attributes & (rb.COMPRESSION_MASK | rb.TIMESTAMP_TYPE_BIT | rb.TRANSACTIONAL_BIT | rb.CONTROL_BIT |
+                            rb.DELETE_HORIZON_BIT)
+    if new_horizon is not None:
+        attrs |= rb.DELETE_HORIZON_BIT
+        base_ts = new_horizon
     tail = struct.pack(">hiqqqhii", attrs, h.last_offset_delta, base_ts, max_ts, h.producer_id,
                        h.producer_epoch, h.base_sequence, len(retained))
-    crc = crc32c(tail + data)
-    head = struct.pack(">qiibI", h.base_offset, len(tail) + len(data) + 9, h.partition_leader_epoch, rb.MAGIC, crc)
-    return head + tail + data
+    crc = crc32c(body, crc32c(tail)) if rb._CRC_CONTINUES else crc32c(tail + body)
+    head = struct.pack(">qiibI", h.base_offset, len(tail) + len(body) + 9, h.partition_leader_epoch, rb.MAGIC, crc)
+    return head + tail + body
 
 
 # -- the swap ----------------------------------------------------------------------------------
