@@ -273,7 +273,8 @@ def test_tombstones_vanish_only_after_delete_retention_ms(broker):
     clock = FakeClock(START)
     log = make_topic(broker, configs={"delete.retention.ms": 60_000}, clock=clock)
     log.append([keyed([("a", "1"), ("b", "1")], clock())])
-    log.append([keyed([("a", None)], clock())])  # tombstone for a
+    written_at = clock() - 7
+    log.append([keyed([("a", None)], written_at)])  # tombstone for a
     log.roll()
     log.append([keyed([("c", "1")], clock())])
     cleaner.clean(log, now=clock())  # first clean: the tombstone stays, with a delete horizon
@@ -281,6 +282,9 @@ def test_tombstones_vanish_only_after_delete_retention_ms(broker):
     assert (2, b"a", None) in records
     tomb = [h for h in headers if h.base_offset == 2][0]
     assert tomb.attributes & rb.DELETE_HORIZON_BIT and tomb.base_timestamp == clock() + 60_000
+    fetched = log.read(2)
+    (record,) = rb.decode_records(fetched.records, 0, rb.read_header(fetched.records))
+    assert record.timestamp == written_at == tomb.max_timestamp  # the record keeps its timestamp
     log.roll()
     clock.advance(59_999)
     cleaner.clean(log, now=clock())  # before the horizon: still there
@@ -728,3 +732,32 @@ def test_a_reader_in_another_process_reads_correctly_through_repeated_cleans(tmp
     assert swaps >= 4
     assert report["problems"] == [] and report["passes"] >= 4, report
     print(report["passes"], "passes,", report["records"], "records read,", swaps, "swaps")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_cleaners_record_walk_agrees_with_the_decoder(seed):
+    from storage.cleaner import records_of, scan_records
+
+    rng = random.Random(seed)
+    for _ in range(30):
+        count = rng.choice([1, 2, 5, 63, 64, 65, 300, 8200])
+        shape = rng.random() < 0.5  # records of one shape, or all sorts
+        klen, vlen = rng.randint(0, 80), rng.choice([None, 0, 5, 200])
+        recs = []
+        for i in range(count):
+            key = bytes(rng.randbytes(klen)) if shape else rng.choice([None, rng.randbytes(rng.randint(0, 300))])
+            value = (None if vlen is None else rng.randbytes(vlen)) if shape else \
+                rng.choice([None, rng.randbytes(rng.randint(0, 300))])
+            ts = 1000 + (rng.randint(0, 60) if rng.random() < 0.5 else 0)
+            headers = () if shape else rng.choice([(), (("h", b"x"),)])
+            recs.append((key, value, ts, headers))
+        batch = rb.encode_batch(recs)
+        h = rb.read_header(batch)
+        data = bytes(rb.records_bytes(batch, 0, h))
+        decoded = rb.decode_records(batch, 0, h)
+        for walk in (records_of(data, count), scan_records(data, count)):
+            assert [r[4] for r in walk] == [d.offset for d in decoded]
+            assert [None if r[6] < 0 else data[r[5]:r[5] + r[6]] for r in walk] == [d.key for d in decoded]
+            assert [r[7] < 0 for r in walk] == [d.value is None for d in decoded]
+            assert [h.base_timestamp + r[3] for r in walk] == [d.timestamp for d in decoded]
+            assert b"".join(data[r[0]:r[1]] for r in walk) == data
