@@ -588,13 +588,22 @@ def _crash_trials(tmp_path, trials: int):
     points = [1 + (i * total) // trials for i in range(trials)]  # spread over the whole clean...
     points = [min(total, max(1, p + rng.randint(-1, 1))) for p in points]  # ...each moved at random
     helper = os.path.join(ROOT, "tests", "helpers", "clean_crash.py")
+    env = dict(os.environ, PYTHONPATH=ROOT)
     for i, point in enumerate(points):
         root = str(tmp_path / f"trial-{i}")
         shutil.copytree(golden, root)
-        proc = subprocess.run([sys.executable, helper, root, str(point), str(fixture["now"])], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60,
-                              env=dict(os.environ, PYTHONPATH=ROOT))
-        assert proc.returncode == -signal.SIGKILL, (point, proc.returncode, proc.stderr)
+        if i % 4 == 3:  # killed from outside at a random moment of the clean
+            proc = subprocess.Popen([sys.executable, helper, root, "0", str(fixture["now"])], cwd=ROOT,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            assert proc.stdout.readline().strip() == "cleaning"
+            time.sleep(rng.uniform(0, 0.2))  # the clean takes about 0.2 s
+            proc.kill()
+            proc.communicate(timeout=60)
+            assert proc.returncode in (-signal.SIGKILL, 0), proc.returncode
+        else:  # killed by itself at one of the clean's steps
+            proc = subprocess.run([sys.executable, helper, root, str(point), str(fixture["now"])], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=60, env=env)
+            assert proc.returncode == -signal.SIGKILL, (point, proc.returncode, proc.stderr)
         _check_after_crash(root, fixture["last"], fixture["aborted"], recover_first=i % 2 == 0, now=fixture["now"])
         shutil.rmtree(root)
 
@@ -734,14 +743,14 @@ def test_a_reader_in_another_process_reads_correctly_through_repeated_cleans(tmp
     print(report["passes"], "passes,", report["records"], "records read,", swaps, "swaps")
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(2))
 def test_the_cleaners_record_walk_agrees_with_the_decoder(seed):
     from storage.cleaner import records_of, scan_records
 
     rng = random.Random(seed)
-    for _ in range(30):
-        count = rng.choice([1, 2, 5, 63, 64, 65, 300, 8200])
+    for _ in range(16):
         shape = rng.random() < 0.5  # records of one shape, or all sorts
+        count = rng.choice([1, 2, 5, 63, 64, 65, 300] + ([8200] if shape else []))
         klen, vlen = rng.randint(0, 80), rng.choice([None, 0, 5, 200])
         recs = []
         for i in range(count):
