@@ -430,14 +430,14 @@ class Housekeeper:
         return clean_due(plog, plog._config_source(), now)
 
     def _log_cleaner(self, now: int, stoppable: bool) -> dict:
-        from storage.cleaner import clean, is_compacted
+        from storage.cleaner import clean, clean_due
 
         cleaned = []
         for topic, p in self._partitions(stoppable):
             try:
                 plog = self.broker.log(topic, p)
                 config = plog._config_source()
-                if not is_compacted(config):
+                if not clean_due(plog, config, now):  # a read: no lock taken for a clean partition
                     continue
                 result = clean(plog, now=now, config=config, force=False)
             except (KafkaError, FileNotFoundError):  # the topic was deleted meanwhile
