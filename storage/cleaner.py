@@ -694,7 +694,7 @@ def _clean_locked(log, config, now, force, result: CleanResult, step) -> CleanRe
                 if len(offset_map) >= MAX_MAP_ENTRIES:
                     full = True
                     break
-    except (_Damaged, FileNotFoundError, rb.CorruptRecordError) as exc:
+    except (_Damaged, FileNotFoundError, rb.CorruptRecordError, ValueError, IndexError) as exc:
         result.skipped = f"cannot read the dirty segments ({exc})"
         return result
     end = max(latest + 1, rng.first_dirty)
@@ -718,7 +718,7 @@ def _clean_locked(log, config, now, force, result: CleanResult, step) -> CleanRe
         try:
             plan = _clean_group(log, group, group_end, offset_map, tracker, last_of_producer, now,
                                 delete_retention, result, step)
-        except (_Damaged, FileNotFoundError, rb.CorruptRecordError) as exc:
+        except (_Damaged, FileNotFoundError, rb.CorruptRecordError, ValueError, IndexError) as exc:
             result.skipped = f"stopped at segment {group[0].base_offset:020d}.log ({exc})"
             break
         last_group = gi == len(groups) - 1
