@@ -146,6 +146,10 @@ class PartitionLog:
         self._reader_gens: dict[int, bytes | None] = {}  # the clean generation each was opened at
         self._retired_fds: list[int] = []  # files a clean replaced: closed later, another thread may read one
         self._clean_gen_key = b"cleaner.gen/" + partition_key(topic, partition)
+        try:
+            self._counters = store.db(b"counters")
+        except KeyError:  # a read-only store that never had one: nothing was ever cleaned
+            self._counters = None
         self._reader_mutex = threading.Lock()
         self._tail_checked = False
         self._dir_identity: tuple[int, int] | None = None
@@ -613,7 +617,7 @@ class PartitionLog:
                     start, first_base, first_last = entry[2], None, entry[0]
                 else:
                     start, first_base, first_last = 0, seg.base_offset, None
-                generation = txn.get(self._clean_gen_key, db=self.store.db(b"counters"))
+                generation = None if self._counters is None else txn.get(self._clean_gen_key, db=self._counters)
                 if generation is not None and generation[-1] == 1:
                     swapping = True
                     continue
