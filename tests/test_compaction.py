@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from support import FakeClock, ok
 from kcli.broker import open_broker
 from kcli.common.errors import InvalidRecordError
 from storage import cleaner
+from storage.checksum import crc32c
 from storage import record_batch as rb
 from storage.verify import verify_partition
 
@@ -770,3 +772,74 @@ def test_the_cleaners_record_walk_agrees_with_the_decoder(seed):
             assert [r[7] < 0 for r in walk] == [d.value is None for d in decoded]
             assert [h.base_timestamp + r[3] for r in walk] == [d.timestamp for d in decoded]
             assert b"".join(data[r[0]:r[1]] for r in walk) == data
+
+
+def test_a_full_offset_map_ends_the_clean_where_it_filled_and_the_next_clean_goes_on(broker, monkeypatch):
+    clock = FakeClock(START)
+    log = make_topic(broker, clock=clock)
+    w = Workload(broker, log, clock, seed=21, batches=60, keys=12)
+    monkeypatch.setattr(cleaner, "MAX_MAP_ENTRIES", 5)  # log.cleaner.dedupe.buffer.size for 5 keys
+    reference = {k: v for k, (_o, v) in w.last_per_key().items()}
+
+    def last_values():
+        last = {}
+        for o, k, v in read_log(log)[0]:
+            if o not in w.aborted:
+                last[k] = v
+        return last
+
+    first = cleaner.clean(log, now=clock())
+    assert 0 < first.end_offset < log.state().active_base
+    ends = [first.end_offset]
+    removed = first.records_before - first.records_after
+    while ends[-1] < log.state().active_base:  # each clean goes on where the previous one stopped
+        r = cleaner.clean(log, now=clock())
+        assert r.end_offset > ends[-1]
+        ends.append(r.end_offset)
+        removed += r.records_before - r.records_after
+        assert last_values() == reference and not verify(log).problems
+    assert removed > 0 and len(ends) > 3
+    monkeypatch.setattr(cleaner, "MAX_MAP_ENTRIES", 1 << 30)
+    cleaner.clean(log, now=clock())
+    check_compacted(w, log.state().active_base)
+    assert not verify(log).problems
+
+
+def test_one_cleaner_at_a_time_per_partition(broker):
+    log = make_topic(broker)
+    for i in range(3):
+        log.append([keyed([("k", str(i))], START + i)])
+        log.roll()
+    other = cleaner._CleanerLock(log.dir)  # another process cleaning
+    try:
+        assert other.try_acquire()
+        assert cleaner.clean(log, now=START).skipped == "another process is cleaning this partition"
+        assert len(read_log(log)[0]) == 3
+    finally:
+        other.close()
+    assert cleaner.clean(log, now=START).groups
+
+
+def test_deep_verify_refuses_a_compacted_batch_whose_offsets_are_out_of_order(broker):
+    log = make_topic(broker)
+    log.append([keyed([("a", "1"), ("b", "1"), ("a", "2")], START)])
+    log.roll()
+    cleaner.clean(log, now=START)
+    assert not verify(log).problems
+    # a batch claiming offsets 0 and 2 that holds them the other way round
+    data = bytearray(rb.encode_batch([(b"x", b"1", START, ()), (b"y", b"1", START, ())]))
+    body = rb._encode_record(2, 0, b"x", b"1", ()) + rb._encode_record(0, 0, b"y", b"1", ())
+    h = rb.read_header(data)
+    tail = struct.pack(">hiqqqhii", h.attributes, 2, h.base_timestamp, h.max_timestamp, -1, -1, -1, 2)
+    bad = struct.pack(">qiibI", 0, len(tail) + len(body) + 9, -1, 2, crc32c(tail + body)) + tail + body
+    path = os.path.join(log.dir, f"{0:020d}.log")
+    with open(path, "r+b") as f:
+        f.write(bad)
+    with log.store.write() as txn:
+        seg = log.store.segment(txn, log.topic, log.partition, 0)
+        seg.size = len(bad)
+        log.store.put_segment(txn, log.topic, log.partition, seg)
+    report = verify(log)
+    assert [p.message for p in report.problems] == [
+        "malformed records (offsets of a compacted batch are out of order or outside its span)"]
+    assert not verify(log, deep=False).problems
