@@ -34,6 +34,13 @@ DAY = 86_400_000
 # -- helpers ------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def no_background_cleaner(monkeypatch):
+    """Housekeeping's log cleaner (every log.cleaner.backoff.ms, 15 s) would clean these logs
+    in the background of a slow run; here the tests clean them (forced runs still happen)."""
+    monkeypatch.setenv("KCLI_LOG_CLEANER_BACKOFF_MS", "3600000")
+
+
 def make_topic(broker, name="c", configs=None, clock=None):
     broker.create_topic(name, 1, 1, {"cleanup.policy": "compact", **(configs or {})})
     log = broker.log(name, 0)
