@@ -64,7 +64,10 @@ metadata and the file they read disagree they open the file again (``log.read``)
 
 The cleaner checkpoint and the swap record live in the ``counters`` database (keys
 ``cleaner.checkpoint/`` and ``cleaner.swap/`` + the partition key), each with the partition
-directory's identity, so a topic deleted and made again does not inherit them.
+directory's identity, so a topic deleted and made again does not inherit them; beside them
+``cleaner.gen/`` + the partition key counts the swaps and says while one is being published
+(``_set_generation``): a reader re-opens a segment file it opened before a swap, and waits
+while the metadata is new and the file may not be yet.
 """
 
 from __future__ import annotations
