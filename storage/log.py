@@ -40,7 +40,7 @@ from kcli.common.errors import (
 )
 from .index import OffsetIndex, TimeIndex
 from .layout import LOCK_FILE, base_offset_of
-from .metadata import MetadataStore, PartitionState, SegmentInfo
+from .metadata import MetadataStore, PartitionState, SegmentInfo, partition_key
 from .producer_state import ProducerStateManager
 from .segment import fsync_dir, open_for_append, read_range, segment_path, write_all
 
@@ -99,6 +99,21 @@ class PartitionLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._mutex.release()
 
+    def acquire_within(self, seconds: float) -> bool:
+        """Take the lock if that takes at most ``seconds`` (release with ``__exit__``)."""
+        if not self._mutex.acquire(timeout=seconds):
+            return False
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._mutex.release()
+                    return False
+                time.sleep(0.002)
+
     def close(self) -> None:
         os.close(self._fd)
 
@@ -128,6 +143,13 @@ class PartitionLog:
         self._writer_fd: int | None = None
         self._writer_base = -1
         self._reader_fds: dict[int, int] = {}
+        self._reader_gens: dict[int, bytes | None] = {}  # the clean generation each was opened at
+        self._retired_fds: list[int] = []  # files a clean replaced: closed later, another thread may read one
+        self._clean_gen_key = b"cleaner.gen/" + partition_key(topic, partition)
+        try:
+            self._counters = store.db(b"counters")
+        except KeyError:  # a read-only store that never had one: nothing was ever cleaned
+            self._counters = None
         self._reader_mutex = threading.Lock()
         self._tail_checked = False
         self._dir_identity: tuple[int, int] | None = None
@@ -223,6 +245,10 @@ class PartitionLog:
         from .recovery import recover_active_segment
 
         with self._partition_lock():
+            if not self._tail_checked:  # an interrupted clean is completed or rolled back first
+                from .cleaner import recover_swap
+
+                recover_swap(self)
             state, seg = self._load_active()
             fd = self._writer(seg.base_offset)
             if not self._tail_checked or os.fstat(fd).st_size != seg.size:
@@ -377,6 +403,10 @@ class PartitionLog:
         else:  # encoded by this process's own encoder: its header's timestamps are the records'
             lo_delta = 0
             hi_delta = header.max_timestamp - header.base_timestamp if header.max_timestamp >= 0 else 0
+        if not header.is_control and "compact" in config["cleanup.policy"]:
+            from .cleaner import check_keys  # compacted topics refuse records without a key
+
+            check_keys(buf, header, self.name, where)
         if config["message.timestamp.type"] == "CreateTime":
             self._check_timestamps(buf, header, config, now, lo_delta, hi_delta, where)
         elif header.timestamp_type == rb.LOG_APPEND_TIME:
@@ -524,12 +554,20 @@ class PartitionLog:
 
     # -- read -----------------------------------------------------------------------------
 
-    def _reader(self, base: int) -> int:
+    def _reader(self, base: int, generation=False) -> int:
+        """The segment's file, opened once; again after a clean replaced segments
+        (``generation``: the partition's clean generation in the reader's snapshot; not
+        given, whatever file is open)."""
         with self._reader_mutex:
             fd = self._reader_fds.get(base)
+            if fd is not None and generation is not False and self._reader_gens.get(base) != generation:
+                for old in [b for b in self._reader_fds if self._reader_gens.get(b) != generation]:
+                    self._retire(self._reader_fds.pop(old))
+                fd = None
             if fd is None:
                 fd = os.open(segment_path(self.dir, base), os.O_RDONLY)
                 self._reader_fds[base] = fd
+                self._reader_gens[base] = None if generation is False else generation
             return fd
 
     def read(self, offset: int, max_bytes: int = DEFAULT_MAX_FETCH, upper: int | None = None,
@@ -540,7 +578,16 @@ class PartitionLog:
         transactions that overlap what is returned (from the offset up to the end of the
         last batch returned, Kafka's fetch upper bound), found in the per-segment
         aborted-transaction index within the same snapshot as the data."""
-        for _attempt in range(3):
+        stale_retries = 0
+        swapping = False
+        for _attempt in range(5):
+            if swapping:  # a clean is publishing a segment: wait until its file is in place
+                from .cleaner import await_swap
+
+                if not await_swap(self):
+                    raise KafkaStorageError(f"{self.name}: a log clean that was interrupted is still being "
+                                            "published; a process that can write the data directory finishes it")
+                swapping = False
             with self.store.read() as txn:
                 state = self.state(txn)
                 limit = state.high_watermark if upper is None else min(upper, state.high_watermark)
@@ -570,11 +617,21 @@ class PartitionLog:
                     start, first_base, first_last = entry[2], None, entry[0]
                 else:
                     start, first_base, first_last = 0, seg.base_offset, None
+                generation = None if self._counters is None else txn.get(self._clean_gen_key, db=self._counters)
+                if generation is not None and generation[-1] == 1:
+                    swapping = True
+                    continue
                 try:
                     self._check_directory()
+                    self._reader(seg.base_offset, generation)
                     records, position, upper_bound = self._read_batches(
                         seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last)
                 except FileNotFoundError:  # retention deleted the segment meanwhile: look again
+                    continue
+                except CorruptRecordError:  # a clean may have replaced the file: look again
+                    if not self._replaced_segment(seg.base_offset, stale_retries):
+                        raise
+                    stale_retries += 1
                     continue
                 aborted = []
                 if read_committed and upper_bound > offset:
@@ -584,6 +641,23 @@ class PartitionLog:
                 seg.base_offset, position, lso, aborted,
             )
         raise OffsetOutOfRangeError(f"offset {offset} of {self.name} was deleted while being read")
+
+    def _replaced_segment(self, base: int, retries: int) -> bool:
+        """After a read found a segment's bytes not matching the metadata: whether to read
+        again. The log cleaner replaces segment files (storage/cleaner.py), so a file opened
+        before (or a snapshot taken before) its swap disagrees with the other: once with the
+        file opened again, once more after waiting for a pending swap to finish."""
+        with self._reader_mutex:
+            fd = self._reader_fds.pop(base, None)
+            if fd is not None:
+                self._retire(fd)
+        if retries == 0:
+            return True
+        if retries == 1:
+            from .cleaner import await_swap
+
+            return await_swap(self)
+        return False
 
     def _read_batches(self, base: int, start: int, published: int, offset: int, limit: int, max_bytes: int,
                       expected: int | None = None, first_last: int | None = None):
@@ -706,12 +780,22 @@ class PartitionLog:
             os.close(self._writer_fd)
             self._writer_fd = None
         with self._reader_mutex:
-            for fd in self._reader_fds.values():
+            for fd in list(self._reader_fds.values()) + self._retired_fds:
                 os.close(fd)
             self._reader_fds.clear()
+            self._retired_fds.clear()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    def _retire(self, fd: int) -> None:
+        """Called with the reader mutex held: close ``fd`` later, not under a reader that
+        took it a moment ago (the oldest half goes once 64 wait)."""
+        self._retired_fds.append(fd)
+        if len(self._retired_fds) > 64:
+            for old in self._retired_fds[:32]:
+                os.close(old)
+            del self._retired_fds[:32]
 
     def forget_reader(self, base: int) -> None:
         with self._reader_mutex:

@@ -6,8 +6,10 @@ and the marker of a control batch), so damage under a valid CRC is found; the fi
 with malformed records is reported for each partition.
 
 A batch without records whose lastOffsetDelta spans several offsets is a gap (what
-``kcli log repair`` leaves where it dropped damaged batches, and Kafka's cleaner where it
-removed every record of a batch), not a problem.
+``kcli log repair`` leaves where it dropped damaged batches, and the log cleaner where it
+removed whole batches or kept a producer's last batch without its records), not a problem;
+nor is a batch with fewer records than offsets (the cleaner removed some: the records keep
+their offsets, which must increase inside the batch's span; ``deep`` checks that).
 
 A partition directory that the metadata does not know (its store was lost or replaced) is
 reported as a problem of its own: its records are invisible to every other command.
@@ -90,7 +92,7 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
                 if actual != h.crc:
                     report.problems.append(Problem(
                         name, h.base_offset, pos, seg_name, f"CRC mismatch (stored {h.crc}, computed {actual})"))
-                elif h.records_count and h.records_count != h.last_offset_delta + 1:  # 0: a gap batch
+                elif h.records_count > h.last_offset_delta + 1 or h.records_count < 0:  # fewer: compacted
                     report.problems.append(Problem(
                         name, h.base_offset, pos, seg_name,
                         f"{h.records_count} records but lastOffsetDelta {h.last_offset_delta}"))
@@ -116,6 +118,13 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
             report.notes.append(
                 f"{name}: {len(data) - seg.size} bytes past the published end of {seg_name} "
                 "(an interrupted append; the next write recovers or truncates them)")
+    try:
+        leftovers = sorted(f for f in os.listdir(directory) if f.endswith((".log.swap", ".log.cleaned")))
+    except FileNotFoundError:
+        leftovers = []
+    for f in leftovers:
+        report.notes.append(f"{name}: {f} is left by an interrupted clean (the next write to the partition "
+                            "completes or rolls it back)")
     if expected is not None and expected != log_end:
         report.problems.append(Problem(name, expected, -1, "-", f"log end offset is {log_end} but batches end at {expected}"))
     if segments and segments[0].base_offset > log_start:
@@ -194,6 +203,15 @@ def unknownpartition_dirs(datadir, known: dict, topic: str | None = None) -> lis
 
 def _records_problem(buf, pos: int, header: rb.BatchHeader) -> str | None:
     """Why the records of the batch at ``pos`` are malformed (Kafka's error name first), or None."""
+    if header.records_count != header.last_offset_delta + 1:  # a compacted batch: offsets with gaps
+        try:
+            offsets = [r.offset for r in rb.decode_records(buf, pos, header)]
+        except CorruptRecordError as exc:
+            return f"malformed records ({exc})"
+        if any(b <= a for a, b in zip(offsets, offsets[1:])) or \
+                (offsets and not header.base_offset <= offsets[0] <= offsets[-1] <= header.last_offset):
+            return "malformed records (offsets of a compacted batch are out of order or outside its span)"
+        return None
     try:
         rb.walk_records(buf, pos, header)
         if header.is_control:

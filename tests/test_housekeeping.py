@@ -100,10 +100,12 @@ def test_intervals_are_kafkas_defaults_unless_the_environment_overrides_them():
         "producer-id-expiration": "producer.id.expiration.check.interval.ms",
         "transactional-id-expiration": "transaction.remove.expired.transaction.cleanup.interval.ms",
         "offsets-retention": "offsets.retention.check.interval.ms",
+        "log-cleaner": "log.cleaner.backoff.ms",
     }
     assert intervals_from_env({}) == {"log-retention": 300_000, "transaction-abort": 10_000,
                                       "producer-id-expiration": 600_000,
-                                      "transactional-id-expiration": 3_600_000, "offsets-retention": 600_000}
+                                      "transactional-id-expiration": 3_600_000, "offsets-retention": 600_000,
+                                      "log-cleaner": 15_000}
     assert env_name("log.retention.check.interval.ms") == RETENTION_ENV
     assert intervals_from_env({RETENTION_ENV: "200"})["log-retention"] == 200
     with pytest.raises(ValueError, match=RETENTION_ENV):

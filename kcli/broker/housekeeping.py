@@ -9,6 +9,8 @@ Tasks and their schedules (Kafka's interval configs and defaults):
 - ``transactional-id-expiration``: ``transaction.remove.expired.transaction.cleanup.interval.ms``,
   3600000 (1 h)
 - ``offsets-retention``: ``offsets.retention.check.interval.ms``, 600000 (10 min)
+- ``log-cleaner``: ``log.cleaner.backoff.ms``, 15000 (Kafka's cleaner threads look for a
+  dirty log this often when there was none to clean)
 
 What each does:
 
@@ -24,6 +26,11 @@ What each does:
   ``transactional.id.expiration.ms``: the coordinator's ``expire_transactional_ids(now)``.
 - ``offsets-retention`` expires the committed offsets of groups: the group coordinator's
   ``expire_groups(now)``.
+- ``log-cleaner`` compacts every partition whose topic's ``cleanup.policy`` includes
+  ``compact`` and that is due, as Kafka's LogCleanerManager chooses: its dirty ratio exceeds
+  ``min.cleanable.dirty.ratio``, or ``max.compaction.lag.ms`` has passed for its oldest dirty
+  segment (``storage/cleaner.py``; the partition lock is held only to publish each cleaned
+  group, so appends go on meanwhile).
 
 Each interval can be overridden with an environment variable named after the Kafka config:
 ``KCLI_`` + the name upper-cased with dots as underscores, e.g.
@@ -81,6 +88,7 @@ TRANSACTION_ABORT = "transaction-abort"
 PRODUCER_ID_EXPIRATION = "producer-id-expiration"
 TRANSACTIONAL_ID_EXPIRATION = "transactional-id-expiration"
 OFFSETS_RETENTION = "offsets-retention"
+LOG_CLEANER = "log-cleaner"
 
 # task name -> (Kafka's interval config, its default in ms)
 SCHEDULE: dict[str, tuple[str, int]] = {
@@ -89,6 +97,7 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     PRODUCER_ID_EXPIRATION: ("producer.id.expiration.check.interval.ms", 600_000),
     TRANSACTIONAL_ID_EXPIRATION: ("transaction.remove.expired.transaction.cleanup.interval.ms", 3_600_000),
     OFFSETS_RETENTION: ("offsets.retention.check.interval.ms", 600_000),
+    LOG_CLEANER: ("log.cleaner.backoff.ms", 15_000),
 }
 
 
@@ -195,6 +204,7 @@ class Housekeeper:
             PRODUCER_ID_EXPIRATION: self._producer_id_expiration,
             TRANSACTIONAL_ID_EXPIRATION: self._transactional_id_expiration,
             OFFSETS_RETENTION: self._offsets_retention,
+            LOG_CLEANER: self._log_cleaner,
         }
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -383,6 +393,8 @@ class Housekeeper:
                 return any(self.broker.log(t, p).has_expired_producers(now) for t, p in self._partitions(False))
             if task == TRANSACTION_ABORT:
                 return self.broker.transactions.has_timed_out_transactions(now)
+            if task == LOG_CLEANER:
+                return any(self._clean_due(t, p, now) for t, p in self._partitions(False))
         except (KafkaError, FileNotFoundError):
             return True  # a topic changed under the look: let the task itself decide
         return True  # the hourly and ten-minute expiries: run them
@@ -410,6 +422,29 @@ class Housekeeper:
                 continue
             total += deleted
         return {"segments_deleted": total, "partitions": trimmed}
+
+    def _clean_due(self, topic: str, partition: int, now: int) -> bool:
+        from storage.cleaner import clean_due
+
+        plog = self.broker.log(topic, partition)
+        return clean_due(plog, plog._config_source(), now)
+
+    def _log_cleaner(self, now: int, stoppable: bool) -> dict:
+        from storage.cleaner import clean, clean_due
+
+        cleaned = []
+        for topic, p in self._partitions(stoppable):
+            try:
+                plog = self.broker.log(topic, p)
+                config = plog._config_source()
+                if not clean_due(plog, config, now):  # a read: no lock taken for a clean partition
+                    continue
+                result = clean(plog, now=now, config=config, force=False)
+            except (KafkaError, FileNotFoundError):  # the topic was deleted meanwhile
+                continue
+            if result.groups:
+                cleaned.append({k: v for k, v in result.to_dict().items() if k != "groups"})
+        return {"partitions_cleaned": len(cleaned), "cleaned": cleaned}
 
     def _transaction_abort(self, now: int, stoppable: bool) -> dict:
         count, names = _count_and_names(self.broker.transactions.abort_timed_out_transactions(now))
