@@ -736,7 +736,7 @@ def popen_consume(data_dir, *args):
 def test_follow_sees_records_from_another_process(kcli, cli, data_dir):
     ok(cli("topic", "create", "t", "-p", "2"))
     ok(cli("produce", "t", "-p", "0", "--value", "first"))
-    proc = popen_consume(data_dir, "t", "--from-beginning", "--follow", "--timeout", "2", "--output", "json")
+    proc = popen_consume(data_dir, "t", "--from-beginning", "--follow", "--timeout", "6", "--output", "json")
     try:
         first = json.loads(proc.stdout.readline())  # the consumer is running and caught up
         assert (first["value"], first["partition"], first["offset"]) == ("first", 0, 0)
@@ -757,13 +757,14 @@ def test_follow_sees_records_from_another_process(kcli, cli, data_dir):
     rest = [json.loads(x) for x in out.splitlines()]
     assert sorted((x["partition"], x["offset"], x["value"]) for x in rest) == [(0, 1, "c"), (1, 0, "a"),
                                                                                 (1, 1, "b")]
-    assert 1.0 <= waited < 10  # it waited for the idle timeout, then stopped by itself
+    # the idle timeout outlasts a loaded machine's kcli start-up; it waited for it, then stopped
+    assert 3.0 <= waited < 30
 
 
 def test_follow_starts_at_end_by_default(kcli, cli, data_dir):
     ok(cli("topic", "create", "t"))
     ok(cli("produce", "t", input="old1\nold2\n"))
-    proc = popen_consume(data_dir, "t", "--follow", "--timeout", "1.5", "--max-messages", "1")
+    proc = popen_consume(data_dir, "t", "--follow", "--timeout", "10", "--max-messages", "1")
     try:
         # the consumer seeks to the end as it starts; keep producing until it has seen one new record
         deadline = time.monotonic() + 20
