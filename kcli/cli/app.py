@@ -16,6 +16,8 @@ from ..common.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR
 from .completion import (COMPLETE_VAR, DATA_DIR_META, PROG_NAME, NoArgsIsHelpError, UsageError, click_params,
                          completion_options, with_default_shell)
 
+from . import broker as broker_cmd
+from . import cluster as cluster_cmd
 from . import consume as consume_cmd
 from . import group as group_cmd
 from . import housekeeping as housekeeping_cmd
@@ -187,6 +189,8 @@ app.add_typer(txn_cmd.app, name="transactions")
 app.add_typer(log_cmd.app, name="log")
 app.add_typer(housekeeping_cmd.app, name="housekeeping")
 app.command("serve")(serve_cmd.serve)
+app.add_typer(cluster_cmd.app, name="cluster")
+app.add_typer(broker_cmd.app, name="broker")
 
 
 def main() -> None:
