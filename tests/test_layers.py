@@ -437,7 +437,7 @@ def test_checker_names_the_broken_rule(tmp_path):
     _, imports = all_imports(root)
     assert layer_violations(imports) == [
         "kcli/admin.py:1 imports kcli.broker.group_coordinator "
-        "(clients may import from the broker only kcli.broker, kcli.broker.api, kcli.broker.faults)",
+        "(clients may import from the broker only kcli.broker, kcli.broker.api, kcli.broker.faults, kcli.cluster)",
         "kcli/admin.py:2 imports storage.metadata (clients may import from storage only its codec and config "
         "modules (storage.checksum, storage.compression, storage.record_batch, storage.topic_config, storage.varint))",
         "kcli/admin.py:3 imports kcli.cli.app (clients may not import the cli)",

@@ -9,7 +9,7 @@ which every process reads:
 =========================  ====================================================================
 key                        value
 =========================  ====================================================================
-``cluster``                JSON ``{"v", "brokers": [ids], "created_ms"}`` (the directory is a
+``cluster``                JSON ``{"v", "brokers": [ids], "created_ms", "configs"}`` (the directory is a
                            cluster when present)
 ``controller``             JSON ``{"v", "broker", "epoch", "lease_until_ms"}``
 ``broker/`` + id u32 BE    JSON ``{"v", "id", "epoch"}`` (registration; epoch grows per start)
@@ -158,7 +158,8 @@ class ClusterMetadata:
     def _apply(self, txn, r: dict) -> None:
         kind = r["type"]
         if kind == "ClusterInit":
-            self._put(txn, CLUSTER_KEY, {"v": VERSION, "brokers": r["brokers"], "created_ms": r["time_ms"]})
+            self._put(txn, CLUSTER_KEY, {"v": VERSION, "brokers": r["brokers"], "created_ms": r["time_ms"],
+                                         "configs": r.get("configs", {})})
         elif kind == "RegisterBrokerRecord":
             key = b"broker/" + _U32.pack(r["broker"])
             old = self._json(txn, key)
