@@ -35,6 +35,7 @@ from .metadata import ClusterMetadata
 FETCH_MAX_BYTES = 1 << 20
 BUSY_SLEEP_S = 0.0005
 IDLE_SLEEP_S = 0.003
+RESTING_SLEEP_S = 0.02  # after about half a second with nothing to copy
 CONTROLLER_TICK_S = 0.02
 
 
@@ -78,8 +79,8 @@ class BrokerProcess:
                     self._next_controller_tick = time.monotonic() + CONTROLLER_TICK_S
             except KafkaError as exc:  # a topic deleted meanwhile, a leader gone: look again
                 self.log(f"{exc}")
-            idle = 0 if moved else min(idle + 1, 100)
-            time.sleep(BUSY_SLEEP_S if idle < 5 else IDLE_SLEEP_S)
+            idle = 0 if moved else min(idle + 1, 1000)
+            time.sleep(BUSY_SLEEP_S if idle < 5 else IDLE_SLEEP_S if idle < 200 else RESTING_SLEEP_S)
         self.controlled_shutdown()
         self.log("stopped")
 
@@ -182,11 +183,17 @@ class BrokerProcess:
         if c is not None and c["broker"] == self.id:
             if c["epoch"] != self._controller_epoch:  # resumed after another broker took over
                 self._controller_epoch = c["epoch"]
+            renew = c.get("lease_until_ms", 0) - now < self.lease_ms * 2 // 3
+            if not renew:
+                with self.store.read() as txn:
+                    if not self.controller_duties(txn, now, dry_run=True):
+                        return
             with self.store.write() as txn:
                 c2 = self.meta.controller(txn)
                 if c2 is None or c2["broker"] != self.id or c2["epoch"] != self._controller_epoch:
                     return
-                self.meta.renew_controller_lease(txn, now + self.lease_ms)
+                if renew:
+                    self.meta.renew_controller_lease(txn, now + self.lease_ms)
                 self.controller_duties(txn, now)
             return
         if c is not None and self.view.alive(c["broker"]) and c.get("lease_until_ms", 0) >= now:
@@ -207,7 +214,9 @@ class BrokerProcess:
             self.log(f"became the controller (epoch {epoch})")
             self.controller_duties(txn, now)
 
-    def controller_duties(self, txn, now: int) -> None:
+    def controller_duties(self, txn, now: int, dry_run: bool = False) -> bool:
+        """Elect leaders, shrink ISRs, advance high watermarks; with ``dry_run`` (a read
+        transaction) only say whether anything is to be done."""
         for p in self.meta.partitions(txn):
             topic, partition = p["topic"], p["partition"]
             try:
@@ -216,6 +225,11 @@ class BrokerProcess:
                 continue
             leader = p["leader"]
             if leader < 0 or not self.view.alive(leader):
+                if dry_run:
+                    electable = p["isr"] if not configs.get("unclean.leader.election.enable") else p["replicas"]
+                    if leader >= 0 or any(self.view.alive(b) for b in electable):
+                        return True
+                    continue
                 self.elect(txn, p, configs, now)
                 continue
             keep = []
@@ -229,11 +243,16 @@ class BrokerProcess:
                 leader_leo = self.view.replica_log(topic, partition, leader).log_end_offset
                 if leo >= leader_leo or now - caught <= self.lag_ms:
                     keep.append(b)
+            if dry_run:
+                if keep != p["isr"] or self.view._high_watermark_for(txn, topic, partition) is not None:
+                    return True
+                continue
             if keep != p["isr"]:
                 self.meta.append(txn, {"type": "PartitionChangeRecord", "topic": topic, "partition": partition,
                                        "isr": keep, "reason": "followers out of sync or stopped", "time_ms": now})
                 self.log(f"{topic}-{partition}: ISR {p['isr']} -> {keep}")
             self.view.advance_high_watermark(topic, partition, txn)
+        return False
 
     def elect(self, txn, p: dict, configs: dict, now: int) -> None:
         topic, partition, old = p["topic"], p["partition"], p["leader"]
