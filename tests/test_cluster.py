@@ -262,3 +262,34 @@ def test_without_unclean_election_a_partition_waits_for_its_last_isr_replica(tmp
         sim.start(0)
         sim.wait(lambda: sim.state("t")["leader"] == 0, what="broker 0 to lead again")
         assert [v for _o, v in values_of(sim.fetch("t", 0).records)] == [b"x"]
+
+
+# -- the clients on a cluster -------------------------------------------------------------------------
+
+
+def test_the_producer_retries_across_a_leader_kill_and_a_consumer_reads_everything(sim):
+    from kcli.consumer import Consumer
+    from kcli.producer import Producer
+
+    sim.create_topic("t", 1, 3, min_insync_replicas=2)
+    sim.up()
+    with Producer({"acks": "all", "linger.ms": 0, "retry.backoff.ms": 5}, data_dir=sim.root) as p:
+        first = [p.send("t", b"a%d" % i, partition=0) for i in range(50)]
+        p.flush()
+        sim.kill(0)
+        second = [p.send("t", b"b%d" % i, partition=0) for i in range(50)]
+        p.flush()
+        offsets = [f.get().offset for f in first + second]
+    assert offsets == list(range(100))
+    assert sim.state("t")["leader"] == 1
+    c = Consumer({"group.id": "g", "auto.offset.reset": "earliest", "enable.auto.commit": False}, data_dir=sim.root)
+    try:
+        c.assign([("t", 0)])
+        got = []
+        deadline = time.monotonic() + 10
+        while len(got) < 100 and time.monotonic() < deadline:
+            got += [r.value for r in c.poll(100)]
+        c.commit()
+    finally:
+        c.close()
+    assert got == [b"a%d" % i for i in range(50)] + [b"b%d" % i for i in range(50)]

@@ -230,6 +230,17 @@ class LocalBroker:
                 self._logs[key] = log
         return log
 
+    def _check_partition(self, topic: str, partition: int) -> None:
+        """UNKNOWN_TOPIC_OR_PARTITION unless the partition exists (in a cluster, whether or
+        not its leader runs: group offsets and transactions do not need it)."""
+        if self.cluster is None:
+            self.log(topic, partition)
+            return
+        t = self.topic_view(topic)[0]
+        if not 0 <= partition < t.partitions:
+            raise UnknownTopicOrPartitionError(
+                f"partition {partition} of topic '{topic}' does not exist (it has partitions 0..{t.partitions - 1})")
+
     TOPIC_CACHE_SECONDS = 0.5
 
     def topic_view(self, name: str) -> tuple[Topic, dict]:
@@ -669,7 +680,7 @@ class LocalBroker:
         offsets = {(p.topic, p.partition): (p.offset, p.metadata) for p in request.partitions}
         try:
             for topic, partition in offsets:
-                self.log(topic, partition)  # UNKNOWN_TOPIC_OR_PARTITION
+                self._check_partition(topic, partition)  # UNKNOWN_TOPIC_OR_PARTITION
             self.group_coordinator.commit_offsets(request.group_id, request.generation_id, request.member_id or None,
                                                   offsets, instance_id=request.group_instance_id)
         except KafkaError as exc:
@@ -748,7 +759,7 @@ class LocalBroker:
     def add_partitions_to_txn(self, transactional_id: str, producer_id: int, producer_epoch: int,
                               partitions: list[tuple[str, int]]) -> list[api.PartitionResult]:
         for topic, p in partitions:
-            self.log(topic, p)  # UNKNOWN_TOPIC_OR_PARTITION before the transaction holds it
+            self._check_partition(topic, p)  # UNKNOWN_TOPIC_OR_PARTITION before the transaction holds it
         self.transactions.add_partitions(transactional_id, producer_id, producer_epoch, [tuple(tp) for tp in partitions])
         return [api.PartitionResult(t, p) for t, p in partitions]
 
