@@ -293,3 +293,34 @@ def test_the_producer_retries_across_a_leader_kill_and_a_consumer_reads_everythi
     finally:
         c.close()
     assert got == [b"a%d" % i for i in range(50)] + [b"b%d" % i for i in range(50)]
+
+
+def test_transactions_commit_and_abort_on_a_replicated_topic(sim):
+    from kcli.consumer import Consumer
+    from kcli.producer import Producer
+
+    sim.create_topic("t", 2, 3, min_insync_replicas=2)
+    sim.up()
+    with Producer({"transactional.id": "tx", "acks": "all"}, data_dir=sim.root) as p:
+        p.init_transactions()
+        p.begin_transaction()
+        for i in range(6):
+            p.send("t", b"kept%d" % i)
+        p.commit_transaction()
+        p.begin_transaction()
+        for i in range(4):
+            p.send("t", b"aborted%d" % i)
+        p.abort_transaction()
+    c = Consumer({"isolation.level": "read_committed", "auto.offset.reset": "earliest"}, data_dir=sim.root)
+    try:
+        c.assign([("t", 0), ("t", 1)])
+        got = []
+        deadline = time.monotonic() + 5
+        while len(got) < 6 and time.monotonic() < deadline:
+            got += [r.value for r in c.poll(100)]
+    finally:
+        c.close()
+    assert sorted(got) == [b"kept%d" % i for i in range(6)]
+    for p in range(2):  # the markers are replicated like any batch
+        hw = sim.hw("t", p)
+        assert sim.replica_bytes("t", 0, hw, p) == sim.replica_bytes("t", 1, hw, p) == sim.replica_bytes("t", 2, hw, p)
