@@ -288,7 +288,7 @@ def test_the_producer_retries_across_a_leader_kill_and_a_consumer_reads_everythi
         got = []
         deadline = time.monotonic() + 10
         while len(got) < 100 and time.monotonic() < deadline:
-            got += [r.value for r in c.poll(100)]
+            got += [r.value for r in c.poll(0.1)]
         c.commit()
     finally:
         c.close()
@@ -317,10 +317,34 @@ def test_transactions_commit_and_abort_on_a_replicated_topic(sim):
         got = []
         deadline = time.monotonic() + 5
         while len(got) < 6 and time.monotonic() < deadline:
-            got += [r.value for r in c.poll(100)]
+            got += [r.value for r in c.poll(0.1)]
     finally:
         c.close()
     assert sorted(got) == [b"kept%d" % i for i in range(6)]
     for p in range(2):  # the markers are replicated like any batch
         hw = sim.hw("t", p)
         assert sim.replica_bytes("t", 0, hw, p) == sim.replica_bytes("t", 1, hw, p) == sim.replica_bytes("t", 2, hw, p)
+
+
+def test_a_consumer_keeps_polling_while_its_partition_has_no_running_leader(sim):
+    from kcli.consumer import Consumer
+
+    sim.create_topic("t", 1, 1)
+    sim.up()
+    sim.produce("t", [b"a"]).raise_for_error()
+    c = Consumer({"auto.offset.reset": "earliest"}, data_dir=sim.root)
+    try:
+        c.assign([("t", 0)])
+        assert [r.value for r in c.poll(2.0)] == [b"a"]
+        sim.kill(0)  # the only replica: no leader until it is back
+        assert c.poll(0.05) == []  # NOT_LEADER_OR_FOLLOWER is retried, as Kafka's fetcher does
+        sim.start(0)
+        sim.wait(lambda: sim.state("t")["leader"] == 0, what="broker 0 to lead again")
+        sim.produce("t", [b"b"]).raise_for_error()
+        got = []
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            got = [r.value for r in c.poll(0.1)]
+        assert got == [b"b"]
+    finally:
+        c.close()
