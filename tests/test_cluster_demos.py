@@ -1,5 +1,5 @@
 """The cluster demos in sample-data/ run as shipped and show what they claim. The unclean
-election one runs in CI; the others (a minute of broker processes each) are slow-marked."""
+election one runs in CI; the others (a minute of broker processes each) run with KCLI_SLOW_TESTS=1."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+
+# The long runs: by hand, with KCLI_SLOW_TESTS=1 (the CI runs the short ones only).
+slow = pytest.mark.skipif(not os.environ.get("KCLI_SLOW_TESTS"), reason="long run: set KCLI_SLOW_TESTS=1")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,20 +37,20 @@ def test_unclean_election_demo_loses_exactly_the_records_it_predicts():
     assert "lost committed offsets 100..149 (50 records)" in out
 
 
-@pytest.mark.slow
+@slow
 def test_min_insync_demo_refuses_acks_all_with_two_brokers_stopped():
     out = run_demo("cluster-min-insync.sh")
     assert "acks=all refused: NOT_ENOUGH_REPLICAS" in out
     assert "consumers see 210 records" in out
 
 
-@pytest.mark.slow
+@slow
 def test_failover_demo_loses_no_acknowledged_record():
     out = run_demo("cluster-failover.sh")
     assert "consumers read 2000 distinct; lost 0" in out
 
 
-@pytest.mark.slow
+@slow
 def test_paused_follower_demo_leaves_and_rejoins_the_isr():
     out = run_demo("cluster-paused-follower.sh")
     assert "broker 2 left the ISR" in out and "back in the ISR" in out

@@ -114,6 +114,7 @@ class BrokerProcess:
         except OffsetOutOfRangeError:
             leader_leo = theirs.log_end_offset
             if leo > leader_leo:  # past the leader's end: cut back to it
+                self._report_before_truncating(topic, partition, leader_leo)
                 mine.truncate_to(leader_leo)
                 self.log(f"{topic}-{partition}: truncated to {leader_leo}, the leader's log end")
                 return True
@@ -146,6 +147,15 @@ class BrokerProcess:
         self._reported[key] = (leo, caught_ms)
         return True
 
+    def _report_before_truncating(self, topic: str, partition: int, target: int) -> None:
+        """Lower the log end offset this replica reports before cutting its log: the high
+        watermark must never count offsets a replica of the ISR no longer has."""
+        with self.store.write() as txn:
+            leo, caught = self.meta.replica_leo(txn, topic, partition, self.id)
+            if leo > target:
+                self.meta.set_replica_leo(txn, topic, partition, self.id, target, caught)
+        self._reported.pop((topic, partition), None)
+
     def truncate_by_epoch(self, mine, theirs, topic: str, partition: int) -> None:
         """OffsetForLeaderEpoch: ask the leader where this replica's latest epoch ended and
         cut the log back there (or to where the largest epoch both know ended)."""
@@ -170,6 +180,7 @@ class BrokerProcess:
         else:
             target = min(end, my_leo)
         if target < my_leo:
+            self._report_before_truncating(topic, partition, target)
             new_end = mine.truncate_to(target)
             self.log(f"{topic}-{partition}: truncated from {my_leo} to {new_end} by leader epoch "
                      f"(epoch {my_epoch} ends at {end} on the leader)")
