@@ -77,16 +77,20 @@ class ClusterAdmin:
 
     def up(self) -> list[tuple[int, str, int]]:
         """Start every stopped broker and resume every paused one: (id, what was done, pid)."""
-        out = []
-        for b in self.brokers:
+        from . import cluster
+
+        out, spawned = [], {}
+        for b in self.brokers:  # started together, so that they elect the first leaders together
             state, pid = self.status(b)
             if state == "stopped":
-                out.append((b, "started", self.start(b)))
+                spawned[b] = cluster.spawn_broker(self._broker, b)
             elif state == "paused":
                 out.append((b, "resumed", self.resume(b)))
             else:
                 out.append((b, "running", pid))
-        return out
+        for b, proc in spawned.items():
+            out.append((b, "started", cluster.wait_started(self._broker, b, proc)))
+        return sorted(out)
 
     def down(self) -> list[tuple[int, str, int | None]]:
         """Stop every running or paused broker (controlled shutdown), the highest id first."""

@@ -41,6 +41,7 @@ class SimCluster:
             self.locks[b] = hold(self.view.datadir.broker_dir(b))
             proc = BrokerProcess(self.broker, b)
             proc.log = lambda message: None
+            proc.eligible_at = 0.0
             with self.view.store.write() as txn:
                 self.view.meta.append(txn, {"type": "RegisterBrokerRecord", "broker": b, "time_ms": 0})
             self.procs[b] = proc

@@ -491,13 +491,21 @@ class LocalBroker:
         for name in names:
             t = self.topics.get(name)
             for p in range(t.partitions):
-                log = self.log(name, p)
+                log = self._replica_for_log_dirs(name, p)
                 with log.store.read() as txn:
                     state = log.state(txn)
                     segments = log.store.segments(txn, name, p)
                 out.append(api.LogDirPartition(name, p, sum(s.size for s in segments), len(segments),
                                                state.log_start_offset, state.log_end_offset))
         return out
+
+    def _replica_for_log_dirs(self, topic: str, partition: int):
+        """DescribeLogDirs describes a replica on disk: a cluster's leader replica (or its
+        first replica while it has no leader), whether or not its broker runs."""
+        if self.cluster is None:
+            return self.log(topic, partition)
+        st = self.cluster.partition_state(topic, partition)
+        return self.cluster.replica_log(topic, partition, st["leader"] if st["leader"] >= 0 else st["replicas"][0])
 
     # -- Produce --------------------------------------------------------------------------
 

@@ -139,6 +139,10 @@ def broker_status(broker, broker_id: int) -> tuple[str, int | None]:
 
 def start_broker(broker, broker_id: int) -> int:
     """Start broker ``broker_id`` in the background; its pid once it holds its lock."""
+    return wait_started(broker, broker_id, spawn_broker(broker, broker_id))
+
+
+def spawn_broker(broker, broker_id: int) -> subprocess.Popen:
     state, pid = broker_status(broker, broker_id)
     if state != STOPPED:
         raise ClusterError(f"broker {broker_id} is {state} already (pid {pid})")
@@ -152,6 +156,11 @@ def start_broker(broker, broker_id: int) -> int:
         [sys.executable, "-m", "kcli", "-d", broker.datadir.root, "broker", "start", str(broker_id), "--foreground"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     log.close()
+    return proc
+
+
+def wait_started(broker, broker_id: int, proc: subprocess.Popen) -> int:
+    bdir = broker.datadir.broker_dir(broker_id)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -37,6 +37,9 @@ BUSY_SLEEP_S = 0.0005
 IDLE_SLEEP_S = 0.003
 RESTING_SLEEP_S = 0.02  # after about half a second with nothing to copy
 CONTROLLER_TICK_S = 0.02
+# A starting broker waits this long before it may take over as controller, so that brokers
+# started together (``kcli cluster up``) are all running when leaders are first elected.
+STARTUP_GRACE_S = 1.5
 
 
 def _log(broker_id: int, message: str) -> None:
@@ -59,6 +62,7 @@ class BrokerProcess:
         self._next_controller_tick = 0.0
         self.lag_ms = int(self.view.configs["replica.lag.time.max.ms"])
         self.lease_ms = int(self.view.configs["broker.session.timeout.ms"])
+        self.eligible_at = time.monotonic() + STARTUP_GRACE_S
 
     def log(self, message: str) -> None:
         _log(self.id, message)
@@ -79,6 +83,9 @@ class BrokerProcess:
                     self._next_controller_tick = time.monotonic() + CONTROLLER_TICK_S
             except KafkaError as exc:  # a topic deleted meanwhile, a leader gone: look again
                 self.log(f"{exc}")
+            except Exception as exc:  # noqa: BLE001 - a broker keeps running; its log says why
+                self.log(f"error: {type(exc).__name__}: {exc}")
+                time.sleep(IDLE_SLEEP_S)
             idle = 0 if moved else min(idle + 1, 1000)
             time.sleep(BUSY_SLEEP_S if idle < 5 else IDLE_SLEEP_S if idle < 200 else RESTING_SLEEP_S)
         self.controlled_shutdown()
@@ -208,6 +215,8 @@ class BrokerProcess:
                 self.controller_duties(txn, now)
             return
         if c is not None and self.view.alive(c["broker"]) and c.get("lease_until_ms", 0) >= now:
+            return
+        if time.monotonic() < self.eligible_at:
             return
         # the lowest running broker takes over: not the one whose lease ran out, not a paused one
         candidates = sorted({self.id} | {b for b in self.view.brokers
