@@ -348,3 +348,15 @@ def test_a_consumer_keeps_polling_while_its_partition_has_no_running_leader(sim)
         assert got == [b"b"]
     finally:
         c.close()
+
+
+def test_the_clusters_unclean_leader_election_config_applies_to_topics_without_an_override(tmp_path):
+    with SimCluster(str(tmp_path / "d"), 2, unclean_leader_election_enable="true") as sim:
+        sim.create_topic("t", 1, 2)
+        sim.create_topic("strict", 1, 2, unclean_leader_election_enable="false")
+        sim.up()
+        sim.stop(1)
+        sim.kill(0)
+        sim.start(1)
+        sim.wait(lambda: sim.state("t")["leader"] == 1, what="the unclean election")
+        sim.wait(lambda: sim.state("strict")["leader"] == -1, what="the strict topic to go offline")

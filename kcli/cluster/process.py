@@ -240,9 +240,12 @@ class BrokerProcess:
         for p in self.meta.partitions(txn):
             topic, partition = p["topic"], p["partition"]
             try:
-                configs = self.broker.topic_view(topic)[1]
+                t, configs = self.broker.topic_view(topic)
             except KafkaError:
                 continue
+            key = "unclean.leader.election.enable"  # the topic's override, else the cluster's broker config
+            if key not in t.configs:
+                configs = dict(configs, **{key: bool(self.view.configs[key])})
             leader = p["leader"]
             if leader < 0 or not self.view.alive(leader):
                 if dry_run:
