@@ -360,3 +360,21 @@ def test_the_clusters_unclean_leader_election_config_applies_to_topics_without_a
         sim.start(1)
         sim.wait(lambda: sim.state("t")["leader"] == 1, what="the unclean election")
         sim.wait(lambda: sim.state("strict")["leader"] == -1, what="the strict topic to go offline")
+
+
+def test_delete_records_stops_at_the_high_watermark_and_the_followers_follow_the_log_start(sim):
+    sim.create_topic("t", 1, 3)
+    sim.up()
+    for i in range(5):
+        sim.produce("t", [b"v%d" % i]).raise_for_error()
+    sim.pause(1)
+    sim.pause(2)
+    sim.produce("t", [b"uncommitted"], acks=1).raise_for_error()
+    above = sim.broker.delete_records([api.DeleteRecordsPartition("t", 0, 6)])[0]
+    assert above.error is not None and above.error.name == "OFFSET_OUT_OF_RANGE"
+    sim.resume(1)
+    sim.resume(2)
+    sim.wait(lambda: sim.hw("t") == 6, what="replication")
+    assert sim.broker.delete_records([api.DeleteRecordsPartition("t", 0, 3)])[0].raise_for_error().low_watermark == 3
+    sim.wait(lambda: all(sim.view.replica_log("t", 0, b).log_start_offset == 3 for b in (1, 2)),
+             what="the followers' log start offsets")

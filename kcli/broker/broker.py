@@ -24,6 +24,7 @@ from kcli.common.errors import (
     KafkaError,
     LeaderNotAvailableError,
     NotEnoughReplicasError,
+    OffsetOutOfRangeError,
     TransactionalIdNotFoundError,
     UnknownServerError,
     UnknownTopicOrPartitionError,
@@ -643,7 +644,14 @@ class LocalBroker:
         for p in partitions:
             try:
                 log = self.log(p.topic, p.partition)
-                low = log.delete_records_before(p.offset)
+                offset = p.offset
+                if self.cluster is not None:  # below the cluster's high watermark; followers follow
+                    hw = self.cluster.high_watermark(p.topic, p.partition)
+                    offset = hw if offset == -1 else offset
+                    if offset > hw:
+                        raise OffsetOutOfRangeError(f"cannot delete records of {p.topic}-{p.partition} before "
+                                                    f"offset {offset}: it is above the high watermark {hw}")
+                low = log.delete_records_before(offset)
                 out.append(api.DeleteRecordsPartitionResponse(p.topic, p.partition, low))
             except Exception as exc:  # noqa: BLE001
                 out.append(api.DeleteRecordsPartitionResponse(p.topic, p.partition, error=_error_of(exc)))

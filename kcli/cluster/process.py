@@ -128,6 +128,8 @@ class BrokerProcess:
             raise
         if len(r.records):
             leo = mine.append_as_follower(r.records)
+        if r.log_start_offset > mine.log_start_offset and r.log_start_offset <= leo:
+            mine.delete_records_before(r.log_start_offset)  # retention and DeleteRecords follow the leader
         caught_up = leo >= r.log_end_offset
         now = now_ms()
         last = self._reported.get(key)
