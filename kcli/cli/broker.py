@@ -65,8 +65,8 @@ def kill(ctx: typer.Context, broker_id: int = typer.Argument(..., metavar="ID"),
 @handle_errors
 def pause(ctx: typer.Context, broker_id: int = typer.Argument(..., metavar="ID"),
           output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)) -> None:
-    """Pause broker ID (SIGSTOP): alive, but not fetching; its followers fall out of the ISR
-    after replica.lag.time.max.ms."""
+    """Pause broker ID: alive, but not fetching (it stops itself with SIGSTOP between two
+    steps); its followers fall out of the ISR after replica.lag.time.max.ms."""
     _act(ctx, broker_id, "pause", output)
 
 

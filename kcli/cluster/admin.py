@@ -12,7 +12,7 @@ import time
 from kcli.common.clock import now_ms
 from kcli.common.errors import InvalidConfigError, InvalidRequestError, KafkaError
 
-from .liveness import PAUSED, RUNNING, STOPPED, read_pid, status
+from .liveness import PAUSED, RUNNING, STOPPED, process_state, read_pid, status
 from .metadata import ClusterMetadata, init_records
 from .replication import BROKER_CONFIG_DEFAULTS
 
@@ -212,7 +212,12 @@ def pause_broker(broker, broker_id: int) -> int:
     state, pid = broker_status(broker, broker_id)
     if state != RUNNING:
         raise ClusterError(f"broker {broker_id} is {state}, not running")
-    os.kill(pid, signal.SIGSTOP)
+    os.kill(pid, signal.SIGTSTP)  # it stops itself between two steps (see process.py)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while process_state(pid) not in ("T", "t", None):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"broker {broker_id} (pid {pid}) did not pause within {START_TIMEOUT_S:.0f} s")
+        time.sleep(0.005)
     return pid
 
 

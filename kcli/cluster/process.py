@@ -15,7 +15,10 @@ It holds the broker's lock (``liveness.py``) for its life and loops:
   followers from ISRs after ``replica.lag.time.max.ms``, and advance high watermarks.
 
 SIGTERM is a controlled shutdown: the broker hands the leadership of its partitions to
-another ISR replica and leaves the ISRs it is in, then exits.
+another ISR replica and leaves the ISRs it is in, then exits. SIGTSTP (``kcli broker
+pause``) makes it SIGSTOP itself between two steps, never inside an LMDB write transaction
+(a process stopped holding LMDB's write lock would stop every writer of the directory);
+SIGCONT resumes it.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class BrokerProcess:
         self.store = self.view.store
         self.id = broker_id
         self.stopping = threading.Event()
+        self.pause_requested = threading.Event()  # SIGTSTP: stop (SIGSTOP) at the next safe point
         self._validated: dict[tuple[str, int], int] = {}  # partition -> leader epoch checked against
         self._reported: dict[tuple[str, int], tuple[int, int]] = {}  # partition -> (leo, caught-up ms)
         self._controller_epoch = -1
@@ -75,6 +79,11 @@ class BrokerProcess:
         self.log(f"started (pid {os.getpid()})")
         idle = 0
         while not self.stopping.is_set():
+            if self.pause_requested.is_set():  # between two steps: no LMDB transaction is open
+                self.pause_requested.clear()
+                self.log("paused")
+                os.kill(os.getpid(), signal.SIGSTOP)
+                self.log("resumed")
             moved = False
             try:
                 moved = self.follower_round()
@@ -366,6 +375,7 @@ def run_broker(data_dir: str, broker_id: int) -> int:
         proc = BrokerProcess(broker, broker_id)
         signal.signal(signal.SIGTERM, lambda *_: proc.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: proc.stopping.set())
+        signal.signal(signal.SIGTSTP, lambda *_: proc.pause_requested.set())
         proc.run()
         return 0
     finally:
