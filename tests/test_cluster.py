@@ -378,3 +378,28 @@ def test_delete_records_stops_at_the_high_watermark_and_the_followers_follow_the
     assert sim.broker.delete_records([api.DeleteRecordsPartition("t", 0, 3)])[0].raise_for_error().low_watermark == 3
     sim.wait(lambda: all(sim.view.replica_log("t", 0, b).log_start_offset == 3 for b in (1, 2)),
              what="the followers' log start offsets")
+
+
+def test_leadership_goes_back_to_the_preferred_replica_after_it_returns(tmp_path):
+    with SimCluster(str(tmp_path / "d"), 3, leader_imbalance_check_interval_seconds=1) as sim:
+        sim.create_topic("t", 3, 3)
+        sim.up()
+        sim.kill(0)
+        sim.wait(lambda: sim.state("t", 0)["leader"] == 1, what="a new leader")
+        sim.start(0)
+        sim.wait(lambda: sim.state("t", 0)["isr"] == [0, 1, 2], what="broker 0 back in the ISR")
+        sim.wait(lambda: sim.state("t", 0)["leader"] == 0, timeout=5, what="the preferred leader election")
+        assert [sim.state("t", p)["leader"] for p in range(3)] == [0, 1, 2]
+
+
+def test_without_auto_leader_rebalance_leadership_stays_where_the_election_put_it(tmp_path):
+    with SimCluster(str(tmp_path / "d"), 2, leader_imbalance_check_interval_seconds=1,
+                    auto_leader_rebalance_enable="false") as sim:
+        sim.create_topic("t", 1, 2)
+        sim.up()
+        sim.kill(0)
+        sim.wait(lambda: sim.state("t")["leader"] == 1, what="a new leader")
+        sim.start(0)
+        sim.wait(lambda: sim.state("t")["isr"] == [0, 1], what="broker 0 back in the ISR")
+        time.sleep(1.5)
+        assert sim.state("t")["leader"] == 1

@@ -20,7 +20,10 @@ def init(
     config: Optional[List[str]] = typer.Option(None, "--config", "-c", metavar="KEY=VALUE",
                                                help="A broker config: replica.lag.time.max.ms (30000), "
                                                     "broker.session.timeout.ms (9000), "
-                                                    "unclean.leader.election.enable (false). Repeatable."),
+                                                    "unclean.leader.election.enable (false), "
+                                                    "auto.leader.rebalance.enable (true), "
+                                                    "leader.imbalance.check.interval.seconds (300), "
+                                                    "leader.imbalance.per.broker.percentage (10). Repeatable."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Make the data directory an N-broker cluster: brokers/<id>/ per broker and a metadata log.

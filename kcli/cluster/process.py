@@ -67,6 +67,8 @@ class BrokerProcess:
         self.lag_ms = int(self.view.configs["replica.lag.time.max.ms"])
         self.lease_ms = int(self.view.configs["broker.session.timeout.ms"])
         self.eligible_at = time.monotonic() + STARTUP_GRACE_S
+        self.rebalance_s = int(self.view.configs["leader.imbalance.check.interval.seconds"])
+        self.next_rebalance = time.monotonic() + self.rebalance_s
 
     def log(self, message: str) -> None:
         _log(self.id, message)
@@ -213,6 +215,13 @@ class BrokerProcess:
             if c["epoch"] != self._controller_epoch:  # resumed after another broker took over
                 self._controller_epoch = c["epoch"]
             renew = c.get("lease_until_ms", 0) - now < self.lease_ms * 2 // 3
+            if time.monotonic() >= self.next_rebalance:
+                self.next_rebalance = time.monotonic() + self.rebalance_s
+                if self.view.configs["auto.leader.rebalance.enable"]:
+                    with self.store.write() as txn:
+                        c2 = self.meta.controller(txn)
+                        if c2 is not None and c2["broker"] == self.id and c2["epoch"] == self._controller_epoch:
+                            self.preferred_leader_election(txn, now)
             if not renew:
                 with self.store.read() as txn:
                     if not self.controller_duties(txn, now, dry_run=True):
@@ -287,6 +296,26 @@ class BrokerProcess:
                 self.log(f"{topic}-{partition}: ISR {p['isr']} -> {keep}")
             self.view.advance_high_watermark(topic, partition, txn)
         return False
+
+    def preferred_leader_election(self, txn, now: int) -> None:
+        """Kafka's auto leader rebalance: for each broker whose share of partitions it should
+        lead (as their first replica) but does not is above leader.imbalance.per.broker.percentage,
+        hand those partitions back to it when it runs and is in their ISR."""
+        parts = self.meta.partitions(txn)
+        ratio = int(self.view.configs["leader.imbalance.per.broker.percentage"]) / 100.0
+        for b in self.view.brokers:
+            preferred = [p for p in parts if p["replicas"] and p["replicas"][0] == b]
+            if not preferred or not self.view.alive(b):
+                continue
+            elsewhere = [p for p in preferred if p["leader"] != b]
+            if len(elsewhere) / len(preferred) <= ratio:
+                continue
+            for p in elsewhere:
+                if b in p["isr"]:
+                    self.meta.append(txn, {"type": "PartitionChangeRecord", "topic": p["topic"],
+                                           "partition": p["partition"], "leader": b,
+                                           "reason": "preferred leader election", "time_ms": now})
+                    self.log(f"{p['topic']}-{p['partition']}: leadership back to its preferred replica {b}")
 
     def elect(self, txn, p: dict, configs: dict, now: int) -> None:
         topic, partition, old = p["topic"], p["partition"], p["leader"]

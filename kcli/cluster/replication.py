@@ -39,6 +39,9 @@ BROKER_CONFIG_DEFAULTS = {
     "replica.lag.time.max.ms": 30000,
     "broker.session.timeout.ms": 9000,  # the controller's lease: a paused controller loses it
     "unclean.leader.election.enable": False,  # the topic config's broker default
+    "auto.leader.rebalance.enable": True,  # leadership goes back to the preferred (first) replica
+    "leader.imbalance.check.interval.seconds": 300,
+    "leader.imbalance.per.broker.percentage": 10,
 }
 
 
