@@ -3,7 +3,8 @@
 
 Wall time on a shared, loaded machine swings by tens of percent; the CPU time a process
 spends producing N records with ``Producer.send_values`` (acks=all, one partition of a
-plain directory) and fetching them back with ``BrokerApi.fetch`` barely does. Each side runs
+plain directory), fetching them back with ``BrokerApi.fetch`` and consuming them with a
+``Consumer`` barely does. Each side runs
 in its own interpreter (only ``PYTHONPATH`` differs); the best of ``--runs`` per process,
 ``--rounds`` processes per side, alternated (A B A B ...).
 
@@ -21,11 +22,12 @@ CHILD = r'''
 import sys, tempfile, time
 from kcli.admin import Admin
 from kcli.broker import api, open_broker
+from kcli.consumer import Consumer
 from kcli.producer import Producer
 from storage import record_batch as rb
 n, runs = int(sys.argv[1]), int(sys.argv[2])
 values = [b"x" * 99] * n
-best_p = best_f = None
+best_p = best_f = best_c = None
 for _ in range(runs):
     d = tempfile.mkdtemp() + "/k"
     with Admin(d, create=True) as a:
@@ -43,9 +45,17 @@ for _ in range(runs):
             offset = h.next_offset
     t2 = time.process_time()
     b.release()
+    c = Consumer({"auto.offset.reset": "earliest"}, data_dir=d)
+    c.assign([("b", 0)])
+    got = 0
+    while got < n:
+        got += len(c.poll_values(1.0))
+    t3 = time.process_time()
+    c.close()
     best_p = min(best_p or 1e9, t1 - t0)
     best_f = min(best_f or 1e9, t2 - t1)
-print(best_p, best_f)
+    best_c = min(best_c or 1e9, t3 - t2)
+print(best_p, best_f, best_c)
 '''
 
 
@@ -65,11 +75,10 @@ def main() -> None:
                                  env=dict(os.environ, PYTHONPATH=os.path.abspath(side))).stdout.split()
             got[side].append(tuple(map(float, out)))
     for side, rows in got.items():
-        print(f"{side}: produce {min(r[0] for r in rows):.3f} CPU s, fetch {min(r[1] for r in rows):.3f} CPU s "
-              f"({args.records:,} records)")
-    pa, pb = min(r[0] for r in got[args.a]), min(r[0] for r in got[args.b])
-    fa, fb = min(r[1] for r in got[args.a]), min(r[1] for r in got[args.b])
-    print(f"B/A: produce {pb / pa:.2f}x, fetch {fb / fa:.2f}x")
+        print(f"{side}: produce {min(r[0] for r in rows):.3f} CPU s, fetch {min(r[1] for r in rows):.3f} CPU s, "
+              f"consume {min(r[2] for r in rows):.3f} CPU s ({args.records:,} records)")
+    ratios = [min(r[i] for r in got[args.b]) / min(r[i] for r in got[args.a]) for i in range(3)]
+    print(f"B/A: produce {ratios[0]:.2f}x, fetch {ratios[1]:.2f}x, consume {ratios[2]:.2f}x")
 
 
 if __name__ == "__main__":
