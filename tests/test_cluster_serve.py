@@ -4,14 +4,11 @@ across a leader kill without losing an acknowledged record."""
 
 from __future__ import annotations
 
-import json
-import time
-
 import confluent_kafka
 import confluent_kafka.admin
 
 from support import ServeProcess, free_port
-from test_cluster_cli import describe, kcli, wait_for
+from test_cluster_cli import describe, kcli
 
 
 def _free_base() -> int:
