@@ -15,7 +15,13 @@ from itertools import repeat
 from typing import Any, Iterable, Mapping, Sequence
 
 from storage import record_batch as rb
-from kcli.common.errors import CorruptRecordError, KafkaError, OffsetOutOfRangeError
+from kcli.common.errors import (
+    CorruptRecordError,
+    KafkaError,
+    LeaderNotAvailableError,
+    NotLeaderOrFollowerError,
+    OffsetOutOfRangeError,
+)
 
 from .broker import api
 from .common.paths import default_data_dir
@@ -454,6 +460,8 @@ class Consumer:
                 if self._on_notice is not None:
                     self._moved(tp, old, st.position)
                 continue
+            if isinstance(r.error, (NotLeaderOrFollowerError, LeaderNotAvailableError)):
+                return r  # leadership is moving (a cluster's failover): nothing this time, fetch again later
             return r.raise_for_error()
         return r.raise_for_error()
 

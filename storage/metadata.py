@@ -34,6 +34,10 @@ groups,        (see kcli/broker/            the group coordinator's records and 
 offsets        group_coordinator.py)        offsets
 housekeeping   task name (ASCII)            last run of each periodic task (see
                                             kcli/broker/housekeeping.py)
+leader_epochs  pk + epoch int32 BE          start offset int64 BE: a replica's leader-epoch
+                                            cache (see leader_epoch.py)
+cluster_log,   (see kcli/cluster/           a replicated cluster's metadata log and the
+cluster_state  metadata.py)                 current state materialised from it
 =============  ===========================  ==============================================
 
 Every named database is opened when the store opens, before any thread shares it: py-lmdb's
@@ -86,6 +90,9 @@ DATABASES = (
     b"housekeeping",
     b"open_txns",
     b"counters",
+    b"leader_epochs",
+    b"cluster_log",
+    b"cluster_state",
 )
 
 FORMAT_VERSION = 1
@@ -545,7 +552,7 @@ class MetadataStore:
         """Remove every partition-keyed entry of a topic from every partition database."""
         prefix = topic_prefix(topic)
         for name in (b"partitions", b"segments", b"offset_index", b"time_index", b"producers", b"txn_index",
-                     b"aborted_txns", b"open_txns"):
+                     b"aborted_txns", b"open_txns", b"leader_epochs"):
             cur = txn.cursor(db=self._dbs[name])
             if not cur.set_range(prefix):
                 continue

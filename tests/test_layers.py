@@ -15,7 +15,8 @@ storage; the standard library and third-party packages are always allowed):
 
 - ``kcli.common`` (kcli/common/**): kcli.common only.
 - ``storage`` (storage/**): storage and kcli.common.
-- ``kcli.broker`` (kcli/broker/**): kcli.broker, storage and kcli.common.
+- ``kcli.broker`` (kcli/broker/**, and kcli/cluster/**, the replicated cluster's controller,
+  replicas and broker processes): kcli.broker, kcli.cluster, storage and kcli.common.
 - ``kcli.server`` (kcli/server/**): kcli.server, kcli.broker, kcli.common and storage's codec
   modules (``SERVER_STORAGE``).
 - ``kcli.cli`` (kcli/cli/**, and kcli/__main__.py, which only starts the command line): the
@@ -23,7 +24,7 @@ storage; the standard library and third-party packages are always allowed):
   verify read the files); never the broker or the server.
 - clients (every other module of the kcli package): the clients, kcli.common, the broker's
   public face (``CLIENT_BROKER``: the package, which exports the factory, its API and its
-  fault injection) and storage's pure codec and config modules (``CLIENT_STORAGE``);
+  fault injection, and the kcli.cluster package) and storage's pure codec and config modules (``CLIENT_STORAGE``);
   ``kcli/serve.py`` (``SERVER_STARTERS``) may also import the ``kcli.server`` package, which
   is how ``kcli serve`` starts the wire server.
 
@@ -46,7 +47,7 @@ PACKAGES = ("kcli", "storage")
 
 SERVER_STORAGE = frozenset({"storage.record_batch", "storage.compression", "storage.varint", "storage.checksum"})
 CLIENT_STORAGE = SERVER_STORAGE | {"storage.topic_config"}
-CLIENT_BROKER = frozenset({"kcli.broker", "kcli.broker.api", "kcli.broker.faults"})
+CLIENT_BROKER = frozenset({"kcli.broker", "kcli.broker.api", "kcli.broker.faults", "kcli.cluster"})
 STORAGE_READERS = frozenset({"kcli.cli.log"})  # the cli modules that may read files through storage
 # The cli speaks only to clients, so ``kcli serve`` starts the wire server through one client
 # module; it may import the server's package (its public face), nothing else of the server.
@@ -153,7 +154,7 @@ def layer(module: str) -> str | None:
         return COMMON
     if within(module, "storage"):
         return STORAGE
-    if within(module, "kcli.broker"):
+    if within(module, "kcli.broker") or within(module, "kcli.cluster"):
         return BROKER
     if within(module, "kcli.server"):
         return SERVER
@@ -436,7 +437,7 @@ def test_checker_names_the_broken_rule(tmp_path):
     _, imports = all_imports(root)
     assert layer_violations(imports) == [
         "kcli/admin.py:1 imports kcli.broker.group_coordinator "
-        "(clients may import from the broker only kcli.broker, kcli.broker.api, kcli.broker.faults)",
+        "(clients may import from the broker only kcli.broker, kcli.broker.api, kcli.broker.faults, kcli.cluster)",
         "kcli/admin.py:2 imports storage.metadata (clients may import from storage only its codec and config "
         "modules (storage.checksum, storage.compression, storage.record_batch, storage.topic_config, storage.varint))",
         "kcli/admin.py:3 imports kcli.cli.app (clients may not import the cli)",

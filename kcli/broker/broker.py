@@ -22,7 +22,9 @@ from kcli.common.errors import (
     InvalidRequestError,
     InvalidRequiredAcksError,
     KafkaError,
+    LeaderNotAvailableError,
     NotEnoughReplicasError,
+    OffsetOutOfRangeError,
     TransactionalIdNotFoundError,
     UnknownServerError,
     UnknownTopicOrPartitionError,
@@ -115,7 +117,24 @@ class LocalBroker:
         self._txn_coordinator = None
         self._group_coordinator = None
         self._cluster_id: str | None = None
+        self.cluster = None  # a replicated cluster's view (kcli/cluster), None for a one-broker directory
+        if self._is_cluster():
+            self.attach_cluster()
         self._start_housekeeping()
+
+    def _is_cluster(self) -> bool:
+        try:
+            db = self.store.db(b"cluster_state")
+        except KeyError:  # a read-only store made before clusters existed
+            return False
+        with self.store.read() as txn:
+            return txn.get(b"cluster", db=db) is not None
+
+    def attach_cluster(self) -> None:
+        """Serve the directory as the replicated cluster its metadata log describes."""
+        from kcli.cluster.replication import ClusterView
+
+        self.cluster = ClusterView(self)
 
     # -- housekeeping (kcli/broker/housekeeping.py): retention, transaction timeouts,
     # -- producer-id / transactional-id / group expiry on Kafka's schedules ---------------
@@ -156,6 +175,8 @@ class LocalBroker:
             return
         self._closed = True
         self.housekeeper.stop()  # housekeeping: before the logs and the store close
+        if self.cluster is not None:
+            self.cluster.close()
         with self._mutex:
             for log in self._logs.values():
                 log.close()
@@ -188,6 +209,8 @@ class LocalBroker:
         return self._txn_coordinator
 
     def log(self, topic: str, partition: int) -> PartitionLog:
+        if self.cluster is not None:  # the leader replica's log, while its broker runs
+            return self.cluster.leader_log(topic, partition)[0]
         key = (topic, partition)
         log = self._logs.get(key)
         if log is not None:
@@ -207,6 +230,17 @@ class LocalBroker:
                 )
                 self._logs[key] = log
         return log
+
+    def _check_partition(self, topic: str, partition: int) -> None:
+        """UNKNOWN_TOPIC_OR_PARTITION unless the partition exists (in a cluster, whether or
+        not its leader runs: group offsets and transactions do not need it)."""
+        if self.cluster is None:
+            self.log(topic, partition)
+            return
+        t = self.topic_view(topic)[0]
+        if not 0 <= partition < t.partitions:
+            raise UnknownTopicOrPartitionError(
+                f"partition {partition} of topic '{topic}' does not exist (it has partitions 0..{t.partitions - 1})")
 
     TOPIC_CACHE_SECONDS = 0.5
 
@@ -233,6 +267,8 @@ class LocalBroker:
 
     def _forget_topic(self, name: str) -> None:
         self._topic_cache.pop(name, None)
+        if self.cluster is not None:
+            self.cluster.forget_topic(name)
         with self._mutex:
             for key in [k for k in self._logs if k[0] == name]:
                 self._logs.pop(key).close()
@@ -247,6 +283,20 @@ class LocalBroker:
     # -- Metadata, DescribeCluster --------------------------------------------------------
 
     def _topic_metadata(self, topic: Topic) -> api.TopicMetadata:
+        if self.cluster is not None:
+            parts = []
+            for p in range(topic.partitions):
+                try:
+                    st = self.cluster.partition_state(topic.name, p)
+                except KafkaError as exc:
+                    parts.append(api.PartitionMetadata(p, -1, -1, [], [], error=exc))
+                    continue
+                leader = st["leader"] if st["leader"] >= 0 and self.cluster.alive(st["leader"]) else -1
+                offline = [b for b in st["replicas"] if not self.cluster.alive(b)]
+                error = None if leader >= 0 else LeaderNotAvailableError(f"{topic.name}-{p} has no running leader")
+                parts.append(api.PartitionMetadata(p, leader, st["leader_epoch"], list(st["replicas"]),
+                                                   list(st["isr"]), offline, error=error))
+            return api.TopicMetadata(topic.name, topic.id, parts)
         replicas = list(range(topic.replication_factor))
         parts = [api.PartitionMetadata(p, NODE_ID, 0, list(replicas), list(replicas)) for p in range(topic.partitions)]
         return api.TopicMetadata(topic.name, topic.id, parts)
@@ -261,9 +311,17 @@ class LocalBroker:
                     found.append(self._topic_metadata(self.topics.get(name)))
                 except KafkaError as exc:
                     found.append(api.TopicMetadata(name, error=exc))
+        if self.cluster is not None:
+            return api.MetadataResponse(self._cluster_nodes(), self.cluster_id(), self.cluster.controller_id(), found)
         return api.MetadataResponse([self.node], self.cluster_id(), NODE_ID, found)
 
+    def _cluster_nodes(self) -> list[api.BrokerNode]:
+        """The running brokers; broker k listens on the base port + k under ``kcli serve``."""
+        return [api.BrokerNode(b, self.node.host, self.node.port + b) for b in self.cluster.nodes()]
+
     def describe_cluster(self) -> api.MetadataResponse:
+        if self.cluster is not None:
+            return api.MetadataResponse(self._cluster_nodes(), self.cluster_id(), self.cluster.controller_id(), [])
         return api.MetadataResponse([self.node], self.cluster_id(), NODE_ID, [])
 
     def cluster_id(self) -> str:
@@ -301,8 +359,12 @@ class LocalBroker:
         out = []
         for new in request.topics:
             try:
+                if self.cluster is not None:
+                    self.cluster.check_replication_factor(new.replication_factor)
                 t = self.topics.create(new.name, new.num_partitions, new.replication_factor, dict(new.configs),
                                        validate_only=request.validate_only)
+                if self.cluster is not None and not request.validate_only:
+                    self.cluster.create_replicas(t.name, t.partitions, t.replication_factor)
                 out.append(api.CreateTopicResult(t.name, t.id, t.partitions, t.replication_factor,
                                                  t.effective_configs()))
                 if not request.validate_only:
@@ -317,6 +379,8 @@ class LocalBroker:
             try:
                 self._forget_topic(name)
                 t = self.topics.delete(name)
+                if self.cluster is not None:
+                    self.cluster.delete_replicas(name, t.partitions)
                 out.append(api.DeleteTopicResult(name, t.id))
             except Exception as exc:  # noqa: BLE001
                 out.append(api.DeleteTopicResult(name, error=_error_of(exc)))
@@ -327,8 +391,12 @@ class LocalBroker:
         out = []
         for np in topics:
             try:
+                before = self.topics.get(np.topic)
                 self.topics.add_partitions(np.topic, np.count, validate_only=validate_only)
                 self._topic_cache.pop(np.topic, None)
+                if self.cluster is not None and not validate_only and np.count > before.partitions:
+                    self.cluster.create_replicas(np.topic, np.count - before.partitions, before.replication_factor,
+                                                 first=before.partitions)
                 out.append(api.CreatePartitionsResult(np.topic))
             except Exception as exc:  # noqa: BLE001
                 out.append(api.CreatePartitionsResult(np.topic, error=_error_of(exc)))
@@ -424,13 +492,21 @@ class LocalBroker:
         for name in names:
             t = self.topics.get(name)
             for p in range(t.partitions):
-                log = self.log(name, p)
-                with self.store.read() as txn:
+                log = self._replica_for_log_dirs(name, p)
+                with log.store.read() as txn:
                     state = log.state(txn)
-                    segments = self.store.segments(txn, name, p)
+                    segments = log.store.segments(txn, name, p)
                 out.append(api.LogDirPartition(name, p, sum(s.size for s in segments), len(segments),
                                                state.log_start_offset, state.log_end_offset))
         return out
+
+    def _replica_for_log_dirs(self, topic: str, partition: int):
+        """DescribeLogDirs describes a replica on disk: a cluster's leader replica (or its
+        first replica while it has no leader), whether or not its broker runs."""
+        if self.cluster is None:
+            return self.log(topic, partition)
+        st = self.cluster.partition_state(topic, partition)
+        return self.cluster.replica_log(topic, partition, st["leader"] if st["leader"] >= 0 else st["replicas"][0])
 
     # -- Produce --------------------------------------------------------------------------
 
@@ -440,12 +516,15 @@ class LocalBroker:
         out = []
         for part in request.partitions:
             try:
-                out.append(self._produce_partition(part, request.acks))
+                out.append(self._produce_partition(part, request.acks, request.timeout_ms))
             except Exception as exc:  # noqa: BLE001 - each partition answers its own error
                 out.append(api.ProducePartitionResponse(part.topic, part.partition, error=_error_of(exc)))
         return api.ProduceResponse(out)
 
-    def _produce_partition(self, part: api.ProducePartition, acks: int) -> api.ProducePartitionResponse:
+    def _produce_partition(self, part: api.ProducePartition, acks: int,
+                           timeout_ms: int = 30000) -> api.ProducePartitionResponse:
+        if self.cluster is not None:
+            return self.cluster.produce(part, acks, timeout_ms, not part.encoded_in_process)
         log = self.log(part.topic, part.partition)
         if acks == -1:
             t, configs = self.topic_view(part.topic)
@@ -483,6 +562,11 @@ class LocalBroker:
 
     def _fetch_partition(self, fp: api.FetchPartition, max_bytes: int, read_committed: bool
                          ) -> api.FetchPartitionResponse:
+        if self.cluster is not None:
+            try:
+                return self.cluster.fetch_partition(fp, max_bytes, read_committed)
+            except Exception as exc:  # noqa: BLE001
+                return api.FetchPartitionResponse(fp.topic, fp.partition, error=_error_of(exc))
         try:
             r = self.log(fp.topic, fp.partition).read(fp.fetch_offset, max_bytes, read_committed=read_committed)
         except Exception as exc:  # noqa: BLE001
@@ -509,12 +593,17 @@ class LocalBroker:
         """As Kafka's ``Partition.fetchOffsetForTimestamp``: the latest offset is the high
         watermark, or the last stable offset under read_committed; a timestamp look-up
         answers only offsets below that bound (-1 otherwise)."""
-        log = self.log(lp.topic, lp.partition)
-        with self.store.read() as txn:
-            state = log.state(txn)
-            bound = log.last_stable_offset(txn) if isolation_level == api.READ_COMMITTED else state.high_watermark
+        if self.cluster is not None:  # the leader's log, bounded by the cluster's high watermark
+            log, start, bound = self.cluster.offset_bounds(lp.topic, lp.partition,
+                                                           isolation_level == api.READ_COMMITTED)
+        else:
+            log = self.log(lp.topic, lp.partition)
+            with self.store.read() as txn:
+                state = log.state(txn)
+                bound = log.last_stable_offset(txn) if isolation_level == api.READ_COMMITTED else state.high_watermark
+            start = state.log_start_offset
         if lp.timestamp == api.EARLIEST_TIMESTAMP:
-            return state.log_start_offset, -1
+            return start, -1
         if lp.timestamp == api.LATEST_TIMESTAMP:
             return bound, -1
         if lp.timestamp == api.MAX_TIMESTAMP:
@@ -533,6 +622,13 @@ class LocalBroker:
         end offset of epoch 0 is the log end offset (Kafka answers UNDEFINED for a later epoch)."""
         out = []
         for p in partitions:
+            if self.cluster is not None:
+                try:
+                    epoch, end = self.cluster.end_offset_for_epoch(p.topic, p.partition, p.leader_epoch)
+                    out.append(api.OffsetForLeaderEpochPartitionResponse(p.topic, p.partition, epoch, end))
+                except Exception as exc:  # noqa: BLE001
+                    out.append(api.OffsetForLeaderEpochPartitionResponse(p.topic, p.partition, error=_error_of(exc)))
+                continue
             try:
                 end = self.log(p.topic, p.partition).log_end_offset
                 if p.leader_epoch > 0:
@@ -548,7 +644,14 @@ class LocalBroker:
         for p in partitions:
             try:
                 log = self.log(p.topic, p.partition)
-                low = log.delete_records_before(p.offset)
+                offset = p.offset
+                if self.cluster is not None:  # below the cluster's high watermark; followers follow
+                    hw = self.cluster.high_watermark(p.topic, p.partition)
+                    offset = hw if offset == -1 else offset
+                    if offset > hw:
+                        raise OffsetOutOfRangeError(f"cannot delete records of {p.topic}-{p.partition} before "
+                                                    f"offset {offset}: it is above the high watermark {hw}")
+                low = log.delete_records_before(offset)
                 out.append(api.DeleteRecordsPartitionResponse(p.topic, p.partition, low))
             except Exception as exc:  # noqa: BLE001
                 out.append(api.DeleteRecordsPartitionResponse(p.topic, p.partition, error=_error_of(exc)))
@@ -593,7 +696,7 @@ class LocalBroker:
         offsets = {(p.topic, p.partition): (p.offset, p.metadata) for p in request.partitions}
         try:
             for topic, partition in offsets:
-                self.log(topic, partition)  # UNKNOWN_TOPIC_OR_PARTITION
+                self._check_partition(topic, partition)  # UNKNOWN_TOPIC_OR_PARTITION
             self.group_coordinator.commit_offsets(request.group_id, request.generation_id, request.member_id or None,
                                                   offsets, instance_id=request.group_instance_id)
         except KafkaError as exc:
@@ -672,7 +775,7 @@ class LocalBroker:
     def add_partitions_to_txn(self, transactional_id: str, producer_id: int, producer_epoch: int,
                               partitions: list[tuple[str, int]]) -> list[api.PartitionResult]:
         for topic, p in partitions:
-            self.log(topic, p)  # UNKNOWN_TOPIC_OR_PARTITION before the transaction holds it
+            self._check_partition(topic, p)  # UNKNOWN_TOPIC_OR_PARTITION before the transaction holds it
         self.transactions.add_partitions(transactional_id, producer_id, producer_epoch, [tuple(tp) for tp in partitions])
         return [api.PartitionResult(t, p) for t, p in partitions]
 
@@ -713,7 +816,7 @@ class LocalBroker:
         for topic, p in partitions:
             try:
                 log = self.log(topic, p)
-                with self.store.read() as txn:
+                with log.store.read() as txn:
                     entries = log.producer_state.entries(txn)
                 states = [api.ProducerState(pid, e.epoch, e.last_seq, e.last_timestamp, -1, e.txn_first_offset)
                           for pid, e in sorted(entries.items())]

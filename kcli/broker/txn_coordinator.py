@@ -335,7 +335,7 @@ class TransactionCoordinator:
                 log = self.broker.log(topic, p)
             except Exception:
                 continue  # the topic was deleted meanwhile
-            with self.store.read() as txn:
+            with log.store.read() as txn:  # the replica's own store in a cluster
                 entry = log.producer_state.entry(txn, t["producer_id"])
             if entry is not None and entry.txn_first_offset < 0 and entry.epoch >= t["epoch"]:
                 continue  # marker already written (a completion that was interrupted)

@@ -16,6 +16,8 @@ from ..common.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR
 from .completion import (COMPLETE_VAR, DATA_DIR_META, PROG_NAME, NoArgsIsHelpError, UsageError, click_params,
                          completion_options, with_default_shell)
 
+from . import broker as broker_cmd
+from . import cluster as cluster_cmd
 from . import consume as consume_cmd
 from . import group as group_cmd
 from . import housekeeping as housekeeping_cmd
@@ -280,6 +282,8 @@ app.add_typer(housekeeping_cmd.app, name="housekeeping")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(streams_cmd.app, name="streams")
+app.add_typer(cluster_cmd.app, name="cluster")
+app.add_typer(broker_cmd.app, name="broker")
 
 
 def main() -> None:

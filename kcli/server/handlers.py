@@ -83,6 +83,7 @@ class Context:
     client_id: str = ""
     client_host: str = ""
     stopping: Callable[[], bool] = lambda: False
+    node_id: Optional[int] = None  # a cluster's broker this listener is (its port: the base port + the id)
 
 
 def _err(exc: BaseException) -> KafkaError:
@@ -114,7 +115,15 @@ def api_versions(ctx: Context, v: int, req) -> dict:
 
 def _node(ctx: Context) -> dict:
     # The broker's node names its own host/port; clients must reach this listener.
-    return {"node_id": 0, "host": ctx.host, "port": ctx.port, "rack": None}
+    return {"node_id": ctx.node_id or 0, "host": ctx.host, "port": ctx.port, "rack": None}
+
+
+def _nodes(ctx: Context, brokers) -> list[dict]:
+    """A cluster's running brokers, each at its own listener (base port + broker id)."""
+    if ctx.node_id is None:
+        return [_node(ctx)]
+    base = ctx.port - ctx.node_id
+    return [{"node_id": b.node_id, "host": ctx.host, "port": base + b.node_id, "rack": None} for b in brokers]
 
 
 def metadata(ctx: Context, v: int, req) -> dict:
@@ -128,7 +137,7 @@ def metadata(ctx: Context, v: int, req) -> dict:
     topic_ops = TOPIC_OPERATIONS if getattr(req, "include_topic_authorized_operations", False) else -2147483648
     return {
         "throttle_time": 0,
-        "brokers": [_node(ctx)],
+        "brokers": _nodes(ctx, r.brokers),
         "cluster_id": r.cluster_id,
         "controller_id": r.controller_id,
         "topics": [{
@@ -264,7 +273,7 @@ def find_coordinator(ctx: Context, v: int, req) -> dict:
     for key in keys:
         try:
             ctx.broker.find_coordinator(key, key_type)
-            found.append({"key": key, "node_id": 0, "host": ctx.host, "port": ctx.port,
+            found.append({"key": key, "node_id": ctx.node_id or 0, "host": ctx.host, "port": ctx.port,
                           "error_code": None, "error_message": None})
         except Exception as exc:  # noqa: BLE001
             e = _err(exc)
@@ -809,11 +818,10 @@ def describe_cluster(ctx: Context, v: int, req) -> dict:
             "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER"
         return {"throttle_time": 0, "error_code": code, "error_message": message, "cluster_id": "", "brokers": []}
     r = ctx.broker.describe_cluster()
-    node = _node(ctx)
     return {"throttle_time": 0, "error_code": None, "error_message": None, "endpoint_type": 1,
             "cluster_id": r.cluster_id, "controller_id": r.controller_id,
             "brokers": [{"broker_id": node["node_id"], "host": node["host"], "port": node["port"], "rack": None,
-                         "is_fenced": False}],
+                         "is_fenced": False} for node in _nodes(ctx, r.brokers)],
             "cluster_authorized_operations": CLUSTER_OPERATIONS if req.include_cluster_authorized_operations
             else -2147483648}
 

@@ -60,8 +60,10 @@ def parse_host_port(text: str, what: str) -> tuple[str, int]:
 class Server:
     def __init__(self, broker, listen: tuple[str, int], advertised: tuple[str, int] | None = None,
                  max_request_bytes: int = codec.SOCKET_REQUEST_MAX_BYTES, *,
-                 sasl_users: dict[str, str] | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+                 sasl_users: dict[str, str] | None = None, ssl_context: ssl.SSLContext | None = None,
+                 node_id: int | None = None) -> None:
         self.broker = broker
+        self.node_id = node_id  # the broker of a cluster this listener serves as
         self.sasl_users = sasl_users
         self.ssl_context = ssl_context
         self.listen = listen
@@ -83,7 +85,7 @@ class Server:
         self._connections[task] = state
         host, port = self.advertised or (self.listen[0], self.port)
         ctx = handlers.Context(self.broker, host, port, client_host=peer[0] if peer else "",
-                               stopping=lambda: self._stopping)
+                               stopping=lambda: self._stopping, node_id=self.node_id)
         auth = sasl.Authenticator(self.sasl_users) if self.sasl_users is not None else None
         served = 0
         reason = "closed by the client"
@@ -239,6 +241,41 @@ class Server:
         await self.stop()
 
 
+CLUSTER_WATCH_S = 0.1
+
+
+async def serve_cluster(broker, listen: tuple[str, int], advertised: tuple[str, int] | None, **kwargs) -> None:
+    """A cluster directory: one listener per running broker, broker k on the base port + k
+    (advertised likewise), opened when the broker starts and closed when it stops, so that
+    clients see a broker go away and find the new leaders in Metadata."""
+    view = broker.cluster
+    servers: dict[int, Server] = {}
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("kcli serve: cluster of brokers %s, broker k on port %d + k", view.brokers, listen[1])
+    try:
+        while not stop.is_set():
+            for b in view.brokers:
+                running = view.alive(b)
+                if running and b not in servers:
+                    adv = (advertised[0], advertised[1] + b) if advertised else None
+                    server = Server(broker, (listen[0], listen[1] + b), adv, node_id=b, **kwargs)
+                    await server.start()
+                    servers[b] = server
+                elif not running and b in servers:
+                    log.info("kcli serve: broker %d stopped, closing its listener", b)
+                    await servers.pop(b).stop()
+            try:
+                await asyncio.wait_for(stop.wait(), CLUSTER_WATCH_S)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        for server in servers.values():
+            await server.stop()
+
+
 def server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     """The server side of TLS from a PEM certificate (chain) and its unencrypted private key."""
 
@@ -285,9 +322,14 @@ def serve(data_dir: str, listen: str = "127.0.0.1:9092", advertised_listener: st
 
     broker = open_broker(data_dir, create=True)
     try:
-        server = Server(broker, (host, port), advertised, sasl_users=users, ssl_context=context)
         if advertised is not None and advertised[1] == 0:
             raise ServeError("--advertised-listener needs a port")
+        if broker.cluster is not None:
+            if port == 0:
+                raise ServeError("a cluster needs a fixed --listen port: broker k listens on it + k")
+            asyncio.run(serve_cluster(broker, (host, port), advertised, sasl_users=users, ssl_context=context))
+            return
+        server = Server(broker, (host, port), advertised, sasl_users=users, ssl_context=context)
         asyncio.run(server.run_until_signalled())
     finally:
         broker.close()
