@@ -18,6 +18,17 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("KCLI_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS", "500")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` are the long runs (hundreds of kill schedules, demos of a minute
+    each): CI runs their short versions only; ``KCLI_SLOW_TESTS=1`` runs them too."""
+    if os.environ.get("KCLI_SLOW_TESTS"):
+        return
+    skip = pytest.mark.skip(reason="long run: set KCLI_SLOW_TESTS=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> str:
     path = str(tmp_path / "kcli-data")

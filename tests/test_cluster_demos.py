@@ -13,7 +13,7 @@ import pytest
 
 
 # The long runs: by hand, with KCLI_SLOW_TESTS=1 (the CI runs the short ones only).
-slow = pytest.mark.skipif(not os.environ.get("KCLI_SLOW_TESTS"), reason="long run: set KCLI_SLOW_TESTS=1")
+slow = pytest.mark.slow  # skipped unless KCLI_SLOW_TESTS=1 (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -622,7 +622,6 @@ def test_kill_9_mid_clean_leaves_old_or_new_segments_with_every_keys_last_value(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("KCLI_SLOW_TESTS"), reason="the long run: KCLI_SLOW_TESTS=1")
 def test_kill_9_mid_clean_30_trials(tmp_path):
     _crash_trials(tmp_path, 30)
 
