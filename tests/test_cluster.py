@@ -10,6 +10,7 @@ import time
 import pytest
 
 from kcli.broker import api, open_broker
+from storage import record_batch as rb
 from kcli.cluster.metadata import place_replicas
 from kcli.cluster_admin import ClusterAdmin
 from kcli.common.errors import (
@@ -94,6 +95,22 @@ def test_produce_while_the_leader_is_not_running_is_not_leader_or_follower(sim):
     r = sim.produce("t", [b"a"], acks=1)
     assert isinstance(r.error, NotLeaderOrFollowerError)
     assert r.error.retriable
+
+
+def test_a_request_sent_to_a_broker_that_does_not_lead_is_not_leader_or_follower(sim):
+    # as a Kafka broker answers a client with stale metadata: go to the leader (broker 0 here)
+    sim.create_topic("t", 1, 3)
+    sim.up()
+    batch = rb.encode_batch([(None, b"a", int(time.time() * 1000), ())])
+    for broker_id, refused in ((1, True), (2, True), (0, False)):
+        r = sim.broker.produce(api.ProduceRequest([api.ProducePartition("t", 0, [batch])], 1, 2000,
+                                                  broker_id=broker_id)).partitions[0]
+        assert isinstance(r.error, NotLeaderOrFollowerError) == refused, (broker_id, r.error)
+        assert not refused or "broker 0 is" in str(r.error)
+        f = sim.broker.fetch(api.FetchRequest([api.FetchPartition("t", 0, 0)], broker_id=broker_id)).partitions[0]
+        assert isinstance(f.error, NotLeaderOrFollowerError) == refused, (broker_id, f.error)
+    sim.wait(lambda: sim.hw("t") == 1, what="the high watermark")
+    assert values_of(sim.fetch("t", 0).records) == [(0, b"a")]  # the refused produces wrote nothing
 
 
 def test_followers_append_the_leaders_bytes_at_the_same_offsets(sim):

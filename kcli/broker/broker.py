@@ -516,6 +516,8 @@ class LocalBroker:
         out = []
         for part in request.partitions:
             try:
+                if request.broker_id is not None and self.cluster is not None:
+                    self.cluster.check_leads(request.broker_id, part.topic, part.partition)
                 out.append(self._produce_partition(part, request.acks, request.timeout_ms))
             except Exception as exc:  # noqa: BLE001 - each partition answers its own error
                 out.append(api.ProducePartitionResponse(part.topic, part.partition, error=_error_of(exc)))
@@ -551,7 +553,8 @@ class LocalBroker:
             errors = False
             budget = request.max_bytes
             for fp in request.partitions:
-                r = self._fetch_partition(fp, min(fp.partition_max_bytes, max(budget, 1)), read_committed)
+                r = self._fetch_partition(fp, min(fp.partition_max_bytes, max(budget, 1)), read_committed,
+                                          request.broker_id)
                 total += len(r.records)
                 budget -= len(r.records)
                 errors = errors or r.error is not None
@@ -560,10 +563,12 @@ class LocalBroker:
                 return api.FetchResponse(out)
             time.sleep(min(FETCH_POLL_S, max(0.0, deadline - time.monotonic())))
 
-    def _fetch_partition(self, fp: api.FetchPartition, max_bytes: int, read_committed: bool
-                         ) -> api.FetchPartitionResponse:
+    def _fetch_partition(self, fp: api.FetchPartition, max_bytes: int, read_committed: bool,
+                         broker_id: Optional[int] = None) -> api.FetchPartitionResponse:
         if self.cluster is not None:
             try:
+                if broker_id is not None:
+                    self.cluster.check_leads(broker_id, fp.topic, fp.partition)
                 return self.cluster.fetch_partition(fp, max_bytes, read_committed)
             except Exception as exc:  # noqa: BLE001
                 return api.FetchPartitionResponse(fp.topic, fp.partition, error=_error_of(exc))

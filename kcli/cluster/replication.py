@@ -147,6 +147,14 @@ class ClusterView:
             raise NotLeaderOrFollowerError(f"broker {leader}, the leader of {topic}-{partition}, is not running")
         return self.replica_log(topic, partition, leader), p
 
+    def check_leads(self, broker: int, topic: str, partition: int) -> None:
+        """A request sent to ``broker`` for a partition it does not lead: Kafka's
+        NOT_LEADER_OR_FOLLOWER, so the client refreshes its metadata and goes to the leader."""
+        leader = self.partition_state(topic, partition)["leader"]
+        if leader != broker:
+            raise NotLeaderOrFollowerError(f"broker {broker} is not the leader of {topic}-{partition}"
+                                           + (f" (broker {leader} is)" if leader >= 0 else " (it has none)"))
+
     # -- topics ---------------------------------------------------------------------------
 
     def check_replication_factor(self, replication_factor: int) -> None:

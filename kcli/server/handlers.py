@@ -183,7 +183,8 @@ def produce(ctx: Context, v: int, req) -> Optional[dict]:
     answered = {}
     if parts:
         try:
-            r = ctx.broker.produce(api.ProduceRequest(parts, req.acks, ms(req.timeout), req.transactional_id))
+            r = ctx.broker.produce(api.ProduceRequest(parts, req.acks, ms(req.timeout), req.transactional_id,
+                                                      ctx.node_id))
             answered = {(x.topic, x.partition): x for x in r.partitions}
         except KafkaError as exc:  # about the whole request (INVALID_REQUIRED_ACKS): every partition says so
             bad.update({(x.topic, x.partition): exc for x in parts})
@@ -214,7 +215,7 @@ def fetch(ctx: Context, v: int, req) -> dict:
              for t in req.topics for p in t.partitions]
     isolation = getattr(req, "isolation_level", api.READ_UNCOMMITTED)
     r = ctx.broker.fetch(api.FetchRequest(parts, ms(req.max_wait), req.min_bytes,
-                                          getattr(req, "max_bytes", 52428800), isolation))
+                                          getattr(req, "max_bytes", 52428800), isolation, ctx.node_id))
     committed = isolation == api.READ_COMMITTED
 
     def part(x):

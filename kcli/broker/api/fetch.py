@@ -30,6 +30,9 @@ class FetchRequest:
     min_bytes: int = 0
     max_bytes: int = 52428800
     isolation_level: int = READ_UNCOMMITTED
+    # the broker the request was sent to (a cluster's listener under ``kcli serve``): a
+    # partition it does not lead answers NOT_LEADER_OR_FOLLOWER, as Kafka's brokers do
+    broker_id: Optional[int] = None
 
 
 @dataclass

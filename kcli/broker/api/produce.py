@@ -27,6 +27,9 @@ class ProduceRequest:
     acks: int = -1
     timeout_ms: int = 30000
     transactional_id: Optional[str] = None
+    # the broker the request was sent to (a cluster's listener under ``kcli serve``): a
+    # partition it does not lead answers NOT_LEADER_OR_FOLLOWER, as Kafka's brokers do
+    broker_id: Optional[int] = None
 
 
 @dataclass
