@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_right
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from storage import compression
@@ -400,6 +400,122 @@ class Producer:
             return
         for chunk, kchunk, size in self._chunks(values, keys, extra):
             append((topic, None), chunk, kchunk, headers_t, ts, size, deadline, block, n)
+
+    def send_records(
+        self,
+        topic: str,
+        values: Sequence[bytes | None],
+        keys: Sequence[bytes | None] | None = None,
+        *,
+        partitions: Sequence[int | None] | None = None,
+        timestamps: Sequence[int | None] | None = None,
+        headers: Iterable | Mapping | None = None,
+        record_headers: Sequence | None = None,
+    ) -> int:
+        """Queue many records, each placed and batched exactly as ``send`` would place it
+        when called once per record, in order (the same batches, so the same bytes in the
+        log), without a future per record: outcomes show in ``stats``, ``flush()`` waits.
+
+        ``partitions`` / ``timestamps``: one per record, None for the default (the key's or
+        the built-in partitioner's choice; now). ``headers`` are shared by all records;
+        ``record_headers`` (one list of pairs per record) come after them.
+        Returns how many records were queued. A record larger than max.request.size is
+        refused (RecordTooLargeError) before any is queued; any other error leaves the
+        records before it queued and says how many in ``exc.records_appended``.
+        """
+        self._check_open()
+        self._txn.check_send("send")
+        count = len(values)
+        if not count:
+            return 0
+        for name, column in (("keys", keys), ("partitions", partitions), ("timestamps", timestamps),
+                             ("record_headers", record_headers)):
+            if column is not None and len(column) != count:
+                raise ValueError(f"{name} and values must have the same length")
+        plain = {bytes, type(None)}
+        values = list(values) if set(map(type, values)) <= plain else [to_bytes(v) for v in values]
+        if keys is not None:
+            keys = list(keys) if set(map(type, keys)) <= plain else [to_bytes(k) for k in keys]
+            if keys.count(None) == count:
+                keys = None
+        shared = to_headers(headers)
+        extra = sum(len(hk) + (len(hv) if hv else 0) + 2 for hk, hv in shared)
+        sizes = list(map(len, values)) if None not in values else [0 if v is None else len(v) for v in values]
+        if keys is not None:
+            sizes = [a + (0 if k is None else len(k)) for a, k in zip(sizes, keys)]
+        per = RECORD_OVERHEAD + extra
+        if record_headers is not None:
+            hs = [shared + to_headers(h) for h in record_headers]
+            if hs.count(shared) == count:
+                hs = shared
+            else:
+                for i, h in enumerate(hs):
+                    sizes[i] += sum(len(hk) + (len(hv) if hv else 0) + 2 for hk, hv in h[len(shared):])
+        else:
+            hs = shared
+        sizes = [s + per for s in sizes]
+        max_request = self.config["max.request.size"]
+        too_large = None
+        if max(sizes) + rb.HEADER_SIZE > max_request:  # the records before it go, as with send()
+            first = next(i for i, size in enumerate(sizes) if size + rb.HEADER_SIZE > max_request)
+            too_large = RecordTooLargeError(
+                f"The message is {sizes[first] + rb.HEADER_SIZE} bytes when serialized which is larger than "
+                f"{max_request}, which is the value of the max.request.size configuration.")
+            too_large.records_appended = count = first
+            values, sizes = values[:first], sizes[:first]
+            keys = keys[:first] if keys is not None else None
+            timestamps = timestamps[:first] if timestamps is not None else None
+            partitions = partitions[:first] if partitions is not None else None
+            if isinstance(hs, list):
+                hs = hs[:first]
+            if not count:
+                raise too_large
+        now = time.time_ns() // 1_000_000
+        if timestamps is None:
+            stamps = [now] * count
+        else:
+            stamps = [now if t is None else int(t) for t in timestamps] if None in timestamps else list(timestamps)
+        n = self._partition_counts.get(topic) or self._metadata.partition_count(topic)
+        if partitions is not None and None not in partitions:
+            parts = list(partitions)
+            for p in set(parts):
+                n = max(n, self._check_partition(topic, p, n) + 1)
+        else:
+            choose = self._partition
+            sticky = self._partitioner is None
+            given = partitions if partitions is not None else repeat(None)
+            ks = keys if keys is not None else repeat(None)
+            parts = []
+            for v, k, p in zip(values, ks, given):
+                if p is None and sticky and (k is None or self._ignore_keys):
+                    parts.append(None)
+                else:
+                    parts.append(choose(topic, k, v, p, n))
+        deadline = time.monotonic() + self.config["max.block.ms"] / 1000.0
+        block = self.config["max.block.ms"]
+        acc = self._accumulator
+        per_record = isinstance(hs, list)
+        # runs of consecutive records for one partition, in input order
+        starts = [0] + [i for i in range(1, count) if parts[i] != parts[i - 1]] + [count]
+        done = 0  # records queued so far
+        for a, b in zip(starts, starts[1:]):
+            p = parts[a]
+            try:
+                if p is None:  # key-less: the built-in partitioner places each record as send() does
+                    for i in range(a, b):
+                        acc.append((topic, None), keys[i] if keys is not None else None, values[i], stamps[i],
+                                   hs[i] if per_record else hs, sizes[i], deadline, block, n)
+                        done += 1
+                else:
+                    acc.append_run((topic, p), values[a:b], keys[a:b] if keys is not None else None, stamps[a:b],
+                                   hs[a:b] if per_record else hs, sizes[a:b], deadline, block)
+                    done = b
+            except KafkaError as exc:
+                exc.records_appended = done + (getattr(exc, "records_appended", 0) if p is not None else 0)
+                raise
+        if too_large is not None:
+            raise too_large
+        return count
 
     def _group_by_key(self, keys: Sequence[bytes], values: Sequence, n: int) -> dict[int, tuple[list, list]]:
         """Records grouped by murmur2 partition of their keys, order kept within a partition.

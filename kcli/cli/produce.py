@@ -296,31 +296,53 @@ def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_
     from kcli.common.errors import KafkaError, UnknownTopicOrPartitionError
 
     if input_format == "json":
-        from ..formats import record_from_json
+        from ..formats import plain_records_from_json, record_from_json
 
-        parsed = []
         partitions = producer.partitions_for(topic)
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                r = record_from_json(line)
-                if r["partition"] is not None and not 0 <= r["partition"] < partitions:
-                    raise ValueError(str(UnknownTopicOrPartitionError(
-                        f"partition {r['partition']} of topic '{topic}' does not exist "
-                        f"(it has partitions 0..{partitions - 1})")))
-            except ValueError as exc:
-                return f"line {line_no + i + 1}: {exc}; {sent} record(s) before it were written"
-            parsed.append((line_no + i + 1, r))
-        for number, r in parsed:
-            try:
-                producer.send(topic, r["value"], key=r["key"] if r["key"] is not None else key_b,
-                              partition=r["partition"] if r["partition"] is not None else partition,
-                              timestamp=r["timestamp"] if r["timestamp"] is not None else timestamp,
-                              headers=list(headers) + r["headers"])
-            except KafkaError as exc:
-                return f"line {number}: {exc}; {sent} record(s) before it were written"
-            sent += 1
+        plain = plain_records_from_json(lines)
+        if plain is not None and any(p is not None and not 0 <= p < partitions for p in set(plain[2])):
+            plain = None  # the general parser below names the line
+        if plain is not None:
+            keys, values, parts, stamps = plain
+            numbers = None  # line i of the run is line line_no + i + 1
+            record_headers = None
+        else:
+            numbers, keys, values, parts, stamps, record_headers = [], [], [], [], [], []
+            for i, line in enumerate(lines):
+                if not line.strip():
+                    continue
+                try:
+                    r = record_from_json(line)
+                    if r["partition"] is not None and not 0 <= r["partition"] < partitions:
+                        raise ValueError(str(UnknownTopicOrPartitionError(
+                            f"partition {r['partition']} of topic '{topic}' does not exist "
+                            f"(it has partitions 0..{partitions - 1})")))
+                except ValueError as exc:
+                    return f"line {line_no + i + 1}: {exc}; {sent} record(s) before it were written"
+                numbers.append(line_no + i + 1)
+                keys.append(r["key"])
+                values.append(r["value"])
+                parts.append(r["partition"])
+                stamps.append(r["timestamp"])
+                record_headers.append(r["headers"])
+            if not values:
+                return None
+            if not any(record_headers):
+                record_headers = None
+        # a line's own key, partition and timestamp win over --key, --partition and --timestamp
+        if key_b is not None and None in keys:
+            keys = [key_b if k is None else k for k in keys]
+        if partition is not None and None in parts:
+            parts = [partition if p is None else p for p in parts]
+        if timestamp is not None and None in stamps:
+            stamps = [timestamp if t is None else t for t in stamps]
+        try:
+            producer.send_records(topic, values, keys, partitions=parts, timestamps=stamps, headers=headers,
+                                  record_headers=record_headers)
+        except KafkaError as exc:
+            done = getattr(exc, "records_appended", 0)
+            number = numbers[done] if numbers is not None else line_no + done + 1
+            return f"line {number}: {exc}; {sent + done} record(s) before it were written"
     elif key_separator is not None:
         sep = key_separator.encode("utf-8")
         counts = list(map(methodcaller("count", sep), lines))
@@ -346,10 +368,11 @@ def _send_run(producer, topic, values, keys, headers, partition, timestamp) -> N
     if timestamp is None:
         producer.send_many(topic, values, keys=keys, headers=headers, partition=partition)
         return
-    # a given CreateTime: one send per record (send_many stamps records with now)
-    for i, v in enumerate(values):
-        producer.send(topic, v, key=keys[i] if keys is not None else None, partition=partition,
-                      timestamp=timestamp, headers=headers)
+    # a given CreateTime: placed as one send per record would place them (send_many stamps
+    # records with now, in batch.size runs)
+    producer.send_records(topic, values, keys, timestamps=[timestamp] * len(values),
+                          partitions=[partition] * len(values) if partition is not None else None,
+                          headers=headers)
 
 
 def _summary(topic, stats, elapsed, output, quiet, transactions=None) -> None:
