@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_right
-from itertools import accumulate, repeat
+from itertools import accumulate, compress, repeat
+from operator import add
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from storage import compression
@@ -521,14 +522,18 @@ class Producer:
         """Records grouped by murmur2 partition of their keys, order kept within a partition.
         Partitions of keys already seen come from a cache, so repeated keys cost one lookup."""
         cache = self._key_cache_for(n)
-        get = cache.get
-        parts = [get(k) for k in keys]
+        parts = list(map(cache.get, keys))
         if None in parts:
             for i, p in enumerate(parts):
                 if p is None:
                     p = parts[i] = cache[keys[i]] = partition_for_key(keys[i], n)
         if n == 1:
             return {0: (list(values), list(keys))}
+        if n <= 8:  # a few partitions: one pass per partition picks its records, in order
+            groups = {}
+            for p in sorted(set(parts)):
+                groups[p] = (list(compress(values, map(p.__eq__, parts))), list(compress(keys, map(p.__eq__, parts))))
+            return groups
         # a stable sort of the indices by partition keeps each partition's records in order
         order = sorted(range(len(parts)), key=parts.__getitem__)
         sorted_parts = [parts[i] for i in order]
@@ -555,10 +560,10 @@ class Producer:
         limit = max(1, self.config["batch.size"])
         per = RECORD_OVERHEAD + extra
         lengths = map(len, values) if None not in values else (0 if v is None else len(v) for v in values)
-        cum = list(accumulate(lengths))
         if keys is not None:
             key_lengths = map(len, keys) if None not in keys else (0 if k is None else len(k) for k in keys)
-            cum = [a + b for a, b in zip(cum, accumulate(key_lengths))]
+            lengths = map(add, lengths, key_lengths)
+        cum = list(accumulate(lengths))
         total = len(values)
         start, base = 0, 0  # base: estimated bytes of records before start
         while start < total:

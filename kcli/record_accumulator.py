@@ -250,19 +250,23 @@ class ProducerBatch:
 
     def encode(self, codec: int, level: int | None, producer_id: int = -1, producer_epoch: int = -1,
                base_sequence: int = -1, transactional: bool = False) -> bytes:
-        if self.headers is None and self.timestamps is None and None not in self.values:
-            if self.keys is None:
-                return rb.encode_values(
-                    self.values, self.timestamp, compression_type=codec, compression_level=level,
-                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
-                    transactional=transactional,
-                )
-            if None not in self.keys:
+        if self.headers is None and self.timestamps is None:
+            # the fast encoders take bytes only: a None key or value is a TypeError there (found
+            # without a scan of every record first), and the general encoder below takes it
+            try:
+                if self.keys is None:
+                    return rb.encode_values(
+                        self.values, self.timestamp, compression_type=codec, compression_level=level,
+                        producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+                        transactional=transactional,
+                    )
                 return rb.encode_keyed(
                     self.keys, self.values, self.timestamp, compression_type=codec, compression_level=level,
                     producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
                     transactional=transactional,
                 )
+            except TypeError:
+                pass
         n = len(self.values)
         keys = self.keys or [None] * n
         stamps = self.timestamps or [self.timestamp] * n

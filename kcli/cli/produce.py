@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 import time
-from operator import methodcaller
+from itertools import repeat
 from typing import List, Optional
 
 import typer
@@ -345,7 +345,7 @@ def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_
             return f"line {number}: {exc}; {sent + done} record(s) before it were written"
     elif key_separator is not None:
         sep = key_separator.encode("utf-8")
-        counts = list(map(methodcaller("count", sep), lines))
+        counts = list(map(bytes.count, lines, repeat(sep)))
         if counts.count(1) == len(counts) and b"\n" not in sep:
             # one separator per line: split the whole chunk at once, keys and values alternate
             parts = sep.join(lines).split(sep)
