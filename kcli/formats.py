@@ -198,8 +198,10 @@ def _plain_decoder():
             return False
 
         # every field of the envelope typed, none other allowed: nothing can nest deeply, and
-        # headers can only be empty ([], {}, 0 or null; anything else goes to the general parser)
-        class Plain(msgspec.Struct, forbid_unknown_fields=True):
+        # headers can only be empty ([], {}, 0 or null; anything else goes to the general parser).
+        # gc=False: a million of these must not keep the garbage collector busy (they hold no
+        # references that could make a cycle)
+        class Plain(msgspec.Struct, forbid_unknown_fields=True, gc=False):
             topic: str | None = None
             partition: int | None = None
             offset: int | None = None

@@ -349,12 +349,16 @@ class Producer:
         keys: Sequence[bytes | None] | None = None,
         headers: Iterable | Mapping | None = None,
         partition: int | None = None,
+        *,
+        longest: int | None = None,
     ) -> None:
         """Queue many records at once (the CLI's bulk path): values, optional keys, and
         headers shared by all. Partitioning is per record, exactly as ``send`` does it
         (key-less records go to the built-in partitioner in runs of up to ``batch.size``
         bytes). There is no future per record (that is what makes it fast): outcomes show
-        in ``stats``, and ``flush()`` waits for them.
+        in ``stats``, and ``flush()`` waits for them. ``longest``: a bound the caller knows
+        on the longest key plus value (e.g. the size of the text they were cut from), which
+        saves measuring each record against max.request.size.
         """
         self._check_open()
         self._txn.check_send("send")
@@ -365,18 +369,16 @@ class Producer:
         headers_t = to_headers(headers)
         extra = sum(len(k) + (len(v) if v else 0) + 2 for k, v in headers_t)
         max_request = self.config["max.request.size"] - rb.HEADER_SIZE - RECORD_OVERHEAD - extra
-        # len() of a None is a TypeError: that finds None values or keys without a scan first
-        plain = True  # no None among values and keys
-        try:
-            longest = max(map(len, values))
-        except TypeError:
-            longest, plain = max(len(v or b"") for v in values), False
-        keys_plain = True
-        if keys is not None:
-            try:
-                longest += max(map(len, keys))
+        if longest is None or longest > max_request:  # the caller's bound does not settle it
+            try:  # len() of a None is a TypeError: found without a scan first
+                longest = max(map(len, values))
             except TypeError:
-                longest, plain, keys_plain = longest + max(len(k or b"") for k in keys), False, False
+                longest = max(len(v or b"") for v in values)
+            if keys is not None:
+                try:
+                    longest += max(map(len, keys))
+                except TypeError:
+                    longest += max(len(k or b"") for k in keys)
         if longest > max_request:
             raise RecordTooLargeError(
                 f"a record of {longest} bytes is larger than max.request.size {self.config['max.request.size']}"
@@ -387,11 +389,16 @@ class Producer:
         append = self._accumulator.append_many
         n = self._metadata.partition_count(topic)
         keyed = keys is not None and not self._ignore_keys
-        if keyed and partition is None and self._partitioner is None and keys_plain:
-            for p, (vals, ks) in self._group_by_key(keys, values, n).items():
-                for chunk, kchunk, size in self._chunks(vals, ks, extra, plain):
-                    append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n)
-            return
+        if keyed and partition is None and self._partitioner is None:
+            try:
+                groups = self._group_by_key(keys, values, n)
+            except TypeError:  # a None key: placed record by record below
+                groups = None
+            if groups is not None:
+                for p, (vals, ks) in groups.items():
+                    for chunk, kchunk, size in self._chunks(vals, ks, extra):
+                        append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n)
+                return
         if partition is not None or keyed or self._partitioner is not None:
             groups: dict[int | None, tuple[list, list | None]] = {}
             choose = self._partition
@@ -408,7 +415,7 @@ class Producer:
                 for chunk, kchunk, size in self._chunks(vals, ks, extra):
                     append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n)
             return
-        for chunk, kchunk, size in self._chunks(values, keys, extra, plain):
+        for chunk, kchunk, size in self._chunks(values, keys, extra):
             append((topic, None), chunk, kchunk, headers_t, ts, size, deadline, block, n)
 
     def send_records(
@@ -534,8 +541,10 @@ class Producer:
         """Records grouped by murmur2 partition of their keys, order kept within a partition.
         Partitions of keys already seen come from a cache, so repeated keys cost one lookup."""
         cache = self._key_cache_for(n)
-        parts = list(map(cache.get, keys))
-        if None in parts:
+        try:
+            parts = list(map(cache.__getitem__, keys))
+        except KeyError:  # keys not seen yet (or a None key: a TypeError in partition_for_key)
+            parts = list(map(cache.get, keys))
             for i, p in enumerate(parts):
                 if p is None:
                     p = parts[i] = cache[keys[i]] = partition_for_key(keys[i], n)
@@ -563,20 +572,19 @@ class Producer:
         """``send_many`` for key-less, header-less values."""
         self.send_many(topic, values, partition=partition)
 
-    def _chunks(self, values: Sequence, keys: Sequence | None, extra: int, plain: bool = False):
+    def _chunks(self, values: Sequence, keys: Sequence | None, extra: int):
         """Split records into runs of at most ``batch.size`` estimated bytes (at least one
         each). Cumulative sizes and a binary search per run keep this out of a per-record
-        Python loop, which matters at a million records a second. ``plain``: the caller
-        knows that no value or key is None."""
+        Python loop, which matters at a million records a second."""
         limit = max(1, self.config["batch.size"])
         per = RECORD_OVERHEAD + extra
-        lengths = map(len, values) if plain or None not in values else \
-            (0 if v is None else len(v) for v in values)
-        if keys is not None:
-            key_lengths = map(len, keys) if plain or None not in keys else \
-                (0 if k is None else len(k) for k in keys)
-            lengths = map(add, lengths, key_lengths)
-        cum = list(accumulate(lengths))
+        try:  # len() of a None is a TypeError: None values or keys are found without a scan
+            cum = list(accumulate(map(len, values) if keys is None else map(add, map(len, values), map(len, keys))))
+        except TypeError:
+            lengths = (0 if v is None else len(v) for v in values)
+            if keys is not None:
+                lengths = map(add, lengths, (0 if k is None else len(k) for k in keys))
+            cum = list(accumulate(lengths))
         total = len(values)
         start, base = 0, 0  # base: estimated bytes of records before start
         while start < total:

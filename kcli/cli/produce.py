@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -19,6 +20,12 @@ from .completion import choices, complete_topic
 CHUNK = 1 << 20
 
 
+class _Lines(list):
+    """Lines cut from ``nbytes`` bytes of input: no line is longer than that."""
+
+    __slots__ = ("nbytes",)
+
+
 def _line_chunks(stream, on_bytes=None):
     """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time.
 
@@ -34,12 +41,15 @@ def _line_chunks(stream, on_bytes=None):
             on_bytes(len(data))
         if rest:
             data = rest + data
-        lines = data.split(b"\n")
+        lines = _Lines(data.split(b"\n"))
+        lines.nbytes = len(data)
         rest = lines.pop()
         if lines:
             yield lines
     if rest:
-        yield [rest]
+        lines = _Lines([rest])
+        lines.nbytes = len(rest)
+        yield lines
 
 
 def _open_input(file: Optional[str]):
@@ -133,6 +143,9 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
 
     from ..producer import Producer
 
+    # what is loaded by now lives as long as the process: kept out of the garbage collector's
+    # passes, which a million records' worth of allocations would otherwise repeat
+    gc.freeze()
     # open the input before the producer: a missing file writes nothing
     stream, total = (None, None) if value is not None else _open_input(file)
     started = time.perf_counter()
@@ -357,16 +370,20 @@ def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_
                         f"{sent} record(s) before it were written")
             pairs = [line.split(sep, 1) for line in lines]
             keys, values = (list(column) for column in zip(*pairs))
-        _send_run(producer, topic, values, keys, headers, partition, timestamp)
+        _send_run(producer, topic, values, keys, headers, partition, timestamp, getattr(lines, "nbytes", None))
     else:
         keys = [key_b] * len(lines) if key_b is not None else None
-        _send_run(producer, topic, lines, keys, headers, partition, timestamp)
+        longest = getattr(lines, "nbytes", None)
+        if longest is not None and key_b is not None:
+            longest += len(key_b)
+        _send_run(producer, topic, lines, keys, headers, partition, timestamp, longest)
     return None
 
 
-def _send_run(producer, topic, values, keys, headers, partition, timestamp) -> None:
+def _send_run(producer, topic, values, keys, headers, partition, timestamp, longest=None) -> None:
     if timestamp is None:
-        producer.send_many(topic, values, keys=keys, headers=headers, partition=partition)
+        # no key plus value is longer than the input they were cut from
+        producer.send_many(topic, values, keys=keys, headers=headers, partition=partition, longest=longest)
         return
     # a given CreateTime: placed as one send per record would place them (send_many stamps
     # records with now, in batch.size runs)
