@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+from operator import attrgetter
 from typing import Any, Callable
 
 TIMESTAMP_TYPES = {0: "CreateTime", 1: "LogAppendTime"}
@@ -236,18 +237,29 @@ def plain_records_from_json(lines: list) -> tuple[list, list, list, list] | None
         records = list(map(decode.decode, lines))
     except Exception:  # msgspec's DecodeError / ValidationError: the general parser says why
         return None
-    if any(r.headers for r in records):
+    if any(map(_HEADERS, records)):
         return None
-    stamps = [r.timestamp for r in records]
+    stamps = list(map(_TIMESTAMP, records))
     known = [t for t in stamps if t is not None] if None in stamps else stamps
     if known and (min(known) < 0 or max(known) > INT64_MAX):
         return None
     try:
-        keys = [None if r.key is None else r.key.encode() for r in records]
-        values = [None if r.value is None else r.value.encode() for r in records]
+        keys = _utf8(list(map(_KEY, records)))
+        values = _utf8(list(map(_VALUE, records)))
     except UnicodeEncodeError:  # a lone surrogate: refused by the general parser, with its position
         return None
-    return keys, values, [r.partition for r in records], stamps
+    return keys, values, list(map(_PARTITION, records)), stamps
+
+
+_HEADERS, _TIMESTAMP, _KEY, _VALUE, _PARTITION = map(attrgetter, ("headers", "timestamp", "key", "value", "partition"))
+
+
+def _utf8(texts: list) -> list:
+    """Each str as UTF-8 bytes, None kept."""
+    try:
+        return list(map(str.encode, texts))
+    except TypeError:  # a None among them
+        return [None if t is None else t.encode() for t in texts]
 
 
 def check_timestamp(timestamp: int) -> int:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_right
-from itertools import accumulate, compress, repeat
-from operator import add
+from itertools import accumulate, compress, islice, repeat
+from operator import add, ne
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from storage import compression
@@ -462,7 +462,10 @@ class Producer:
         except TypeError:  # a None value
             sizes = [0 if v is None else len(v) for v in values]
         if keys is not None:
-            sizes = [a + (0 if k is None else len(k)) for a, k in zip(sizes, keys)]
+            try:
+                sizes = list(map(add, sizes, map(len, keys)))
+            except TypeError:  # a None key
+                sizes = [a + (0 if k is None else len(k)) for a, k in zip(sizes, keys)]
         per = RECORD_OVERHEAD + extra
         if record_headers is not None:
             hs = [shared + to_headers(h) for h in record_headers]
@@ -473,7 +476,7 @@ class Producer:
                     sizes[i] += sum(len(hk) + (len(hv) if hv else 0) + 2 for hk, hv in h[len(shared):])
         else:
             hs = shared
-        sizes = [s + per for s in sizes]
+        sizes = list(map(add, sizes, repeat(per)))
         max_request = self.config["max.request.size"]
         too_large = None
         if max(sizes) + rb.HEADER_SIZE > max_request:  # the records before it go, as with send()
@@ -516,7 +519,7 @@ class Producer:
         acc = self._accumulator
         per_record = isinstance(hs, list)
         # runs of consecutive records for one partition, in input order
-        starts = [0] + [i for i in range(1, count) if parts[i] != parts[i - 1]] + [count]
+        starts = [0, *compress(range(1, count), map(ne, islice(parts, 1, None), parts)), count]
         done = 0  # records queued so far
         for a, b in zip(starts, starts[1:]):
             p = parts[a]
