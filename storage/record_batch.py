@@ -340,11 +340,17 @@ def encode_values(
     first = lengths[0]
     if lengths.count(first) == count:  # uniform values: the prefix list is reused as it is
         prefixes = _PREFIXES.get(first, count)
-        body = b"".join(chain.from_iterable(zip(prefixes, values, _NO_HEADERS_LIST(count))))
+        if len(prefixes) != count:
+            prefixes = prefixes[:count]
     else:
         get = _PREFIXES.get
         prefixes = [get(n, count)[od] for od, n in enumerate(lengths)]
-        body = b"".join(chain.from_iterable(zip(prefixes, values, _NO_HEADERS_LIST(count))))
+    # prefix, value, 00 (no headers) per record, laid out by slice assignment (cheaper than
+    # zipping iterators)
+    parts = [b"\x00"] * (3 * count)
+    parts[0::3] = prefixes
+    parts[1::3] = values
+    body = b"".join(parts)
     return _finish(
         body, count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
         codec=compression_type, compression_level=compression_level, timestamp_type=CREATE_TIME,
@@ -382,10 +388,16 @@ def encode_keyed(
         rows = {kl: get(kl, vl, count) for kl in set(klens)}
         if len(rows) == 1:
             prefixes = rows[klens[0]]
+            if len(prefixes) != count:
+                prefixes = prefixes[:count]
         else:
             prefixes = list(map(list.__getitem__, map(rows.__getitem__, klens), range(count)))
-        mid = _varint_of(vl)
-        body = b"".join(chain.from_iterable(zip(prefixes, keys, repeat(mid, count), values, repeat(b"\x00", count))))
+        parts = [b"\x00"] * (5 * count)
+        parts[0::5] = prefixes
+        parts[1::5] = keys
+        parts[2::5] = [_varint_of(vl)] * count
+        parts[3::5] = values
+        body = b"".join(parts)
         return _finish(
             body, count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
             codec=compression_type, compression_level=compression_level, timestamp_type=CREATE_TIME,
