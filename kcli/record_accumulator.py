@@ -107,12 +107,15 @@ class ProduceRequestResult:
         with self.cond:
             self.done = True
             callbacks, self.callbacks = self.callbacks, None
+            if not callbacks:  # nothing to run: settled at once
+                self.settled = True
             self.cond.notify_all()
-        for future, fn, delivery in callbacks or ():
-            future._run_callback(fn, delivery)
-        with self.cond:
-            self.settled = True
-            self.cond.notify_all()
+        if callbacks:
+            for future, fn, delivery in callbacks:
+                future._run_callback(fn, delivery)
+            with self.cond:
+                self.settled = True
+                self.cond.notify_all()
         if self.parent is not None:
             self.parent._part_done()
 
@@ -319,10 +322,15 @@ class RecordAccumulator:
         self.used += size
 
     def release(self, batch: ProducerBatch) -> None:
+        self.release_all((batch,))
+
+    def release_all(self, batches) -> None:
+        """Give back the buffer memory of completed batches (one lock for all of them)."""
         with self.cond:
-            self.used -= batch.reserved
-            batch.reserved = 0
-            self.incomplete.discard(batch)
+            for batch in batches:
+                self.used -= batch.reserved
+                batch.reserved = 0
+                self.incomplete.discard(batch)
             self.cond.notify_all()
 
     # -- the built-in partitioner (called with self.cond held) ----------------------------

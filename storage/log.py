@@ -268,7 +268,7 @@ class PartitionLog:
                         batch = prepared[i] = bytearray(batch)
                     rb.set_log_append_time(batch, log_append_time)
                     headers[i] = rb.read_header(batch)
-                headers[i] = headers[i]._replace(base_offset=next_offset)
+                headers[i] = tuple.__new__(rb.BatchHeader, (next_offset, *headers[i][1:]))  # its offsets
                 buffers.append(_OFFSET.pack(next_offset))
                 buffers.append(memoryview(batch)[8:])
                 offsets.append(next_offset)
