@@ -143,9 +143,6 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
 
     from ..producer import Producer
 
-    # what is loaded by now lives as long as the process: kept out of the garbage collector's
-    # passes, which a million records' worth of allocations would otherwise repeat
-    gc.freeze()
     # open the input before the producer: a missing file writes nothing
     stream, total = (None, None) if value is not None else _open_input(file)
     started = time.perf_counter()
@@ -157,6 +154,9 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     sending = False  # past the checks: a failure from here on prints what was written
     txn = _Transactions(producer, transaction_size, abort) if transactional_id is not None else None
     previous_term = _on_sigterm()
+    # what is loaded by now is kept out of the garbage collector's passes while sending,
+    # which a million records' worth of allocations would otherwise repeat
+    gc.freeze()
     try:
         producer.partitions_for(topic)  # UNKNOWN_TOPIC_OR_PARTITION before reading anything
         if partition is not None:
@@ -192,6 +192,7 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
             raise fail(f"interrupted by {name}", 143 if name == "SIGTERM" else 130) from None
         raise
     finally:
+        gc.unfreeze()
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
         if stream is not None and stream is not sys.stdin.buffer:
