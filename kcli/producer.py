@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_right
-from itertools import accumulate
+from itertools import accumulate, compress, islice, repeat
+from operator import add, ne
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from storage import compression
@@ -358,12 +359,16 @@ class Producer:
         headers: Iterable | Mapping | None = None,
         partition: int | None = None,
         timestamp: int | None = None,
+        *,
+        longest: int | None = None,
     ) -> None:
         """Queue many records at once (the CLI's bulk path): values, optional keys, and
         headers and a timestamp (default: now) shared by all. Partitioning is per record, exactly as ``send`` does it
         (key-less records go to the built-in partitioner in runs of up to ``batch.size``
         bytes). There is no future per record (that is what makes it fast): outcomes show
-        in ``stats``, and ``flush()`` waits for them.
+        in ``stats``, and ``flush()`` waits for them. ``longest``: a bound the caller knows
+        on the longest key plus value (e.g. the size of the text they were cut from), which
+        saves measuring each record against max.request.size.
         """
         self._check_open()
         self._txn.check_send("send")
@@ -374,9 +379,16 @@ class Producer:
         headers_t = to_headers(headers)
         extra = sum(len(k) + (len(v) if v else 0) + 2 for k, v in headers_t)
         max_request = self.config["max.request.size"] - rb.HEADER_SIZE - RECORD_OVERHEAD - extra
-        longest = max(map(len, values)) if None not in values else max(len(v or b"") for v in values)
-        if keys is not None:
-            longest += max(map(len, keys)) if None not in keys else max(len(k or b"") for k in keys)
+        if longest is None or longest > max_request:  # the caller's bound does not settle it
+            try:  # len() of a None is a TypeError: found without a scan first
+                longest = max(map(len, values))
+            except TypeError:
+                longest = max(len(v or b"") for v in values)
+            if keys is not None:
+                try:
+                    longest += max(map(len, keys))
+                except TypeError:
+                    longest += max(len(k or b"") for k in keys)
         if longest > max_request:
             raise RecordTooLargeError(
                 f"a record of {longest} bytes is larger than max.request.size {self.config['max.request.size']}"
@@ -387,11 +399,16 @@ class Producer:
         append = self._accumulator.append_many
         n = self._metadata.partition_count(topic)
         keyed = keys is not None and not self._ignore_keys
-        if keyed and partition is None and self._partitioner is None and None not in keys:
-            for p, (vals, ks) in self._group_by_key(keys, values, n).items():
-                for chunk, kchunk, size in self._chunks(vals, ks, extra):
-                    append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n)
-            return
+        if keyed and partition is None and self._partitioner is None:
+            try:
+                groups = self._group_by_key(keys, values, n)
+            except TypeError:  # a None key: placed record by record below
+                groups = None
+            if groups is not None:
+                for p, (vals, ks) in groups.items():
+                    for chunk, kchunk, size in self._chunks(vals, ks, extra):
+                        append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n)
+                return
         if partition is not None or keyed or self._partitioner is not None:
             groups: dict[int | None, tuple[list, list | None]] = {}
             choose = self._partition
@@ -411,31 +428,157 @@ class Producer:
         for chunk, kchunk, size in self._chunks(values, keys, extra):
             append((topic, None), chunk, kchunk, headers_t, ts, size, deadline, block, n)
 
+    def send_records(
+        self,
+        topic: str,
+        values: Sequence[bytes | None],
+        keys: Sequence[bytes | None] | None = None,
+        *,
+        partitions: Sequence[int | None] | None = None,
+        timestamps: Sequence[int | None] | None = None,
+        headers: Iterable | Mapping | None = None,
+        record_headers: Sequence | None = None,
+    ) -> int:
+        """Queue many records, each placed and batched exactly as ``send`` would place it
+        when called once per record, in order (the same batches, so the same bytes in the
+        log), without a future per record: outcomes show in ``stats``, ``flush()`` waits.
+
+        ``partitions`` / ``timestamps``: one per record, None for the default (the key's or
+        the built-in partitioner's choice; now). ``headers`` are shared by all records;
+        ``record_headers`` (one list of pairs per record) come after them.
+        Returns how many records were queued. A record larger than max.request.size is
+        refused (RecordTooLargeError) before any is queued; any other error leaves the
+        records before it queued and says how many in ``exc.records_appended``.
+        """
+        self._check_open()
+        self._txn.check_send("send")
+        count = len(values)
+        if not count:
+            return 0
+        for name, column in (("keys", keys), ("partitions", partitions), ("timestamps", timestamps),
+                             ("record_headers", record_headers)):
+            if column is not None and len(column) != count:
+                raise ValueError(f"{name} and values must have the same length")
+        plain = {bytes, type(None)}
+        values = list(values) if set(map(type, values)) <= plain else [to_bytes(v) for v in values]
+        if keys is not None:
+            keys = list(keys) if set(map(type, keys)) <= plain else [to_bytes(k) for k in keys]
+            if keys.count(None) == count:
+                keys = None
+        shared = to_headers(headers)
+        extra = sum(len(hk) + (len(hv) if hv else 0) + 2 for hk, hv in shared)
+        try:
+            sizes = list(map(len, values))
+        except TypeError:  # a None value
+            sizes = [0 if v is None else len(v) for v in values]
+        if keys is not None:
+            try:
+                sizes = list(map(add, sizes, map(len, keys)))
+            except TypeError:  # a None key
+                sizes = [a + (0 if k is None else len(k)) for a, k in zip(sizes, keys)]
+        per = RECORD_OVERHEAD + extra
+        if record_headers is not None:
+            hs = [shared + to_headers(h) for h in record_headers]
+            if hs.count(shared) == count:
+                hs = shared
+            else:
+                for i, h in enumerate(hs):
+                    sizes[i] += sum(len(hk) + (len(hv) if hv else 0) + 2 for hk, hv in h[len(shared):])
+        else:
+            hs = shared
+        sizes = list(map(add, sizes, repeat(per)))
+        max_request = self.config["max.request.size"]
+        too_large = None
+        if max(sizes) + rb.HEADER_SIZE > max_request:  # the records before it go, as with send()
+            first = next(i for i, size in enumerate(sizes) if size + rb.HEADER_SIZE > max_request)
+            too_large = RecordTooLargeError(
+                f"The message is {sizes[first] + rb.HEADER_SIZE} bytes when serialized which is larger than "
+                f"{max_request}, which is the value of the max.request.size configuration.")
+            too_large.records_appended = count = first
+            values, sizes = values[:first], sizes[:first]
+            keys = keys[:first] if keys is not None else None
+            timestamps = timestamps[:first] if timestamps is not None else None
+            partitions = partitions[:first] if partitions is not None else None
+            if isinstance(hs, list):
+                hs = hs[:first]
+            if not count:
+                raise too_large
+        now = time.time_ns() // 1_000_000
+        if timestamps is None:
+            stamps = [now] * count
+        else:
+            stamps = [now if t is None else int(t) for t in timestamps] if None in timestamps else list(timestamps)
+        n = self._partition_counts.get(topic) or self._metadata.partition_count(topic)
+        if partitions is not None and None not in partitions:
+            parts = list(partitions)
+            for p in set(parts):
+                n = max(n, self._check_partition(topic, p, n) + 1)
+        else:
+            choose = self._partition
+            sticky = self._partitioner is None
+            given = partitions if partitions is not None else repeat(None)
+            ks = keys if keys is not None else repeat(None)
+            parts = []
+            for v, k, p in zip(values, ks, given):
+                if p is None and sticky and (k is None or self._ignore_keys):
+                    parts.append(None)
+                else:
+                    parts.append(choose(topic, k, v, p, n))
+        deadline = time.monotonic() + self.config["max.block.ms"] / 1000.0
+        block = self.config["max.block.ms"]
+        acc = self._accumulator
+        per_record = isinstance(hs, list)
+        # runs of consecutive records for one partition, in input order
+        starts = [0, *compress(range(1, count), map(ne, islice(parts, 1, None), parts)), count]
+        done = 0  # records queued so far
+        for a, b in zip(starts, starts[1:]):
+            p = parts[a]
+            try:
+                if p is None:  # key-less: the built-in partitioner places each record as send() does
+                    for i in range(a, b):
+                        acc.append((topic, None), keys[i] if keys is not None else None, values[i], stamps[i],
+                                   hs[i] if per_record else hs, sizes[i], deadline, block, n)
+                        done += 1
+                else:
+                    acc.append_run((topic, p), values[a:b], keys[a:b] if keys is not None else None, stamps[a:b],
+                                   hs[a:b] if per_record else hs, sizes[a:b], deadline, block)
+                    done = b
+            except KafkaError as exc:
+                exc.records_appended = done + (getattr(exc, "records_appended", 0) if p is not None else 0)
+                raise
+        if too_large is not None:
+            raise too_large
+        return count
+
     def _group_by_key(self, keys: Sequence[bytes], values: Sequence, n: int) -> dict[int, tuple[list, list]]:
         """Records grouped by murmur2 partition of their keys, order kept within a partition.
         Partitions of keys already seen come from a cache, so repeated keys cost one lookup."""
         cache = self._key_cache_for(n)
-        get = cache.get
-        parts = [get(k) for k in keys]
-        if None in parts:
+        try:
+            parts = list(map(cache.__getitem__, keys))
+        except KeyError:  # keys not seen yet (or a None key: a TypeError in partition_for_key)
+            parts = list(map(cache.get, keys))
             for i, p in enumerate(parts):
                 if p is None:
                     p = parts[i] = cache[keys[i]] = partition_for_key(keys[i], n)
         if n == 1:
             return {0: (list(values), list(keys))}
-        # a stable sort of the indices by partition keeps each partition's records in order
-        order = sorted(range(len(parts)), key=parts.__getitem__)
-        sorted_parts = [parts[i] for i in order]
-        sorted_values = [values[i] for i in order]
-        sorted_keys = [keys[i] for i in order]
-        groups = {}
-        start = 0
-        total = len(order)
-        while start < total:
-            p = sorted_parts[start]
-            end = bisect_right(sorted_parts, p, lo=start)
-            groups[p] = (sorted_values[start:end], sorted_keys[start:end])
-            start = end
+        # one pass deals the records out to their partitions, in order (cheaper than a
+        # sort or a pass per partition)
+        if n <= 1024:
+            vals = [[] for _ in range(n)]
+            ks = [[] for _ in range(n)]
+            for v, k, p in zip(values, keys, parts):
+                vals[p].append(v)
+                ks[p].append(k)
+            return {p: (vals[p], ks[p]) for p in range(n) if vals[p]}
+        groups: dict[int, tuple[list, list]] = {}
+        for v, k, p in zip(values, keys, parts):
+            group = groups.get(p)
+            if group is None:
+                group = groups[p] = ([], [])
+            group[0].append(v)
+            group[1].append(k)
         return groups
 
     def send_values(self, topic: str, values: Sequence[bytes], partition: int | None = None) -> None:
@@ -448,11 +591,13 @@ class Producer:
         Python loop, which matters at a million records a second."""
         limit = max(1, self.config["batch.size"])
         per = RECORD_OVERHEAD + extra
-        lengths = map(len, values) if None not in values else (0 if v is None else len(v) for v in values)
-        cum = list(accumulate(lengths))
-        if keys is not None:
-            key_lengths = map(len, keys) if None not in keys else (0 if k is None else len(k) for k in keys)
-            cum = [a + b for a, b in zip(cum, accumulate(key_lengths))]
+        try:  # len() of a None is a TypeError: None values or keys are found without a scan
+            cum = list(accumulate(map(len, values) if keys is None else map(add, map(len, values), map(len, keys))))
+        except TypeError:
+            lengths = (0 if v is None else len(v) for v in values)
+            if keys is not None:
+                lengths = map(add, lengths, (0 if k is None else len(k) for k in keys))
+            cum = list(accumulate(lengths))
         total = len(values)
         start, base = 0, 0  # base: estimated bytes of records before start
         while start < total:
@@ -462,7 +607,10 @@ class Producer:
             if end <= start:
                 end = start + 1
             size = cum[end - 1] + per * end - base
-            yield list(values[start:end]), (list(keys[start:end]) if keys is not None else None), size
+            chunk = values[start:end]
+            kchunk = keys[start:end] if keys is not None else None
+            yield (chunk if type(chunk) is list else list(chunk),
+                   kchunk if kchunk is None or type(kchunk) is list else list(kchunk), size)
             base += size
             start = end
 

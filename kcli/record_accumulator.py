@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
+from itertools import accumulate
 
 from kcli.common.errors import KafkaError, KafkaTimeoutError, RecordTooLargeError
 from storage import record_batch as rb
@@ -105,12 +107,15 @@ class ProduceRequestResult:
         with self.cond:
             self.done = True
             callbacks, self.callbacks = self.callbacks, None
+            if not callbacks:  # nothing to run: settled at once
+                self.settled = True
             self.cond.notify_all()
-        for future, fn, delivery in callbacks or ():
-            future._run_callback(fn, delivery)
-        with self.cond:
-            self.settled = True
-            self.cond.notify_all()
+        if callbacks:
+            for future, fn, delivery in callbacks:
+                future._run_callback(fn, delivery)
+            with self.cond:
+                self.settled = True
+                self.cond.notify_all()
         if self.parent is not None:
             self.parent._part_done()
 
@@ -217,21 +222,54 @@ class ProducerBatch:
         self.values.extend(values)
         self.size += size
 
+    def extend_records(self, values: list, keys: list | None, timestamps: list, headers, size: int) -> None:
+        """Records each with its own timestamp (and key, which may be None), as ``append``
+        would add them one by one; ``headers`` is one tuple shared by all, or a list of
+        tuples, one per record."""
+        index = len(self.values)
+        n = len(values)
+        if index == 0:
+            self.timestamp = timestamps[0]
+        if self.timestamps is None and timestamps.count(self.timestamp) != n:
+            self.timestamps = [self.timestamp] * index
+        if self.timestamps is not None:
+            self.timestamps.extend(timestamps)
+        if keys is not None and self.keys is None and keys.count(None) != n:
+            self.keys = [None] * index
+        if self.keys is not None:
+            self.keys.extend(keys if keys is not None else [None] * n)
+        if isinstance(headers, list):
+            if self.headers is None and headers.count(()) != n:
+                self.headers = [()] * index
+            if self.headers is not None:
+                self.headers.extend(headers)
+        else:
+            if headers and self.headers is None:
+                self.headers = [()] * index
+            if self.headers is not None:
+                self.headers.extend([headers] * n)
+        self.values.extend(values)
+        self.size += size
+
     def encode(self, codec: int, level: int | None, producer_id: int = -1, producer_epoch: int = -1,
                base_sequence: int = -1, transactional: bool = False) -> bytes:
-        if self.headers is None and self.timestamps is None and None not in self.values:
-            if self.keys is None:
-                return rb.encode_values(
-                    self.values, self.timestamp, compression_type=codec, compression_level=level,
-                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
-                    transactional=transactional,
-                )
-            if None not in self.keys:
+        if self.headers is None and self.timestamps is None:
+            # the fast encoders take bytes only: a None key or value is a TypeError there (found
+            # without a scan of every record first), and the general encoder below takes it
+            try:
+                if self.keys is None:
+                    return rb.encode_values(
+                        self.values, self.timestamp, compression_type=codec, compression_level=level,
+                        producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+                        transactional=transactional,
+                    )
                 return rb.encode_keyed(
                     self.keys, self.values, self.timestamp, compression_type=codec, compression_level=level,
                     producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
                     transactional=transactional,
                 )
+            except TypeError:
+                pass
         n = len(self.values)
         keys = self.keys or [None] * n
         stamps = self.timestamps or [self.timestamp] * n
@@ -284,10 +322,15 @@ class RecordAccumulator:
         self.used += size
 
     def release(self, batch: ProducerBatch) -> None:
+        self.release_all((batch,))
+
+    def release_all(self, batches) -> None:
+        """Give back the buffer memory of completed batches (one lock for all of them)."""
         with self.cond:
-            self.used -= batch.reserved
-            batch.reserved = 0
-            self.incomplete.discard(batch)
+            for batch in batches:
+                self.used -= batch.reserved
+                batch.reserved = 0
+                self.incomplete.discard(batch)
             self.cond.notify_all()
 
     # -- the built-in partitioner (called with self.cond held) ----------------------------
@@ -389,6 +432,47 @@ class RecordAccumulator:
             if info is not None:
                 bip.update_partition_info(info, size, num_partitions, batch.closed)
             return batch
+
+    def append_run(self, tp, values: list, keys: list | None, timestamps: list, headers, sizes: list,
+                   deadline, max_block_ms) -> int:
+        """Records for one partition, placed in batches exactly as ``append`` called once per
+        record would place them (a record joins the open batch while it fits in
+        ``batch.size``, a batch is closed once it reaches it), under one lock per batch
+        filled instead of one per record. ``headers``: one tuple for all, or one per record.
+        Returns the number of records appended; on an error (e.g. buffer.memory stayed full
+        for max.block.ms) the ones before it stay appended and ``exc.records_appended``
+        says how many."""
+        n = len(values)
+        cum = [0, *accumulate(sizes)]
+        limit = self.batch_size
+        per_record = isinstance(headers, list)
+        i = 0
+        with self.cond:
+            try:
+                if self.closing:
+                    raise KafkaError("the producer is closed")
+                while i < n:
+                    # reserve enough for the most that can go into one batch, give back the rest
+                    want = min(max(limit, sizes[i]), cum[n] - cum[i], max(sizes[i], self.buffer_memory))
+                    self._reserve(want, deadline, max_block_ms)
+                    batch = self._open_batch(tp, sizes[i], time.monotonic())
+                    # the records i..j-1 fit: batch.size + their sizes <= batch.size limit
+                    j = bisect_right(cum, min(limit - batch.size, want) + cum[i], i + 1) - 1
+                    if j <= i:
+                        j = i + 1  # an empty batch takes one record, whatever its size
+                    size = cum[j] - cum[i]
+                    self.used -= want - size
+                    batch.reserved += size
+                    batch.extend_records(values[i:j], keys[i:j] if keys is not None else None, timestamps[i:j],
+                                         headers[i:j] if per_record else headers, size)
+                    if batch.size >= limit:
+                        batch.closed = True
+                    i = j
+                    self.cond.notify_all()
+            except KafkaError as exc:
+                exc.records_appended = i
+                raise
+        return n
 
     def reenqueue(self, batch: ProducerBatch, retry_at: float) -> None:
         with self.cond:

@@ -201,12 +201,10 @@ class Sender:
                 self.fail(batch, exc)
             return
         self._last_error.pop(tp, None)
-        base = result.base_offset  # the batches were given consecutive offsets from here
-        for batch in live:
-            if result.duplicate:
+        if result.duplicate:
+            for batch in live:
                 batch.stored_failures = 0  # the broker recognised the retry: still one copy
-            self.complete(batch, base if self.acks != 0 else -1, result.log_append_time)
-            base += batch.count
+        self.complete_all(live, result.base_offset if self.acks != 0 else -1, result.log_append_time)
 
     def _retrying(self, tp: tuple[str, int], exc: BaseException, attempts: int) -> None:
         self._last_error[tp] = exc
@@ -238,27 +236,41 @@ class Sender:
     # -- completing batches -------------------------------------------------------------------
 
     def complete(self, batch: ProducerBatch, base_offset: int, log_append_time: int) -> None:
-        r = batch.result
-        r.base_offset = base_offset
-        r.log_append_time = log_append_time
-        size = len(batch.encoded or b"")
+        self.complete_all([batch], base_offset, log_append_time)
+
+    def complete_all(self, batches: list[ProducerBatch], base_offset: int, log_append_time: int) -> None:
+        """Batches of one partition acknowledged together, with consecutive offsets from
+        ``base_offset`` (-1: unknown, acks=0): stats under one lock, memory given back at once."""
         with self.stats_lock:
             s = self.stats
-            s.records_sent += batch.count
-            s.batches += 1
-            s.bytes += size
-            s.duplicates += batch.stored_failures * batch.count
-            ps = s.partitions.get((batch.topic, batch.partition))
-            if ps is None:
-                ps = s.partitions[(batch.topic, batch.partition)] = PartitionStats()
-            ps.records += batch.count
-            ps.batches += 1
-            ps.bytes += size
-            if base_offset >= 0:
-                if ps.first_offset < 0:
-                    ps.first_offset = base_offset
-                ps.last_offset = max(ps.last_offset, base_offset + batch.count - 1)
-        self._finish(batch)
+            base = base_offset
+            for batch in batches:
+                r = batch.result
+                r.base_offset = base
+                r.log_append_time = log_append_time
+                size = len(batch.encoded or b"")
+                count = batch.count
+                s.records_sent += count
+                s.batches += 1
+                s.bytes += size
+                s.duplicates += batch.stored_failures * count
+                ps = s.partitions.get((batch.topic, batch.partition))
+                if ps is None:
+                    ps = s.partitions[(batch.topic, batch.partition)] = PartitionStats()
+                ps.records += count
+                ps.batches += 1
+                ps.bytes += size
+                if base >= 0:
+                    if ps.first_offset < 0:
+                        ps.first_offset = base
+                    ps.last_offset = max(ps.last_offset, base + count - 1)
+                    base += count
+        for batch in batches:
+            if batch.result.error is None:
+                batch.encoded = None
+        self.accumulator.release_all(batches)
+        for batch in batches:
+            batch.result.complete()
 
     def fail(self, batch: ProducerBatch, exc: BaseException) -> None:
         batch.result.error = exc

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from .producer_state import ProducerStateManager
 from .segment import fsync_dir, open_for_append, read_range, segment_path, write_all
 
 from kcli.common.clock import now_ms
+
+_OFFSET = struct.Struct(">q")  # a batch's baseOffset, written ahead of the rest of it
 
 DEFAULT_MAX_FETCH = 1 << 20
 
@@ -232,6 +235,7 @@ class PartitionLog:
         """
         config = self._config_source()
         now = self.clock()
+        batches = list(batches)
         prepared = [self._prepare(b, config, now, origin_client, i, walk_records) for i, b in enumerate(batches)]
         if not prepared:
             raise InvalidRecordError("no record batches to append")
@@ -281,11 +285,18 @@ class PartitionLog:
             log_append_time = now if timestamp_type == "LogAppendTime" else -1
             next_offset = state.log_end_offset
             offsets = []
+            # each batch is written as its baseOffset (assigned here) and the bytes after it, so
+            # a caller's buffer is written as it is, never copied or changed
+            buffers = []
             for i, batch in enumerate(prepared):
-                rb.set_base_offset(batch, next_offset)
                 if log_append_time >= 0:
+                    if batch is batches[i]:
+                        batch = prepared[i] = bytearray(batch)
                     rb.set_log_append_time(batch, log_append_time)
-                headers[i] = rb.read_header(batch)
+                    headers[i] = rb.read_header(batch)
+                headers[i] = tuple.__new__(rb.BatchHeader, (next_offset, *headers[i][1:]))  # its offsets
+                buffers.append(_OFFSET.pack(next_offset))
+                buffers.append(memoryview(batch)[8:])
                 offsets.append(next_offset)
                 next_offset += headers[i].last_offset_delta + 1
 
@@ -295,7 +306,7 @@ class PartitionLog:
                     control_types[h.base_offset] = rb.control_type_of(rb.decode_records(batch, 0, h)[0].key)
             position = seg.size
             try:
-                write_all(fd, prepared, position)
+                write_all(fd, buffers, position)
 
                 flush = (
                     next_offset - state.recovery_point >= config["flush.messages"]
@@ -361,7 +372,8 @@ class PartitionLog:
 
     def _prepare(self, batch, config: dict, now: int, origin_client: bool, index: int = 0,
                  walk: bool = True) -> bytearray:
-        """Check one incoming batch as Kafka's LogValidator does; returns a mutable copy.
+        """Check one incoming batch as Kafka's LogValidator does; returns the batch, or a
+        changed copy (maxTimestamp set, recompressed): the caller's buffer is never changed.
 
         Every record is walked (decompressed first when the batch is compressed): a batch
         whose records are malformed is refused even when its CRC is right. ``walk=False``
@@ -370,7 +382,7 @@ class PartitionLog:
         message.timestamp.after.max.ms and maxTimestamp is set from the records themselves.
         Nothing is written here: a refusal leaves the log as it was.
         """
-        buf = bytearray(batch)
+        buf = batch
         where = f"{self.name}: batch {index}"
         if len(buf) < rb.HEADER_SIZE:
             raise CorruptRecordError(f"{where}: a record batch of {len(buf)} bytes is shorter than its header")
@@ -408,7 +420,7 @@ class PartitionLog:
 
             check_keys(buf, header, self.name, where)
         if config["message.timestamp.type"] == "CreateTime":
-            self._check_timestamps(buf, header, config, now, lo_delta, hi_delta, where)
+            buf = self._check_timestamps(buf, header, config, now, lo_delta, hi_delta, where)
         elif header.timestamp_type == rb.LOG_APPEND_TIME:
             raise InvalidTimestampError(
                 f"{where}, record 0: invalid timestamp type LogAppendTime in the batch: producers should not "
@@ -422,7 +434,7 @@ class PartitionLog:
         return buf
 
     def _check_timestamps(self, buf: bytearray, header: rb.BatchHeader, config: dict, now: int,
-                          lo_delta: int, hi_delta: int, where: str) -> None:
+                          lo_delta: int, hi_delta: int, where: str):
         """Every record's timestamp within [now - before.max.ms, now + after.max.ms] (records
         without a timestamp, -1, are not checked), as LogValidator.validateTimestamp; then
         maxTimestamp := the largest record timestamp, with the CreateTime type."""
@@ -454,7 +466,9 @@ class PartitionLog:
                     )
         newest = max(newest, rb.NO_TIMESTAMP)
         if newest != header.max_timestamp or header.timestamp_type != rb.CREATE_TIME:
+            buf = bytearray(buf)
             rb.set_max_timestamp(buf, newest, rb.CREATE_TIME)
+        return buf
 
     @staticmethod
     def _recompress(buf, header: rb.BatchHeader, codec: int) -> bytes:

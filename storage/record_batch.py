@@ -283,6 +283,37 @@ class _PrefixCache:
 
 
 _PREFIXES = _PrefixCache()
+
+
+def _varint_of(n: int) -> bytes:
+    small = SMALL_VARINTS.get()
+    return small[n] if n < len(small) else encode_varint(n)
+
+
+class _KeyedPrefixCache:
+    """Encoded record prefixes for keyed, header-less records sharing the batch's timestamp,
+    by key and value length: ``varint(len) 00 00 varint(offsetDelta) varint(keyLen)``; the
+    record goes on with the key, ``varint(valueLen)``, the value and ``00``."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[int, int], list[bytes]] = {}
+
+    def get(self, key_length: int, value_length: int, count: int) -> list[bytes]:
+        row = self._rows.get((key_length, value_length))
+        if row is None or len(row) < count:
+            kv = _varint_of(key_length)
+            fixed = 3 + len(kv) + key_length + len(_varint_of(value_length)) + value_length
+            row = []
+            for od in range(max(count, 256)):
+                od_v = _varint_of(od)
+                row.append(_varint_of(fixed + len(od_v)) + b"\x00\x00" + od_v + kv)
+            if len(self._rows) > 4096:
+                self._rows.clear()
+            self._rows[(key_length, value_length)] = row
+        return row
+
+
+_KEYED_PREFIXES = _KeyedPrefixCache()
 _NO_HEADERS = repeat(b"\x00")
 
 
@@ -310,11 +341,17 @@ def encode_values(
     first = lengths[0]
     if lengths.count(first) == count:  # uniform values: the prefix list is reused as it is
         prefixes = _PREFIXES.get(first, count)
-        body = b"".join(chain.from_iterable(zip(prefixes, values, _NO_HEADERS_LIST(count))))
+        if len(prefixes) != count:
+            prefixes = prefixes[:count]
     else:
         get = _PREFIXES.get
         prefixes = [get(n, count)[od] for od, n in enumerate(lengths)]
-        body = b"".join(chain.from_iterable(zip(prefixes, values, _NO_HEADERS_LIST(count))))
+    # prefix, value, 00 (no headers) per record, laid out by slice assignment (cheaper than
+    # zipping iterators)
+    parts = [b"\x00"] * (3 * count)
+    parts[0::3] = prefixes
+    parts[1::3] = values
+    body = b"".join(parts)
     return _finish(
         body, count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
         codec=compression_type, compression_level=compression_level, timestamp_type=CREATE_TIME,
@@ -342,6 +379,32 @@ def encode_keyed(
     count = len(values)
     if not count:
         raise ValueError("a record batch holds at least one record")
+    klens = list(map(len, keys))
+    vlens = list(map(len, values))
+    vl = vlens[0]
+    if vlens.count(vl) == count and len(keys) == count:
+        # values of one length (keys of any): each record is a prefix looked up by its key
+        # length and offset delta, the key, the value's length, the value and 00
+        get = _KEYED_PREFIXES.get
+        rows = {kl: get(kl, vl, count) for kl in set(klens)}
+        if len(rows) == 1:
+            prefixes = rows[klens[0]]
+            if len(prefixes) != count:
+                prefixes = prefixes[:count]
+        else:
+            prefixes = list(map(list.__getitem__, map(rows.__getitem__, klens), range(count)))
+        parts = [b"\x00"] * (5 * count)
+        parts[0::5] = prefixes
+        parts[1::5] = keys
+        parts[2::5] = [_varint_of(vl)] * count
+        parts[3::5] = values
+        body = b"".join(parts)
+        return _finish(
+            body, count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
+            codec=compression_type, compression_level=compression_level, timestamp_type=CREATE_TIME,
+            transactional=transactional, control=False, producer_id=producer_id, producer_epoch=producer_epoch,
+            base_sequence=base_sequence, partition_leader_epoch=partition_leader_epoch,
+        )
     small = SMALL_VARINTS.get()
     size = len(small)
     parts: list = []

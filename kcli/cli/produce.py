@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
 import time
-from operator import methodcaller
+from itertools import repeat
 from typing import List, Optional
 
 import typer
@@ -17,6 +18,12 @@ from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, p
 from .completion import choices, complete_topic
 
 CHUNK = 1 << 20
+
+
+class _Lines(list):
+    """Lines cut from ``nbytes`` bytes of input: no line is longer than that."""
+
+    __slots__ = ("nbytes",)
 
 
 def _line_chunks(stream, on_bytes=None):
@@ -34,12 +41,15 @@ def _line_chunks(stream, on_bytes=None):
             on_bytes(len(data))
         if rest:
             data = rest + data
-        lines = data.split(b"\n")
+        lines = _Lines(data.split(b"\n"))
+        lines.nbytes = len(data)
         rest = lines.pop()
         if lines:
             yield lines
     if rest:
-        yield [rest]
+        lines = _Lines([rest])
+        lines.nbytes = len(rest)
+        yield lines
 
 
 def _open_input(file: Optional[str]):
@@ -142,6 +152,9 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     sending = False  # past the checks: a failure from here on prints what was written
     txn = _Transactions(producer, transaction_size, abort) if transactional_id is not None else None
     previous_term = _on_sigterm()
+    # what is loaded by now is kept out of the garbage collector's passes while sending,
+    # which a million records' worth of allocations would otherwise repeat
+    gc.freeze()
     try:
         producer.partitions_for(topic)  # UNKNOWN_TOPIC_OR_PARTITION before reading anything
         if partition is not None:
@@ -177,6 +190,7 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
             raise fail(f"interrupted by {name}", 143 if name == "SIGTERM" else 130) from None
         raise
     finally:
+        gc.unfreeze()
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
         if stream is not None and stream is not sys.stdin.buffer:
@@ -294,34 +308,56 @@ def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_
     from kcli.common.errors import KafkaError, UnknownTopicOrPartitionError
 
     if input_format == "json":
-        from ..formats import record_from_json
+        from ..formats import plain_records_from_json, record_from_json
 
-        parsed = []
         partitions = producer.partitions_for(topic)
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                r = record_from_json(line)
-                if r["partition"] is not None and not 0 <= r["partition"] < partitions:
-                    raise ValueError(str(UnknownTopicOrPartitionError(
-                        f"partition {r['partition']} of topic '{topic}' does not exist "
-                        f"(it has partitions 0..{partitions - 1})")))
-            except ValueError as exc:
-                return f"line {line_no + i + 1}: {exc}; {sent} record(s) before it were written"
-            parsed.append((line_no + i + 1, r))
-        for number, r in parsed:
-            try:
-                producer.send(topic, r["value"], key=r["key"] if r["key"] is not None else key_b,
-                              partition=r["partition"] if r["partition"] is not None else partition,
-                              timestamp=r["timestamp"] if r["timestamp"] is not None else timestamp,
-                              headers=list(headers) + r["headers"])
-            except KafkaError as exc:
-                return f"line {number}: {exc}; {sent} record(s) before it were written"
-            sent += 1
+        plain = plain_records_from_json(lines)
+        if plain is not None and any(p is not None and not 0 <= p < partitions for p in set(plain[2])):
+            plain = None  # the general parser below names the line
+        if plain is not None:
+            keys, values, parts, stamps = plain
+            numbers = None  # line i of the run is line line_no + i + 1
+            record_headers = None
+        else:
+            numbers, keys, values, parts, stamps, record_headers = [], [], [], [], [], []
+            for i, line in enumerate(lines):
+                if not line.strip():
+                    continue
+                try:
+                    r = record_from_json(line)
+                    if r["partition"] is not None and not 0 <= r["partition"] < partitions:
+                        raise ValueError(str(UnknownTopicOrPartitionError(
+                            f"partition {r['partition']} of topic '{topic}' does not exist "
+                            f"(it has partitions 0..{partitions - 1})")))
+                except ValueError as exc:
+                    return f"line {line_no + i + 1}: {exc}; {sent} record(s) before it were written"
+                numbers.append(line_no + i + 1)
+                keys.append(r["key"])
+                values.append(r["value"])
+                parts.append(r["partition"])
+                stamps.append(r["timestamp"])
+                record_headers.append(r["headers"])
+            if not values:
+                return None
+            if not any(record_headers):
+                record_headers = None
+        # a line's own key, partition and timestamp win over --key, --partition and --timestamp
+        if key_b is not None and None in keys:
+            keys = [key_b if k is None else k for k in keys]
+        if partition is not None and None in parts:
+            parts = [partition if p is None else p for p in parts]
+        if timestamp is not None and None in stamps:
+            stamps = [timestamp if t is None else t for t in stamps]
+        try:
+            producer.send_records(topic, values, keys, partitions=parts, timestamps=stamps, headers=headers,
+                                  record_headers=record_headers)
+        except KafkaError as exc:
+            done = getattr(exc, "records_appended", 0)
+            number = numbers[done] if numbers is not None else line_no + done + 1
+            return f"line {number}: {exc}; {sent + done} record(s) before it were written"
     elif key_separator is not None:
         sep = key_separator.encode("utf-8")
-        counts = list(map(methodcaller("count", sep), lines))
+        counts = list(map(bytes.count, lines, repeat(sep)))
         if counts.count(1) == len(counts) and b"\n" not in sep:
             # one separator per line: split the whole chunk at once, keys and values alternate
             parts = sep.join(lines).split(sep)
@@ -333,21 +369,26 @@ def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_
                         f"{sent} record(s) before it were written")
             pairs = [line.split(sep, 1) for line in lines]
             keys, values = (list(column) for column in zip(*pairs))
-        _send_run(producer, topic, values, keys, headers, partition, timestamp)
+        _send_run(producer, topic, values, keys, headers, partition, timestamp, getattr(lines, "nbytes", None))
     else:
         keys = [key_b] * len(lines) if key_b is not None else None
-        _send_run(producer, topic, lines, keys, headers, partition, timestamp)
+        longest = getattr(lines, "nbytes", None)
+        if longest is not None and key_b is not None:
+            longest += len(key_b)
+        _send_run(producer, topic, lines, keys, headers, partition, timestamp, longest)
     return None
 
 
-def _send_run(producer, topic, values, keys, headers, partition, timestamp) -> None:
+def _send_run(producer, topic, values, keys, headers, partition, timestamp, longest=None) -> None:
     if timestamp is None:
-        producer.send_many(topic, values, keys=keys, headers=headers, partition=partition)
+        # no key plus value is longer than the input they were cut from
+        producer.send_many(topic, values, keys=keys, headers=headers, partition=partition, longest=longest)
         return
-    # a given CreateTime: one send per record (send_many stamps records with now)
-    for i, v in enumerate(values):
-        producer.send(topic, v, key=keys[i] if keys is not None else None, partition=partition,
-                      timestamp=timestamp, headers=headers)
+    # a given CreateTime: placed as one send per record would place them (send_many stamps
+    # records with now, in batch.size runs)
+    producer.send_records(topic, values, keys, timestamps=[timestamp] * len(values),
+                          partitions=[partition] * len(values) if partition is not None else None,
+                          headers=headers)
 
 
 def _summary(topic, stats, elapsed, output, quiet, transactions=None) -> None:

@@ -1,0 +1,178 @@
+"""The produce command's bulk paths write exactly what one ``send`` per record writes.
+
+``Producer.send_records`` (JSON input, ``--timestamp``) queues many records at once; the
+batches it makes, and so the bytes of the log, must be those of a loop of ``send`` calls.
+``plain_records_from_json`` reads plain JSON lines without a dict per line; whenever it
+answers, the answer must be ``record_from_json``'s.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import random
+
+import pytest
+
+from kcli.formats import plain_records_from_json, record_from_json
+from kcli.producer import Producer
+
+from support import ok
+
+# no linger: batches close when full or at flush, never because a timer ran out, so two
+# runs over the same records make the same batches
+STEADY = {"linger.ms": 600_000, "delivery.timeout.ms": 1_200_000, "enable.idempotence": False}
+
+
+def log_bytes(data_dir: str, topic: str, partition: int) -> bytes:
+    files = sorted(glob.glob(os.path.join(data_dir, "brokers", "*", f"{topic}-{partition}", "*.log")))
+    return b"".join(open(f, "rb").read() for f in files)
+
+
+def make_records(n: int, seed: int = 7):
+    rng = random.Random(seed)
+    values = [bytes(rng.choice(b"abcdefgh") for _ in range(rng.choice((0, 5, 99, 300, 2000)))) for _ in range(n)]
+    keys = [None if rng.random() < 0.3 else f"k{rng.randrange(50)}".encode() for _ in range(n)]
+    stamps = [1_700_000_000_000 + (i // 40) * (1 if rng.random() < 0.5 else 1000) for i in range(n)]
+    parts = [rng.choice((0, 1, 2)) if rng.random() < 0.8 else 1 for _ in range(n)]
+    headers = [[] if rng.random() < 0.7 else [("h", b"x" * rng.randrange(5)), ("n", None)] for _ in range(n)]
+    return values, keys, stamps, parts, headers
+
+
+def test_send_records_writes_the_bytes_a_send_per_record_writes(broker, data_dir):
+    broker.create_topic("one", 3)
+    broker.create_topic("many", 3)
+    values, keys, stamps, parts, headers = make_records(3000)
+    with Producer(STEADY, data_dir=data_dir, batch_size=4096) as p:
+        for v, k, t, part, h in zip(values, keys, stamps, parts, headers):
+            p.send("one", v, key=k, partition=part, timestamp=t, headers=[("cli", b"1")] + h)
+    with Producer(STEADY, data_dir=data_dir, batch_size=4096) as p:
+        for a in range(0, 3000, 700):  # several calls, as the CLI makes one per chunk of input
+            assert p.send_records("many", values[a:a + 700], keys[a:a + 700], partitions=parts[a:a + 700],
+                                  timestamps=stamps[a:a + 700], headers=[("cli", b"1")],
+                                  record_headers=headers[a:a + 700]) == len(values[a:a + 700])
+        assert p.stats.records_failed == 0
+    for part in range(3):
+        assert log_bytes(data_dir, "many", part) == log_bytes(data_dir, "one", part)
+        assert len(log_bytes(data_dir, "one", part)) > 4096 * 3  # several batches per partition
+
+
+def test_send_records_keyed_records_go_to_their_murmur2_partitions_like_send(broker, data_dir):
+    broker.create_topic("one", 3)
+    broker.create_topic("many", 3)
+    values = [b"v%d" % i for i in range(2000)]
+    keys = [b"customer-%d" % (i % 37) for i in range(2000)]
+    with Producer(STEADY, data_dir=data_dir) as p:
+        for v, k in zip(values, keys):
+            p.send("one", v, key=k, timestamp=5)
+    with Producer(STEADY, data_dir=data_dir) as p:
+        p.send_records("many", values, keys, timestamps=[5] * 2000)
+    for part in range(3):
+        assert log_bytes(data_dir, "many", part) == log_bytes(data_dir, "one", part) != b""
+
+
+def test_send_records_queues_the_records_before_one_too_large_and_says_how_many(broker, data_dir):
+    from kcli.common.errors import RecordTooLargeError
+
+    broker.create_topic("t", 1)
+    with Producer(STEADY, data_dir=data_dir, max_request_size=1000) as p:
+        with pytest.raises(RecordTooLargeError) as info:
+            p.send_records("t", [b"a", b"b", b"x" * 2000, b"c"], partitions=[0] * 4)
+        assert info.value.records_appended == 2
+        p.flush()
+        assert p.stats.records_sent == 2
+
+
+def test_send_records_without_key_or_partition_sticks_to_a_partition_per_batch(broker, data_dir):
+    broker.create_topic("t", 3)
+    with Producer(STEADY, data_dir=data_dir, batch_size=1000) as p:
+        p.send_records("t", [b"x" * 100] * 90, timestamps=[1] * 90)
+        p.flush()
+        per_partition = [ps.records for ps in p.stats.partitions.values()]
+        batches = p.stats.batches
+    assert sum(per_partition) == 90
+    assert batches <= 20  # batches of several records (the sticky switch may cut one short)
+
+
+PLAIN_LINES = [
+    b'{"topic": "t", "partition": 0, "offset": 5, "timestamp": 1, "timestamp_type": "CreateTime", '
+    b'"key": null, "value": "v", "headers": []}',
+    b'{"value": "a", "value": "b"}',
+    b'{"value": "a\\u0001", "key": ""}',
+    b'{"value": "a"} ',
+    b'{"value": "a"}\r',
+    b'{"timestamp": 5, "value": "\\ud83d\\ude00 caf\xc3\xa9"}',
+    b'{"value": "\\/\\"\\\\"}',
+    b'{"headers": 0}',
+    b'{"headers": {}, "partition": 2}',
+    b'{"value": "a", "value_encoding": null}',
+    b'{"timestamp": 9223372036854775807}',
+]
+OTHER_LINES = [
+    b'{"value": "a\x01"}',
+    b'\xef\xbb\xbf{"value": "a"}',
+    b'{"value": "a", "offset": NaN}',
+    b'{"partition": 1.0}',
+    b'{"partition": true}',
+    b'{"value": "x",}',
+    b'[]',
+    b'',
+    b'   ',
+    b'{"timestamp": 9223372036854775808}',
+    b'{"timestamp": -1}',
+    b'{"value": 5}',
+    b'{"value": {"a": [1, 2]}}',
+    b'{"value": "\\ud800"}',
+    b'{"value": "\xff"}',
+    b'{"value": "a", "headers": [{"key": "h", "value": "v"}]}',
+    b'{"value": "a", "headers": [null]}',
+    b'{"value": "a", "headers": 1}',
+    b'{"value": "YQ==", "value_encoding": "base64"}',
+    b'{"value": "a", "extra": ' + b"[" * 150 + b"]" * 150 + b"}",
+    b'{"value": "a", "extra": 1}',
+]
+
+
+@pytest.mark.parametrize("line", PLAIN_LINES)
+def test_plain_json_lines_read_as_the_general_parser_reads_them(line):
+    keys, values, parts, stamps = plain_records_from_json([line])
+    r = record_from_json(line)
+    assert (keys[0], values[0], parts[0], stamps[0]) == (r["key"], r["value"], r["partition"], r["timestamp"])
+    assert r["headers"] == []
+
+
+@pytest.mark.parametrize("line", OTHER_LINES)
+def test_any_other_json_line_goes_to_the_general_parser(line):
+    assert plain_records_from_json([PLAIN_LINES[0], line]) is None
+
+
+def test_produce_json_input_writes_what_a_send_per_record_writes(cli, broker, data_dir):
+    """What consume --output json writes, produced back: the same log bytes as the records
+    sent one by one with their own partitions and timestamps."""
+    broker.create_topic("one", 3)
+    broker.create_topic("cli", 3)
+    values, keys, stamps, parts, _ = make_records(2500, seed=3)
+    lines = []
+    with Producer(STEADY, data_dir=data_dir) as p:
+        for i, (v, k, t, part) in enumerate(zip(values, keys, stamps, parts)):
+            p.send("one", v, key=k, partition=part, timestamp=t)
+            lines.append(json.dumps({"topic": "x", "partition": part, "offset": i, "timestamp": t,
+                                     "timestamp_type": "CreateTime", "key": k and k.decode(),
+                                     "value": v.decode(), "headers": []}))
+    ok(cli("produce", "cli", "--input-format", "json", "-q", "-X", "linger.ms=600000", "-X",
+           "delivery.timeout.ms=1200000", "--no-idempotent", input="\n".join(lines) + "\n"))
+    for part in range(3):
+        assert log_bytes(data_dir, "cli", part) == log_bytes(data_dir, "one", part) != b""
+
+
+def test_produce_lines_with_timestamp_writes_what_a_send_per_record_writes(cli, broker, data_dir):
+    broker.create_topic("one", 1)
+    broker.create_topic("cli", 1)
+    lines = [b"line-%d" % i + b"x" * (i % 200) for i in range(3000)]
+    with Producer(STEADY, data_dir=data_dir) as p:
+        for line in lines:
+            p.send("one", line, key=b"k", timestamp=1_700_000_000_000)
+    ok(cli("produce", "cli", "--key", "k", "--timestamp", "1700000000000", "-q", "-X", "linger.ms=600000", "-X",
+           "delivery.timeout.ms=1200000", "--no-idempotent", input=b"\n".join(lines) + b"\n"))
+    assert log_bytes(data_dir, "cli", 0) == log_bytes(data_dir, "one", 0) != b""
