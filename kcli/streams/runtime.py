@@ -488,6 +488,15 @@ class KafkaStreams:
         out.update(extra)
         return out
 
+    def _admin(self, create: bool = False):
+        """The Admin client of the application's target: the cluster named by
+        ``bootstrap.servers`` (with the ``admin.`` settings), else the data directory."""
+        from kcli import Admin
+
+        if self.config["bootstrap.servers"]:
+            return Admin(self._client("admin", self.config.prefixed("admin.")))
+        return Admin(self.data_dir, create=create)
+
     def _claim_state_dir(self) -> None:
         base = self.config["state.dir"]
         if base:
@@ -564,10 +573,10 @@ class KafkaStreams:
         existing[name] = partitions
 
     def _setup(self) -> None:
-        from kcli import Admin, Consumer, Producer
+        from kcli import Consumer, Producer
 
         self._claim_state_dir()
-        with Admin(self.data_dir, create=True) as admin:
+        with self._admin(create=True) as admin:
             self._tasks_per_sub = self._partition_counts(admin)
         c = self.config
         self.client_id = c["client.id"] or f"{self.app_id}-{self.process_id}"
@@ -860,10 +869,8 @@ class KafkaStreams:
         internal = self._repartition_inputs
         before = {TopicPartition(*tp): o for tp, o in self._committed.items() if tp[0] in internal}
         if before:
-            from kcli import Admin
-
             try:
-                with Admin(self.data_dir) as admin:
+                with self._admin() as admin:
                     admin.delete_records(before)
             except KafkaError as e:
                 log.warning("purging repartition topics: %s", e)
@@ -971,9 +978,7 @@ class KafkaStreams:
                     pass
         if clean:  # a static member leaves on a clean close (Kafka's CloseOptions.leaveGroup)
             try:
-                from kcli import Admin
-
-                with Admin(self.data_dir) as admin:
+                with self._admin() as admin:
                     admin.remove_members_from_consumer_group(self.app_id, [self.instance_id])
             except Exception:  # noqa: BLE001 - the group expires the member anyway
                 pass
