@@ -36,7 +36,7 @@ from kcli.common.errors import KafkaError, TopicAlreadyExistsError
 from kcli.types import OffsetAndMetadata, TopicPartition
 
 from .processors import PunctuationType
-from .serdes import BytesSerde, serde_of
+from .serdes import BytesSerde, StringSerde, serde_of
 from .state import StateDirectoryLocked, TaskState, changelog_topic
 from .topology import Topology
 
@@ -227,8 +227,12 @@ class StreamTask:
     def process_batch(self, plan, src, topic, run) -> None:
         """The records of one partition (no headers) through a stateless chain."""
         _node, kd, vd, _ex = src
-        if type(getattr(kd, "__self__", None)) is BytesSerde and type(getattr(vd, "__self__", None)) is BytesSerde:
+        kt, vt = type(getattr(kd, "__self__", None)), type(getattr(vd, "__self__", None))
+        if kt is BytesSerde and vt is BytesSerde:
             recs = [(r[4], r[5], r[3]) for r in run]
+        elif kt is StringSerde and vt is StringSerde:  # the common text case, without a call a field
+            recs = [(None if r[4] is None else r[4].decode("utf-8", "replace"),
+                     None if r[5] is None else r[5].decode("utf-8", "replace"), r[3]) for r in run]
         else:
             recs = [(None if r[4] is None else kd(r[4]), None if r[5] is None else vd(r[5]), r[3]) for r in run]
         last = run[-1]
@@ -388,8 +392,56 @@ def _batch_plan(source, task):
             if node.spec.partitioner is not None:
                 return None
             ops.append(_sink_op(node, task))
+        elif t is P.AggregateNode:
+            # a cached store forwards only when it flushes: the chain ends here
+            spec = task.runtime.topology.stores.get(node.store_name)
+            if spec is None or not spec.cached or task.runtime.cache_entries <= 0:
+                return None
+            ops.append(_aggregate_op(node))
+            return ops
         else:
             return None
+
+
+def _aggregate_op(node):
+    """KStream count/aggregate/reduce of a run into a cached key-value store: the same steps
+    as ``AggregateNode.process`` then ``KeyValueStore.put`` a record at a time (read through
+    the cache, keep the value at the last flush, flush when the cache's budget is reached)."""
+    from .state import KeyValueStore
+
+    def aggregate(R):
+        store = node.store
+        if type(store) is not KeyValueStore or not store.cached:
+            for k, v, ts in R:
+                node.process(k, v, ts)
+            return None
+        cache, dirty, get, limit = store._cache, store._dirty, store.get, store._limit
+        fn, init, reduce = node.aggregator, node.initializer, node.reduce
+        miss = _MISSING
+        for k, v, ts in R:
+            if k is None or v is None:
+                continue  # Kafka skips records with a null key or value
+            old = cache.get(k, miss)
+            if old is miss:
+                old = get(k)
+            if reduce:
+                new = v if old is None else fn(old, v)
+            else:
+                new = fn(k, v, init() if old is None else old)
+            d = dirty.get(k)
+            if d is None:
+                dirty[k] = [old, ts]
+            else:
+                d[1] = ts
+            cache[k] = new
+            if len(dirty) >= limit:
+                store.flush()
+                dirty = store._dirty
+        return None
+    return aggregate
+
+
+_MISSING = object()
 
 
 def _sink_op(node, task):
