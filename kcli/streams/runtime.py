@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import uuid
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -229,7 +230,7 @@ class StreamTask:
         _node, kd, vd, _ex = src
         kt, vt = type(getattr(kd, "__self__", None)), type(getattr(vd, "__self__", None))
         if kt is BytesSerde and vt is BytesSerde:
-            recs = [(r[4], r[5], r[3]) for r in run]
+            recs = list(map(_KVT, run))
         elif kt is StringSerde and vt is StringSerde:  # the common text case, without a call a field
             recs = [(None if r[4] is None else r[4].decode("utf-8", "replace"),
                      None if r[5] is None else r[5].decode("utf-8", "replace"), r[3]) for r in run]
@@ -237,7 +238,7 @@ class StreamTask:
             recs = [(None if r[4] is None else kd(r[4]), None if r[5] is None else vd(r[5]), r[3]) for r in run]
         last = run[-1]
         self.topic, self.offset, self.timestamp, self.headers = topic, last[2], last[3], None
-        top = max(r[3] for r in run)
+        top = max(map(_TS, run))
         if top > self.stream_time:
             self.stream_time = top
         self.processed += len(run)
@@ -442,6 +443,10 @@ def _aggregate_op(node):
 
 
 _MISSING = object()
+# fields of the runtime's record tuples (topic, partition, offset, timestamp, key, value, headers)
+_KVT = itemgetter(4, 5, 3)
+_TS = itemgetter(3)
+_HEADERS = itemgetter(6)
 
 
 def _sink_op(node, task):
@@ -779,7 +784,7 @@ class KafkaStreams:
             while j < n and records[j][1] == tp[1] and records[j][0] == tp[0]:
                 j += 1
             run = records[i:j] if (i, j) != (0, n) else records
-            plain = not any(r[6] for r in run)
+            plain = not any(map(_HEADERS, run))
             for task, src in routes.get(tp, ()):
                 plan = task.batch_plans.get(tp[0]) if plain else None
                 if plan is not None:
