@@ -132,12 +132,52 @@ class RecordCollector:
             n = self._counts[topic] = self.producer.partitions_for(topic)
         return n
 
+    def send_run(self, topic, keys: list, values: list, timestamps: list) -> None:
+        """Records of one sink from a batch (serialized, no headers, partitioned by the
+        producer), kept side by side rather than a tuple a record."""
+        self.buf.append(_Run(topic, keys, values, timestamps))
+
     def flush(self) -> None:
         buf = self.buf
         if not buf:
             return
         self._before_send()
         self.buf = []
+        n = len(buf)
+        start = 0
+        for i, entry in enumerate(buf):
+            if type(entry) is _Run:
+                if start < i:
+                    self._send_records(buf[start:i])
+                self._send_run(entry)
+                start = i + 1
+        if start == 0:
+            self._send_records(buf)
+        elif start < n:
+            self._send_records(buf[start:])
+        self.sent += n if start == 0 else sum(len(e.values) if type(e) is _Run else 1 for e in buf)
+
+    def _send_run(self, run: "_Run") -> None:
+        send_many = self.producer.send_many
+        keys, values, tss = run.keys, run.values, run.timestamps
+        n = len(values)
+        if keys.count(None) == n:
+            keys = None
+        first = tss[0]
+        if tss.count(first) == n:  # one timestamp for all: one call
+            send_many(run.topic, values, keys=keys, timestamp=first if first >= 0 else None)
+            return
+        i = 0
+        while i < n:
+            ts = tss[i]
+            j = i + 1
+            while j < n and tss[j] == ts:
+                j += 1
+            send_many(run.topic, values[i:j], keys=None if keys is None else keys[i:j],
+                      timestamp=ts if ts >= 0 else None)
+            i = j
+
+    def _send_records(self, buf: list) -> None:
         send_many = self.producer.send_many
         n = len(buf)
         i = 0
@@ -157,7 +197,13 @@ class RecordCollector:
             send_many(t, [r[5] for r in run], keys=keys, headers=h, partition=p,
                       timestamp=ts if ts >= 0 else None)
             i = j
-        self.sent += n
+
+
+class _Run:
+    __slots__ = ("topic", "keys", "values", "timestamps")
+
+    def __init__(self, topic, keys, values, timestamps) -> None:
+        self.topic, self.keys, self.values, self.timestamps = topic, keys, values, timestamps
 
 
 class _Punctuation:
@@ -445,6 +491,8 @@ def _aggregate_op(node):
 _MISSING = object()
 # fields of the runtime's record tuples (topic, partition, offset, timestamp, key, value, headers)
 _KVT = itemgetter(4, 5, 3)
+# and of a batch's (key, value, timestamp)
+_K, _V, _TS2 = itemgetter(0), itemgetter(1), itemgetter(2)
 _TS = itemgetter(3)
 _HEADERS = itemgetter(6)
 
@@ -462,15 +510,19 @@ def _sink_op(node, task):
     kfast = _list_serializer(spec.key_serde or task.default_key_serde)
     vfast = _list_serializer(vs or task.default_value_serde)
 
+    plain = {bytes, type(None)}
+
     def sink(R):
-        if plain_bytes and all(type(v) is bytes and (k is None or type(k) is bytes) for k, v, _ in R):
-            buf_owner.buf.extend([(topic, None, ts, None, k, v) for k, v, ts in R])
+        keys = list(map(_K, R))
+        values = list(map(_V, R))
+        if plain_bytes and set(map(type, keys)) <= plain and set(map(type, values)) <= plain:
+            pass
         elif kfast is not None and vfast is not None:
-            kbs = kfast([r[0] for r in R])
-            vbs = vfast([r[1] for r in R])
-            buf_owner.buf.extend([(topic, None, r[2], None, kb, vb) for r, kb, vb in zip(R, kbs, vbs)])
+            keys, values = kfast(keys), vfast(values)
         else:
-            buf_owner.buf.extend([(topic, None, ts, None, kser(k), vser(v)) for k, v, ts in R])
+            keys = [kser(k) for k in keys]
+            values = [vser(v) for v in values]
+        buf_owner.send_run(topic, keys, values, list(map(_TS2, R)))
         return None
     return sink
 
