@@ -6,8 +6,10 @@ word count on N lines of 5 words drawn from a 1,000-word vocabulary; each under
 at_least_once and exactly_once_v2, and the exactly-once cost as the ratio of the two.
 
     /work/venv/bin/python benchmarks/streams_throughput.py [-n 1000000] [--lines 1000000] [-r 1]
+        [--cases stateless,wordcount] [--guarantees at_least_once,exactly_once_v2]
 
-No assertions: it reports.
+No assertions: it reports, with a calibration first (a plain-Python loop's iterations/s on
+this machine now) so figures taken on a loaded machine can be compared.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def measure(name: str, build, values: list[bytes], guarantee: str, internal: lis
         streams = KafkaStreams(build("in", "out"), {"application.id": app, "processing.guarantee": guarantee,
                                                     "max.poll.records": 5000}, data_dir=d)
         t0 = time.perf_counter()
+        c0 = time.process_time()
         streams.start()
         topics = ["in"] + [f"{app}-{t}" for t in internal]
         asked = 0.0
@@ -94,11 +97,23 @@ def measure(name: str, build, values: list[bytes], guarantee: str, internal: lis
                         for t in list(streams.tasks.values()):
                             t.request_commit()
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0  # all threads of this process: less sensitive to other load
         streams.close()
         return {"case": name, "guarantee": guarantee, "records": len(values), "wall_s": round(wall, 3),
-                "records_per_s": round(len(values) / wall)}
+                "records_per_s": round(len(values) / wall), "cpu_s": round(cpu, 3),
+                "records_per_cpu_s": round(len(values) / cpu)}
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def calibrate(n: int = 2_000_000) -> int:
+    """Iterations/s of a plain-Python loop (a little arithmetic and a dict update)."""
+    d: dict = {}
+    t0 = time.perf_counter()
+    for i in range(n):
+        k = i & 1023
+        d[k] = d.get(k, 0) + 1
+    return round(n / (time.perf_counter() - t0))
 
 
 def main() -> None:
@@ -106,20 +121,30 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1_000_000, help="records for the stateless case")
     ap.add_argument("--lines", type=int, default=1_000_000, help="lines for word count")
     ap.add_argument("-r", "--runs", type=int, default=1)
+    ap.add_argument("--cases", default="stateless,wordcount")
+    ap.add_argument("--guarantees", default="at_least_once,exactly_once_v2")
     ap.add_argument("--json-out")
     args = ap.parse_args()
-    values = peers_lines(args.n)
-    lines = word_lines(args.lines)
+    cases = args.cases.split(",")
+    guarantees = args.guarantees.split(",")
+    values = peers_lines(args.n) if "stateless" in cases else []
+    lines = word_lines(args.lines) if "wordcount" in cases else []
+    print(f"calibration: plain-Python loop {calibrate():,d} iterations/s")
     results = []
     for _ in range(args.runs):
-        for guarantee in ("at_least_once", "exactly_once_v2"):
-            results.append(measure("stateless", stateless, values, guarantee, []))
-            results.append(measure("wordcount", lambda i, o: wordcount(i, o), lines, guarantee,
-                                   ["counts-store-repartition"]))
+        for guarantee in guarantees:
+            if "stateless" in cases:
+                results.append(measure("stateless", stateless, values, guarantee, []))
+            if "wordcount" in cases:
+                results.append(measure("wordcount", lambda i, o: wordcount(i, o), lines, guarantee,
+                                       ["counts-store-repartition"]))
+    print(f"calibration: plain-Python loop {calibrate():,d} iterations/s")
     for r in results:
         print(f"{r['case']:10s} {r['guarantee']:16s} {r['records']:>9,d} records  {r['wall_s']:7.2f} s  "
-              f"{r['records_per_s']:>9,d} records/s")
-    for case in ("stateless", "wordcount"):
+              f"{r['records_per_s']:>9,d} records/s  (cpu {r['cpu_s']:6.2f} s, {r['records_per_cpu_s']:>9,d} records/cpu-s)")
+    for case in cases:
+        if len(guarantees) < 2:
+            break
         alos = [r["wall_s"] for r in results if r["case"] == case and r["guarantee"] == "at_least_once"]
         eos = [r["wall_s"] for r in results if r["case"] == case and r["guarantee"] == "exactly_once_v2"]
         print(f"{case}: exactly_once_v2 / at_least_once wall time = {sorted(eos)[len(eos) // 2] / sorted(alos)[len(alos) // 2]:.2f}x")

@@ -11,7 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, parse_kv
+from .common import (OUTPUT_HELP, check_output, data_dir, emit_json, fail, handle_errors, open_admin, parse_kv,
+                     remote_config)
 
 app = typer.Typer(help="Run and inspect stream processing applications (Kafka Streams).", no_args_is_help=True)
 
@@ -46,7 +47,7 @@ def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) 
 
     from kcli.streams import KafkaStreams
 
-    streams = KafkaStreams(topology, config, data_dir=data_dir(ctx))
+    streams = KafkaStreams(topology, _with_cluster(ctx, config), data_dir=data_dir(ctx))
     done = threading.Event()
 
     def stop(*_):
@@ -73,6 +74,23 @@ def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) 
         streams.close()
     if streams.error is not None:
         raise streams.error
+
+
+def _with_cluster(ctx, config: dict) -> dict:
+    """The streams config with the command's cluster (-b, --profile): its bootstrap.servers,
+    and its other client properties (-X, security, timeouts) for every client the
+    application makes, unless the application's own config sets them."""
+    remote = remote_config(ctx)
+    if remote is None:
+        return config
+    out = dict(config)
+    out.setdefault("bootstrap.servers", remote["bootstrap.servers"])
+    for key, value in remote.items():
+        if key == "bootstrap.servers":
+            continue
+        for prefix in ("producer.", "consumer.", "admin."):
+            out.setdefault(prefix + key, value)
+    return out
 
 
 def _config(application_id: str, guarantee: Optional[str], state_dir: Optional[str], settings: list[str],
@@ -170,10 +188,8 @@ def status(
     check_output(output)
     from pathlib import Path
 
-    from kcli.admin import Admin
-
     d = data_dir(ctx)
-    with Admin(d) as admin:
+    with open_admin(ctx) as admin:
         if not admin.group_exists(application_id):
             raise fail(f"no streams application {application_id} (no group of that id)")
         desc = admin.describe_consumer_group(application_id)
@@ -226,7 +242,8 @@ def query(
     check_output(output)
     from kcli.streams.query import read_store
 
-    rows = read_store(data_dir(ctx), application_id, store, key_serde, value_serde, key)
+    rows = read_store(data_dir(ctx), application_id, store, key_serde, value_serde, key,
+                      config=remote_config(ctx))
     if key is not None and not rows:
         raise fail(f"key {key!r} not found in store {store}")
     for k, v in rows:

@@ -312,8 +312,10 @@ class RemoteProducer:
             self._ck.poll(0)
 
     def send_many(self, topic: str, values: Sequence[bytes | None], keys: Sequence[bytes | None] | None = None,
-                  headers: Iterable | Mapping | None = None, partition: int | None = None) -> None:
-        """Queue many records; outcomes show in ``stats`` and ``flush()`` waits for them."""
+                  headers: Iterable | Mapping | None = None, partition: int | None = None,
+                  timestamp: int | None = None) -> None:
+        """Queue many records (``timestamp``: one create time for all of them, else now);
+        outcomes show in ``stats`` and ``flush()`` waits for them."""
         self._check_open()
         if not values:
             return
@@ -339,15 +341,16 @@ class RemoteProducer:
             while i < total:
                 end = min(total, i + POLL_EVERY)
                 try:
-                    if keys is None and not choose and hdrs is None:
+                    if keys is None and not choose and hdrs is None and not timestamp:
                         for v in values[i:end]:
                             produce(topic, v, None, p, report)
                             i += 1
                     else:
+                        ts = int(timestamp or 0)
                         for j in range(i, end):
                             k = keys[j] if keys is not None else None
                             q = self._chosen(topic, k, values[j], n) if choose else p
-                            produce(topic, values[j], k, q, report, headers=hdrs)
+                            produce(topic, values[j], k, q, report, timestamp=ts, headers=hdrs)
                             i += 1
                 except BufferError:
                     poll(0.01)

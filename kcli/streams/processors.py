@@ -410,10 +410,12 @@ class WindowAggregateNode(Node):
 
 
 class SlidingWindowAggregateNode(Node):
-    """Sliding windows: one window ``[t - difference, t]`` per distinct record time t of a
-    key, each holding every record of the key inside it. The records of a key within the
-    retention are kept (a window store), and each affected window is aggregated again
-    from them."""
+    """Sliding windows, as Kafka's SlidingWindows: for each distinct record time t of a key
+    the window ``[t - difference, t]`` ending at it, and the one ``[t + 1, t + 1 + difference]``
+    starting just after it when some record of the key falls in that one; each holds every
+    record of the key inside it (both ends inclusive). The records of a key within the
+    retention are kept (a window store), and each affected window is aggregated again from
+    them."""
 
     def __init__(self, store_name: str, raw_store: str, windows, initializer, aggregator, reduce=False) -> None:
         super().__init__()
@@ -435,27 +437,37 @@ class SlidingWindowAggregateNode(Node):
             self.task.note_time(self.store_name, ts)
         d = self.windows.time_difference_ms
         close = self.observed - self.windows.grace_ms
-        if ts + d < close:  # even the latest window this record could join has closed
+        if ts + d + 1 < close:  # even the latest window this record could join has closed
             self.task.dropped_records += 1
             return
         self.raw.put(key, ts, value)
-        records = self.raw.fetch(key, ts - d, ts + d)
-        ends = sorted({t for t, _ in records if t >= ts})
-        for end in ends:
+        records = self.raw.fetch(key, ts - d - 1, ts + d + 1)
+        times = sorted({t for t, _ in records})
+        # windows holding this record: the ones ending at the record times in [ts, ts + d],
+        # the ones starting after the record times in [ts - d - 1, ts - 1], and the record's
+        # own window after it when a later record lies in it
+        windows = {(t - d, t) for t in times if ts <= t <= ts + d}
+        windows |= {(t + 1, t + 1 + d) for t in times if ts - d - 1 <= t < ts}
+        if any(ts < t <= ts + 1 + d for t in times):
+            windows.add((ts + 1, ts + 1 + d))
+        for start, end in sorted(windows, key=lambda w: (w[1], w[0])):
             if end < close:
                 continue
+            inside = [(t, v) for t, v in records if start <= t <= end]
+            if not inside:
+                continue
             agg = None
-            for t, v in records:
-                if end - d <= t <= end:
-                    if self.reduce:
-                        agg = v if agg is None else self.aggregator(agg, v)
-                    else:
-                        agg = self.aggregator(key, v, self.initializer() if agg is None else agg)
-            wk = Windowed(key, Window(end - d, end))
+            for t, v in inside:
+                if self.reduce:
+                    agg = v if agg is None else self.aggregator(agg, v)
+                else:
+                    agg = self.aggregator(key, v, self.initializer() if agg is None else agg)
+            wk = Windowed(key, Window(start, end))
             old = self.store.get(wk)
-            self.store.put(wk, agg, max(ts, end))
+            latest = max(t for t, _ in inside)
+            self.store.put(wk, agg, max(ts, latest))
             if not self.store.cached:
-                self.forward(wk, Change(agg, old), ts)
+                self.forward(wk, Change(agg, old), max(ts, latest))
 
 
 class SessionAggregateNode(Node):

@@ -7,14 +7,17 @@ from .serdes import serde_of
 from .state import changelog_topic
 
 
-def read_store(data_dir: str, app_id: str, store: str, key_serde="str", value_serde="long", key=None):
+def read_store(data_dir: str, app_id: str, store: str, key_serde="str", value_serde="long", key=None, *,
+               config=None):
+    """``config``: client settings, e.g. ``bootstrap.servers`` to read from a cluster."""
     from kcli import Consumer
     from kcli.types import TopicPartition
 
     topic = changelog_topic(app_id, store)
     ks, vs = serde_of(key_serde), serde_of(value_serde)
-    with Consumer({"isolation.level": "read_committed", "enable.auto.commit": False,
-                   "auto.offset.reset": "earliest"}, data_dir=data_dir) as c:
+    conf = {**(config or {}), "isolation.level": "read_committed", "enable.auto.commit": False,
+            "auto.offset.reset": "earliest"}
+    with Consumer(conf, data_dir=data_dir) as c:
         if topic not in c.list_topics():
             raise ValueError(f"application {app_id} has no store {store} (no topic {topic})")
         parts = c.partitions_for_topic(topic)

@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import uuid
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -36,7 +37,7 @@ from kcli.common.errors import KafkaError, TopicAlreadyExistsError
 from kcli.types import OffsetAndMetadata, TopicPartition
 
 from .processors import PunctuationType
-from .serdes import BytesSerde, serde_of
+from .serdes import BytesSerde, StringSerde, serde_of
 from .state import StateDirectoryLocked, TaskState, changelog_topic
 from .topology import Topology
 
@@ -131,12 +132,52 @@ class RecordCollector:
             n = self._counts[topic] = self.producer.partitions_for(topic)
         return n
 
+    def send_run(self, topic, keys: list, values: list, timestamps: list) -> None:
+        """Records of one sink from a batch (serialized, no headers, partitioned by the
+        producer), kept side by side rather than a tuple a record."""
+        self.buf.append(_Run(topic, keys, values, timestamps))
+
     def flush(self) -> None:
         buf = self.buf
         if not buf:
             return
         self._before_send()
         self.buf = []
+        n = len(buf)
+        start = 0
+        for i, entry in enumerate(buf):
+            if type(entry) is _Run:
+                if start < i:
+                    self._send_records(buf[start:i])
+                self._send_run(entry)
+                start = i + 1
+        if start == 0:
+            self._send_records(buf)
+        elif start < n:
+            self._send_records(buf[start:])
+        self.sent += n if start == 0 else sum(len(e.values) if type(e) is _Run else 1 for e in buf)
+
+    def _send_run(self, run: "_Run") -> None:
+        send_many = self.producer.send_many
+        keys, values, tss = run.keys, run.values, run.timestamps
+        n = len(values)
+        if keys.count(None) == n:
+            keys = None
+        first = tss[0]
+        if tss.count(first) == n:  # one timestamp for all: one call
+            send_many(run.topic, values, keys=keys, timestamp=first if first >= 0 else None)
+            return
+        i = 0
+        while i < n:
+            ts = tss[i]
+            j = i + 1
+            while j < n and tss[j] == ts:
+                j += 1
+            send_many(run.topic, values[i:j], keys=None if keys is None else keys[i:j],
+                      timestamp=ts if ts >= 0 else None)
+            i = j
+
+    def _send_records(self, buf: list) -> None:
         send_many = self.producer.send_many
         n = len(buf)
         i = 0
@@ -156,7 +197,13 @@ class RecordCollector:
             send_many(t, [r[5] for r in run], keys=keys, headers=h, partition=p,
                       timestamp=ts if ts >= 0 else None)
             i = j
-        self.sent += n
+
+
+class _Run:
+    __slots__ = ("topic", "keys", "values", "timestamps")
+
+    def __init__(self, topic, keys, values, timestamps) -> None:
+        self.topic, self.keys, self.values, self.timestamps = topic, keys, values, timestamps
 
 
 class _Punctuation:
@@ -227,13 +274,17 @@ class StreamTask:
     def process_batch(self, plan, src, topic, run) -> None:
         """The records of one partition (no headers) through a stateless chain."""
         _node, kd, vd, _ex = src
-        if type(getattr(kd, "__self__", None)) is BytesSerde and type(getattr(vd, "__self__", None)) is BytesSerde:
-            recs = [(r[4], r[5], r[3]) for r in run]
+        kt, vt = type(getattr(kd, "__self__", None)), type(getattr(vd, "__self__", None))
+        if kt is BytesSerde and vt is BytesSerde:
+            recs = list(map(_KVT, run))
+        elif kt is StringSerde and vt is StringSerde:  # the common text case, without a call a field
+            recs = [(None if r[4] is None else r[4].decode("utf-8", "replace"),
+                     None if r[5] is None else r[5].decode("utf-8", "replace"), r[3]) for r in run]
         else:
             recs = [(None if r[4] is None else kd(r[4]), None if r[5] is None else vd(r[5]), r[3]) for r in run]
         last = run[-1]
         self.topic, self.offset, self.timestamp, self.headers = topic, last[2], last[3], None
-        top = max(r[3] for r in run)
+        top = max(map(_TS, run))
         if top > self.stream_time:
             self.stream_time = top
         self.processed += len(run)
@@ -388,8 +439,62 @@ def _batch_plan(source, task):
             if node.spec.partitioner is not None:
                 return None
             ops.append(_sink_op(node, task))
+        elif t is P.AggregateNode:
+            # a cached store forwards only when it flushes: the chain ends here
+            spec = task.runtime.topology.stores.get(node.store_name)
+            if spec is None or not spec.cached or task.runtime.cache_entries <= 0:
+                return None
+            ops.append(_aggregate_op(node))
+            return ops
         else:
             return None
+
+
+def _aggregate_op(node):
+    """KStream count/aggregate/reduce of a run into a cached key-value store: the same steps
+    as ``AggregateNode.process`` then ``KeyValueStore.put`` a record at a time (read through
+    the cache, keep the value at the last flush, flush when the cache's budget is reached)."""
+    from .state import KeyValueStore
+
+    def aggregate(R):
+        store = node.store
+        if type(store) is not KeyValueStore or not store.cached:
+            for k, v, ts in R:
+                node.process(k, v, ts)
+            return None
+        cache, dirty, get, limit = store._cache, store._dirty, store.get, store._limit
+        fn, init, reduce = node.aggregator, node.initializer, node.reduce
+        miss = _MISSING
+        for k, v, ts in R:
+            if k is None or v is None:
+                continue  # Kafka skips records with a null key or value
+            old = cache.get(k, miss)
+            if old is miss:
+                old = get(k)
+            if reduce:
+                new = v if old is None else fn(old, v)
+            else:
+                new = fn(k, v, init() if old is None else old)
+            d = dirty.get(k)
+            if d is None:
+                dirty[k] = [old, ts]
+            else:
+                d[1] = ts
+            cache[k] = new
+            if len(dirty) >= limit:
+                store.flush()
+                dirty = store._dirty
+        return None
+    return aggregate
+
+
+_MISSING = object()
+# fields of the runtime's record tuples (topic, partition, offset, timestamp, key, value, headers)
+_KVT = itemgetter(4, 5, 3)
+# and of a batch's (key, value, timestamp)
+_K, _V, _TS2 = itemgetter(0), itemgetter(1), itemgetter(2)
+_TS = itemgetter(3)
+_HEADERS = itemgetter(6)
 
 
 def _sink_op(node, task):
@@ -405,15 +510,19 @@ def _sink_op(node, task):
     kfast = _list_serializer(spec.key_serde or task.default_key_serde)
     vfast = _list_serializer(vs or task.default_value_serde)
 
+    plain = {bytes, type(None)}
+
     def sink(R):
-        if plain_bytes and all(type(v) is bytes and (k is None or type(k) is bytes) for k, v, _ in R):
-            buf_owner.buf.extend([(topic, None, ts, None, k, v) for k, v, ts in R])
+        keys = list(map(_K, R))
+        values = list(map(_V, R))
+        if plain_bytes and set(map(type, keys)) <= plain and set(map(type, values)) <= plain:
+            pass
         elif kfast is not None and vfast is not None:
-            kbs = kfast([r[0] for r in R])
-            vbs = vfast([r[1] for r in R])
-            buf_owner.buf.extend([(topic, None, r[2], None, kb, vb) for r, kb, vb in zip(R, kbs, vbs)])
+            keys, values = kfast(keys), vfast(values)
         else:
-            buf_owner.buf.extend([(topic, None, ts, None, kser(k), vser(v)) for k, v, ts in R])
+            keys = [kser(k) for k in keys]
+            values = [vser(v) for v in values]
+        buf_owner.send_run(topic, keys, values, list(map(_TS2, R)))
         return None
     return sink
 
@@ -487,6 +596,15 @@ class KafkaStreams:
             out["bootstrap.servers"] = self.config["bootstrap.servers"]
         out.update(extra)
         return out
+
+    def _admin(self, create: bool = False):
+        """The Admin client of the application's target: the cluster named by
+        ``bootstrap.servers`` (with the ``admin.`` settings), else the data directory."""
+        from kcli import Admin
+
+        if self.config["bootstrap.servers"]:
+            return Admin(self._client("admin", self.config.prefixed("admin.")))
+        return Admin(self.data_dir, create=create)
 
     def _claim_state_dir(self) -> None:
         base = self.config["state.dir"]
@@ -564,10 +682,10 @@ class KafkaStreams:
         existing[name] = partitions
 
     def _setup(self) -> None:
-        from kcli import Admin, Consumer, Producer
+        from kcli import Consumer, Producer
 
         self._claim_state_dir()
-        with Admin(self.data_dir, create=True) as admin:
+        with self._admin(create=True) as admin:
             self._tasks_per_sub = self._partition_counts(admin)
         c = self.config
         self.client_id = c["client.id"] or f"{self.app_id}-{self.process_id}"
@@ -718,7 +836,7 @@ class KafkaStreams:
             while j < n and records[j][1] == tp[1] and records[j][0] == tp[0]:
                 j += 1
             run = records[i:j] if (i, j) != (0, n) else records
-            plain = not any(r[6] for r in run)
+            plain = not any(map(_HEADERS, run))
             for task, src in routes.get(tp, ()):
                 plan = task.batch_plans.get(tp[0]) if plain else None
                 if plan is not None:
@@ -860,10 +978,8 @@ class KafkaStreams:
         internal = self._repartition_inputs
         before = {TopicPartition(*tp): o for tp, o in self._committed.items() if tp[0] in internal}
         if before:
-            from kcli import Admin
-
             try:
-                with Admin(self.data_dir) as admin:
+                with self._admin() as admin:
                     admin.delete_records(before)
             except KafkaError as e:
                 log.warning("purging repartition topics: %s", e)
@@ -971,9 +1087,7 @@ class KafkaStreams:
                     pass
         if clean:  # a static member leaves on a clean close (Kafka's CloseOptions.leaveGroup)
             try:
-                from kcli import Admin
-
-                with Admin(self.data_dir) as admin:
+                with self._admin() as admin:
                     admin.remove_members_from_consumer_group(self.app_id, [self.instance_id])
             except Exception:  # noqa: BLE001 - the group expires the member anyway
                 pass
