@@ -74,3 +74,25 @@ def test_broker_processes_start_pause_resume_kill_and_stop(tmp_path):
         down = kcli(d, "cluster", "down", "--output", "json", check=False)
     assert down.returncode == 0, down.stderr
     assert [b["state"] for b in describe(d)["brokers"]] == ["stopped"] * 3
+
+
+def test_a_broker_stops_by_itself_when_its_data_directory_is_deleted(tmp_path):
+    # a demo or test killed before its `cluster down` leaves no broker behind once its
+    # temporary directory goes
+    import shutil
+
+    d = str(tmp_path / "c")
+    kcli(d, "cluster", "init", "--brokers", "1")
+    kcli(d, "broker", "start", "0")
+    pid = int(open(os.path.join(d, "brokers", "0", "broker.pid")).read().split()[0])
+    shutil.rmtree(d)
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as f:  # exited but not yet reaped by its parent
+            return f.read().split(") ")[1].startswith("Z")
+
+    wait_for(gone, 20)

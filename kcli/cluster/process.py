@@ -58,6 +58,7 @@ class BrokerProcess:
         self.meta: ClusterMetadata = self.view.meta
         self.store = self.view.store
         self.id = broker_id
+        self.broker_dir = broker.datadir.broker_dir(broker_id)
         self.stopping = threading.Event()
         self.pause_requested = threading.Event()  # SIGTSTP: stop (SIGSTOP) at the next safe point
         self._validated: dict[tuple[str, int], int] = {}  # partition -> leader epoch checked against
@@ -81,6 +82,9 @@ class BrokerProcess:
         self.log(f"started (pid {os.getpid()})")
         idle = 0
         while not self.stopping.is_set():
+            if not os.path.isdir(self.broker_dir):  # its data directory was deleted: nothing left to serve
+                self.log(f"{self.broker_dir} is gone: stopping")
+                return
             if self.pause_requested.is_set():  # between two steps: no LMDB transaction is open
                 self.pause_requested.clear()
                 self.log("paused")
