@@ -313,9 +313,10 @@ class RemoteProducer:
 
     def send_many(self, topic: str, values: Sequence[bytes | None], keys: Sequence[bytes | None] | None = None,
                   headers: Iterable | Mapping | None = None, partition: int | None = None,
-                  timestamp: int | None = None) -> None:
+                  timestamp: int | None = None, *, longest: int | None = None) -> None:
         """Queue many records (``timestamp``: one create time for all of them, else now);
-        outcomes show in ``stats`` and ``flush()`` waits for them."""
+        outcomes show in ``stats`` and ``flush()`` waits for them. (``longest``, a size
+        bound the local producer uses, is not needed: librdkafka measures each record.)"""
         self._check_open()
         if not values:
             return
@@ -361,6 +362,58 @@ class RemoteProducer:
             if type(exc).__name__ == "KafkaException":
                 raise from_librdkafka(exc, f"{topic}: ") from None
             raise
+
+    def send_records(self, topic: str, values: Sequence[bytes | None], keys: Sequence[bytes | None] | None = None,
+                     *, partitions: Sequence[int | None] | None = None,
+                     timestamps: Sequence[int | None] | None = None, headers: Iterable | Mapping | None = None,
+                     record_headers: Sequence | None = None) -> int:
+        """Queue many records, each with its own partition, create time and headers (None:
+        the default), in order; outcomes show in ``stats`` and ``flush()`` waits for them.
+        Returns how many were queued; an error says how many came before it in
+        ``exc.records_appended``."""
+        self._check_open()
+        count = len(values)
+        for name, column in (("keys", keys), ("partitions", partitions), ("timestamps", timestamps),
+                             ("record_headers", record_headers)):
+            if column is not None and len(column) != count:
+                raise ValueError(f"{name} and values must have the same length")
+        if not count:
+            return 0
+        n = self._count(topic)
+        shared = list(_headers(headers) or [])
+        produce, poll, report = self._ck.produce, self._ck.poll, self._report
+        choose = self._round_robin is not None
+        stats = self._stats
+        i = 0
+        try:
+            while i < count:
+                v = _bytes(values[i])
+                k = _bytes(keys[i]) if keys is not None else None
+                q = partitions[i] if partitions is not None else None
+                if q is not None:
+                    q = self.partition_for(topic, partition=q)
+                elif choose:
+                    q = self._chosen(topic, k, v, n)
+                ts = timestamps[i] if timestamps is not None else None
+                hdrs = shared + list(_headers(record_headers[i]) or []) if record_headers is not None else shared
+                try:
+                    produce(topic, v, k, -1 if q is None else q, report, timestamp=int(ts or 0),
+                            headers=hdrs or None)
+                except BufferError:
+                    poll(0.01)
+                    continue
+                stats.bytes += (len(v) if v else 0) + (len(k) if k else 0)
+                i += 1
+                self._maybe_poll(1)
+        except Exception as exc:
+            if type(exc).__name__ == "KafkaException":
+                exc = from_librdkafka(exc, f"{topic}: ")
+            try:
+                exc.records_appended = i
+            except AttributeError:
+                pass
+            raise exc from None
+        return count
 
     def send_values(self, topic: str, values: Sequence[bytes], partition: int | None = None) -> None:
         self.send_many(topic, values, partition=partition)
