@@ -342,7 +342,26 @@ class KTableSourceNode(Node):
             self.forward(key, Change(value, old), ts)
 
 
-class AggregateNode(Node):
+class _Folding(Node):
+    """What the aggregations share: one record folded into an aggregate (``reduce``:
+    ``aggregator(agg, value)``, the first value as it is; else ``aggregator(key, value, agg)``
+    from ``initializer()``), and a result put in the store, forwarded at once unless the
+    store caches it (a cached store forwards on flush)."""
+
+    reduce = False
+
+    def fold(self, key, value, agg):
+        if self.reduce:
+            return value if agg is None else self.aggregator(agg, value)
+        return self.aggregator(key, value, self.initializer() if agg is None else agg)
+
+    def put_forward(self, store_key, new, old, ts) -> None:
+        self.store.put(store_key, new, ts)
+        if not self.store.cached:
+            self.forward(store_key, Change(new, old), ts)
+
+
+class AggregateNode(_Folding):
     """KStream aggregate/count/reduce into a key-value store. ``reducer(agg, value)`` when
     ``initializer`` is None (reduce), else ``aggregator(key, value, agg)``."""
 
@@ -358,18 +377,11 @@ class AggregateNode(Node):
     def process(self, key, value, ts):
         if key is None or value is None:
             return  # Kafka skips records with a null key or value
-        store = self.store
-        old = store.get(key)
-        if self.reduce:
-            new = value if old is None else self.aggregator(old, value)
-        else:
-            new = self.aggregator(key, value, self.initializer() if old is None else old)
-        store.put(key, new, ts)
-        if not store.cached:
-            self.forward(key, Change(new, old), ts)
+        old = self.store.get(key)
+        self.put_forward(key, self.fold(key, value, old), old, ts)
 
 
-class WindowAggregateNode(Node):
+class WindowAggregateNode(_Folding):
     """Time-windowed aggregation (tumbling and hopping); windows whose end plus grace stream
     time has passed take no more records (Kafka logs and drops them)."""
 
@@ -400,16 +412,10 @@ class WindowAggregateNode(Node):
                 continue
             wk = Windowed(key, w)
             old = store.get(wk)
-            if self.reduce:
-                new = value if old is None else self.aggregator(old, value)
-            else:
-                new = self.aggregator(key, value, self.initializer() if old is None else old)
-            store.put(wk, new, ts)
-            if not store.cached:
-                self.forward(wk, Change(new, old), ts)
+            self.put_forward(wk, self.fold(key, value, old), old, ts)
 
 
-class SlidingWindowAggregateNode(Node):
+class SlidingWindowAggregateNode(_Folding):
     """Sliding windows, as Kafka's SlidingWindows: for each distinct record time t of a key
     the window ``[t - difference, t]`` ending at it, and the one ``[t + 1, t + 1 + difference]``
     starting just after it when some record of the key falls in that one; each holds every
@@ -458,19 +464,14 @@ class SlidingWindowAggregateNode(Node):
                 continue
             agg = None
             for t, v in inside:
-                if self.reduce:
-                    agg = v if agg is None else self.aggregator(agg, v)
-                else:
-                    agg = self.aggregator(key, v, self.initializer() if agg is None else agg)
+                agg = self.fold(key, v, agg)
             wk = Windowed(key, Window(start, end))
             old = self.store.get(wk)
             latest = max(t for t, _ in inside)
-            self.store.put(wk, agg, max(ts, latest))
-            if not self.store.cached:
-                self.forward(wk, Change(agg, old), max(ts, latest))
+            self.put_forward(wk, agg, old, max(ts, latest))
 
 
-class SessionAggregateNode(Node):
+class SessionAggregateNode(_Folding):
     """Session windows: a record joins (and merges) every session of its key within the
     inactivity gap; merged sessions are removed (a tombstone downstream) and the merged
     one put. A session ending before stream time minus grace takes no more records."""
@@ -508,10 +509,7 @@ class SessionAggregateNode(Node):
         if end < close:
             self.task.dropped_records += 1
             return
-        if self.reduce:
-            agg = value if agg is None else self.aggregator(agg, value)
-        else:
-            agg = self.aggregator(key, value, self.initializer() if agg is None else agg)
+        agg = self.fold(key, value, agg)
         for s, e, v in merged:
             self.store.remove(key, s, e)
             if (s, e) != (start, end):
