@@ -147,6 +147,7 @@ def _name_the_value(param) -> None:
             label += "..."
         param.display_type_rich = lambda ctx: None
         param._usage_display_name = lambda: label
+        param.get_usage_pieces = lambda ctx: [label]
     elif param.param_type_name == "option" and param.metavar is None \
             and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
         param.metavar = (param.name or "value").upper()
