@@ -37,6 +37,7 @@ from storage.topics import Topic, TopicStore
 from . import api
 
 _SHARED: dict[str, "LocalBroker"] = {}
+_CLOSING: dict[str, threading.Event] = {}  # a root whose last broker is closing: set once it has closed
 _SHARED_LOCK = threading.Lock()
 
 NODE_ID = 0
@@ -78,15 +79,21 @@ def open_broker(data_dir: str, *, create: bool = False) -> "LocalBroker":
     share one ``LocalBroker``; each ``open_broker`` is matched by a ``release()``.
     """
     root = os.path.realpath(data_dir)
-    with _SHARED_LOCK:
-        broker = _SHARED.get(root)
-        if broker is None or broker._closed:
-            broker = LocalBroker(root, create=create)
-            _SHARED[root] = broker
-        elif create:
-            os.makedirs(broker.datadir.broker_dir(), exist_ok=True)
-        broker._refs += 1
-        return broker
+    while True:
+        with _SHARED_LOCK:
+            closing = _CLOSING.get(root)
+            if closing is None:
+                broker = _SHARED.get(root)
+                if broker is None or broker._closed:
+                    broker = LocalBroker(root, create=create)
+                    _SHARED[root] = broker
+                elif create:
+                    os.makedirs(broker.datadir.broker_dir(), exist_ok=True)
+                broker._refs += 1
+                return broker
+        # the last client of this directory is closing its broker (the store's environment is
+        # still open): a new broker opened now would open it twice
+        closing.wait()
 
 
 def _error_of(exc: BaseException) -> KafkaError:
@@ -160,13 +167,23 @@ class LocalBroker:
 
     def release(self) -> None:
         """Give back a reference taken by ``open_broker``; the last one closes the broker."""
+        root = self.datadir.root
         with _SHARED_LOCK:
             self._refs -= 1
             if self._refs > 0:
                 return
-            if _SHARED.get(self.datadir.root) is self:
-                del _SHARED[self.datadir.root]
-        self._close()
+            closed = None
+            if _SHARED.get(root) is self:
+                del _SHARED[root]
+                closed = _CLOSING[root] = threading.Event()
+        try:
+            self._close()
+        finally:
+            if closed is not None:
+                with _SHARED_LOCK:
+                    if _CLOSING.get(root) is closed:
+                        del _CLOSING[root]
+                closed.set()
 
     close = release
 
