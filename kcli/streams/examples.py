@@ -9,11 +9,13 @@ from .dsl import Grouped, Materialized, Produced, StreamsBuilder
 from .serdes import LongSerde, StringSerde
 from .windows import Suppressed, TimeWindows
 
-_WORD = re.compile(r"\W+")
+_WORDS = re.compile(r"\w+").findall
 
 
 def split_words(line: str) -> list[str]:
-    return [w for w in _WORD.split(line.lower()) if w]
+    """The words of a line, lower-cased: what splitting on runs of non-word characters
+    gives, less the empty strings at either end."""
+    return _WORDS(line.lower())
 
 
 def wordcount(input_topic: str, output_topic: str, store: str = "counts-store") -> StreamsBuilder:
