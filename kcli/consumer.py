@@ -718,7 +718,8 @@ def _batch_run(topic: str, partition: int, data, pos: int, h, position: int) -> 
             ts = h.max_timestamp if log_append else h.base_timestamp + uniform.timestamp_delta
             return RecordRun(topic, partition, range(first, first + n), (ts,) * n,
                              rb.LOG_APPEND_TIME if log_append else rb.CREATE_TIME, keys, values, None)
-        columns = rb.decode_short_columns(section, h) or rb.decode_columns(section, h)
+        columns = (rb.decode_small_records(section, h) or rb.decode_short_columns(section, h)
+                   or rb.decode_columns(section, h))
         if columns is not None:
             keys, values, deltas = columns.keys, columns.values, columns.timestamp_deltas
             if skip:

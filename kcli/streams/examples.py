@@ -18,6 +18,15 @@ def split_words(line: str) -> list[str]:
     return _WORDS(line.lower())
 
 
+def _split_lines(lines: list[str]) -> list[str]:
+    """The words of many lines, in order: what ``split_words`` gives for each, one list
+    (a newline is no word character, and it ends the context lower() looks at)."""
+    return _WORDS("\n".join(lines).lower())
+
+
+split_words.of_lines = _split_lines  # the stream runtime's form for a run of lines
+
+
 def wordcount(input_topic: str, output_topic: str, store: str = "counts-store") -> StreamsBuilder:
     """Kafka's WordCountDemo: lines in, (word, count) out, counts in ``store``."""
     b = StreamsBuilder()

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter
 from itertools import chain, compress, repeat
-from operator import itemgetter, not_, truth
+from operator import is_, itemgetter, not_, truth
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -275,21 +275,26 @@ class StreamTask:
 
     def process_batch(self, plan, src, topic, run) -> None:
         """The records of one partition (no headers, record tuples) through a batch plan."""
-        self.process_columns(plan, src, topic, list(map(_OFFSET, run)), list(map(_TS, run)),
+        self.process_columns(plan, src, topic, run[-1][2], list(map(_TS, run)),
                              list(map(_KEY, run)), list(map(_VALUE, run)))
 
-    def process_columns(self, plan, src, topic, offsets, timestamps, keys, values) -> None:
-        """A run of one partition's records (no headers), column by column, through a
-        stateless chain: each node's function is called for the records in their order."""
+    def process_columns(self, plan, src, topic, last_offset, timestamps, keys, values) -> None:
+        """A run of one partition's records (no headers; the last at ``last_offset``),
+        column by column, through a stateless chain: each node's function is called for the
+        records in their order."""
         _node, kd, vd, _ex = src
         kl, vl = _list_deserializer(kd), _list_deserializer(vd)
-        keys = kl(keys) if kl is not None else [None if x is None else kd(x) for x in keys]
-        values = vl(values) if vl is not None else [None if x is None else vd(x) for x in values]
-        self.topic, self.offset, self.timestamp, self.headers = topic, offsets[-1], timestamps[-1], None
+        self.topic, self.offset, self.timestamp, self.headers = topic, last_offset, timestamps[-1], None
         top = max(timestamps)
         if top > self.stream_time:
             self.stream_time = top
-        self.processed += len(offsets)
+        self.processed += len(timestamps)
+        if kl is not None and vl is not None and len(plan) == 1:
+            raw = getattr(plan[0], "raw", None)  # a count straight from the source
+            if raw is not None and raw(keys, values, timestamps, kl):
+                return
+        keys = kl(keys) if kl is not None else [None if x is None else kd(x) for x in keys]
+        values = vl(values) if vl is not None else [None if x is None else vd(x) for x in values]
         cols = (keys, values, timestamps)
         for op in plan:
             cols = op(*cols)
@@ -493,7 +498,16 @@ def _sized(outs: list) -> tuple[list, list]:
 
 
 def _flat_map_values_op(f, with_key: bool):
+    of_lines = None if with_key else getattr(f, "of_lines", None)
+
     def op(K, V, T):
+        n = len(V)
+        if of_lines is not None and K.count(K[0]) == n and T.count(T[0]) == n and set(map(type, V)) == _STR:
+            # one key and one time for the run: the outputs in order are all that is needed
+            values = of_lines(V)
+            if not values:
+                return None
+            return [K[0]] * len(values), values, [T[0]] * len(values)
         outs, lens = _sized(list(map(f, K, V)) if with_key else list(map(f, V)))
         values = list(chain.from_iterable(outs))
         if not values:
@@ -548,6 +562,12 @@ def _aggregate_op(node):
                         d[1] = last[k]
                     cache[k] = (0 if old is None else old) + c
                 return None
+        return fold(K, V, T)
+
+    def fold(K, V, T):
+        store = node.store
+        cache, dirty, get, limit = store._cache, store._dirty, store.get, store._limit
+        miss = _MISSING
         fn, init, reduce = node.aggregator, node.initializer, node.reduce
         for k, v, ts in zip(K, V, T):
             if k is None or v is None:
@@ -569,6 +589,40 @@ def _aggregate_op(node):
                 store.flush()
                 dirty = store._dirty
         return None
+
+    def raw(K, V, T, decode) -> bool:
+        """A count of a run of serialized keys and values (a String or Bytes serde each, so
+        a value is null exactly when its bytes are): the keys counted before they are
+        deserialized, one deserialization a distinct key. False: not done (a null key or
+        value, the cache could fill, or two keys' bytes deserialize to one key)."""
+        store = node.store
+        if type(store) is not KeyValueStore or not store.cached or None in K or None in V:
+            return False
+        cache, dirty, get, limit = store._cache, store._dirty, store.get, store._limit
+        counts = Counter(K)
+        if len(dirty) + len(counts) >= limit:
+            return False
+        distinct = list(counts)
+        keys = decode(distinct)
+        if len(set(keys)) != len(keys):
+            return False
+        last = dict(zip(K, T))
+        miss = _MISSING
+        cget, dget = cache.get, dirty.get
+        for kb, k, c in zip(distinct, keys, counts.values()):
+            old = cget(k, miss)
+            if old is miss:
+                old = get(k)
+            d = dget(k)
+            if d is None:
+                dirty[k] = [old, last[kb]]
+            else:
+                d[1] = last[kb]
+            cache[k] = (0 if old is None else old) + c
+        return True
+
+    if counting:
+        aggregate.raw = raw
     return aggregate
 
 
@@ -588,9 +642,13 @@ def _sink_op(node, task):
     kfast = _list_serializer(kserde) or (lambda xs: [kser(x) for x in xs])
     vfast = _list_serializer(vserde) or (lambda xs: [vser(x) for x in xs])
     send_run = task.collector.send_run
+    # keys and values serialized alike, the values the keys' own objects (a group_by that keys
+    # each record by its value): one pass
+    alike = type(kserde) is type(vserde) and type(kserde) in (StringSerde, BytesSerde)
 
     def sink(K, V, T):
-        send_run(topic, kfast(K), vfast(V), T)
+        kb = kfast(K)
+        send_run(topic, kb, kb if alike and (V is K or all(map(is_, K, V))) else vfast(V), T)
         return None
     return sink
 
@@ -966,18 +1024,45 @@ class KafkaStreams:
                 (r.topic, r.partition) != (runs[0].topic, runs[0].partition) for r in runs):
             return self._process(self._records_of(runs))
         routes, offsets = self._routes, self._offsets
-        for run in runs:
+        n = len(runs)
+        i = 0
+        while i < n:
+            run = runs[i]
             tp = (run.topic, run.partition)
-            for task, src in routes.get(tp, ()):
+            targets = routes.get(tp, ())
+            i += 1
+            planned = run.headers is None and all(task.batch_plans.get(run.topic) is not None
+                                                  and not task._punctuations for task, _src in targets)
+            if planned:
+                # the partition's following header-less runs join this one: one pass for all
+                j = i
+                while j < n and runs[j].partition == run.partition and runs[j].topic == run.topic \
+                        and runs[j].headers is None:
+                    j += 1
+                if j > i:
+                    group = runs[i - 1:j]
+                    keys = list(chain.from_iterable(r.keys for r in group))
+                    values = list(chain.from_iterable(r.values for r in group))
+                    stamps = list(chain.from_iterable(r.timestamps for r in group))
+                    last = runs[j - 1].offsets[-1]
+                    i = j
+                else:
+                    keys, values, stamps, last = run.keys, run.values, run.timestamps, run.offsets[-1]
+                for task, src in targets:
+                    task.process_columns(task.batch_plans[run.topic], src, run.topic, last, stamps, keys, values)
+                self.batched_records += len(stamps)
+                offsets[tp] = last + 1
+                continue
+            for task, src in targets:
                 plan = task.batch_plans.get(run.topic) if run.headers is None else None
                 if plan is not None and not task._punctuations:
-                    task.process_columns(plan, src, run.topic, run.offsets, run.timestamps, run.keys, run.values)
+                    task.process_columns(plan, src, run.topic, run.offsets[-1], run.timestamps, run.keys, run.values)
                     self.batched_records += len(run.offsets)
-                else:
-                    process, topic = task.process, run.topic
-                    hs = run.headers if run.headers is not None else repeat(None)
-                    for offset, ts, kb, vb, headers in zip(run.offsets, run.timestamps, run.keys, run.values, hs):
-                        process(src, topic, offset, ts, kb, vb, headers or None)
+                    continue
+                process, topic = task.process, run.topic
+                hs = run.headers if run.headers is not None else repeat(None)
+                for offset, ts, kb, vb, headers in zip(run.offsets, run.timestamps, run.keys, run.values, hs):
+                    process(src, topic, offset, ts, kb, vb, headers or None)
             offsets[tp] = run.offsets[-1] + 1
 
     @staticmethod
