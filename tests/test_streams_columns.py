@@ -269,13 +269,11 @@ def test_poll_runs_counts_max_poll_records_in_records(tmp_path):
 
 def _random_batch(rnd):
     kind = rnd.randrange(32)
-    n = rnd.choice([1, 2, 5, 63, 64, 65, 130, 500, 1500])
+    n = rnd.choice([1, 2, 5, 63, 64, 65, 130, 600])
     records = []
     for _ in range(n):
-        k = None if kind & 1 and rnd.random() < 0.3 else bytes(rnd.randrange(256) for _ in range(
-            rnd.randrange(0, 70 if kind & 4 else 30)))
-        v = None if kind & 2 and rnd.random() < 0.3 else bytes(rnd.randrange(256) for _ in range(
-            rnd.randrange(0, 70 if kind & 4 else 30)))
+        k = None if kind & 1 and rnd.random() < 0.3 else rnd.randbytes(rnd.randrange(0, 70 if kind & 4 else 30))
+        v = None if kind & 2 and rnd.random() < 0.3 else rnd.randbytes(rnd.randrange(0, 70 if kind & 4 else 30))
         ts = 1000 + (rnd.randrange(-70, 70) if kind & 8 else 0)
         h = (("a", b"b"),) if kind & 16 and rnd.random() < 0.1 else ()
         records.append((k, v, ts, h))
@@ -287,7 +285,7 @@ def _random_batch(rnd):
 def test_the_short_record_decoders_give_what_decode_columns_gives_or_nothing():
     rnd = random.Random(11)
     decoded = {rb.decode_small_records: 0, rb.decode_short_columns: 0}
-    for _ in range(1500):
+    for _ in range(400):
         section, h = _random_batch(rnd)
         want = rb.decode_columns(section, h)
         for fast in decoded:
@@ -302,4 +300,4 @@ def test_the_short_record_decoders_give_what_decode_columns_gives_or_nothing():
                 got = fast(bytes(damaged), h)
                 if got is not None:
                     assert got == rb.decode_columns(bytes(damaged), h)
-    assert all(n > 100 for n in decoded.values()), decoded
+    assert all(n > 30 for n in decoded.values()), decoded
