@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from itertools import chain, compress, repeat
+from itertools import chain, compress, groupby, repeat
 from operator import is_, itemgetter, not_, truth
 from pathlib import Path
 from typing import Any, Mapping
@@ -502,12 +502,22 @@ def _flat_map_values_op(f, with_key: bool):
 
     def op(K, V, T):
         n = len(V)
-        if of_lines is not None and K.count(K[0]) == n and T.count(T[0]) == n and set(map(type, V)) == _STR:
-            # one key and one time for the run: the outputs in order are all that is needed
-            values = of_lines(V)
+        if of_lines is not None and K.count(K[0]) == n and set(map(type, V)) == _STR:
+            # one key for the run: each stretch of one timestamp split in one call
+            if T.count(T[0]) == n:
+                values = of_lines(V)
+                stamps = [T[0]] * len(values)
+            else:
+                values, stamps, at = [], [], 0
+                for ts, same in groupby(T):
+                    end = at + len(list(same))
+                    words = of_lines(V[at:end])
+                    values += words
+                    stamps += [ts] * len(words)
+                    at = end
             if not values:
                 return None
-            return [K[0]] * len(values), values, [T[0]] * len(values)
+            return [K[0]] * len(values), values, stamps
         outs, lens = _sized(list(map(f, K, V)) if with_key else list(map(f, V)))
         values = list(chain.from_iterable(outs))
         if not values:
