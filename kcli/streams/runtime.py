@@ -616,7 +616,8 @@ def _aggregate_op(node):
         keys = decode(distinct)
         if len(set(keys)) != len(keys):
             return False
-        last = dict(zip(K, T))
+        # each key's last record time (one time for the whole run: that one)
+        last = dict(zip(K, T)) if T.count(T[0]) != len(T) else dict.fromkeys(distinct, T[0])
         miss = _MISSING
         cget, dget = cache.get, dirty.get
         for kb, k, c in zip(distinct, keys, counts.values()):
