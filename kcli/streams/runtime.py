@@ -38,7 +38,7 @@ from kcli.common.errors import KafkaError, TopicAlreadyExistsError
 
 from kcli.types import OffsetAndMetadata, TopicPartition
 
-from .processors import PunctuationType
+from .processors import KeyValue, PunctuationType
 from .serdes import BytesSerde, StringSerde, serde_of
 from .state import StateDirectoryLocked, TaskState, changelog_topic
 from .topology import Topology
@@ -469,11 +469,8 @@ def _filter_op(f, negate: bool):
 
 def _pairs(pairs: list) -> tuple[list, list]:
     """Keys and values of the (key, value) pairs a mapper returned."""
-    try:
-        if set(map(len, pairs)) == {2}:
-            return list(map(_K, pairs)), list(map(_V, pairs))
-    except TypeError:
-        pass
+    if set(map(type, pairs)) <= _PAIR_TYPES and set(map(len, pairs)) == {2}:
+        return list(map(_K, pairs)), list(map(_V, pairs))
     keys, values = [], []
     for k, v in pairs:  # raises what unpacking one record's pair raises
         keys.append(k)
@@ -489,12 +486,11 @@ def _map_op(f):
 
 
 def _sized(outs: list) -> tuple[list, list]:
-    """Each record's outputs as a list, and how many there are."""
-    try:
+    """Each record's outputs, and how many there are."""
+    if set(map(type, outs)) <= _SIZED_TYPES:
         return outs, list(map(len, outs))
-    except TypeError:
-        outs = list(map(list, outs))
-        return outs, list(map(len, outs))
+    outs = list(map(list, outs))  # generators and the like, each taken once as it gives them
+    return outs, list(map(len, outs))
 
 
 def _flat_map_values_op(f, with_key: bool):
@@ -699,6 +695,8 @@ def _list_serializer(serde):
 
 
 _STR, _INT = {str}, {int}
+_PAIR_TYPES = {tuple, list, KeyValue}
+_SIZED_TYPES = {list, tuple}  # whose len() is how many items iterating them gives
 
 
 def _list_deserializer(de):
