@@ -1125,9 +1125,10 @@ def _decode_small(data: bytes, count: int) -> Columns | None:
     if 2 in vkinds:
         return None
     value_end = list(map(add, key_end, vl.translate(_HALF1)))
-    ends = list(map(add, starts, lengths.translate(_HALF1)))
-    if value_end != list(map(add, ends, repeat(-1, count))):
-        return None  # a record not ending where its length says
+    # each record ends where its length says (the next one starts there, the last one ends the section)
+    after = list(map(add, value_end, repeat(1, count)))
+    if after[-1] != len(data) or after[:-1] != starts[1:]:
+        return None
     if bytes(_picker(value_end)(data)).count(0) != count:
         return None  # headers
     nulls = kinds.count(1)
