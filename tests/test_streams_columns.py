@@ -115,18 +115,34 @@ def _lines(n, seed=5):
 WORDCOUNT_TOPICS = ["out", "app-counts-store-repartition", "app-counts-store-changelog"]
 
 
-@pytest.mark.parametrize("cache_bytes", [10 * 1024 * 1024, 300])
+@pytest.mark.parametrize("cache_bytes,guarantee", [(10 * 1024 * 1024, "at_least_once"), (300, "at_least_once"),
+                                                   (10 * 1024 * 1024, "exactly_once_v2")])
 def test_word_count_through_the_batch_plans_writes_what_one_record_at_a_time_writes(tmp_path, monkeypatch,
-                                                                                    cache_bytes):
+                                                                                    cache_bytes, guarantee):
     lines = _lines(900)
     words = sum(len(split_words(v.decode())) for _k, v, _t in lines)
     streams, fast, slow = _both_ways(
         tmp_path, monkeypatch, lambda: wordcount("in", "out"), lines,
         lambda sub: len(lines) if sub == 0 else words, WORDCOUNT_TOPICS,
-        {"statestore.cache.max.bytes": cache_bytes})
+        {"statestore.cache.max.bytes": cache_bytes, "processing.guarantee": guarantee,
+         # exactly-once: the repartition records are read once committed
+         **({"commit.interval.ms": 100} if guarantee == "exactly_once_v2" else {})})
     assert streams.batched_records == len(lines) + words
-    assert fast == slow
     assert sum(len(v) for v in fast["app-counts-store-repartition"].values()) == words
+    if guarantee == "at_least_once":  # one commit, at close: the same updates
+        assert fast == slow
+        return
+    # commits every 100 ms: the same repartition records; the updates in between depend on
+    # when the commits fell, the last one of each word does not
+    assert fast["app-counts-store-repartition"] == slow["app-counts-store-repartition"]
+    counts: dict = {}
+    for line in lines:
+        for w in split_words(line[1].decode()):
+            counts[w.encode()] = counts.get(w.encode(), 0) + 1
+    for topic in ("out", "app-counts-store-changelog"):
+        last_fast = {k: int.from_bytes(v, "big") for k, v, _t in fast[topic][0]}
+        last_slow = {k: int.from_bytes(v, "big") for k, v, _t in slow[topic][0]}
+        assert last_fast == last_slow == counts
 
 
 def test_a_stateless_chain_through_the_batch_plan_writes_what_one_record_at_a_time_writes(tmp_path, monkeypatch):
