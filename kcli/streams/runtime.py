@@ -635,7 +635,7 @@ def _aggregate_op(node):
 
 _MISSING = object()
 # fields of the runtime's record tuples (topic, partition, offset, timestamp, key, value, headers)
-_OFFSET, _TS, _KEY, _VALUE, _HEADERS = itemgetter(2), itemgetter(3), itemgetter(4), itemgetter(5), itemgetter(6)
+_TS, _KEY, _VALUE, _HEADERS = itemgetter(3), itemgetter(4), itemgetter(5), itemgetter(6)
 _K, _V = itemgetter(0), itemgetter(1)
 
 
