@@ -317,3 +317,30 @@ def test_the_short_record_decoders_give_what_decode_columns_gives_or_nothing():
                 if got is not None:
                     assert got == rb.decode_columns(bytes(damaged), h)
     assert all(n > 30 for n in decoded.values()), decoded
+
+
+def test_stream_time_punctuation_fires_for_records_of_a_source_with_a_batch_plan(tmp_path):
+    """A task whose processor schedules a stream-time punctuation takes its records one at a
+    time, so the punctuation fires as they move stream time on, as in Kafka Streams."""
+    from kcli.streams import Materialized, Processor, PunctuationType
+
+    fired = []
+
+    class Ticker(Processor):
+        def init(self, context):
+            super().init(context)
+            context.schedule(100, PunctuationType.STREAM_TIME, fired.append)
+
+        def process(self, record):
+            pass
+
+    d = _data_dir(tmp_path, "d")
+    with Admin(d) as a:
+        a.create_topic("ticks", 1)
+    b = StreamsBuilder()
+    b.stream("in").group_by_key().count(Materialized.as_("counts"))
+    b.stream("ticks").process(Ticker, "counts")
+    records = [(b"k", b"v", ts) for ts in range(0, 1000, 10)]
+    _produce(d, records)
+    _run(d, b, lambda sub: len(records))
+    assert fired == list(range(100, 1000, 100))
