@@ -3,7 +3,10 @@
 One instance has one stream thread: a consumer in the group ``application.id`` (range
 assignment, so partition p of co-partitioned topics lands on one member), one producer, and
 one task per input partition of each sub-topology (task id ``<sub-topology>_<partition>``).
-Records are processed one at a time; polls, sends and commits are batched. Each
+Records are processed one at a time as user functions see them (each node's function is called
+for a partition's records in their order); polls, sends and commits are batched, and a poll's
+run of one partition goes through a straight chain of stateless nodes (into a sink or a
+cached aggregation) column by column (keys, values, timestamps side by side). Each
 ``commit.interval.ms`` (30000, or 100 under exactly-once) the task caches are flushed
 (downstream and to the changelogs), then:
 
