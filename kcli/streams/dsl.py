@@ -574,7 +574,7 @@ class KGroupedStream:
 
     def count(self, materialized=None, named=None) -> "KTable":
         return self._aggregate("KSTREAM-AGGREGATE-", materialized, LongSerde(),
-                               lambda s: (lambda: P.AggregateNode(s, lambda: 0, lambda k, v, a: a + 1)))
+                               lambda s: (lambda: P.AggregateNode(s, lambda: 0, lambda k, v, a: a + 1, counting=True)))
 
     def reduce(self, reducer, materialized=None) -> "KTable":
         return self._aggregate("KSTREAM-REDUCE-", materialized, self.value_serde,

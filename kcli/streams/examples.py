@@ -9,11 +9,22 @@ from .dsl import Grouped, Materialized, Produced, StreamsBuilder
 from .serdes import LongSerde, StringSerde
 from .windows import Suppressed, TimeWindows
 
-_WORD = re.compile(r"\W+")
+_WORDS = re.compile(r"\w+").findall
 
 
 def split_words(line: str) -> list[str]:
-    return [w for w in _WORD.split(line.lower()) if w]
+    """The words of a line, lower-cased: what splitting on runs of non-word characters
+    gives, less the empty strings at either end."""
+    return _WORDS(line.lower())
+
+
+def _split_lines(lines: list[str]) -> list[str]:
+    """The words of many lines, in order: what ``split_words`` gives for each, one list
+    (a newline is no word character, and it ends the context lower() looks at)."""
+    return _WORDS("\n".join(lines).lower())
+
+
+split_words.of_lines = _split_lines  # the stream runtime's form for a run of lines
 
 
 def wordcount(input_topic: str, output_topic: str, store: str = "counts-store") -> StreamsBuilder:

@@ -365,9 +365,11 @@ class AggregateNode(_Folding):
     """KStream aggregate/count/reduce into a key-value store. ``reducer(agg, value)`` when
     ``initializer`` is None (reduce), else ``aggregator(key, value, agg)``."""
 
-    def __init__(self, store_name: str, initializer, aggregator, reduce: bool = False) -> None:
+    def __init__(self, store_name: str, initializer, aggregator, reduce: bool = False, *,
+                 counting: bool = False) -> None:
         super().__init__()
         self.store_name, self.initializer, self.aggregator, self.reduce = store_name, initializer, aggregator, reduce
+        self.counting = counting  # count(): initializer 0, aggregator agg + 1
 
     def init(self, task):
         super().init(task)

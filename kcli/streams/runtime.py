@@ -3,7 +3,10 @@
 One instance has one stream thread: a consumer in the group ``application.id`` (range
 assignment, so partition p of co-partitioned topics lands on one member), one producer, and
 one task per input partition of each sub-topology (task id ``<sub-topology>_<partition>``).
-Records are processed one at a time; polls, sends and commits are batched. Each
+Records are processed one at a time as user functions see them (each node's function is called
+for a partition's records in their order); polls, sends and commits are batched, and a poll's
+run of one partition goes through a straight chain of stateless nodes (into a sink or a
+cached aggregation) column by column (keys, values, timestamps side by side). Each
 ``commit.interval.ms`` (30000, or 100 under exactly-once) the task caches are flushed
 (downstream and to the changelogs), then:
 
@@ -28,7 +31,9 @@ import os
 import threading
 import time
 import uuid
-from operator import itemgetter
+from collections import Counter
+from itertools import chain, compress, groupby, repeat
+from operator import is_, itemgetter, not_, truth
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -36,7 +41,7 @@ from kcli.common.errors import KafkaError, TopicAlreadyExistsError
 
 from kcli.types import OffsetAndMetadata, TopicPartition
 
-from .processors import PunctuationType
+from .processors import KeyValue, PunctuationType
 from .serdes import BytesSerde, StringSerde, serde_of
 from .state import StateDirectoryLocked, TaskState, changelog_topic
 from .topology import Topology
@@ -272,25 +277,31 @@ class StreamTask:
                             if entry[3] is None}
 
     def process_batch(self, plan, src, topic, run) -> None:
-        """The records of one partition (no headers) through a stateless chain."""
+        """The records of one partition (no headers, record tuples) through a batch plan."""
+        self.process_columns(plan, src, topic, run[-1][2], list(map(_TS, run)),
+                             list(map(_KEY, run)), list(map(_VALUE, run)))
+
+    def process_columns(self, plan, src, topic, last_offset, timestamps, keys, values) -> None:
+        """A run of one partition's records (no headers; the last at ``last_offset``),
+        column by column, through a stateless chain: each node's function is called for the
+        records in their order."""
         _node, kd, vd, _ex = src
-        kt, vt = type(getattr(kd, "__self__", None)), type(getattr(vd, "__self__", None))
-        if kt is BytesSerde and vt is BytesSerde:
-            recs = list(map(_KVT, run))
-        elif kt is StringSerde and vt is StringSerde:  # the common text case, without a call a field
-            recs = [(None if r[4] is None else r[4].decode("utf-8", "replace"),
-                     None if r[5] is None else r[5].decode("utf-8", "replace"), r[3]) for r in run]
-        else:
-            recs = [(None if r[4] is None else kd(r[4]), None if r[5] is None else vd(r[5]), r[3]) for r in run]
-        last = run[-1]
-        self.topic, self.offset, self.timestamp, self.headers = topic, last[2], last[3], None
-        top = max(map(_TS, run))
+        kl, vl = _list_deserializer(kd), _list_deserializer(vd)
+        self.topic, self.offset, self.timestamp, self.headers = topic, last_offset, timestamps[-1], None
+        top = max(timestamps)
         if top > self.stream_time:
             self.stream_time = top
-        self.processed += len(run)
+        self.processed += len(timestamps)
+        if kl is not None and vl is not None and len(plan) == 1:
+            raw = getattr(plan[0], "raw", None)  # a count straight from the source
+            if raw is not None and raw(keys, values, timestamps, kl):
+                return
+        keys = kl(keys) if kl is not None else [None if x is None else kd(x) for x in keys]
+        values = vl(values) if vl is not None else [None if x is None else vd(x) for x in values]
+        cols = (keys, values, timestamps)
         for op in plan:
-            recs = op(recs)
-            if not recs:
+            cols = op(*cols)
+            if cols is None:
                 return
 
     def input_partitions(self) -> list[tuple[str, int]]:
@@ -390,8 +401,9 @@ class StreamTask:
 
 
 def _batch_plan(source, task):
-    """List operations equivalent to a straight chain of stateless nodes from ``source``
-    into one sink (None when the chain is anything else)."""
+    """Column operations equivalent to a straight chain of stateless nodes from ``source``
+    into one sink or one cached aggregation (None when the chain is anything else). Each
+    takes and returns (keys, values, timestamps), or None when nothing goes further."""
     from . import processors as P
 
     ops = []
@@ -405,33 +417,27 @@ def _batch_plan(source, task):
         node = kids[0]
         t = type(node)
         if t is P.FilterNode:
-            f, neg = node.predicate, node.negate
-            ops.append((lambda R, f=f: [r for r in R if not f(r[0], r[1])]) if neg else
-                       (lambda R, f=f: [r for r in R if f(r[0], r[1])]))
+            ops.append(_filter_op(node.predicate, node.negate))
         elif t is P.MapValuesNode:
             f = node.fn
-            ops.append((lambda R, f=f: [(k, f(k, v), ts) for k, v, ts in R]) if node.with_key else
-                       (lambda R, f=f: [(k, f(v), ts) for k, v, ts in R]))
+            ops.append((lambda K, V, T, f=f: (K, list(map(f, K, V)), T)) if node.with_key else
+                       (lambda K, V, T, f=f: (K, list(map(f, V)), T)))
         elif t is P.MapNode:
-            f = node.fn
-            ops.append(lambda R, f=f: [(kv[0], kv[1], ts) for k, v, ts in R for kv in (f(k, v),)])
+            ops.append(_map_op(node.fn))
         elif t is P.FlatMapValuesNode:
-            f = node.fn
-            ops.append((lambda R, f=f: [(k, x, ts) for k, v, ts in R for x in f(k, v)]) if node.with_key else
-                       (lambda R, f=f: [(k, x, ts) for k, v, ts in R for x in f(v)]))
+            ops.append(_flat_map_values_op(node.fn, node.with_key))
         elif t is P.FlatMapNode:
-            f = node.fn
-            ops.append(lambda R, f=f: [(a, b, ts) for k, v, ts in R for a, b in f(k, v)])
+            ops.append(_flat_map_op(node.fn))
         elif t is P.SelectKeyNode:
             f = node.fn
-            ops.append(lambda R, f=f: [(f(k, v), v, ts) for k, v, ts in R])
+            ops.append(lambda K, V, T, f=f: (list(map(f, K, V)), V, T))
         elif t is P.PeekNode:
             f = node.fn
 
-            def peek(R, f=f):
-                for k, v, _ts in R:
-                    f(k, v)
-                return R
+            def peek(K, V, T, f=f):
+                for _ in map(f, K, V):
+                    pass
+                return K, V, T
             ops.append(peek)
         elif t is P.PassThrough:
             pass
@@ -450,22 +456,129 @@ def _batch_plan(source, task):
             return None
 
 
+def _filter_op(f, negate: bool):
+    def op(K, V, T):
+        mask = list(map(f, K, V))
+        if negate:
+            mask = list(map(not_, mask))
+        kept = sum(map(truth, mask))
+        if kept == len(mask):
+            return K, V, T
+        if not kept:
+            return None
+        return list(compress(K, mask)), list(compress(V, mask)), list(compress(T, mask))
+    return op
+
+
+def _pairs(pairs: list) -> tuple[list, list]:
+    """Keys and values of the (key, value) pairs a mapper returned."""
+    if set(map(type, pairs)) <= _PAIR_TYPES and set(map(len, pairs)) == {2}:
+        return list(map(_K, pairs)), list(map(_V, pairs))
+    keys, values = [], []
+    for k, v in pairs:  # raises what unpacking one record's pair raises
+        keys.append(k)
+        values.append(v)
+    return keys, values
+
+
+def _map_op(f):
+    def op(K, V, T):
+        keys, values = _pairs(list(map(f, K, V)))
+        return keys, values, T
+    return op
+
+
+def _sized(outs: list) -> tuple[list, list]:
+    """Each record's outputs, and how many there are."""
+    if set(map(type, outs)) <= _SIZED_TYPES:
+        return outs, list(map(len, outs))
+    outs = list(map(list, outs))  # generators and the like, each taken once as it gives them
+    return outs, list(map(len, outs))
+
+
+def _flat_map_values_op(f, with_key: bool):
+    of_lines = None if with_key else getattr(f, "of_lines", None)
+
+    def op(K, V, T):
+        n = len(V)
+        if of_lines is not None and K.count(K[0]) == n and set(map(type, V)) == _STR:
+            # one key for the run: each stretch of one timestamp split in one call
+            if T.count(T[0]) == n:
+                values = of_lines(V)
+                stamps = [T[0]] * len(values)
+            else:
+                values, stamps, at = [], [], 0
+                for ts, same in groupby(T):
+                    end = at + len(list(same))
+                    words = of_lines(V[at:end])
+                    values += words
+                    stamps += [ts] * len(words)
+                    at = end
+            if not values:
+                return None
+            return [K[0]] * len(values), values, stamps
+        outs, lens = _sized(list(map(f, K, V)) if with_key else list(map(f, V)))
+        values = list(chain.from_iterable(outs))
+        if not values:
+            return None
+        return (list(chain.from_iterable(map(repeat, K, lens))), values,
+                list(chain.from_iterable(map(repeat, T, lens))))
+    return op
+
+
+def _flat_map_op(f):
+    def op(K, V, T):
+        outs, lens = _sized(list(map(f, K, V)))
+        pairs = list(chain.from_iterable(outs))
+        if not pairs:
+            return None
+        keys, values = _pairs(pairs)
+        return keys, values, list(chain.from_iterable(map(repeat, T, lens)))
+    return op
+
+
 def _aggregate_op(node):
     """KStream count/aggregate/reduce of a run into a cached key-value store: the same steps
     as ``AggregateNode.process`` then ``KeyValueStore.put`` a record at a time (read through
-    the cache, keep the value at the last flush, flush when the cache's budget is reached)."""
+    the cache, keep the value at the last flush, flush when the cache's budget is reached).
+    A count whose run cannot fill the cache adds each key's records at once: the cache ends
+    as the record-at-a-time steps leave it (no flush can happen inside such a run)."""
     from .state import KeyValueStore
 
-    def aggregate(R):
+    counting = getattr(node, "counting", False)
+
+    def aggregate(K, V, T):
         store = node.store
         if type(store) is not KeyValueStore or not store.cached:
-            for k, v, ts in R:
+            for k, v, ts in zip(K, V, T):
                 node.process(k, v, ts)
             return None
         cache, dirty, get, limit = store._cache, store._dirty, store.get, store._limit
-        fn, init, reduce = node.aggregator, node.initializer, node.reduce
         miss = _MISSING
-        for k, v, ts in R:
+        if counting and None not in K and None not in V:
+            counts = Counter(K)
+            if len(dirty) + len(counts) < limit:
+                last = dict(zip(K, T))
+                cget, dget = cache.get, dirty.get
+                for k, c in counts.items():
+                    old = cget(k, miss)
+                    if old is miss:
+                        old = get(k)
+                    d = dget(k)
+                    if d is None:
+                        dirty[k] = [old, last[k]]
+                    else:
+                        d[1] = last[k]
+                    cache[k] = (0 if old is None else old) + c
+                return None
+        return fold(K, V, T)
+
+    def fold(K, V, T):
+        store = node.store
+        cache, dirty, get, limit = store._cache, store._dirty, store.get, store._limit
+        miss = _MISSING
+        fn, init, reduce = node.aggregator, node.initializer, node.reduce
+        for k, v, ts in zip(K, V, T):
             if k is None or v is None:
                 continue  # Kafka skips records with a null key or value
             old = cache.get(k, miss)
@@ -485,46 +598,72 @@ def _aggregate_op(node):
                 store.flush()
                 dirty = store._dirty
         return None
+
+    def raw(K, V, T, decode) -> bool:
+        """A count of a run of serialized keys and values (a String or Bytes serde each, so
+        a value is null exactly when its bytes are): the keys counted before they are
+        deserialized, one deserialization a distinct key. False: not done (a null key or
+        value, the cache could fill, or two keys' bytes deserialize to one key)."""
+        store = node.store
+        if type(store) is not KeyValueStore or not store.cached or None in K or None in V:
+            return False
+        cache, dirty, get, limit = store._cache, store._dirty, store.get, store._limit
+        counts = Counter(K)
+        if len(dirty) + len(counts) >= limit:
+            return False
+        distinct = list(counts)
+        keys = decode(distinct)
+        if len(set(keys)) != len(keys):
+            return False
+        # each key's last record time (one time for the whole run: that one)
+        last = dict(zip(K, T)) if T.count(T[0]) != len(T) else dict.fromkeys(distinct, T[0])
+        miss = _MISSING
+        cget, dget = cache.get, dirty.get
+        for kb, k, c in zip(distinct, keys, counts.values()):
+            old = cget(k, miss)
+            if old is miss:
+                old = get(k)
+            d = dget(k)
+            if d is None:
+                dirty[k] = [old, last[kb]]
+            else:
+                d[1] = last[kb]
+            cache[k] = (0 if old is None else old) + c
+        return True
+
+    if counting:
+        aggregate.raw = raw
     return aggregate
 
 
 _MISSING = object()
 # fields of the runtime's record tuples (topic, partition, offset, timestamp, key, value, headers)
-_KVT = itemgetter(4, 5, 3)
-# and of a batch's (key, value, timestamp)
-_K, _V, _TS2 = itemgetter(0), itemgetter(1), itemgetter(2)
-_TS = itemgetter(3)
-_HEADERS = itemgetter(6)
+_TS, _KEY, _VALUE, _HEADERS = itemgetter(3), itemgetter(4), itemgetter(5), itemgetter(6)
+_K, _V = itemgetter(0), itemgetter(1)
 
 
 def _sink_op(node, task):
     spec = node.spec
     topic = task.topic_name(spec.topic, spec.repartition)
-    kser = (spec.key_serde or task.default_key_serde).serialize
+    kserde = spec.key_serde or task.default_key_serde
     vs = spec.value_serde.bind(task.default_value_serde) if hasattr(spec.value_serde, "bind") else spec.value_serde
-    vser = (vs or task.default_value_serde).serialize
-    buf_owner = task.collector
-    plain_bytes = type(spec.key_serde or task.default_key_serde) is BytesSerde and \
-        type(vs or task.default_value_serde) is BytesSerde
+    vserde = vs or task.default_value_serde
+    kser, vser = kserde.serialize, vserde.serialize
+    kfast = _list_serializer(kserde) or (lambda xs: [kser(x) for x in xs])
+    vfast = _list_serializer(vserde) or (lambda xs: [vser(x) for x in xs])
+    send_run = task.collector.send_run
+    # keys and values serialized alike, the values the keys' own objects (a group_by that keys
+    # each record by its value): one pass
+    alike = type(kserde) is type(vserde) and type(kserde) in (StringSerde, BytesSerde)
 
-    kfast = _list_serializer(spec.key_serde or task.default_key_serde)
-    vfast = _list_serializer(vs or task.default_value_serde)
-
-    plain = {bytes, type(None)}
-
-    def sink(R):
-        keys = list(map(_K, R))
-        values = list(map(_V, R))
-        if plain_bytes and set(map(type, keys)) <= plain and set(map(type, values)) <= plain:
-            pass
-        elif kfast is not None and vfast is not None:
-            keys, values = kfast(keys), vfast(values)
-        else:
-            keys = [kser(k) for k in keys]
-            values = [vser(v) for v in values]
-        buf_owner.send_run(topic, keys, values, list(map(_TS2, R)))
+    def sink(K, V, T):
+        kb = kfast(K)
+        send_run(topic, kb, kb if alike and (V is K or all(map(is_, K, V))) else vfast(V), T)
         return None
     return sink
+
+
+_PLAIN = {bytes, type(None)}
 
 
 def _list_serializer(serde):
@@ -534,13 +673,54 @@ def _list_serializer(serde):
     t = type(serde)
     ser = serde.serialize
     if t is StringSerde:
-        return lambda xs: [x.encode() if type(x) is str else ser(x) for x in xs]
+        encode = str.encode
+
+        def strings(xs):
+            if set(map(type, xs)) == _STR:
+                return list(map(encode, xs))
+            return [x.encode() if type(x) is str else ser(x) for x in xs]
+        return strings
     if t is LongSerde:
         pack = __import__("struct").Struct(">q").pack
-        return lambda xs: [pack(x) if type(x) is int else ser(x) for x in xs]
+
+        def longs(xs):
+            if set(map(type, xs)) == _INT:
+                return list(map(pack, xs))
+            return [pack(x) if type(x) is int else ser(x) for x in xs]
+        return longs
     if t is BytesSerde:
-        return lambda xs: [x if x is None or type(x) is bytes else ser(x) for x in xs]
+        def raw(xs):
+            if set(map(type, xs)) <= _PLAIN:
+                return xs
+            return [x if x is None or type(x) is bytes else ser(x) for x in xs]
+        return raw
     return None
+
+
+_STR, _INT = {str}, {int}
+_PAIR_TYPES = {tuple, list, KeyValue}
+_SIZED_TYPES = {list, tuple}  # whose len() is how many items iterating them gives
+
+
+def _list_deserializer(de):
+    """A list-at-a-time form of a bound ``deserialize`` of the common serdes (None: call
+    it per item)."""
+    t = type(getattr(de, "__self__", None))
+    if t is BytesSerde:
+        return _same
+    if t is StringSerde:
+        return _strings
+    return None
+
+
+def _same(xs):
+    return xs
+
+
+def _strings(xs):
+    if None in xs:
+        return [None if x is None else x.decode("utf-8", "replace") for x in xs]
+    return list(map(str, xs, repeat("utf-8"), repeat("replace")))
 
 
 class KafkaStreams:
@@ -848,6 +1028,65 @@ class KafkaStreams:
             offsets[tp] = run[-1][2] + 1
             i = j
 
+    def _process_record_runs(self, runs) -> None:
+        """What ``Consumer.poll_runs`` gave: a run goes through a task's batch plan when its
+        source has one, no record carries headers and no punctuation is scheduled, else one
+        record at a time (all of them in Kafka's time order when tasks read several inputs)."""
+        if self._multi_input and len(runs) > 1 and any(
+                (r.topic, r.partition) != (runs[0].topic, runs[0].partition) for r in runs):
+            return self._process(self._records_of(runs))
+        routes, offsets = self._routes, self._offsets
+        n = len(runs)
+        i = 0
+        while i < n:
+            run = runs[i]
+            tp = (run.topic, run.partition)
+            targets = routes.get(tp, ())
+            i += 1
+            planned = run.headers is None and all(task.batch_plans.get(run.topic) is not None
+                                                  and not task._punctuations for task, _src in targets)
+            if planned:
+                # the partition's following header-less runs join this one: one pass for all
+                j = i
+                while j < n and runs[j].partition == run.partition and runs[j].topic == run.topic \
+                        and runs[j].headers is None:
+                    j += 1
+                if j > i:
+                    group = runs[i - 1:j]
+                    keys = list(chain.from_iterable(r.keys for r in group))
+                    values = list(chain.from_iterable(r.values for r in group))
+                    stamps = list(chain.from_iterable(r.timestamps for r in group))
+                    last = runs[j - 1].offsets[-1]
+                    i = j
+                else:
+                    keys, values, stamps, last = run.keys, run.values, run.timestamps, run.offsets[-1]
+                for task, src in targets:
+                    task.process_columns(task.batch_plans[run.topic], src, run.topic, last, stamps, keys, values)
+                self.batched_records += len(stamps)
+                offsets[tp] = last + 1
+                continue
+            for task, src in targets:
+                plan = task.batch_plans.get(run.topic) if run.headers is None else None
+                if plan is not None and not task._punctuations:
+                    task.process_columns(plan, src, run.topic, run.offsets[-1], run.timestamps, run.keys, run.values)
+                    self.batched_records += len(run.offsets)
+                    continue
+                process, topic = task.process, run.topic
+                hs = run.headers if run.headers is not None else repeat(None)
+                for offset, ts, kb, vb, headers in zip(run.offsets, run.timestamps, run.keys, run.values, hs):
+                    process(src, topic, offset, ts, kb, vb, headers or None)
+            offsets[tp] = run.offsets[-1] + 1
+
+    @staticmethod
+    def _records_of(runs) -> list:
+        """Record tuples (as ``_make`` builds them) of runs."""
+        out = []
+        for r in runs:
+            n = len(r.offsets)
+            out.extend(zip(repeat(r.topic, n), repeat(r.partition, n), r.offsets, r.timestamps, r.keys, r.values,
+                           r.headers if r.headers is not None else repeat(None, n)))
+        return out
+
     @staticmethod
     def _by_time(records):
         """Records of several partitions in the order Kafka's PartitionGroup picks them: the
@@ -1024,17 +1263,27 @@ class KafkaStreams:
             interval = c["commit.interval.ms"] / 1000.0
             max_records = c["max.poll.records"]
             next_commit = time.monotonic() + interval
+            # the local consumer's column-wise poll; a remote one gives record tuples
+            poll_runs = getattr(self.consumer, "poll_runs", None)
             self._set_state(self.RUNNING)
             self._write_status()
             status_at = time.monotonic() + 1.0
             while not self._stop.is_set():
                 try:
-                    records = self.consumer.poll_made(self._make, timeout=poll_s, max_records=max_records)
-                    if records:
-                        if self.eos and not self._in_txn:
-                            self._ensure_txn()
-                        self._process(records)
-                        self.collector.flush()
+                    if poll_runs is not None:
+                        runs = poll_runs(timeout=poll_s, max_records=max_records)
+                        if runs:
+                            if self.eos and not self._in_txn:
+                                self._ensure_txn()
+                            self._process_record_runs(runs)
+                            self.collector.flush()
+                    else:
+                        records = self.consumer.poll_made(self._make, timeout=poll_s, max_records=max_records)
+                        if records:
+                            if self.eos and not self._in_txn:
+                                self._ensure_txn()
+                            self._process(records)
+                            self.collector.flush()
                     self._poll_globals()
                     now = time.monotonic()
                     if self.tasks:
