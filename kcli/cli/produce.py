@@ -21,13 +21,14 @@ CHUNK = 1 << 20
 
 
 class _Lines(list):
-    """Lines cut from ``nbytes`` bytes of input: no line is longer than that."""
+    """Lines (without their newline) cut from the input: none is longer than ``nbytes``."""
 
     __slots__ = ("nbytes",)
 
 
-def _line_chunks(stream, on_bytes=None):
-    """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time.
+def _blocks(stream, on_bytes=None):
+    """The input about 1 MiB at a time, each block cut just after a newline (the last one
+    may end without).
 
     ``read1`` returns what is available, so a slow pipe or a terminal is read as it comes.
     """
@@ -39,17 +40,54 @@ def _line_chunks(stream, on_bytes=None):
             break
         if on_bytes is not None:
             on_bytes(len(data))
-        if rest:
-            data = rest + data
-        lines = _Lines(data.split(b"\n"))
-        lines.nbytes = len(data)
-        rest = lines.pop()
-        if lines:
-            yield lines
+        cut = data.rfind(b"\n") + 1
+        if not cut:  # no line ends in it yet
+            rest += data
+            continue
+        block = rest + data[:cut] if rest else (data if cut == len(data) else data[:cut])
+        rest = data[cut:]
+        yield block
     if rest:
-        lines = _Lines([rest])
-        lines.nbytes = len(rest)
-        yield lines
+        yield rest
+
+
+def _split_lines(block: bytes) -> _Lines:
+    lines = _Lines(block.split(b"\n"))
+    if block.endswith(b"\n"):
+        lines.pop()
+        lines.nbytes = len(block) - len(lines)  # every line had a newline after it
+    else:
+        lines.nbytes = len(block) - len(lines) + 1
+    return lines
+
+
+def _line_chunks(stream, on_bytes=None):
+    """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time."""
+    for block in _blocks(stream, on_bytes):
+        yield _split_lines(block)
+
+
+_NOT_SEPARATOR: dict[bytes, bytes] = {}  # a one-byte separator -> every other byte but the newline
+
+
+def _split_keyed(block: bytes, sep: bytes) -> tuple[list, list] | None:
+    """Keys and values of a block whose every line holds the one-byte separator exactly
+    once (what splitting each line at its first separator gives then), or None for any
+    other block: the line by line path reads that one, with its errors.
+
+    The block's separators and newlines alone, in order, must alternate; then the block,
+    cut at both, is key, value, key, value, ... without a list of lines in between."""
+    others = _NOT_SEPARATOR.get(sep)
+    if others is None:
+        others = _NOT_SEPARATOR[sep] = bytes(b for b in range(256) if b not in (sep[0], 10))
+    lines = block.count(b"\n")
+    ends = block.endswith(b"\n")
+    if block.translate(None, others) != (sep + b"\n") * lines + (b"" if ends else sep):
+        return None
+    tokens = block.replace(b"\n", sep).split(sep)
+    if ends:
+        tokens.pop()
+    return tokens[0::2], tokens[1::2]
 
 
 def _open_input(file: Optional[str]):
@@ -284,9 +322,25 @@ def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_sepa
     chunk holding it is sent), or None."""
     line_no = 0
     sent = 0
-    for block in _line_chunks(stream, on_bytes):
-        # a transaction boundary can fall inside a chunk: cut the chunk there
+    sep = key_separator.encode("utf-8") if key_separator is not None and input_format == "lines" else None
+    whole = sep is not None and len(sep) == 1 and sep != b"\n"  # blocks split at once when they can be
+    for block in _blocks(stream, on_bytes):
         room = txn.room() if txn is not None else None
+        if whole:
+            split = _split_keyed(block, sep)
+            if split is not None and (room is None or room >= len(split[0])):
+                keys, values = split
+                # no key plus value is longer than a line, and no line longer than the block
+                # without its newlines
+                _send_run(producer, topic, values, keys, headers, partition, timestamp,
+                          len(block) - len(keys))
+                sent += len(keys)
+                line_no += len(keys)
+                if txn is not None:
+                    txn.sent(len(keys))
+                continue
+        block = _split_lines(block)
+        # a transaction boundary can fall inside a chunk: cut the chunk there
         pieces = [block] if room is None or room >= len(block) else \
             [block[:room]] + [block[i:i + txn.size] for i in range(room, len(block), txn.size)]
         for lines in pieces:
