@@ -15,6 +15,7 @@ import random
 
 import pytest
 
+from kcli.cli import produce as produce_cli
 from kcli.formats import plain_records_from_json, record_from_json
 from kcli.producer import Producer
 
@@ -108,6 +109,8 @@ PLAIN_LINES = [
     b'{"headers": {}, "partition": 2}',
     b'{"value": "a", "value_encoding": null}',
     b'{"timestamp": 9223372036854775807}',
+    b'{"key": "k", "value": null, "headers": null}',
+    b'{"key": "\\u00e9\\n", "value": "", "timestamp": 0}',
 ]
 OTHER_LINES = [
     b'{"value": "a\x01"}',
@@ -128,6 +131,10 @@ OTHER_LINES = [
     b'{"value": "a", "headers": [{"key": "h", "value": "v"}]}',
     b'{"value": "a", "headers": [null]}',
     b'{"value": "a", "headers": 1}',
+    b'{"value": "a", "headers": {"h": null}}',
+    b'{"value": "a", "headers": false}',
+    b'{"timestamp": true}',
+    b'{"value": "a", "key_encoding": "base64"}',
     b'{"value": "YQ==", "value_encoding": "base64"}',
     b'{"value": "a", "extra": ' + b"[" * 150 + b"]" * 150 + b"}",
     b'{"value": "a", "extra": 1}',
@@ -176,3 +183,92 @@ def test_produce_lines_with_timestamp_writes_what_a_send_per_record_writes(cli, 
     ok(cli("produce", "cli", "--key", "k", "--timestamp", "1700000000000", "-q", "-X", "linger.ms=600000", "-X",
            "delivery.timeout.ms=1200000", "--no-idempotent", input=b"\n".join(lines) + b"\n"))
     assert log_bytes(data_dir, "cli", 0) == log_bytes(data_dir, "one", 0) != b""
+
+
+# -- key:value lines split a block at a time ------------------------------------------------
+
+KEYED_BLOCKS = [
+    b"k1:v1\nk2:v2\n",
+    b"k:v\n:empty-key\nempty-value:\n:\n",
+    b"last:line without newline",
+    b"a:b\r\nc:d\r\n",
+    b"k\t:v w\x00\xff\n",
+]
+LINE_BY_LINE_BLOCKS = [
+    b"k1:v:1\nk2:v2\n",  # a second separator: split at the first, by the line by line path
+    b"k1:v1\nnosep\nk3:v:3\n",  # one too few and one too many: as many separators as lines
+    b"k1:v1\n\n",  # an empty line
+    b"nosep",  # the last line, without newline or separator
+    b"k1:v1\nk2::v2\nk3v3\n",
+]
+
+
+@pytest.mark.parametrize("block", KEYED_BLOCKS)
+def test_a_block_of_key_value_lines_splits_as_each_line_at_its_first_separator(block):
+    lines = block.split(b"\n")
+    if block.endswith(b"\n"):
+        lines.pop()
+    pairs = [line.split(b":", 1) for line in lines]
+    assert produce_cli._split_keyed(block, b":") == ([k for k, _ in pairs], [v for _, v in pairs])
+
+
+@pytest.mark.parametrize("block", LINE_BY_LINE_BLOCKS)
+def test_a_block_with_a_line_of_more_or_fewer_separators_goes_line_by_line(block):
+    assert produce_cli._split_keyed(block, b":") is None
+
+
+def test_input_blocks_end_after_a_newline_and_hold_every_byte(monkeypatch):
+    import io
+
+    monkeypatch.setattr(produce_cli, "CHUNK", 7)
+    data = b"a:1\nbb:22\nccc:333333333333\n\nd:4\ntail:no newline"
+    blocks = list(produce_cli._blocks(io.BytesIO(data)))
+    assert b"".join(blocks) == data
+    assert all(b.endswith(b"\n") for b in blocks[:-1]) and not blocks[-1].endswith(b"\n")
+    lines = [line for b in blocks for line in produce_cli._split_lines(b)]
+    assert lines == data.split(b"\n")
+    assert all(max(map(len, produce_cli._split_lines(b))) <= produce_cli._split_lines(b).nbytes for b in blocks)
+
+
+def test_produce_key_separator_writes_what_a_send_per_record_writes(cli, broker, data_dir, monkeypatch):
+    """Blocks split at once and blocks read line by line (a line with two separators) make
+    the batches a send per record makes."""
+    broker.create_topic("one", 3)
+    broker.create_topic("cli", 3)
+    monkeypatch.setattr(produce_cli, "CHUNK", 4096)  # many blocks, in-process
+    rng = random.Random(5)
+    lines = [b"customer-%d:" % rng.randrange(300) + b"v" * rng.choice((0, 3, 99, 700))
+             + (b":more" if i % 997 == 0 else b"") for i in range(6000)]
+    with Producer(STEADY, data_dir=data_dir) as p:
+        for line in lines:
+            k, v = line.split(b":", 1)
+            p.send("one", v, key=k, timestamp=1_700_000_000_000)
+    ok(cli("produce", "cli", "-K", ":", "--timestamp", "1700000000000", "-q", "-X", "linger.ms=600000", "-X",
+           "delivery.timeout.ms=1200000", "--no-idempotent", input=b"\n".join(lines)))
+    for part in range(3):
+        assert log_bytes(data_dir, "cli", part) == log_bytes(data_dir, "one", part) != b""
+
+
+def test_produce_key_separator_without_timestamp_batches_as_the_line_by_line_path(cli, broker, data_dir,
+                                                                                     monkeypatch):
+    """send_many's batches (records stamped now) are the same whichever way a block was split:
+    the batch boundaries and the records' bytes but the timestamps agree."""
+    from storage import record_batch as rb
+
+    broker.create_topic("whole", 3)
+    broker.create_topic("lines", 3)
+    monkeypatch.setattr(produce_cli, "CHUNK", 4096)
+    rng = random.Random(9)
+    data = b"".join(b"k%d:" % rng.randrange(100) + b"x" * rng.choice((1, 50, 300)) + b"\n" for _ in range(5000))
+    args = ("-K", ":", "-q", "-X", "linger.ms=600000", "-X", "delivery.timeout.ms=1200000", "--no-idempotent")
+    ok(cli("produce", "whole", *args, input=data))
+    monkeypatch.setattr(produce_cli, "_split_keyed", lambda block, sep: None)
+    ok(cli("produce", "lines", *args, input=data))
+
+    def batches(topic, part):
+        buf = log_bytes(data_dir, topic, part)
+        return [[(r.offset, r.key, r.value, r.headers) for r in rb.decode_records(buf, pos, header)]
+                for pos, header in rb.iter_batches(buf)]
+
+    for part in range(3):
+        assert batches("whole", part) == batches("lines", part) != []

@@ -80,9 +80,9 @@ def _split_keyed(block: bytes, sep: bytes) -> tuple[list, list] | None:
     others = _NOT_SEPARATOR.get(sep)
     if others is None:
         others = _NOT_SEPARATOR[sep] = bytes(b for b in range(256) if b not in (sep[0], 10))
-    lines = block.count(b"\n")
-    ends = block.endswith(b"\n")
-    if block.translate(None, others) != (sep + b"\n") * lines + (b"" if ends else sep):
+    marks = block.translate(None, others)
+    ends = block.endswith(b"\n")  # only the last block may end without
+    if not marks or marks != (sep + b"\n") * (len(marks) // 2) + (b"" if ends else sep):
         return None
     tokens = block.replace(b"\n", sep).split(sep)
     if ends:
