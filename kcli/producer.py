@@ -77,6 +77,29 @@ def to_headers(headers: Iterable | Mapping | None) -> tuple:
     return tuple((str(k), to_bytes(v)) for k, v in items)
 
 
+def _run_starts(items: list) -> list[int]:
+    """Where each run of equal consecutive items begins, then ``len(items)``.
+
+    Input often comes in a few long runs (e.g. what ``consume`` wrote, partition by
+    partition): those are found by counting, the rest by comparing neighbours."""
+    count = len(items)
+    starts = [0]
+    a = 0
+    for _ in range(8):
+        rest = items[a:] if a else items
+        first = rest[0]
+        n = rest.count(first)
+        if n < len(rest) and rest[:n] != [first] * n:  # not one run: the others are found below
+            break
+        a += n
+        starts.append(a)
+        if a == count:
+            return starts
+    starts.extend(compress(range(a + 1, count), map(ne, islice(items, a + 1, None), islice(items, a, None))))
+    starts.append(count)
+    return starts
+
+
 class FutureRecordMetadata:
     """A record's future: ``get()`` / ``result()`` wait for its batch and return RecordMetadata."""
 
@@ -462,9 +485,11 @@ class Producer:
         plain = {bytes, type(None)}
         values = list(values) if set(map(type, values)) <= plain else [to_bytes(v) for v in values]
         if keys is not None:
-            keys = list(keys) if set(map(type, keys)) <= plain else [to_bytes(k) for k in keys]
-            if keys.count(None) == count:
+            keys = keys if type(keys) is list else list(keys)
+            if keys.count(None) == count:  # (before a look at their types: JSON input often has no keys)
                 keys = None
+            else:
+                keys = list(keys) if set(map(type, keys)) <= plain else [to_bytes(k) for k in keys]
         shared = to_headers(headers)
         extra = sum(len(hk) + (len(hv) if hv else 0) + 2 for hk, hv in shared)
         try:
@@ -528,8 +553,7 @@ class Producer:
         block = self.config["max.block.ms"]
         acc = self._accumulator
         per_record = isinstance(hs, list)
-        # runs of consecutive records for one partition, in input order
-        starts = [0, *compress(range(1, count), map(ne, islice(parts, 1, None), parts)), count]
+        starts = _run_starts(parts)  # runs of consecutive records for one partition, in input order
         done = 0  # records queued so far
         for a, b in zip(starts, starts[1:]):
             p = parts[a]

@@ -260,7 +260,9 @@ class _PrefixCache:
 
     Such a record is ``varint(len) 00 00 varint(offsetDelta) 01 varint(valueLen) value 00``
     when all records share the batch's timestamp: everything before the value depends only
-    on the value's length and the offset delta, so it is built once and reused.
+    on the value's length and the offset delta, so it is built once and reused. The entry
+    for an offset delta above 0 starts with the ``00`` that ends the record before it (one
+    piece fewer per record to join).
     """
 
     def __init__(self) -> None:
@@ -275,7 +277,7 @@ class _PrefixCache:
             for od in range(max(count, 256)):
                 od_v = small[od] if od < len(small) else encode_varint(od)
                 body_len = 4 + len(od_v) + len(vlen) + value_length
-                prefixes.append(encode_varint(body_len) + b"\x00\x00" + od_v + b"\x01" + vlen)
+                prefixes.append((b"\x00" if od else b"") + encode_varint(body_len) + b"\x00\x00" + od_v + b"\x01" + vlen)
             if len(self._by_length) > 4096:
                 self._by_length.clear()
             self._by_length[value_length] = prefixes
@@ -293,7 +295,9 @@ def _varint_of(n: int) -> bytes:
 class _KeyedPrefixCache:
     """Encoded record prefixes for keyed, header-less records sharing the batch's timestamp,
     by key and value length: ``varint(len) 00 00 varint(offsetDelta) varint(keyLen)``; the
-    record goes on with the key, ``varint(valueLen)``, the value and ``00``."""
+    record goes on with the key, ``varint(valueLen)``, the value and ``00``. As in
+    ``_PrefixCache``, the entry for an offset delta above 0 starts with the record before
+    it's ``00``."""
 
     def __init__(self) -> None:
         self._rows: dict[tuple[int, int], list[bytes]] = {}
@@ -306,7 +310,7 @@ class _KeyedPrefixCache:
             row = []
             for od in range(max(count, 256)):
                 od_v = _varint_of(od)
-                row.append(_varint_of(fixed + len(od_v)) + b"\x00\x00" + od_v + kv)
+                row.append((b"\x00" if od else b"") + _varint_of(fixed + len(od_v)) + b"\x00\x00" + od_v + kv)
             if len(self._rows) > 4096:
                 self._rows.clear()
             self._rows[(key_length, value_length)] = row
@@ -346,11 +350,12 @@ def encode_values(
     else:
         get = _PREFIXES.get
         prefixes = [get(n, count)[od] for od, n in enumerate(lengths)]
-    # prefix, value, 00 (no headers) per record, laid out by slice assignment (cheaper than
-    # zipping iterators)
-    parts = [b"\x00"] * (3 * count)
-    parts[0::3] = prefixes
-    parts[1::3] = values
+    # (00 ending the record before,) prefix and value per record, then the last record's 00
+    # (no headers), laid out by slice assignment (cheaper than zipping iterators)
+    end = 2 * count
+    parts = [b"\x00"] * (end + 1)
+    parts[0:end:2] = prefixes
+    parts[1:end:2] = values
     body = b"".join(parts)
     return _finish(
         body, count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
@@ -393,11 +398,12 @@ def encode_keyed(
                 prefixes = prefixes[:count]
         else:
             prefixes = list(map(list.__getitem__, map(rows.__getitem__, klens), range(count)))
-        parts = [b"\x00"] * (5 * count)
-        parts[0::5] = prefixes
-        parts[1::5] = keys
-        parts[2::5] = [_varint_of(vl)] * count
-        parts[3::5] = values
+        end = 4 * count
+        parts = [_varint_of(vl)] * (end + 1)  # the value length, in place already
+        parts[0:end:4] = prefixes
+        parts[1:end:4] = keys
+        parts[3:end:4] = values
+        parts[end] = b"\x00"
         body = b"".join(parts)
         return _finish(
             body, count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,

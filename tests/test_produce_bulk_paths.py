@@ -17,7 +17,7 @@ import pytest
 
 from kcli.cli import produce as produce_cli
 from kcli.formats import plain_records_from_json, record_from_json
-from kcli.producer import Producer
+from kcli.producer import Producer, _run_starts
 
 from support import ok
 
@@ -94,6 +94,20 @@ def test_send_records_without_key_or_partition_sticks_to_a_partition_per_batch(b
         batches = p.stats.batches
     assert sum(per_partition) == 90
     assert batches <= 20  # batches of several records (the sticky switch may cut one short)
+
+
+def test_runs_of_partitions_are_where_neighbours_differ():
+    from itertools import compress, islice
+    from operator import ne
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        if rng.random() < 0.5:  # a few long runs
+            items = [x for _ in range(rng.randrange(1, 12)) for x in [rng.choice((None, 0, 1, 2))] * rng.randrange(1, 9)]
+        else:
+            items = [rng.choice((None, 0, 1, 2)) for _ in range(rng.randrange(1, 30))]
+        n = len(items)
+        assert _run_starts(items) == [0, *compress(range(1, n), map(ne, islice(items, 1, None), items)), n]
 
 
 PLAIN_LINES = [
