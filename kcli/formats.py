@@ -220,21 +220,23 @@ def _plain_decoder():
     return _PLAIN_DECODER
 
 
-def plain_records_from_json(lines: list) -> tuple[list, list, list, list] | None:
+def plain_records_from_json(lines: list, *, ascii: bool = False) -> tuple[list, list, list, list] | None:
     """Columns ``(keys, values, partitions, timestamps)`` for JSON input lines that all hold
     plain records: the envelope's fields only, key and value text or null, no headers, no
     ``*_encoding``, in-range timestamps (e.g. what ``consume --output json`` writes). Exactly what ``record_from_json`` gives for each line, read without a dict
     per line; None when any line is something else (blank, invalid, with headers, ...):
-    then ``record_from_json`` reads them, with its errors."""
+    then ``record_from_json`` reads them, with its errors. ``ascii``: the caller knows
+    that every line is ASCII (which saves a look at their bytes)."""
     decode = _plain_decoder()
     if not decode or not lines:
         return None
-    blob = b"".join(lines)
-    if not blob.isascii():
-        try:
-            blob.decode("utf-8")  # the general parser decodes each line before parsing it
-        except UnicodeDecodeError:
-            return None
+    if not ascii:
+        blob = b"".join(lines)
+        if not blob.isascii():
+            try:
+                blob.decode("utf-8")  # the general parser decodes each line before parsing it
+            except UnicodeDecodeError:
+                return None
     try:
         records = list(map(decode.decode, lines))
     except Exception:  # msgspec's DecodeError / ValidationError: the general parser says why

@@ -627,7 +627,9 @@ class Producer:
         while start < total:
             target = base + limit
             # first index whose estimated end lies past the limit
-            end = bisect_right(range(total), target, lo=start, key=lambda i: cum[i] + per * (i + 1))
+            # (each record is at least ``per`` bytes: no run is longer than limit // per + 1)
+            end = bisect_right(range(total), target, lo=start, hi=min(total, start + limit // per + 1),
+                               key=lambda i: cum[i] + per * (i + 1))
             if end <= start:
                 end = start + 1
             size = cum[end - 1] + per * end - base

@@ -244,6 +244,22 @@ def test_input_blocks_end_after_a_newline_and_hold_every_byte(monkeypatch):
     assert all(max(map(len, produce_cli._split_lines(b))) <= produce_cli._split_lines(b).nbytes for b in blocks)
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_input_line_chunks_hold_every_line_and_know_which_are_ascii(monkeypatch, chunk):
+    import io
+
+    monkeypatch.setattr(produce_cli, "CHUNK", chunk)
+    data = b'{"value": "a"}\n{"value": "caf\xc3\xa9"}\n\n{"v": 1}\n{"value": "long ' + b"x" * 50 + b'"}\nend'
+    chunks = list(produce_cli._line_chunks(io.BytesIO(data), ascii=True))
+    assert [line for c in chunks for line in c] == data.split(b"\n")
+    for c in chunks:
+        assert max(map(len, c)) <= c.nbytes
+        assert not c.ascii or all(line.isascii() for line in c)
+        if chunk == 1 and c[0].isascii():  # a read of one byte: known ASCII unless it holds the é
+            assert c.ascii
+    assert not any(c.ascii for c in produce_cli._line_chunks(io.BytesIO(data)))  # not asked: not known
+
+
 def test_produce_key_separator_writes_what_a_send_per_record_writes(cli, broker, data_dir, monkeypatch):
     """Blocks split at once and blocks read line by line (a line with two separators) make
     the batches a send per record makes."""

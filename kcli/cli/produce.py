@@ -21,17 +21,49 @@ CHUNK = 1 << 20
 
 
 class _Lines(list):
-    """Lines (without their newline) cut from the input: none is longer than ``nbytes``."""
+    """Lines (without their newline) cut from the input: none is longer than ``nbytes``;
+    ``ascii``: all of them are ASCII (False: not known)."""
 
-    __slots__ = ("nbytes",)
+    __slots__ = ("nbytes", "ascii")
+
+
+def _line_chunks(stream, on_bytes=None, ascii=False):
+    """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time
+    (``ascii``: find out whether each list is ASCII).
+
+    ``read1`` returns what is available, so a slow pipe or a terminal is read as it comes.
+    """
+    rest = b""
+    rest_ascii = True
+    read = getattr(stream, "read1", stream.read)
+    while True:
+        data = read(CHUNK)
+        if not data:
+            break
+        if on_bytes is not None:
+            on_bytes(len(data))
+        lines = _Lines(data.split(b"\n"))
+        nbytes = len(rest) + len(data)
+        data_ascii = ascii and data.isascii()
+        if rest:  # the line the last read cut (no copy of the whole read to join it)
+            lines[0] = rest + lines[0]
+        chunk_ascii = data_ascii and rest_ascii
+        rest = lines.pop()
+        rest_ascii = chunk_ascii or not rest  # (the rest is cut from the last rest and this read)
+        if lines:
+            lines.nbytes = nbytes - len(rest) - len(lines)  # every line had a newline after it
+            lines.ascii = chunk_ascii
+            yield lines
+    if rest:
+        lines = _Lines([rest])
+        lines.nbytes = len(rest)
+        lines.ascii = ascii and rest.isascii()
+        yield lines
 
 
 def _blocks(stream, on_bytes=None):
     """The input about 1 MiB at a time, each block cut just after a newline (the last one
-    may end without).
-
-    ``read1`` returns what is available, so a slow pipe or a terminal is read as it comes.
-    """
+    may end without)."""
     rest = b""
     read = getattr(stream, "read1", stream.read)
     while True:
@@ -44,7 +76,10 @@ def _blocks(stream, on_bytes=None):
         if not cut:  # no line ends in it yet
             rest += data
             continue
-        block = rest + data[:cut] if rest else (data if cut == len(data) else data[:cut])
+        if rest:
+            block = b"".join((rest, memoryview(data)[:cut]))
+        else:
+            block = data if cut == len(data) else data[:cut]
         rest = data[cut:]
         yield block
     if rest:
@@ -58,13 +93,8 @@ def _split_lines(block: bytes) -> _Lines:
         lines.nbytes = len(block) - len(lines)  # every line had a newline after it
     else:
         lines.nbytes = len(block) - len(lines) + 1
+    lines.ascii = False
     return lines
-
-
-def _line_chunks(stream, on_bytes=None):
-    """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time."""
-    for block in _blocks(stream, on_bytes):
-        yield _split_lines(block)
 
 
 _NOT_SEPARATOR: dict[bytes, bytes] = {}  # a one-byte separator -> every other byte but the newline
@@ -324,7 +354,8 @@ def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_sepa
     sent = 0
     sep = key_separator.encode("utf-8") if key_separator is not None and input_format == "lines" else None
     whole = sep is not None and len(sep) == 1 and sep != b"\n"  # blocks split at once when they can be
-    for block in _blocks(stream, on_bytes):
+    source = _blocks(stream, on_bytes) if whole else _line_chunks(stream, on_bytes, input_format == "json")
+    for block in source:
         room = txn.room() if txn is not None else None
         if whole:
             split = _split_keyed(block, sep)
@@ -339,7 +370,7 @@ def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_sepa
                 if txn is not None:
                     txn.sent(len(keys))
                 continue
-        block = _split_lines(block)
+            block = _split_lines(block)
         # a transaction boundary can fall inside a chunk: cut the chunk there
         pieces = [block] if room is None or room >= len(block) else \
             [block[:room]] + [block[i:i + txn.size] for i in range(room, len(block), txn.size)]
@@ -365,7 +396,7 @@ def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_
         from ..formats import plain_records_from_json, record_from_json
 
         partitions = producer.partitions_for(topic)
-        plain = plain_records_from_json(lines)
+        plain = plain_records_from_json(lines, ascii=getattr(lines, "ascii", False))
         if plain is not None and any(p is not None and not 0 <= p < partitions for p in set(plain[2])):
             plain = None  # the general parser below names the line
         if plain is not None:
