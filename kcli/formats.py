@@ -210,7 +210,8 @@ def _plain_decoder():
             ("topic", str | None), ("partition", int | None), ("offset", int | None),
             ("timestamp", Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)] | None),
             ("timestamp_type", str | None), ("key", str | None), ("value", str | None),
-            ("headers", Annotated[list[None], empty] | Annotated[dict[str, None], empty] | Literal[0] | None),
+            # (an empty array read as the empty tuple: no list per line for the collector to count)
+            ("headers", tuple[()] | Annotated[dict[str, None], empty] | Literal[0] | None),
             ("key_encoding", None), ("value_encoding", None),
         ]
         Plain = msgspec.defstruct("Plain", [(name, kind, None) for name, kind in fields],
