@@ -333,15 +333,19 @@ def encode_values(
     base_sequence: int = NO_SEQUENCE,
     transactional: bool = False,
     partition_leader_epoch: int = -1,
+    value_lengths: Sequence[int] | None = None,
 ) -> bytes:
     """Fast path of ``encode_batch`` for key-less, header-less values sharing one timestamp.
 
     Produces exactly the bytes ``encode_batch`` would for ``(None, v, timestamp, ())``.
+    ``value_lengths``: ``len()`` of each value, when the caller has them already (reading
+    every value once more costs more than the copy that follows, when they are no longer
+    in the CPU's caches).
     """
     count = len(values)
     if not count:
         raise ValueError("a record batch holds at least one record")
-    lengths = list(map(len, values))
+    lengths = list(map(len, values)) if value_lengths is None or len(value_lengths) != count else value_lengths
     first = lengths[0]
     if lengths.count(first) == count:  # uniform values: the prefix list is reused as it is
         prefixes = _PREFIXES.get(first, count)
@@ -378,14 +382,18 @@ def encode_keyed(
     base_sequence: int = NO_SEQUENCE,
     transactional: bool = False,
     partition_leader_epoch: int = -1,
+    key_lengths: Sequence[int] | None = None,
+    value_lengths: Sequence[int] | None = None,
 ) -> bytes:
     """Fast path of ``encode_batch`` for keyed, header-less records sharing one timestamp
-    (keys and values are bytes, never None): exactly the bytes ``encode_batch`` gives."""
+    (keys and values are bytes, never None): exactly the bytes ``encode_batch`` gives.
+    ``key_lengths`` / ``value_lengths``: ``len()`` of each, when the caller has them
+    (as for ``encode_values``)."""
     count = len(values)
     if not count:
         raise ValueError("a record batch holds at least one record")
-    klens = list(map(len, keys))
-    vlens = list(map(len, values))
+    klens = list(map(len, keys)) if key_lengths is None or len(key_lengths) != count else key_lengths
+    vlens = list(map(len, values)) if value_lengths is None or len(value_lengths) != count else value_lengths
     vl = vlens[0]
     if vlens.count(vl) == count and len(keys) == count:
         # values of one length (keys of any): each record is a prefix looked up by its key

@@ -302,3 +302,33 @@ def test_produce_key_separator_without_timestamp_batches_as_the_line_by_line_pat
 
     for part in range(3):
         assert batches("whole", part) == batches("lines", part) != []
+
+
+def test_a_batch_filled_in_bulk_and_by_single_records_encodes_as_encode_batch():
+    """Lengths measured by the bulk paths go with the batch to its encoder; a record added
+    without them (one send) makes the encoder measure them itself."""
+    import threading
+
+    from kcli.record_accumulator import ProducerBatch
+    from storage import record_batch as rb
+
+    cond = threading.Condition()
+    values = [b"v" * (i % 9) for i in range(40)]
+    keys = [b"key-%d" % (i % 13) for i in range(40)]
+    cases = []
+    b = ProducerBatch("t", 0, 0.0, cond)
+    b.extend(values[:20], keys[:20], (), 7, 0, [len(v) for v in values[:20]], [len(k) for k in keys[:20]])
+    b.extend(values[20:], keys[20:], (), 7, 0, [len(v) for v in values[20:]], [len(k) for k in keys[20:]])
+    cases.append((b, keys))
+    b = ProducerBatch("t", 0, 0.0, cond)
+    b.extend(values[:20], keys[:20], (), 7, 0, [len(v) for v in values[:20]], [len(k) for k in keys[:20]])
+    b.extend(values[20:30], keys[20:30], (), 7, 0)  # no lengths for these
+    for k, v in zip(keys[30:], values[30:]):
+        b.append(k, v, 7, (), 0)
+    cases.append((b, keys))
+    b = ProducerBatch("t", 0, 0.0, cond)
+    b.extend_records(values[:25], None, [7] * 25, (), 0, [len(v) for v in values[:25]])
+    b.extend(values[25:], None, (), 7, 0, [len(v) for v in values[25:]])
+    cases.append((b, [None] * 40))
+    for batch, ks in cases:
+        assert batch.encode(0, None) == rb.encode_batch([(k, v, 7, ()) for k, v in zip(ks, values)])

@@ -575,6 +575,17 @@ def test_encode_keyed_equals_encode_batch_for_uniform_and_mixed_lengths(key_leng
     assert fast == slow
 
 
+def test_encoders_given_the_lengths_write_what_they_write_measuring_themselves():
+    keys = [b"k" * (i % 5) for i in range(300)]
+    uniform = [b"v" * 40] * 300
+    mixed = [b"w" * (i % 70) for i in range(300)]
+    for values in (uniform, mixed):
+        lengths = [len(v) for v in values]
+        assert rb.encode_values(values, BASE_TS, value_lengths=lengths) == rb.encode_values(values, BASE_TS)
+        assert rb.encode_keyed(keys, values, BASE_TS, key_lengths=[len(k) for k in keys], value_lengths=lengths) \
+            == rb.encode_keyed(keys, values, BASE_TS)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     records=st.lists(st.tuples(st.binary(max_size=80), st.binary(max_size=300)), min_size=1, max_size=40)
