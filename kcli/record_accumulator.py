@@ -295,6 +295,15 @@ class ProducerBatch:
                 )
             except TypeError:
                 pass
+        elif self.headers is None:  # records of several timestamps (e.g. JSON input's own)
+            try:
+                return rb.encode_timed(
+                    self.keys, self.values, self.timestamps, compression_type=codec, compression_level=level,
+                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+                    transactional=transactional,
+                )
+            except TypeError:  # a None key or value: the general encoder below
+                pass
         n = len(self.values)
         keys = self.keys or [None] * n
         stamps = self.timestamps or [self.timestamp] * n

@@ -441,6 +441,63 @@ def encode_keyed(
     )
 
 
+def encode_timed(
+    keys: Sequence[bytes] | None,
+    values: Sequence[bytes],
+    timestamps: Sequence[int],
+    *,
+    base_offset: int = 0,
+    compression_type: int = compression.NONE,
+    compression_level: int | None = None,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+    transactional: bool = False,
+    partition_leader_epoch: int = -1,
+) -> bytes:
+    """Fast path of ``encode_batch`` for header-less records, each with its own timestamp
+    (keys all None when ``keys`` is None, else all bytes; values bytes, never None):
+    exactly the bytes ``encode_batch`` gives. Records are laid out one by one, but with
+    their varints looked up and no dict or list per record."""
+    count = len(values)
+    if not count:
+        raise ValueError("a record batch holds at least one record")
+    if len(timestamps) != count or (keys is not None and len(keys) != count):
+        raise ValueError("keys, values and timestamps must have the same length")
+    small = SMALL_VARINTS.get()
+    size = len(small)
+    base_ts = timestamps[0]
+    deltas: dict[int, bytes] = {}  # timestamp -> its delta's varint
+    parts: list = []
+    extend = parts.extend
+    for od in range(count):
+        ts = timestamps[od]
+        tv = deltas.get(ts)
+        if tv is None:
+            tv = deltas[ts] = encode_varint(ts - base_ts)
+        v = values[od]
+        vl = len(v)
+        vv = small[vl] if vl < size else encode_varint(vl)
+        odv = small[od] if od < size else encode_varint(od)
+        if keys is None:
+            body = 3 + len(tv) + len(odv) + len(vv) + vl
+            extend(((small[body] if body < size else encode_varint(body)) + b"\x00" + tv + odv + b"\x01" + vv,
+                    v, b"\x00"))
+        else:
+            k = keys[od]
+            kl = len(k)
+            kv = small[kl] if kl < size else encode_varint(kl)
+            body = 2 + len(tv) + len(odv) + len(kv) + kl + len(vv) + vl
+            extend(((small[body] if body < size else encode_varint(body)) + b"\x00" + tv + odv + kv,
+                    k, vv, v, b"\x00"))
+    return _finish(
+        b"".join(parts), count, base_offset=base_offset, base_timestamp=base_ts, max_timestamp=max(timestamps),
+        codec=compression_type, compression_level=compression_level, timestamp_type=CREATE_TIME,
+        transactional=transactional, control=False, producer_id=producer_id, producer_epoch=producer_epoch,
+        base_sequence=base_sequence, partition_leader_epoch=partition_leader_epoch,
+    )
+
+
 def _NO_HEADERS_LIST(count: int):
     return repeat(b"\x00", count)
 

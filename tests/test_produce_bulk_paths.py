@@ -332,3 +332,12 @@ def test_a_batch_filled_in_bulk_and_by_single_records_encodes_as_encode_batch():
     cases.append((b, [None] * 40))
     for batch, ks in cases:
         assert batch.encode(0, None) == rb.encode_batch([(k, v, 7, ()) for k, v in zip(ks, values)])
+    # records of several timestamps: with keys, without, and with a None key among keys
+    stamps = [7 + (i // 10) - (i % 3) for i in range(40)]
+    for ks in (keys, None, keys[:5] + [None] + keys[6:]):
+        b = ProducerBatch("t", 0, 0.0, cond)
+        b.extend_records(values, ks, stamps, (), 0, [len(v) for v in values])
+        expected = rb.encode_batch([(ks[i] if ks else None, values[i], stamps[i], ()) for i in range(40)])
+        assert b.encode(0, None, 5, 1, 3) == rb.encode_batch(
+            [(ks[i] if ks else None, values[i], stamps[i], ()) for i in range(40)], producer_id=5, producer_epoch=1,
+            base_sequence=3) != expected

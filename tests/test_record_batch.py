@@ -602,6 +602,37 @@ def test_encode_keyed_equals_encode_batch_property(records, timestamp, base_offs
     assert fast == rb.encode_batch([(k, v, timestamp, ()) for k, v in records], base_offset=base_offset)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    records=st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=300),
+                               st.integers(min_value=-(2**40), max_value=2**40)), min_size=1, max_size=60),
+    keyed=st.booleans(),
+    base_ts=st.integers(min_value=0, max_value=2**62),
+    base_offset=st.integers(min_value=0, max_value=2**40),
+)
+def test_encode_timed_equals_encode_batch_property(records, keyed, base_ts, base_offset):
+    keys = [k for k, _, _ in records] if keyed else None
+    values = [v for _, v, _ in records]
+    stamps = [base_ts + d for _, _, d in records]
+    fast = rb.encode_timed(keys, values, stamps, base_offset=base_offset, producer_id=3, producer_epoch=1,
+                           base_sequence=4)
+    slow = rb.encode_batch([(k if keyed else None, v, t, ()) for (k, v, _), t in zip(records, stamps)],
+                           base_offset=base_offset, producer_id=3, producer_epoch=1, base_sequence=4)
+    assert fast == slow
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_encode_timed_equals_encode_batch_past_the_small_varint_table(keyed):
+    n = 17000  # offset deltas and record lengths past the 16384 small varints
+    values = [b"v" * (20000 if i == 5 else i % 100) for i in range(n)]
+    keys = [b"k" * (i % 3) for i in range(n)] if keyed else None
+    stamps = [1_700_000_000_000 + (i // 1000) * 7 - (i % 2) for i in range(n)]
+    fast = rb.encode_timed(keys, values, stamps, compression_type=CODECS["gzip"])
+    slow = rb.encode_batch([(keys[i] if keyed else None, values[i], stamps[i], ()) for i in range(n)],
+                           compression_type=CODECS["gzip"])
+    assert fast == slow
+
+
 # --------------------------------------------------------------------------- 6. corruption
 
 
