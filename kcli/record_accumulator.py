@@ -399,7 +399,9 @@ class RecordAccumulator:
 
     # -- appending -------------------------------------------------------------------------
 
-    def _open_batch(self, tp: tuple[str, int], size: int, now: float) -> ProducerBatch:
+    def _open_batch(self, tp: tuple[str, int], size: int, now: float, notify: bool = True) -> ProducerBatch:
+        """The partition's open batch if the record fits, else a new one (``notify``: wake
+        the sender; False when the caller does before it lets go of the lock)."""
         queue = self.queues.get(tp)
         if queue is None:
             queue = self.queues[tp] = deque()
@@ -409,11 +411,13 @@ class RecordAccumulator:
                 return last
             if not last.closed:
                 last.closed = True
-                self.cond.notify_all()  # a full batch is ready: wake the sender
+                if notify:
+                    self.cond.notify_all()  # a full batch is ready: wake the sender
         batch = ProducerBatch(tp[0], tp[1], now, self.done_cond)
         queue.append(batch)
         self.incomplete.add(batch)
-        self.cond.notify_all()  # the sender times linger.ms from the batch's creation
+        if notify:
+            self.cond.notify_all()  # the sender times linger.ms from the batch's creation
         return batch
 
     def append(self, tp, key, value, timestamp, headers, size, deadline, max_block_ms,
@@ -458,7 +462,7 @@ class RecordAccumulator:
             if tp[1] is None:
                 bip, info = self._sticky_partition(tp[0], num_partitions)
                 tp = (tp[0], info.partition)
-            batch = self._open_batch(tp, size, time.monotonic())
+            batch = self._open_batch(tp, size, time.monotonic(), False)  # (notified below)
             batch.reserved += size
             batch.extend(values, keys, headers, timestamp, size, value_lengths, key_lengths)
             if batch.size >= self.batch_size:
@@ -490,7 +494,7 @@ class RecordAccumulator:
                     # reserve enough for the most that can go into one batch, give back the rest
                     want = min(max(limit, sizes[i]), cum[n] - cum[i], max(sizes[i], self.buffer_memory))
                     self._reserve(want, deadline, max_block_ms)
-                    batch = self._open_batch(tp, sizes[i], time.monotonic())
+                    batch = self._open_batch(tp, sizes[i], time.monotonic(), False)  # (notified below)
                     # the records i..j-1 fit: batch.size + their sizes <= batch.size limit
                     j = bisect_right(cum, min(limit - batch.size, want) + cum[i], i + 1) - 1
                     if j <= i:
