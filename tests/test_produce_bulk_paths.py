@@ -341,3 +341,37 @@ def test_a_batch_filled_in_bulk_and_by_single_records_encodes_as_encode_batch():
         assert b.encode(0, None, 5, 1, 3) == rb.encode_batch(
             [(ks[i] if ks else None, values[i], stamps[i], ()) for i in range(40)], producer_id=5, producer_epoch=1,
             base_sequence=3) != expected
+
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_send_many_runs_hold_records_while_they_fit_in_batch_size_with_their_lengths(data_dir, broker, keyed):
+    """send_many's runs (cut by a binary search bounded by the smallest record) are those a
+    record by record sum makes, and each comes with the len() of its values and keys."""
+    broker.create_topic("t", 1)
+    rng = random.Random(13)
+    values = [None if rng.random() < 0.01 else b"v" * rng.choice((0, 1, 40, 99, 500, 3000, 20000))
+              for _ in range(3000)]
+    keys = [b"customer-%d" % rng.randrange(400) for _ in range(3000)] if keyed else None
+    with Producer(STEADY, data_dir=data_dir, batch_size=2048) as p:
+        for vs in (values, [v for v in values if v is not None]):
+            ks = keys[:len(vs)] if keyed else None
+            per = 21
+            expected, start, acc = [], 0, 0
+            for i, v in enumerate(vs):
+                size = len(v or b"") + (len(ks[i]) if keyed else 0) + per
+                if i > start and acc + size > 2048:
+                    expected.append((start, i, acc))
+                    start, acc = i, 0
+                acc += size
+            expected.append((start, len(vs), acc))
+            got, start = [], 0
+            for chunk, kchunk, size, vl, kl in p._chunks(vs, ks, 0):
+                assert chunk == vs[start:start + len(chunk)] and kchunk == (ks[start:start + len(chunk)] if keyed else None)
+                if None in vs:  # measured by a scan that stops at the first None: not known
+                    assert vl is None and kl is None
+                else:
+                    assert vl == [len(v) for v in chunk] and kl == ([len(k) for k in kchunk] if keyed else None)
+                got.append((start, start + len(chunk), size))
+                start += len(chunk)
+            assert got == expected
