@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import json
 from itertools import repeat
-from operator import attrgetter
 from typing import Any, Callable
 
 TIMESTAMP_TYPES = {0: "CreateTime", 1: "LogAppendTime"}
@@ -195,72 +194,66 @@ def _plain_decoder():
     if _PLAIN_DECODER is None:
         try:
             import msgspec
+            from typing import Annotated, Literal
         except ImportError:  # pragma: no cover - msgspec is a dependency; the general parser still works
             _PLAIN_DECODER = False
             return False
 
-        # every field of the envelope typed, none other allowed: nothing can nest deeply, and
-        # headers can only be empty ([], {}, 0 or null; anything else goes to the general parser).
+        # every field of the envelope typed, none other allowed: nothing can nest deeply.
+        # What the general parser would refuse or read differently fails here instead, so
+        # that it reads the line: headers only empty ([], {}, 0 or null), timestamps only
+        # 0..2^63-1, no *_encoding but null.
         # gc=False: a million of these must not keep the garbage collector busy (they hold no
         # references that could make a cycle)
-        class Plain(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-            topic: str | None = None
-            partition: int | None = None
-            offset: int | None = None
-            timestamp: int | None = None
-            timestamp_type: str | None = None
-            key: str | None = None
-            value: str | None = None
-            headers: list[None] | dict[str, None] | int | None = None
-            key_encoding: None = None
-            value_encoding: None = None
+        empty = msgspec.Meta(max_length=0)
+        fields = [
+            ("topic", str | None), ("partition", int | None), ("offset", int | None),
+            ("timestamp", Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)] | None),
+            ("timestamp_type", str | None), ("key", str | None), ("value", str | None),
+            # (an empty array read as the empty tuple: no list per line for the collector to count)
+            ("headers", tuple[()] | Annotated[dict[str, None], empty] | Literal[0] | None),
+            ("key_encoding", None), ("value_encoding", None),
+        ]
+        Plain = msgspec.defstruct("Plain", [(name, kind, None) for name, kind in fields],
+                                  forbid_unknown_fields=True, gc=False)
 
         _PLAIN_DECODER = msgspec.json.Decoder(Plain)
     return _PLAIN_DECODER
 
 
-def plain_records_from_json(lines: list) -> tuple[list, list, list, list] | None:
+def plain_records_from_json(lines: list, *, ascii: bool = False) -> tuple[list, list, list, list] | None:
     """Columns ``(keys, values, partitions, timestamps)`` for JSON input lines that all hold
     plain records: the envelope's fields only, key and value text or null, no headers, no
     ``*_encoding``, in-range timestamps (e.g. what ``consume --output json`` writes). Exactly what ``record_from_json`` gives for each line, read without a dict
     per line; None when any line is something else (blank, invalid, with headers, ...):
-    then ``record_from_json`` reads them, with its errors."""
+    then ``record_from_json`` reads them, with its errors. ``ascii``: the caller knows
+    that every line is ASCII (which saves a look at their bytes)."""
     decode = _plain_decoder()
     if not decode or not lines:
         return None
-    blob = b"".join(lines)
-    if not blob.isascii():
-        try:
-            blob.decode("utf-8")  # the general parser decodes each line before parsing it
-        except UnicodeDecodeError:
-            return None
+    if not ascii:
+        blob = b"".join(lines)
+        if not blob.isascii():
+            try:
+                blob.decode("utf-8")  # the general parser decodes each line before parsing it
+            except UnicodeDecodeError:
+                return None
     try:
         records = list(map(decode.decode, lines))
     except Exception:  # msgspec's DecodeError / ValidationError: the general parser says why
         return None
-    if any(map(_HEADERS, records)):
-        return None
-    stamps = list(map(_TIMESTAMP, records))
-    known = [t for t in stamps if t is not None] if None in stamps else stamps
-    if known and (min(known) < 0 or max(known) > INT64_MAX):
-        return None
+    # (comprehensions: an attribute read in one is cheaper than a call through attrgetter)
     try:
-        keys = _utf8(list(map(_KEY, records)))
-        values = _utf8(list(map(_VALUE, records)))
+        try:
+            values = [r.value.encode() for r in records]
+        except AttributeError:  # a null value
+            values = [None if r.value is None else r.value.encode() for r in records]
+        keys = [r.key for r in records]
+        if keys.count(None) != len(keys):
+            keys = [None if k is None else k.encode() for k in keys]
     except UnicodeEncodeError:  # a lone surrogate: refused by the general parser, with its position
         return None
-    return keys, values, list(map(_PARTITION, records)), stamps
-
-
-_HEADERS, _TIMESTAMP, _KEY, _VALUE, _PARTITION = map(attrgetter, ("headers", "timestamp", "key", "value", "partition"))
-
-
-def _utf8(texts: list) -> list:
-    """Each str as UTF-8 bytes, None kept."""
-    try:
-        return list(map(str.encode, texts))
-    except TypeError:  # a None among them
-        return [None if t is None else t.encode() for t in texts]
+    return keys, values, [r.partition for r in records], [r.timestamp for r in records]
 
 
 def check_timestamp(timestamp: int) -> int:

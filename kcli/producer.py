@@ -77,6 +77,29 @@ def to_headers(headers: Iterable | Mapping | None) -> tuple:
     return tuple((str(k), to_bytes(v)) for k, v in items)
 
 
+def _run_starts(items: list) -> list[int]:
+    """Where each run of equal consecutive items begins, then ``len(items)``.
+
+    Input often comes in a few long runs (e.g. what ``consume`` wrote, partition by
+    partition): those are found by counting, the rest by comparing neighbours."""
+    count = len(items)
+    starts = [0]
+    a = 0
+    for _ in range(8):
+        rest = items[a:] if a else items
+        first = rest[0]
+        n = rest.count(first)
+        if n < len(rest) and rest[:n] != [first] * n:  # not one run: the others are found below
+            break
+        a += n
+        starts.append(a)
+        if a == count:
+            return starts
+    starts.extend(compress(range(a + 1, count), map(ne, islice(items, a + 1, None), islice(items, a, None))))
+    starts.append(count)
+    return starts
+
+
 class FutureRecordMetadata:
     """A record's future: ``get()`` / ``result()`` wait for its batch and return RecordMetadata."""
 
@@ -406,8 +429,8 @@ class Producer:
                 groups = None
             if groups is not None:
                 for p, (vals, ks) in groups.items():
-                    for chunk, kchunk, size in self._chunks(vals, ks, extra):
-                        append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n)
+                    for chunk, kchunk, size, vl, kl in self._chunks(vals, ks, extra):
+                        append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n, vl, kl)
                 return
         if partition is not None or keyed or self._partitioner is not None:
             groups: dict[int | None, tuple[list, list | None]] = {}
@@ -422,11 +445,11 @@ class Producer:
                 if keys is not None:
                     group[1].append(k)
             for p, (vals, ks) in groups.items():  # p None: key-less records of a keyed call
-                for chunk, kchunk, size in self._chunks(vals, ks, extra):
-                    append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n)
+                for chunk, kchunk, size, vl, kl in self._chunks(vals, ks, extra):
+                    append((topic, p), chunk, kchunk, headers_t, ts, size, deadline, block, n, vl, kl)
             return
-        for chunk, kchunk, size in self._chunks(values, keys, extra):
-            append((topic, None), chunk, kchunk, headers_t, ts, size, deadline, block, n)
+        for chunk, kchunk, size, vl, kl in self._chunks(values, keys, extra):
+            append((topic, None), chunk, kchunk, headers_t, ts, size, deadline, block, n, vl, kl)
 
     def send_records(
         self,
@@ -462,15 +485,18 @@ class Producer:
         plain = {bytes, type(None)}
         values = list(values) if set(map(type, values)) <= plain else [to_bytes(v) for v in values]
         if keys is not None:
-            keys = list(keys) if set(map(type, keys)) <= plain else [to_bytes(k) for k in keys]
-            if keys.count(None) == count:
+            keys = keys if type(keys) is list else list(keys)
+            if keys.count(None) == count:  # (before a look at their types: JSON input often has no keys)
                 keys = None
+            else:
+                keys = list(keys) if set(map(type, keys)) <= plain else [to_bytes(k) for k in keys]
         shared = to_headers(headers)
         extra = sum(len(hk) + (len(hv) if hv else 0) + 2 for hk, hv in shared)
         try:
-            sizes = list(map(len, values))
+            sizes = vlens = list(map(len, values))  # (the lengths go with the batches to the encoder)
         except TypeError:  # a None value
             sizes = [0 if v is None else len(v) for v in values]
+            vlens = None
         if keys is not None:
             try:
                 sizes = list(map(add, sizes, map(len, keys)))
@@ -482,6 +508,8 @@ class Producer:
             if hs.count(shared) == count:
                 hs = shared
             else:
+                if sizes is vlens:
+                    sizes = sizes[:]
                 for i, h in enumerate(hs):
                     sizes[i] += sum(len(hk) + (len(hv) if hv else 0) + 2 for hk, hv in h[len(shared):])
         else:
@@ -496,6 +524,7 @@ class Producer:
                 f"{max_request}, which is the value of the max.request.size configuration.")
             too_large.records_appended = count = first
             values, sizes = values[:first], sizes[:first]
+            vlens = vlens[:first] if vlens is not None else None
             keys = keys[:first] if keys is not None else None
             timestamps = timestamps[:first] if timestamps is not None else None
             partitions = partitions[:first] if partitions is not None else None
@@ -528,8 +557,7 @@ class Producer:
         block = self.config["max.block.ms"]
         acc = self._accumulator
         per_record = isinstance(hs, list)
-        # runs of consecutive records for one partition, in input order
-        starts = [0, *compress(range(1, count), map(ne, islice(parts, 1, None), parts)), count]
+        starts = _run_starts(parts)  # runs of consecutive records for one partition, in input order
         done = 0  # records queued so far
         for a, b in zip(starts, starts[1:]):
             p = parts[a]
@@ -541,7 +569,8 @@ class Producer:
                         done += 1
                 else:
                     acc.append_run((topic, p), values[a:b], keys[a:b] if keys is not None else None, stamps[a:b],
-                                   hs[a:b] if per_record else hs, sizes[a:b], deadline, block)
+                                   hs[a:b] if per_record else hs, sizes[a:b], deadline, block,
+                                   vlens[a:b] if vlens is not None else None)
                     done = b
             except KafkaError as exc:
                 exc.records_appended = done + (getattr(exc, "records_appended", 0) if p is not None else 0)
@@ -588,12 +617,18 @@ class Producer:
     def _chunks(self, values: Sequence, keys: Sequence | None, extra: int):
         """Split records into runs of at most ``batch.size`` estimated bytes (at least one
         each). Cumulative sizes and a binary search per run keep this out of a per-record
-        Python loop, which matters at a million records a second."""
+        Python loop, which matters at a million records a second.
+
+        Yields ``(values, keys, size, value lengths, key lengths)`` per run; the lengths
+        (None when a value or key is None) go with the batch to its encoder."""
         limit = max(1, self.config["batch.size"])
         per = RECORD_OVERHEAD + extra
         try:  # len() of a None is a TypeError: None values or keys are found without a scan
-            cum = list(accumulate(map(len, values) if keys is None else map(add, map(len, values), map(len, keys))))
+            vlens = list(map(len, values))
+            klens = list(map(len, keys)) if keys is not None else None
+            cum = list(accumulate(vlens if klens is None else map(add, vlens, klens)))
         except TypeError:
+            vlens = klens = None
             lengths = (0 if v is None else len(v) for v in values)
             if keys is not None:
                 lengths = map(add, lengths, (0 if k is None else len(k) for k in keys))
@@ -603,14 +638,18 @@ class Producer:
         while start < total:
             target = base + limit
             # first index whose estimated end lies past the limit
-            end = bisect_right(range(total), target, lo=start, key=lambda i: cum[i] + per * (i + 1))
+            # (each record is at least ``per`` bytes: no run is longer than limit // per + 1)
+            end = bisect_right(range(total), target, lo=start, hi=min(total, start + limit // per + 1),
+                               key=lambda i: cum[i] + per * (i + 1))
             if end <= start:
                 end = start + 1
             size = cum[end - 1] + per * end - base
             chunk = values[start:end]
             kchunk = keys[start:end] if keys is not None else None
             yield (chunk if type(chunk) is list else list(chunk),
-                   kchunk if kchunk is None or type(kchunk) is list else list(kchunk), size)
+                   kchunk if kchunk is None or type(kchunk) is list else list(kchunk), size,
+                   vlens[start:end] if vlens is not None else None,
+                   klens[start:end] if klens is not None else None)
             base += size
             start = end
 

@@ -126,7 +126,7 @@ class ProducerBatch:
     __slots__ = (
         "topic", "partition", "keys", "values", "timestamps", "headers", "timestamp",
         "size", "created", "attempts", "stored_failures", "closed", "result", "encoded", "retry_at",
-        "reserved", "sequence", "solo",
+        "reserved", "sequence", "solo", "value_lengths", "key_lengths",
     )
 
     def __init__(self, topic: str, partition: int, now: float, done_cond: threading.Condition) -> None:
@@ -148,6 +148,11 @@ class ProducerBatch:
         self.reserved = 0
         self.sequence: tuple[int, int, int] | None = None  # (producer id, epoch, base sequence) once stamped
         self.solo = False  # sent in a request of its own (after a MESSAGE_TOO_LARGE refusal)
+        # len() of each value and each key, while every record came with them (None: not known).
+        # The bulk paths measure records as they size them, so the encoder on the sender thread
+        # need not read every record once more before it copies them
+        self.value_lengths: list | None = []
+        self.key_lengths: list | None = []
 
     @property
     def count(self) -> int:
@@ -183,6 +188,7 @@ class ProducerBatch:
 
     def append(self, key, value, timestamp: int, headers: tuple, size: int) -> int:
         index = len(self.values)
+        self.value_lengths = self.key_lengths = None
         if index == 0:
             self.timestamp = timestamp
         elif self.timestamps is None and timestamp != self.timestamp:
@@ -201,10 +207,22 @@ class ProducerBatch:
         self.size += size
         return index
 
-    def extend(self, values: list, keys: list | None, headers: tuple, timestamp: int, size: int) -> None:
-        """Records sharing one timestamp and one set of headers (the bulk path)."""
+    def extend(self, values: list, keys: list | None, headers: tuple, timestamp: int, size: int,
+               value_lengths: list | None = None, key_lengths: list | None = None) -> None:
+        """Records sharing one timestamp and one set of headers (the bulk path);
+        ``value_lengths`` / ``key_lengths``: len() of each, when the caller has them."""
         index = len(self.values)
         n = len(values)
+        if self.value_lengths is not None:
+            if value_lengths is None:
+                self.value_lengths = None
+            else:
+                self.value_lengths.extend(value_lengths)
+        if self.key_lengths is not None:
+            if keys is None or key_lengths is None:
+                self.key_lengths = None
+            else:
+                self.key_lengths.extend(key_lengths)
         if index == 0:
             self.timestamp = timestamp
         elif self.timestamps is None and timestamp != self.timestamp:
@@ -222,12 +240,19 @@ class ProducerBatch:
         self.values.extend(values)
         self.size += size
 
-    def extend_records(self, values: list, keys: list | None, timestamps: list, headers, size: int) -> None:
+    def extend_records(self, values: list, keys: list | None, timestamps: list, headers, size: int,
+                       value_lengths: list | None = None) -> None:
         """Records each with its own timestamp (and key, which may be None), as ``append``
         would add them one by one; ``headers`` is one tuple shared by all, or a list of
-        tuples, one per record."""
+        tuples, one per record. ``value_lengths``: len() of each value, when the caller has them."""
         index = len(self.values)
         n = len(values)
+        self.key_lengths = None
+        if self.value_lengths is not None:
+            if value_lengths is None:
+                self.value_lengths = None
+            else:
+                self.value_lengths.extend(value_lengths)
         if index == 0:
             self.timestamp = timestamps[0]
         if self.timestamps is None and timestamps.count(self.timestamp) != n:
@@ -261,14 +286,23 @@ class ProducerBatch:
                     return rb.encode_values(
                         self.values, self.timestamp, compression_type=codec, compression_level=level,
                         producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
-                        transactional=transactional,
+                        transactional=transactional, value_lengths=self.value_lengths,
                     )
                 return rb.encode_keyed(
                     self.keys, self.values, self.timestamp, compression_type=codec, compression_level=level,
                     producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
-                    transactional=transactional,
+                    transactional=transactional, key_lengths=self.key_lengths, value_lengths=self.value_lengths,
                 )
             except TypeError:
+                pass
+        elif self.headers is None:  # records of several timestamps (e.g. JSON input's own)
+            try:
+                return rb.encode_timed(
+                    self.keys, self.values, self.timestamps, compression_type=codec, compression_level=level,
+                    producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+                    transactional=transactional,
+                )
+            except TypeError:  # a None key or value: the general encoder below
                 pass
         n = len(self.values)
         keys = self.keys or [None] * n
@@ -365,7 +399,9 @@ class RecordAccumulator:
 
     # -- appending -------------------------------------------------------------------------
 
-    def _open_batch(self, tp: tuple[str, int], size: int, now: float) -> ProducerBatch:
+    def _open_batch(self, tp: tuple[str, int], size: int, now: float, notify: bool = True) -> ProducerBatch:
+        """The partition's open batch if the record fits, else a new one (``notify``: wake
+        the sender; False when the caller does before it lets go of the lock)."""
         queue = self.queues.get(tp)
         if queue is None:
             queue = self.queues[tp] = deque()
@@ -375,11 +411,13 @@ class RecordAccumulator:
                 return last
             if not last.closed:
                 last.closed = True
-                self.cond.notify_all()  # a full batch is ready: wake the sender
+                if notify:
+                    self.cond.notify_all()  # a full batch is ready: wake the sender
         batch = ProducerBatch(tp[0], tp[1], now, self.done_cond)
         queue.append(batch)
         self.incomplete.add(batch)
-        self.cond.notify_all()  # the sender times linger.ms from the batch's creation
+        if notify:
+            self.cond.notify_all()  # the sender times linger.ms from the batch's creation
         return batch
 
     def append(self, tp, key, value, timestamp, headers, size, deadline, max_block_ms,
@@ -414,7 +452,8 @@ class RecordAccumulator:
             return batch, index
 
     def append_many(self, tp, values: list, keys: list | None, headers: tuple, timestamp: int, size: int,
-                    deadline, max_block_ms, num_partitions: int = 0) -> ProducerBatch:
+                    deadline, max_block_ms, num_partitions: int = 0, value_lengths: list | None = None,
+                    key_lengths: list | None = None) -> ProducerBatch:
         with self.cond:
             if self.closing:
                 raise KafkaError("the producer is closed")
@@ -423,9 +462,9 @@ class RecordAccumulator:
             if tp[1] is None:
                 bip, info = self._sticky_partition(tp[0], num_partitions)
                 tp = (tp[0], info.partition)
-            batch = self._open_batch(tp, size, time.monotonic())
+            batch = self._open_batch(tp, size, time.monotonic(), False)  # (notified below)
             batch.reserved += size
-            batch.extend(values, keys, headers, timestamp, size)
+            batch.extend(values, keys, headers, timestamp, size, value_lengths, key_lengths)
             if batch.size >= self.batch_size:
                 batch.closed = True
             self.cond.notify_all()
@@ -434,7 +473,7 @@ class RecordAccumulator:
             return batch
 
     def append_run(self, tp, values: list, keys: list | None, timestamps: list, headers, sizes: list,
-                   deadline, max_block_ms) -> int:
+                   deadline, max_block_ms, value_lengths: list | None = None) -> int:
         """Records for one partition, placed in batches exactly as ``append`` called once per
         record would place them (a record joins the open batch while it fits in
         ``batch.size``, a batch is closed once it reaches it), under one lock per batch
@@ -455,7 +494,7 @@ class RecordAccumulator:
                     # reserve enough for the most that can go into one batch, give back the rest
                     want = min(max(limit, sizes[i]), cum[n] - cum[i], max(sizes[i], self.buffer_memory))
                     self._reserve(want, deadline, max_block_ms)
-                    batch = self._open_batch(tp, sizes[i], time.monotonic())
+                    batch = self._open_batch(tp, sizes[i], time.monotonic(), False)  # (notified below)
                     # the records i..j-1 fit: batch.size + their sizes <= batch.size limit
                     j = bisect_right(cum, min(limit - batch.size, want) + cum[i], i + 1) - 1
                     if j <= i:
@@ -464,7 +503,8 @@ class RecordAccumulator:
                     self.used -= want - size
                     batch.reserved += size
                     batch.extend_records(values[i:j], keys[i:j] if keys is not None else None, timestamps[i:j],
-                                         headers[i:j] if per_record else headers, size)
+                                         headers[i:j] if per_record else headers, size,
+                                         value_lengths[i:j] if value_lengths is not None else None)
                     if batch.size >= limit:
                         batch.closed = True
                     i = j

@@ -260,7 +260,9 @@ class _PrefixCache:
 
     Such a record is ``varint(len) 00 00 varint(offsetDelta) 01 varint(valueLen) value 00``
     when all records share the batch's timestamp: everything before the value depends only
-    on the value's length and the offset delta, so it is built once and reused.
+    on the value's length and the offset delta, so it is built once and reused. The entry
+    for an offset delta above 0 starts with the ``00`` that ends the record before it (one
+    piece fewer per record to join).
     """
 
     def __init__(self) -> None:
@@ -275,7 +277,7 @@ class _PrefixCache:
             for od in range(max(count, 256)):
                 od_v = small[od] if od < len(small) else encode_varint(od)
                 body_len = 4 + len(od_v) + len(vlen) + value_length
-                prefixes.append(encode_varint(body_len) + b"\x00\x00" + od_v + b"\x01" + vlen)
+                prefixes.append((b"\x00" if od else b"") + encode_varint(body_len) + b"\x00\x00" + od_v + b"\x01" + vlen)
             if len(self._by_length) > 4096:
                 self._by_length.clear()
             self._by_length[value_length] = prefixes
@@ -293,7 +295,9 @@ def _varint_of(n: int) -> bytes:
 class _KeyedPrefixCache:
     """Encoded record prefixes for keyed, header-less records sharing the batch's timestamp,
     by key and value length: ``varint(len) 00 00 varint(offsetDelta) varint(keyLen)``; the
-    record goes on with the key, ``varint(valueLen)``, the value and ``00``."""
+    record goes on with the key, ``varint(valueLen)``, the value and ``00``. As in
+    ``_PrefixCache``, the entry for an offset delta above 0 starts with the record before
+    it's ``00``."""
 
     def __init__(self) -> None:
         self._rows: dict[tuple[int, int], list[bytes]] = {}
@@ -306,7 +310,7 @@ class _KeyedPrefixCache:
             row = []
             for od in range(max(count, 256)):
                 od_v = _varint_of(od)
-                row.append(_varint_of(fixed + len(od_v)) + b"\x00\x00" + od_v + kv)
+                row.append((b"\x00" if od else b"") + _varint_of(fixed + len(od_v)) + b"\x00\x00" + od_v + kv)
             if len(self._rows) > 4096:
                 self._rows.clear()
             self._rows[(key_length, value_length)] = row
@@ -329,15 +333,19 @@ def encode_values(
     base_sequence: int = NO_SEQUENCE,
     transactional: bool = False,
     partition_leader_epoch: int = -1,
+    value_lengths: Sequence[int] | None = None,
 ) -> bytes:
     """Fast path of ``encode_batch`` for key-less, header-less values sharing one timestamp.
 
     Produces exactly the bytes ``encode_batch`` would for ``(None, v, timestamp, ())``.
+    ``value_lengths``: ``len()`` of each value, when the caller has them already (reading
+    every value once more costs more than the copy that follows, when they are no longer
+    in the CPU's caches).
     """
     count = len(values)
     if not count:
         raise ValueError("a record batch holds at least one record")
-    lengths = list(map(len, values))
+    lengths = list(map(len, values)) if value_lengths is None or len(value_lengths) != count else value_lengths
     first = lengths[0]
     if lengths.count(first) == count:  # uniform values: the prefix list is reused as it is
         prefixes = _PREFIXES.get(first, count)
@@ -346,11 +354,12 @@ def encode_values(
     else:
         get = _PREFIXES.get
         prefixes = [get(n, count)[od] for od, n in enumerate(lengths)]
-    # prefix, value, 00 (no headers) per record, laid out by slice assignment (cheaper than
-    # zipping iterators)
-    parts = [b"\x00"] * (3 * count)
-    parts[0::3] = prefixes
-    parts[1::3] = values
+    # (00 ending the record before,) prefix and value per record, then the last record's 00
+    # (no headers), laid out by slice assignment (cheaper than zipping iterators)
+    end = 2 * count
+    parts = [b"\x00"] * (end + 1)
+    parts[0:end:2] = prefixes
+    parts[1:end:2] = values
     body = b"".join(parts)
     return _finish(
         body, count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
@@ -373,14 +382,18 @@ def encode_keyed(
     base_sequence: int = NO_SEQUENCE,
     transactional: bool = False,
     partition_leader_epoch: int = -1,
+    key_lengths: Sequence[int] | None = None,
+    value_lengths: Sequence[int] | None = None,
 ) -> bytes:
     """Fast path of ``encode_batch`` for keyed, header-less records sharing one timestamp
-    (keys and values are bytes, never None): exactly the bytes ``encode_batch`` gives."""
+    (keys and values are bytes, never None): exactly the bytes ``encode_batch`` gives.
+    ``key_lengths`` / ``value_lengths``: ``len()`` of each, when the caller has them
+    (as for ``encode_values``)."""
     count = len(values)
     if not count:
         raise ValueError("a record batch holds at least one record")
-    klens = list(map(len, keys))
-    vlens = list(map(len, values))
+    klens = list(map(len, keys)) if key_lengths is None or len(key_lengths) != count else key_lengths
+    vlens = list(map(len, values)) if value_lengths is None or len(value_lengths) != count else value_lengths
     vl = vlens[0]
     if vlens.count(vl) == count and len(keys) == count:
         # values of one length (keys of any): each record is a prefix looked up by its key
@@ -393,11 +406,12 @@ def encode_keyed(
                 prefixes = prefixes[:count]
         else:
             prefixes = list(map(list.__getitem__, map(rows.__getitem__, klens), range(count)))
-        parts = [b"\x00"] * (5 * count)
-        parts[0::5] = prefixes
-        parts[1::5] = keys
-        parts[2::5] = [_varint_of(vl)] * count
-        parts[3::5] = values
+        end = 4 * count
+        parts = [_varint_of(vl)] * (end + 1)  # the value length, in place already
+        parts[0:end:4] = prefixes
+        parts[1:end:4] = keys
+        parts[3:end:4] = values
+        parts[end] = b"\x00"
         body = b"".join(parts)
         return _finish(
             body, count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
@@ -421,6 +435,63 @@ def encode_keyed(
         extend(((small[body] if body < size else encode_varint(body)) + b"\x00\x00" + odv + kv, k, vv, v, b"\x00"))
     return _finish(
         b"".join(parts), count, base_offset=base_offset, base_timestamp=timestamp, max_timestamp=timestamp,
+        codec=compression_type, compression_level=compression_level, timestamp_type=CREATE_TIME,
+        transactional=transactional, control=False, producer_id=producer_id, producer_epoch=producer_epoch,
+        base_sequence=base_sequence, partition_leader_epoch=partition_leader_epoch,
+    )
+
+
+def encode_timed(
+    keys: Sequence[bytes] | None,
+    values: Sequence[bytes],
+    timestamps: Sequence[int],
+    *,
+    base_offset: int = 0,
+    compression_type: int = compression.NONE,
+    compression_level: int | None = None,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+    transactional: bool = False,
+    partition_leader_epoch: int = -1,
+) -> bytes:
+    """Fast path of ``encode_batch`` for header-less records, each with its own timestamp
+    (keys all None when ``keys`` is None, else all bytes; values bytes, never None):
+    exactly the bytes ``encode_batch`` gives. Records are laid out one by one, but with
+    their varints looked up and no dict or list per record."""
+    count = len(values)
+    if not count:
+        raise ValueError("a record batch holds at least one record")
+    if len(timestamps) != count or (keys is not None and len(keys) != count):
+        raise ValueError("keys, values and timestamps must have the same length")
+    small = SMALL_VARINTS.get()
+    size = len(small)
+    base_ts = timestamps[0]
+    deltas: dict[int, bytes] = {}  # timestamp -> its delta's varint
+    parts: list = []
+    extend = parts.extend
+    for od in range(count):
+        ts = timestamps[od]
+        tv = deltas.get(ts)
+        if tv is None:
+            tv = deltas[ts] = encode_varint(ts - base_ts)
+        v = values[od]
+        vl = len(v)
+        vv = small[vl] if vl < size else encode_varint(vl)
+        odv = small[od] if od < size else encode_varint(od)
+        if keys is None:
+            body = 3 + len(tv) + len(odv) + len(vv) + vl
+            extend(((small[body] if body < size else encode_varint(body)) + b"\x00" + tv + odv + b"\x01" + vv,
+                    v, b"\x00"))
+        else:
+            k = keys[od]
+            kl = len(k)
+            kv = small[kl] if kl < size else encode_varint(kl)
+            body = 2 + len(tv) + len(odv) + len(kv) + kl + len(vv) + vl
+            extend(((small[body] if body < size else encode_varint(body)) + b"\x00" + tv + odv + kv,
+                    k, vv, v, b"\x00"))
+    return _finish(
+        b"".join(parts), count, base_offset=base_offset, base_timestamp=base_ts, max_timestamp=max(timestamps),
         codec=compression_type, compression_level=compression_level, timestamp_type=CREATE_TIME,
         transactional=transactional, control=False, producer_id=producer_id, producer_epoch=producer_epoch,
         base_sequence=base_sequence, partition_leader_epoch=partition_leader_epoch,

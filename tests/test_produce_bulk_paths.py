@@ -15,8 +15,9 @@ import random
 
 import pytest
 
+from kcli.cli import produce as produce_cli
 from kcli.formats import plain_records_from_json, record_from_json
-from kcli.producer import Producer
+from kcli.producer import Producer, _run_starts
 
 from support import ok
 
@@ -95,6 +96,20 @@ def test_send_records_without_key_or_partition_sticks_to_a_partition_per_batch(b
     assert batches <= 20  # batches of several records (the sticky switch may cut one short)
 
 
+def test_runs_of_partitions_are_where_neighbours_differ():
+    from itertools import compress, islice
+    from operator import ne
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        if rng.random() < 0.5:  # a few long runs
+            items = [x for _ in range(rng.randrange(1, 12)) for x in [rng.choice((None, 0, 1, 2))] * rng.randrange(1, 9)]
+        else:
+            items = [rng.choice((None, 0, 1, 2)) for _ in range(rng.randrange(1, 30))]
+        n = len(items)
+        assert _run_starts(items) == [0, *compress(range(1, n), map(ne, islice(items, 1, None), items)), n]
+
+
 PLAIN_LINES = [
     b'{"topic": "t", "partition": 0, "offset": 5, "timestamp": 1, "timestamp_type": "CreateTime", '
     b'"key": null, "value": "v", "headers": []}',
@@ -108,6 +123,8 @@ PLAIN_LINES = [
     b'{"headers": {}, "partition": 2}',
     b'{"value": "a", "value_encoding": null}',
     b'{"timestamp": 9223372036854775807}',
+    b'{"key": "k", "value": null, "headers": null}',
+    b'{"key": "\\u00e9\\n", "value": "", "timestamp": 0}',
 ]
 OTHER_LINES = [
     b'{"value": "a\x01"}',
@@ -128,6 +145,10 @@ OTHER_LINES = [
     b'{"value": "a", "headers": [{"key": "h", "value": "v"}]}',
     b'{"value": "a", "headers": [null]}',
     b'{"value": "a", "headers": 1}',
+    b'{"value": "a", "headers": {"h": null}}',
+    b'{"value": "a", "headers": false}',
+    b'{"timestamp": true}',
+    b'{"value": "a", "key_encoding": "base64"}',
     b'{"value": "YQ==", "value_encoding": "base64"}',
     b'{"value": "a", "extra": ' + b"[" * 150 + b"]" * 150 + b"}",
     b'{"value": "a", "extra": 1}',
@@ -176,3 +197,181 @@ def test_produce_lines_with_timestamp_writes_what_a_send_per_record_writes(cli, 
     ok(cli("produce", "cli", "--key", "k", "--timestamp", "1700000000000", "-q", "-X", "linger.ms=600000", "-X",
            "delivery.timeout.ms=1200000", "--no-idempotent", input=b"\n".join(lines) + b"\n"))
     assert log_bytes(data_dir, "cli", 0) == log_bytes(data_dir, "one", 0) != b""
+
+
+# -- key:value lines split a block at a time ------------------------------------------------
+
+KEYED_BLOCKS = [
+    b"k1:v1\nk2:v2\n",
+    b"k:v\n:empty-key\nempty-value:\n:\n",
+    b"last:line without newline",
+    b"a:b\r\nc:d\r\n",
+    b"k\t:v w\x00\xff\n",
+]
+LINE_BY_LINE_BLOCKS = [
+    b"k1:v:1\nk2:v2\n",  # a second separator: split at the first, by the line by line path
+    b"k1:v1\nnosep\nk3:v:3\n",  # one too few and one too many: as many separators as lines
+    b"k1:v1\n\n",  # an empty line
+    b"nosep",  # the last line, without newline or separator
+    b"k1:v1\nk2::v2\nk3v3\n",
+]
+
+
+@pytest.mark.parametrize("block", KEYED_BLOCKS)
+def test_a_block_of_key_value_lines_splits_as_each_line_at_its_first_separator(block):
+    lines = block.split(b"\n")
+    if block.endswith(b"\n"):
+        lines.pop()
+    pairs = [line.split(b":", 1) for line in lines]
+    assert produce_cli._split_keyed(block, b":") == ([k for k, _ in pairs], [v for _, v in pairs])
+
+
+@pytest.mark.parametrize("block", LINE_BY_LINE_BLOCKS)
+def test_a_block_with_a_line_of_more_or_fewer_separators_goes_line_by_line(block):
+    assert produce_cli._split_keyed(block, b":") is None
+
+
+def test_input_blocks_end_after_a_newline_and_hold_every_byte(monkeypatch):
+    import io
+
+    monkeypatch.setattr(produce_cli, "CHUNK", 7)
+    data = b"a:1\nbb:22\nccc:333333333333\n\nd:4\ntail:no newline"
+    blocks = list(produce_cli._blocks(io.BytesIO(data)))
+    assert b"".join(blocks) == data
+    assert all(b.endswith(b"\n") for b in blocks[:-1]) and not blocks[-1].endswith(b"\n")
+    lines = [line for b in blocks for line in produce_cli._split_lines(b)]
+    assert lines == data.split(b"\n")
+    assert all(max(map(len, produce_cli._split_lines(b))) <= produce_cli._split_lines(b).nbytes for b in blocks)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_input_line_chunks_hold_every_line_and_know_which_are_ascii(monkeypatch, chunk):
+    import io
+
+    monkeypatch.setattr(produce_cli, "CHUNK", chunk)
+    data = b'{"value": "a"}\n{"value": "caf\xc3\xa9"}\n\n{"v": 1}\n{"value": "long ' + b"x" * 50 + b'"}\nend'
+    chunks = list(produce_cli._line_chunks(io.BytesIO(data), ascii=True))
+    assert [line for c in chunks for line in c] == data.split(b"\n")
+    for c in chunks:
+        assert max(map(len, c)) <= c.nbytes
+        assert not c.ascii or all(line.isascii() for line in c)
+        if chunk == 1 and c[0].isascii():  # a read of one byte: known ASCII unless it holds the é
+            assert c.ascii
+    assert not any(c.ascii for c in produce_cli._line_chunks(io.BytesIO(data)))  # not asked: not known
+
+
+def test_produce_key_separator_writes_what_a_send_per_record_writes(cli, broker, data_dir, monkeypatch):
+    """Blocks split at once and blocks read line by line (a line with two separators) make
+    the batches a send per record makes."""
+    broker.create_topic("one", 3)
+    broker.create_topic("cli", 3)
+    monkeypatch.setattr(produce_cli, "CHUNK", 4096)  # many blocks, in-process
+    rng = random.Random(5)
+    lines = [b"customer-%d:" % rng.randrange(300) + b"v" * rng.choice((0, 3, 99, 700))
+             + (b":more" if i % 997 == 0 else b"") for i in range(6000)]
+    with Producer(STEADY, data_dir=data_dir) as p:
+        for line in lines:
+            k, v = line.split(b":", 1)
+            p.send("one", v, key=k, timestamp=1_700_000_000_000)
+    ok(cli("produce", "cli", "-K", ":", "--timestamp", "1700000000000", "-q", "-X", "linger.ms=600000", "-X",
+           "delivery.timeout.ms=1200000", "--no-idempotent", input=b"\n".join(lines)))
+    for part in range(3):
+        assert log_bytes(data_dir, "cli", part) == log_bytes(data_dir, "one", part) != b""
+
+
+def test_produce_key_separator_without_timestamp_batches_as_the_line_by_line_path(cli, broker, data_dir,
+                                                                                     monkeypatch):
+    """send_many's batches (records stamped now) are the same whichever way a block was split:
+    the batch boundaries and the records' bytes but the timestamps agree."""
+    from storage import record_batch as rb
+
+    broker.create_topic("whole", 3)
+    broker.create_topic("lines", 3)
+    monkeypatch.setattr(produce_cli, "CHUNK", 4096)
+    rng = random.Random(9)
+    data = b"".join(b"k%d:" % rng.randrange(100) + b"x" * rng.choice((1, 50, 300)) + b"\n" for _ in range(5000))
+    args = ("-K", ":", "-q", "-X", "linger.ms=600000", "-X", "delivery.timeout.ms=1200000", "--no-idempotent")
+    ok(cli("produce", "whole", *args, input=data))
+    monkeypatch.setattr(produce_cli, "_split_keyed", lambda block, sep: None)
+    ok(cli("produce", "lines", *args, input=data))
+
+    def batches(topic, part):
+        buf = log_bytes(data_dir, topic, part)
+        return [[(r.offset, r.key, r.value, r.headers) for r in rb.decode_records(buf, pos, header)]
+                for pos, header in rb.iter_batches(buf)]
+
+    for part in range(3):
+        assert batches("whole", part) == batches("lines", part) != []
+
+
+def test_a_batch_filled_in_bulk_and_by_single_records_encodes_as_encode_batch():
+    """Lengths measured by the bulk paths go with the batch to its encoder; a record added
+    without them (one send) makes the encoder measure them itself."""
+    import threading
+
+    from kcli.record_accumulator import ProducerBatch
+    from storage import record_batch as rb
+
+    cond = threading.Condition()
+    values = [b"v" * (i % 9) for i in range(40)]
+    keys = [b"key-%d" % (i % 13) for i in range(40)]
+    cases = []
+    b = ProducerBatch("t", 0, 0.0, cond)
+    b.extend(values[:20], keys[:20], (), 7, 0, [len(v) for v in values[:20]], [len(k) for k in keys[:20]])
+    b.extend(values[20:], keys[20:], (), 7, 0, [len(v) for v in values[20:]], [len(k) for k in keys[20:]])
+    cases.append((b, keys))
+    b = ProducerBatch("t", 0, 0.0, cond)
+    b.extend(values[:20], keys[:20], (), 7, 0, [len(v) for v in values[:20]], [len(k) for k in keys[:20]])
+    b.extend(values[20:30], keys[20:30], (), 7, 0)  # no lengths for these
+    for k, v in zip(keys[30:], values[30:]):
+        b.append(k, v, 7, (), 0)
+    cases.append((b, keys))
+    b = ProducerBatch("t", 0, 0.0, cond)
+    b.extend_records(values[:25], None, [7] * 25, (), 0, [len(v) for v in values[:25]])
+    b.extend(values[25:], None, (), 7, 0, [len(v) for v in values[25:]])
+    cases.append((b, [None] * 40))
+    for batch, ks in cases:
+        assert batch.encode(0, None) == rb.encode_batch([(k, v, 7, ()) for k, v in zip(ks, values)])
+    # records of several timestamps: with keys, without, and with a None key among keys
+    stamps = [7 + (i // 10) - (i % 3) for i in range(40)]
+    for ks in (keys, None, keys[:5] + [None] + keys[6:]):
+        b = ProducerBatch("t", 0, 0.0, cond)
+        b.extend_records(values, ks, stamps, (), 0, [len(v) for v in values])
+        expected = rb.encode_batch([(ks[i] if ks else None, values[i], stamps[i], ()) for i in range(40)])
+        assert b.encode(0, None, 5, 1, 3) == rb.encode_batch(
+            [(ks[i] if ks else None, values[i], stamps[i], ()) for i in range(40)], producer_id=5, producer_epoch=1,
+            base_sequence=3) != expected
+
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_send_many_runs_hold_records_while_they_fit_in_batch_size_with_their_lengths(data_dir, broker, keyed):
+    """send_many's runs (cut by a binary search bounded by the smallest record) are those a
+    record by record sum makes, and each comes with the len() of its values and keys."""
+    broker.create_topic("t", 1)
+    rng = random.Random(13)
+    values = [None if rng.random() < 0.01 else b"v" * rng.choice((0, 1, 40, 99, 500, 3000, 20000))
+              for _ in range(3000)]
+    keys = [b"customer-%d" % rng.randrange(400) for _ in range(3000)] if keyed else None
+    with Producer(STEADY, data_dir=data_dir, batch_size=2048) as p:
+        for vs in (values, [v for v in values if v is not None]):
+            ks = keys[:len(vs)] if keyed else None
+            per = 21
+            expected, start, acc = [], 0, 0
+            for i, v in enumerate(vs):
+                size = len(v or b"") + (len(ks[i]) if keyed else 0) + per
+                if i > start and acc + size > 2048:
+                    expected.append((start, i, acc))
+                    start, acc = i, 0
+                acc += size
+            expected.append((start, len(vs), acc))
+            got, start = [], 0
+            for chunk, kchunk, size, vl, kl in p._chunks(vs, ks, 0):
+                assert chunk == vs[start:start + len(chunk)] and kchunk == (ks[start:start + len(chunk)] if keyed else None)
+                if None in vs:  # measured by a scan that stops at the first None: not known
+                    assert vl is None and kl is None
+                else:
+                    assert vl == [len(v) for v in chunk] and kl == ([len(k) for k in kchunk] if keyed else None)
+                got.append((start, start + len(chunk), size))
+                start += len(chunk)
+            assert got == expected

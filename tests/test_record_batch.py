@@ -553,6 +553,86 @@ def test_encode_values_equals_encode_batch_property(values, timestamp, codec, ba
     assert fast == slow
 
 
+@pytest.mark.parametrize(
+    "key_lengths, value_lengths",
+    [
+        ([3] * 5, [10] * 5),
+        ([10, 11, 12, 13] * 80, [99] * 320),  # several key lengths, more records than 256 rows
+        ([0, 1, 63, 64, 200], [5] * 5),  # key-length varints of 1 and 2 bytes
+        ([4] * 4, [0, 1, 130, 20000]),  # values of several lengths: the record by record path
+        ([7] * 20000, [20] * 20000),  # offset deltas past the small-varint table (16384)
+    ],
+)
+@pytest.mark.parametrize("codec_name", ["none", "gzip"])
+def test_encode_keyed_equals_encode_batch_for_uniform_and_mixed_lengths(key_lengths, value_lengths, codec_name):
+    keys = [bytes([65 + i % 26]) * n for i, n in enumerate(key_lengths)]
+    values = [bytes([i % 251]) * n for i, n in enumerate(value_lengths)]
+    codec = CODECS[codec_name]
+    kwargs = dict(base_offset=17, producer_id=5, producer_epoch=1, base_sequence=9, transactional=True,
+                  partition_leader_epoch=2)
+    fast = rb.encode_keyed(keys, values, BASE_TS, compression_type=codec, **kwargs)
+    slow = rb.encode_batch([(k, v, BASE_TS, ()) for k, v in zip(keys, values)], compression_type=codec, **kwargs)
+    assert fast == slow
+
+
+def test_encoders_given_the_lengths_write_what_they_write_measuring_themselves():
+    keys = [b"k" * (i % 5) for i in range(300)]
+    uniform = [b"v" * 40] * 300
+    mixed = [b"w" * (i % 70) for i in range(300)]
+    for values in (uniform, mixed):
+        lengths = [len(v) for v in values]
+        assert rb.encode_values(values, BASE_TS, value_lengths=lengths) == rb.encode_values(values, BASE_TS)
+        assert rb.encode_keyed(keys, values, BASE_TS, key_lengths=[len(k) for k in keys], value_lengths=lengths) \
+            == rb.encode_keyed(keys, values, BASE_TS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    records=st.lists(st.tuples(st.binary(max_size=80), st.binary(max_size=300)), min_size=1, max_size=40)
+    | st.tuples(st.integers(min_value=0, max_value=150), st.integers(min_value=1, max_value=400)).flatmap(
+        lambda nv: st.lists(st.binary(min_size=0, max_size=20), min_size=nv[1], max_size=nv[1]).map(
+            lambda keys: [(k, b"u" * nv[0]) for k in keys])
+    ),
+    timestamp=st.integers(min_value=-1, max_value=2**62),
+    base_offset=st.integers(min_value=0, max_value=2**40),
+)
+def test_encode_keyed_equals_encode_batch_property(records, timestamp, base_offset):
+    keys, values = [k for k, _ in records], [v for _, v in records]
+    fast = rb.encode_keyed(keys, values, timestamp, base_offset=base_offset)
+    assert fast == rb.encode_batch([(k, v, timestamp, ()) for k, v in records], base_offset=base_offset)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    records=st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=300),
+                               st.integers(min_value=-(2**40), max_value=2**40)), min_size=1, max_size=60),
+    keyed=st.booleans(),
+    base_ts=st.integers(min_value=0, max_value=2**62),
+    base_offset=st.integers(min_value=0, max_value=2**40),
+)
+def test_encode_timed_equals_encode_batch_property(records, keyed, base_ts, base_offset):
+    keys = [k for k, _, _ in records] if keyed else None
+    values = [v for _, v, _ in records]
+    stamps = [base_ts + d for _, _, d in records]
+    fast = rb.encode_timed(keys, values, stamps, base_offset=base_offset, producer_id=3, producer_epoch=1,
+                           base_sequence=4)
+    slow = rb.encode_batch([(k if keyed else None, v, t, ()) for (k, v, _), t in zip(records, stamps)],
+                           base_offset=base_offset, producer_id=3, producer_epoch=1, base_sequence=4)
+    assert fast == slow
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_encode_timed_equals_encode_batch_past_the_small_varint_table(keyed):
+    n = 17000  # offset deltas and record lengths past the 16384 small varints
+    values = [b"v" * (20000 if i == 5 else i % 100) for i in range(n)]
+    keys = [b"k" * (i % 3) for i in range(n)] if keyed else None
+    stamps = [1_700_000_000_000 + (i // 1000) * 7 - (i % 2) for i in range(n)]
+    fast = rb.encode_timed(keys, values, stamps, compression_type=CODECS["gzip"])
+    slow = rb.encode_batch([(keys[i] if keyed else None, values[i], stamps[i], ()) for i in range(n)],
+                           compression_type=CODECS["gzip"])
+    assert fast == slow
+
+
 # --------------------------------------------------------------------------- 6. corruption
 
 

@@ -18,19 +18,53 @@ from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, p
 from .completion import choices, complete_topic
 
 CHUNK = 1 << 20
+GC_YOUNG_THRESHOLD = 50_000  # allocations between passes over the young generation while sending
 
 
 class _Lines(list):
-    """Lines cut from ``nbytes`` bytes of input: no line is longer than that."""
+    """Lines (without their newline) cut from the input: none is longer than ``nbytes``;
+    ``ascii``: all of them are ASCII (False: not known)."""
 
-    __slots__ = ("nbytes",)
+    __slots__ = ("nbytes", "ascii")
 
 
-def _line_chunks(stream, on_bytes=None):
-    """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time.
+def _line_chunks(stream, on_bytes=None, ascii=False):
+    """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time
+    (``ascii``: find out whether each list is ASCII).
 
     ``read1`` returns what is available, so a slow pipe or a terminal is read as it comes.
     """
+    rest = b""
+    rest_ascii = True
+    read = getattr(stream, "read1", stream.read)
+    while True:
+        data = read(CHUNK)
+        if not data:
+            break
+        if on_bytes is not None:
+            on_bytes(len(data))
+        lines = _Lines(data.split(b"\n"))
+        nbytes = len(rest) + len(data)
+        data_ascii = ascii and data.isascii()
+        if rest:  # the line the last read cut (no copy of the whole read to join it)
+            lines[0] = rest + lines[0]
+        chunk_ascii = data_ascii and rest_ascii
+        rest = lines.pop()
+        rest_ascii = chunk_ascii or not rest  # (the rest is cut from the last rest and this read)
+        if lines:
+            lines.nbytes = nbytes - len(rest) - len(lines)  # every line had a newline after it
+            lines.ascii = chunk_ascii
+            yield lines
+    if rest:
+        lines = _Lines([rest])
+        lines.nbytes = len(rest)
+        lines.ascii = ascii and rest.isascii()
+        yield lines
+
+
+def _blocks(stream, on_bytes=None):
+    """The input about 1 MiB at a time, each block cut just after a newline (the last one
+    may end without)."""
     rest = b""
     read = getattr(stream, "read1", stream.read)
     while True:
@@ -39,17 +73,52 @@ def _line_chunks(stream, on_bytes=None):
             break
         if on_bytes is not None:
             on_bytes(len(data))
+        cut = data.rfind(b"\n") + 1
+        if not cut:  # no line ends in it yet
+            rest += data
+            continue
         if rest:
-            data = rest + data
-        lines = _Lines(data.split(b"\n"))
-        lines.nbytes = len(data)
-        rest = lines.pop()
-        if lines:
-            yield lines
+            block = b"".join((rest, memoryview(data)[:cut]))
+        else:
+            block = data if cut == len(data) else data[:cut]
+        rest = data[cut:]
+        yield block
     if rest:
-        lines = _Lines([rest])
-        lines.nbytes = len(rest)
-        yield lines
+        yield rest
+
+
+def _split_lines(block: bytes) -> _Lines:
+    lines = _Lines(block.split(b"\n"))
+    if block.endswith(b"\n"):
+        lines.pop()
+        lines.nbytes = len(block) - len(lines)  # every line had a newline after it
+    else:
+        lines.nbytes = len(block) - len(lines) + 1
+    lines.ascii = False
+    return lines
+
+
+_NOT_SEPARATOR: dict[bytes, bytes] = {}  # a one-byte separator -> every other byte but the newline
+
+
+def _split_keyed(block: bytes, sep: bytes) -> tuple[list, list] | None:
+    """Keys and values of a block whose every line holds the one-byte separator exactly
+    once (what splitting each line at its first separator gives then), or None for any
+    other block: the line by line path reads that one, with its errors.
+
+    The block's separators and newlines alone, in order, must alternate; then the block,
+    cut at both, is key, value, key, value, ... without a list of lines in between."""
+    others = _NOT_SEPARATOR.get(sep)
+    if others is None:
+        others = _NOT_SEPARATOR[sep] = bytes(b for b in range(256) if b not in (sep[0], 10))
+    marks = block.translate(None, others)
+    ends = block.endswith(b"\n")  # only the last block may end without
+    if not marks or marks != (sep + b"\n") * (len(marks) // 2) + (b"" if ends else sep):
+        return None
+    tokens = block.replace(b"\n", sep).split(sep)
+    if ends:
+        tokens.pop()
+    return tokens[0::2], tokens[1::2]
 
 
 def _open_input(file: Optional[str]):
@@ -153,8 +222,12 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     txn = _Transactions(producer, transaction_size, abort) if transactional_id is not None else None
     previous_term = _on_sigterm()
     # what is loaded by now is kept out of the garbage collector's passes while sending,
-    # which a million records' worth of allocations would otherwise repeat
+    # which a million records' worth of allocations would otherwise repeat; and the young
+    # generation is collected less often: each pass walks the input chunk's lists of records
+    # (tens of thousands of items) while a batch or two worth of objects trigger it
     gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
     try:
         producer.partitions_for(topic)  # UNKNOWN_TOPIC_OR_PARTITION before reading anything
         if partition is not None:
@@ -190,6 +263,7 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
             raise fail(f"interrupted by {name}", 143 if name == "SIGTERM" else 130) from None
         raise
     finally:
+        gc.set_threshold(*thresholds)
         gc.unfreeze()
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
@@ -284,9 +358,26 @@ def _send_input(producer, topic, stream, on_bytes, input_format, key_b, key_sepa
     chunk holding it is sent), or None."""
     line_no = 0
     sent = 0
-    for block in _line_chunks(stream, on_bytes):
-        # a transaction boundary can fall inside a chunk: cut the chunk there
+    sep = key_separator.encode("utf-8") if key_separator is not None and input_format == "lines" else None
+    whole = sep is not None and len(sep) == 1 and sep != b"\n"  # blocks split at once when they can be
+    source = _blocks(stream, on_bytes) if whole else _line_chunks(stream, on_bytes, input_format == "json")
+    for block in source:
         room = txn.room() if txn is not None else None
+        if whole:
+            split = _split_keyed(block, sep)
+            if split is not None and (room is None or room >= len(split[0])):
+                keys, values = split
+                # no key plus value is longer than a line, and no line longer than the block
+                # without its newlines
+                _send_run(producer, topic, values, keys, headers, partition, timestamp,
+                          len(block) - len(keys))
+                sent += len(keys)
+                line_no += len(keys)
+                if txn is not None:
+                    txn.sent(len(keys))
+                continue
+            block = _split_lines(block)
+        # a transaction boundary can fall inside a chunk: cut the chunk there
         pieces = [block] if room is None or room >= len(block) else \
             [block[:room]] + [block[i:i + txn.size] for i in range(room, len(block), txn.size)]
         for lines in pieces:
@@ -311,7 +402,7 @@ def _send_lines(producer, topic, lines, line_no, sent, input_format, key_b, key_
         from ..formats import plain_records_from_json, record_from_json
 
         partitions = producer.partitions_for(topic)
-        plain = plain_records_from_json(lines)
+        plain = plain_records_from_json(lines, ascii=getattr(lines, "ascii", False))
         if plain is not None and any(p is not None and not 0 <= p < partitions for p in set(plain[2])):
             plain = None  # the general parser below names the line
         if plain is not None:
