@@ -561,6 +561,9 @@ def test_encode_values_equals_encode_batch_property(values, timestamp, codec, ba
         ([0, 1, 63, 64, 200], [5] * 5),  # key-length varints of 1 and 2 bytes
         ([4] * 4, [0, 1, 130, 20000]),  # values of several lengths: the record by record path
         ([7] * 20000, [20] * 20000),  # offset deltas past the small-varint table (16384)
+        ([5, 9, 6] * 100, [1, 70, 300, 8000, 2] * 60),  # several lengths: laid out a column at a time
+        ([5] * 17000, [i % 50 for i in range(17000)]),  # ... but not past the table's offset deltas
+        ([10000, 3], [10000, 4]),  # ... nor for a record whose length is past it
     ],
 )
 @pytest.mark.parametrize("codec_name", ["none", "gzip"])
