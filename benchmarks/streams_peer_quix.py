@@ -9,7 +9,8 @@ the count per word. Three sides, alternated round by round (the order rotates ev
               group_by word (its repartition topic), count in a state store (RocksDB plus
               its changelog topic), to the output topic; run by --quix-python
   kcli-tansu  kcli Streams' wordcount example (KafkaStreams, bootstrap.servers: remote
-              mode) against the same kind of Tansu; run by --kcli-python
+              mode) against the same kind of Tansu (or the --bootstrap broker); run by
+              --kcli-python
   kcli-dir    the same kcli application on a data directory (no broker), for reference
   kcli-tansu-nocache (only if asked for in --sides) kcli-tansu with statestore.cache.max.bytes=0:
               every count update goes to the output and the changelog, as quixstreams
@@ -44,8 +45,13 @@ What Tansu (0.6.0) lacks and how this script works around it:
     (TopicManager.derive_topic_config indexes extra_config["retention.ms"]: KeyError). The
     quix child wraps TopicManager._configure_topic so that a topic whose broker config lacks
     retention.ms / retention.bytes gets Kafka's broker defaults (604800000 ms, -1 bytes).
+  * ListOffsets (latest) answers the last batch's base offset + 1, not the end (Fetch's high
+    watermark is right): the input's ends come from the producer's delivery reports, kcli's
+    completion on Tansu compares the committed offsets with the tasks' last processed
+    offsets, and the output is read until 3 s pass without a record.
   * Tansu holds a new group's JoinGroup for about session.timeout.ms / 2 (23 s with
-    librdkafka's default 45 s), so both applications run with session.timeout.ms=6000
+    librdkafka's default 45 s), twice that for a static member (group.instance.id, which
+    kcli Streams sets), so both applications run with session.timeout.ms=6000
     (--session-timeout-ms); the join is still in the figures (reported apart as "first").
   * Input and output topics are created up front (4 partitions), as the kcli side needs
     them too; the internal topics each application creates itself.
