@@ -90,6 +90,8 @@ class ClusterAdmin:
                 out.append((b, "running", pid))
         for b, proc in spawned.items():
             out.append((b, "started", cluster.wait_started(self._broker, b, proc)))
+        if spawned:
+            cluster.wait_for_controller(self._broker)
         return sorted(out)
 
     def down(self) -> list[tuple[int, str, int | None]]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 
-_ADMIN = ("init_cluster", "describe", "metadata_log", "broker_status", "start_broker", "spawn_broker", "wait_started", "stop_broker",
+_ADMIN = ("init_cluster", "describe", "metadata_log", "broker_status", "start_broker", "spawn_broker", "wait_started", "wait_for_controller",
+          "stop_broker",
           "kill_broker", "pause_broker", "resume_broker", "ClusterError")
 
 

@@ -171,6 +171,22 @@ def wait_started(broker, broker_id: int, proc: subprocess.Popen) -> int:
     raise ClusterError(f"broker {broker_id} did not start within {START_TIMEOUT_S:.0f} s; see {bdir}/broker.log")
 
 
+def wait_for_controller(broker) -> None:
+    """Until a running broker holds the controller lease (brokers just started elect one
+    in their first round), so the command after `cluster up` finds a settled cluster."""
+    view = broker.cluster
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with view.store.read() as txn:
+            controller = view.meta.controller(txn)
+        if controller is not None and view.alive(controller["broker"]) \
+                and controller.get("lease_until_ms", 0) >= now_ms():
+            return
+        time.sleep(0.01)
+    raise ClusterError(f"no broker took the controller's role within {START_TIMEOUT_S:.0f} s; "
+                       f"see {broker.datadir.root}/brokers/*/broker.log")
+
+
 def _signal(broker, broker_id: int, sig: int, want_stopped: bool) -> int:
     state, pid = broker_status(broker, broker_id)
     if state == STOPPED or pid is None:
