@@ -5,6 +5,7 @@ Only Typer is imported at start-up; every command imports what it needs when it 
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from typing import List, Optional
@@ -233,7 +234,7 @@ class KcliGroup(TyperGroup):
             raise
 
 
-app = typer.Typer(
+ROOT_SETTINGS = dict(
     cls=KcliGroup,
     name="kcli",
     help="Apache Kafka's semantics in a local data directory: topics, producers, consumers, logs.",
@@ -244,7 +245,6 @@ app = typer.Typer(
 )
 
 
-@app.callback()
 def main_callback(
     ctx: typer.Context,
     data_dir: str = typer.Option(
@@ -270,26 +270,85 @@ def main_callback(
                "debug": debug}
 
 
-app.add_typer(topic_cmd.app, name="topic")
-app.command("produce")(produce_cmd.produce)
-app.command("consume")(consume_cmd.consume)
-app.add_typer(group_cmd.app, name="group")
-app.command("offsets")(offsets_cmd.offsets)
-app.add_typer(records_cmd.app, name="records")
-app.add_typer(producers_cmd.app, name="producers")
-app.add_typer(txn_cmd.app, name="transactions")
-app.add_typer(log_cmd.app, name="log")
-app.add_typer(housekeeping_cmd.app, name="housekeeping")
-app.command("serve")(serve_cmd.serve)
-app.add_typer(profile_cmd.app, name="profile")
-app.add_typer(streams_cmd.app, name="streams")
-app.add_typer(cluster_cmd.app, name="cluster")
-app.add_typer(broker_cmd.app, name="broker")
+# every command in the order `kcli --help` lists them: a sub-app (a group of commands) or a
+# command's function
+COMMANDS = {
+    "topic": topic_cmd.app,
+    "produce": produce_cmd.produce,
+    "consume": consume_cmd.consume,
+    "group": group_cmd.app,
+    "offsets": offsets_cmd.offsets,
+    "records": records_cmd.app,
+    "producers": producers_cmd.app,
+    "transactions": txn_cmd.app,
+    "log": log_cmd.app,
+    "housekeeping": housekeeping_cmd.app,
+    "serve": serve_cmd.serve,
+    "profile": profile_cmd.app,
+    "streams": streams_cmd.app,
+    "cluster": cluster_cmd.app,
+    "broker": broker_cmd.app,
+}
+
+
+def _noop() -> None:
+    pass
+
+
+def build(only: str | None = None, *, outline: bool = False) -> typer.Typer:
+    """The ``kcli`` app with every command, or with ``only`` that one (what a run of one
+    command needs: Typer builds the options of every command it holds, about a millisecond
+    each, before it parses anything). ``outline``: every command with only its name and its
+    help, for ``kcli --help`` (tests check it prints what the whole app prints)."""
+    root = typer.Typer(**ROOT_SETTINGS)
+    root.callback()(main_callback)
+    for name, target in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        if isinstance(target, typer.Typer):
+            if outline:
+                target = typer.Typer(help=target.info.help, no_args_is_help=True)
+            root.add_typer(target, name=name)
+        elif outline:
+            root.command(name, help=inspect.getdoc(target))(_noop)
+        else:
+            root.command(name)(target)
+    return root
+
+
+app = build()
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The command a command line runs: its first word that is neither a root option nor
+    one's value (None for `kcli`, `kcli --help`, `kcli --version`)."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return args[i + 1] if i + 1 < len(args) else None
+        if not arg.startswith("-") or arg == "-":
+            return arg
+        if arg in VALUE_OPTIONS:
+            i += 1  # its value ("--opt=value" and "-dDIR" are one word)
+        i += 1
+    return None
+
+
+def _app_for(args: list[str]) -> typer.Typer:
+    if os.environ.get(COMPLETE_VAR):
+        return app  # completion may ask about any command
+    name = _command_name(args)
+    if name in COMMANDS:
+        return build(name)
+    if name is None:  # the root's help, its version, or a usage error: names and help suffice
+        return build(outline=True)
+    return app  # an unknown command: the whole app, whose error suggests the names
 
 
 def main() -> None:
     try:
-        app()
+        _app_for(sys.argv[1:])()
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug: one line unless KCLI_DEBUG asks for the traceback
