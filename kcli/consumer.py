@@ -375,6 +375,43 @@ class Consumer:
     def _fill(self, tp: TopicPartition, st: PartitionState, make) -> None:
         """Fetch from the position and decode what is new, skipping control batches, aborted
         transactions (read_committed) and records before the position."""
+
+        def take(data, pos, h, position, items, offsets) -> None:
+            if h.records_count == h.last_offset_delta + 1:
+                skip = position - h.base_offset if h.base_offset < position else 0
+                section = rb.records_section(data, pos, h)
+                uniform = rb.decode_uniform(section, h)
+                columns = None
+                if uniform is None and make is not None:
+                    columns = rb.decode_columns(section, h)
+                if uniform is not None:
+                    items.extend(_made_uniform(make, uniform, h, skip, tp))
+                elif columns is not None:
+                    items.extend(_made_columns(make, columns, h, skip, tp))
+                else:
+                    if make is None:
+                        batch_items = rb.decode_values(data, pos, h, section=section)
+                    else:
+                        batch_items = rb.decode_records(data, pos, h, make, tp.topic, tp.partition,
+                                                        section=section)
+                    if skip:
+                        batch_items = batch_items[skip:]
+                    items.extend(batch_items)
+                offsets.extend(range(h.base_offset + skip + 1, h.next_offset + 1))
+            else:  # offsets with gaps (a compacted batch): take the careful path
+                for r in rb.decode_records(data, pos, h, ConsumerRecord, tp.topic, tp.partition):
+                    if r.offset >= position:
+                        items.append(r.value if make is None else make(*r))
+                        offsets.append(r.offset + 1)
+
+        self._walk(tp, st, take, make)
+
+    def _walk(self, tp: TopicPartition, st: PartitionState, take, tag) -> None:
+        """Fetch from the position and walk the batches: their offsets follow on, their CRCs
+        hold (check.crcs), control batches, aborted transactions (read_committed) and batches
+        wholly before the position are skipped; ``take(data, pos, header, position, items,
+        ends)`` adds each other batch's records to ``items`` and the offset after each item to
+        ``ends``, which are buffered (``tag``: the items' kind) or, with none, move the position."""
         if st.position is None:
             self._init_position(tp, st)
         fetched = self._fetch(tp, st)
@@ -386,7 +423,7 @@ class Consumer:
         position = st.position
         check = self.config["check.crcs"]
         items: list = []
-        offsets: list = []
+        ends: list = []
         next_position = position
         aborted = _AbortedFilter(fetched.aborted_transactions) if fetched.aborted_transactions else None
         expected = None  # the base offset the next batch must have
@@ -406,32 +443,7 @@ class Consumer:
                 if h.is_control or h.last_offset < position:
                     continue
                 try:
-                    if h.records_count == h.last_offset_delta + 1:
-                        skip = position - h.base_offset if h.base_offset < position else 0
-                        section = rb.records_section(data, pos, h)
-                        uniform = rb.decode_uniform(section, h)
-                        columns = None
-                        if uniform is None and make is not None:
-                            columns = rb.decode_columns(section, h)
-                        if uniform is not None:
-                            items.extend(_made_uniform(make, uniform, h, skip, tp))
-                        elif columns is not None:
-                            items.extend(_made_columns(make, columns, h, skip, tp))
-                        else:
-                            if make is None:
-                                batch_items = rb.decode_values(data, pos, h, section=section)
-                            else:
-                                batch_items = rb.decode_records(data, pos, h, make, tp.topic, tp.partition,
-                                                                section=section)
-                            if skip:
-                                batch_items = batch_items[skip:]
-                            items.extend(batch_items)
-                        offsets.extend(range(h.base_offset + skip + 1, h.next_offset + 1))
-                    else:  # offsets with gaps (a compacted batch): take the careful path
-                        for r in rb.decode_records(data, pos, h, ConsumerRecord, tp.topic, tp.partition):
-                            if r.offset >= position:
-                                items.append(r.value if make is None else make(*r))
-                                offsets.append(r.offset + 1)
+                    take(data, pos, h, position, items, ends)
                 except CorruptRecordError as exc:  # records that cannot be decoded: stop before them
                     damage = CorruptRecordError(f"{_where(tp, h.base_offset, pos, fetched)}: {exc}")
                     next_position = max(position, h.base_offset)
@@ -442,8 +454,8 @@ class Consumer:
             raise damage  # nothing valid before the damaged batch: no fetch loop without progress
         # valid batches before a damaged one are delivered; the next fetch starts at the damage
         if items:
-            offsets[-1] = next_position  # past trailing control batches too
-            st.buffered, st.buffered_offsets, st.buffered_make = items, offsets, make
+            ends[-1] = next_position  # past trailing control batches too
+            st.buffered, st.buffered_offsets, st.buffered_make = items, ends, tag
         else:
             st.position = next_position
 
@@ -501,55 +513,15 @@ class Consumer:
 
     def _fill_runs(self, tp: TopicPartition, st: PartitionState) -> None:
         """``_fill`` for ``poll_runs``: one RecordRun a batch."""
-        if st.position is None:
-            self._init_position(tp, st)
-        fetched = self._fetch(tp, st)
-        data = fetched.records
-        if self._on_notice is not None and self._isolation == api.READ_COMMITTED:
-            self._maybe_held(tp, st.position, fetched)
-        if not len(data):
-            return
-        position = st.position
-        check = self.config["check.crcs"]
-        runs: list = []
-        ends: list = []
-        next_position = position
-        aborted = _AbortedFilter(fetched.aborted_transactions) if fetched.aborted_transactions else None
-        expected = None
-        damage = None
         topic, partition = tp.topic, tp.partition
-        try:
-            for pos, h in rb.iter_batches(data):
-                if h.base_offset != expected and (expected is not None or h.last_offset < position):
-                    damage = _offset_error(tp, pos, h, fetched, position if expected is None else expected)
-                    break
-                if check and not rb.crc_ok(data, pos, h):
-                    damage = _crc_error(tp, data, pos, h, fetched)
-                    break
-                expected = h.base_offset + h.last_offset_delta + 1
-                next_position = max(next_position, h.next_offset)
-                if aborted is not None and aborted.skip(data, pos, h):
-                    continue
-                if h.is_control or h.last_offset < position:
-                    continue
-                try:
-                    run = _batch_run(topic, partition, data, pos, h, position)
-                except CorruptRecordError as exc:
-                    damage = CorruptRecordError(f"{_where(tp, h.base_offset, pos, fetched)}: {exc}")
-                    next_position = max(position, h.base_offset)
-                    break
-                if run is not None:
-                    runs.append(run)
-                    ends.append(run.offsets[-1] + 1)
-        except CorruptRecordError as exc:
-            damage = CorruptRecordError(f"{tp} offset {position if expected is None else expected}: {exc}")
-        if damage is not None and next_position == position:
-            raise damage
-        if runs:
-            ends[-1] = next_position  # past trailing control batches too
-            st.buffered, st.buffered_offsets, st.buffered_make = runs, ends, _RUNS
-        else:
-            st.position = next_position
+
+        def take(data, pos, h, position, runs, ends) -> None:
+            run = _batch_run(topic, partition, data, pos, h, position)
+            if run is not None:
+                runs.append(run)
+                ends.append(run.offsets[-1] + 1)
+
+        self._walk(tp, st, take, _RUNS)
 
     def _fetch(self, tp: TopicPartition, st: PartitionState) -> api.FetchPartitionResponse:
         for _attempt in range(2):
