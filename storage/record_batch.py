@@ -1160,10 +1160,12 @@ def _small_tables():
     kind = bytes(0 if b < 0x80 and not b & 1 else 1 if b == 1 else 2 for b in range(256))
     high = bytes(1 if b >= 0x80 else 0 for b in range(256))
     zigzag = [(b >> 1) ^ -(b & 1) for b in range(128)]
-    ods = [encode_varint(od) for od in range(_SMALL_MAX_COUNT)]
-    od0 = tuple(v[0] for v in ods)
-    od1 = tuple(v[1] if len(v) > 1 else 0 for v in ods)
-    key_at = bytes(4 if len(v) == 1 else 5 for v in ods)
+    # offset deltas 0 .. 8191 zig-zag to 0 .. 16382: one byte below 64, two from there on
+    # (the low seven bits with the high bit set, then od >> 6); built as byte patterns,
+    # which every command importing this module pays for at start-up
+    od0 = tuple(bytes(range(0, 0x80, 2)) + bytes(range(0x80, 0x100, 2)) * (_SMALL_MAX_COUNT // 64 - 1))
+    od1 = tuple(bytes(64) + b"".join(bytes((v,)) * 64 for v in range(1, _SMALL_MAX_COUNT // 64)))
+    key_at = b"\x04" * 64 + b"\x05" * (_SMALL_MAX_COUNT - 64)
     return half1, kind, high, zigzag, od0, od1, key_at
 
 

@@ -699,3 +699,19 @@ def test_decode_records_rejects_a_record_section_that_does_not_parse():
 
     with pytest.raises(CorruptRecordError):
         rb.decode_records(batch, 0, header)
+
+
+def test_the_small_varint_tables_built_from_byte_patterns_equal_encoding_each_number():
+    from storage.varint import encode_varint, small_varints
+
+    assert small_varints(1 << 14) == [encode_varint(n) for n in range(1 << 14)]
+    assert small_varints(100) == [encode_varint(n) for n in range(100)]
+    with pytest.raises(ValueError):
+        small_varints((1 << 14) + 1)
+    # the decoder's offset-delta tables: first byte, second byte (0 for one-byte varints),
+    # and where the key's length is (after length, attributes, timestamp delta, offset delta)
+    half1, kind, high, zigzag, od0, od1, key_at = rb._small_tables()
+    ods = [encode_varint(od) for od in range(rb._SMALL_MAX_COUNT)]
+    assert od0 == tuple(v[0] for v in ods)
+    assert od1 == tuple(v[1] if len(v) > 1 else 0 for v in ods)
+    assert key_at == bytes(4 if len(v) == 1 else 5 for v in ods)
