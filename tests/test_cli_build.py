@@ -4,6 +4,9 @@ commands' names and help alone. Both must print exactly what the whole app print
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
@@ -55,3 +58,12 @@ def test_a_run_of_one_command_builds_that_command_only(monkeypatch):
     assert cli._app_for(["prodce"]) is cli.app  # an unknown name: the whole app suggests the names
     monkeypatch.setenv(COMPLETE_VAR, "complete_bash")
     assert cli._app_for(["produce"]) is cli.app  # completion may ask about any command
+
+
+def test_a_run_imports_only_the_module_of_the_command_it_runs():
+    code = ("import sys\nfrom kcli.cli import app as cli\nsys.argv = ['kcli', 'produce', '--help']\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('kcli.cli.') and m[9:] in "
+            "{mod for mod, _ in cli.COMMANDS.values()}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "['kcli.cli.produce']"
