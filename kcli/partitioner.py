@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import random
+import struct
 import threading
 from bisect import bisect_right
 from typing import Sequence
@@ -21,6 +22,14 @@ from typing import Sequence
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
+_WORDS: dict[int, struct.Struct] = {}  # bytes read as words -> the Struct reading them
+
+
+def _words(n4: int) -> struct.Struct:
+    if len(_WORDS) > 256:
+        _WORDS.clear()
+    reader = _WORDS[n4] = struct.Struct(f"<{n4 // 4}I")
+    return reader
 
 
 def murmur2(data: bytes) -> int:
@@ -28,8 +37,8 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (_SEED ^ length) & _MASK
     n4 = length & ~3
-    for i in range(0, n4, 4):
-        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+    # the little-endian 32-bit words, read in one call
+    for k in (_WORDS.get(n4) or _words(n4)).unpack_from(data) if n4 else ():
         k = (k * _M) & _MASK
         k ^= k >> 24
         k = (k * _M) & _MASK
