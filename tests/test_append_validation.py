@@ -478,3 +478,62 @@ def test_resigned_batch_of_different_sizes_with_a_wrong_record_length_is_refused
     buf[pos] += 2
     err = refused(log, resign(buf))
     assert err.name == "INVALID_RECORD" and "record 70" in str(err)
+
+
+def _outcome(fn):
+    try:
+        return ("ok", bytes(fn()))
+    except Exception as exc:  # noqa: BLE001 - the error's kind and words are the outcome
+        return (type(exc).__name__, str(exc))
+
+
+@pytest.mark.parametrize("configs", [
+    {},
+    {"compression.type": "gzip"},
+    {"compression.type": "producer"},
+    {"cleanup.policy": "compact"},
+    {"message.timestamp.type": "LogAppendTime"},
+    {"message.timestamp.before.max.ms": str(DAY), "message.timestamp.after.max.ms": str(DAY)},
+    {"max.message.bytes": "200"},
+])
+def test_own_batches_taken_at_a_glance_are_those_the_full_check_takes_unchanged(broker, configs):
+    """The quick look at this process's own batches keeps exactly the batches the full check
+    keeps unchanged, and hands every other one to it (same result, same error words)."""
+    log = make_log(broker, "q", configs)
+    now = now_ms()
+    good = rb.encode_keyed([b"k1", b"k2"], [b"v1", b"v2"], now)
+    cases = {
+        "good": good,
+        "gzip": rb.encode_values([b"z" * 50] * 3, now, compression_type=compression.GZIP),
+        "old": rb.encode_values([b"o"], now - 3 * DAY),
+        "ahead": rb.encode_values([b"a"], now + 3 * DAY),
+        "no timestamp": rb.encode_batch([(None, b"n", -1, ())]),
+        "max below base": bytearray(good),
+        "log append time": bytearray(good),
+        "control": rb.encode_control_batch(rb.COMMIT, producer_id=5, producer_epoch=0, coordinator_epoch=0,
+                                           timestamp=now),
+        "no key": rb.encode_values([b"x" * 30] * 2, now),
+        "large": rb.encode_values([b"L" * 300], now),
+        "short": good[:40],
+        "long": good + b"\x00",
+        "bad crc": bytearray(good),
+        "bad magic": bytearray(good),
+        "bad count": bytearray(good),
+    }
+    struct.pack_into(">q", cases["max below base"], 35, now - 1)
+    resign(cases["max below base"])
+    cases["log append time"][22] |= rb.TIMESTAMP_TYPE_BIT
+    resign(cases["log append time"])
+    cases["bad crc"][-1] ^= 1
+    cases["bad magic"][16] = 1
+    struct.pack_into(">i", cases["bad count"], 57, 7)
+    resign(cases["bad count"])
+    config = log._config_source()
+    for name, batch in cases.items():
+        batch = bytes(batch)
+        full = _outcome(lambda: log._prepare(batch, config, now, True, 0, False))
+        quick = _outcome(lambda: log._prepare_own([batch], config, now, True)[0][0])
+        assert quick == full, name
+        if full[0] == "ok":
+            prepared, headers = log._prepare_own([batch], config, now, True)
+            assert headers == [rb.read_header(prepared[0])], name
