@@ -586,23 +586,30 @@ class PartitionLog:
     def _index_batches(self, txn, state, seg: SegmentInfo, headers, position: int, interval: int) -> None:
         """Advance segment stats and add sparse index entries, as LogSegment.append does."""
         last_time_entry = None
+        since = seg.bytes_since_index
+        last_offset = seg.last_offset
+        add_offset = self.offset_index.add
         for h in headers:
-            if seg.bytes_since_index > interval:
-                self.offset_index.add(txn, h.last_offset, seg.base_offset, position)
-                seg.bytes_since_index = 0
-                ts = max(state.max_timestamp, h.max_timestamp)
+            last_offset = h.base_offset + h.last_offset_delta
+            max_timestamp = h.max_timestamp
+            if since > interval:
+                add_offset(txn, last_offset, seg.base_offset, position)
+                since = 0
+                ts = max(state.max_timestamp, max_timestamp)
                 if last_time_entry is None:
                     last_time_entry = state.max_timestamp
                 if ts > last_time_entry:
-                    self.time_index.add(txn, ts, h.last_offset)
+                    self.time_index.add(txn, ts, last_offset)
                     last_time_entry = ts
-            seg.bytes_since_index += h.size
-            position += h.size
-            if h.max_timestamp > seg.max_timestamp:
-                seg.max_timestamp = h.max_timestamp
-            if h.max_timestamp > state.max_timestamp:
-                state.max_timestamp = h.max_timestamp
-            seg.last_offset = h.last_offset
+            size = h.length + rb.LOG_OVERHEAD
+            since += size
+            position += size
+            if max_timestamp > seg.max_timestamp:
+                seg.max_timestamp = max_timestamp
+            if max_timestamp > state.max_timestamp:
+                state.max_timestamp = max_timestamp
+        seg.bytes_since_index = since
+        seg.last_offset = last_offset
         seg.size = position
 
     # -- read -----------------------------------------------------------------------------
