@@ -587,9 +587,12 @@ def set_log_append_time(batch: bytearray, timestamp: int) -> None:
 # --------------------------------------------------------------------------- decoding
 
 
+_new_header = tuple.__new__  # BatchHeader._make without its length check (the Struct gives 13 fields)
+
+
 def read_header(buf, pos: int = 0) -> BatchHeader:
     """The header of the batch at ``pos`` (the caller checks that it is complete)."""
-    return BatchHeader._make(HEADER.unpack_from(buf, pos))
+    return _new_header(BatchHeader, HEADER.unpack_from(buf, pos))
 
 
 def iter_batches(buf, start: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
@@ -610,7 +613,7 @@ def iter_batches(buf, start: int = 0, end: int | None = None) -> Iterator[tuple[
             )
         if pos + LOG_OVERHEAD + length > end or pos + HEADER_SIZE > end:
             return
-        header = BatchHeader._make(unpack(buf, pos))
+        header = _new_header(BatchHeader, unpack(buf, pos))
         if header.magic != MAGIC:
             raise CorruptRecordError(
                 f"batch at position {pos} (offset {base_offset}) has magic {header.magic}, expected 2"
