@@ -216,10 +216,12 @@ class ProducerBatch:
         index = len(self.values)
         n = len(values)
         if index == 0 and self.keys is None and self.headers is None and self.timestamps is None:
+            # (one list given as both keys and values, or as both lengths, is kept once)
             self.value_lengths = value_lengths
-            self.key_lengths = key_lengths if keys is not None else None
+            self.key_lengths = None if keys is None or key_lengths is None else \
+                key_lengths if key_lengths is not value_lengths else list(key_lengths)
             self.timestamp = timestamp
-            self.keys = keys
+            self.keys = keys if keys is not values else list(keys)
             if headers:
                 self.headers = [headers] * n
             self.values = values

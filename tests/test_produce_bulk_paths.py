@@ -375,3 +375,19 @@ def test_send_many_runs_hold_records_while_they_fit_in_batch_size_with_their_len
                 got.append((start, start + len(chunk), size))
                 start += len(chunk)
             assert got == expected
+
+
+def test_a_batch_given_one_list_as_its_keys_and_values_keeps_them_apart_when_it_grows():
+    import threading
+
+    from kcli.record_accumulator import ProducerBatch
+    from storage import record_batch as rb
+
+    words = [b"a", b"bb"]
+    lengths = [1, 2]
+    b = ProducerBatch("t", 0, 0.0, threading.Condition())
+    b.extend(words, words, (), 5, 10, lengths, lengths)  # records keyed by their own value
+    b.extend([b"c"], [b"k"], (), 5, 10, [1], [1])
+    assert b.values == [b"a", b"bb", b"c"] and b.keys == [b"a", b"bb", b"k"]
+    assert b.value_lengths == [1, 2, 1] and b.key_lengths == [1, 2, 1]
+    assert b.encode(0, None) == rb.encode_batch([(b"a", b"a", 5, ()), (b"bb", b"bb", 5, ()), (b"k", b"c", 5, ())])
