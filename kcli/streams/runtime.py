@@ -163,14 +163,21 @@ class RecordCollector:
         self.sent += n if start == 0 else sum(len(e.values) if type(e) is _Run else 1 for e in buf)
 
     def _send_run(self, run: "_Run") -> None:
-        send_many = self.producer.send_many
         keys, values, tss = run.keys, run.values, run.timestamps
         n = len(values)
         if keys.count(None) == n:
             keys = None
+        send = self.producer.send_many
+        keyed = getattr(self.producer, "send_keyed", None) if keys is not None else None
+        if keyed is not None:
+            # keyed records: the producer's keyed bulk path (the same partitions and batches
+            # as send_many, without dealing them out a record at a time); records keyed by
+            # their own value (the same list) are measured once
+            def send(topic, values, keys, timestamp, alike=values is keys):
+                keyed(topic, keys if alike else values, keys, timestamp)
         first = tss[0]
         if tss.count(first) == n:  # one timestamp for all: one call
-            send_many(run.topic, values, keys=keys, timestamp=first if first >= 0 else None)
+            send(run.topic, values, keys=keys, timestamp=first if first >= 0 else None)
             return
         i = 0
         while i < n:
@@ -178,8 +185,8 @@ class RecordCollector:
             j = i + 1
             while j < n and tss[j] == ts:
                 j += 1
-            send_many(run.topic, values[i:j], keys=None if keys is None else keys[i:j],
-                      timestamp=ts if ts >= 0 else None)
+            send(run.topic, values[i:j], keys=None if keys is None else keys[i:j],
+                 timestamp=ts if ts >= 0 else None)
             i = j
 
     def _send_records(self, buf: list) -> None:
