@@ -1227,11 +1227,12 @@ def _decode_small(data: bytes, count: int) -> Columns | None:
     kinds = kl.translate(_LEN_KIND)
     if 2 in kinds:
         return None
-    if 1 not in kinds:  # no null key: keys and values cut by one struct laid out from the lengths
+    nulls = kinds.count(1)
+    if not nulls or nulls == count:  # keys all null or none: keys and values cut by one struct
         found = _cut_small(data, count, lengths, kl)
         if found is not None:
             keys, values = found
-            return Columns(_small_deltas(stamps, count), keys, values)
+            return Columns(_small_deltas(stamps, count), [None] * count if nulls else keys, values)
     at = list(map(add, starts, _KEY_AT[:count]))  # where each key's length is
     key_end = list(map(add, at, kl.translate(_HALF1)))
     vl = bytes(_picker(key_end)(data))
@@ -1245,7 +1246,6 @@ def _decode_small(data: bytes, count: int) -> Columns | None:
         return None
     if bytes(_picker(value_end)(data)).count(0) != count:
         return None  # headers
-    nulls = kinds.count(1)
     if nulls == count:
         keys: list = [None] * count
     else:
@@ -1271,7 +1271,8 @@ class _SmallLayout(dict):
     one-byte offset deltas and one for two-byte ones: the struct format of the record from its
     length varint on (skip to the key, the key, the value's length byte, the value, the
     header count byte), and the value length byte the record must then hold. None for a pair
-    no record of that layout can have (the value would not fit in the record's length)."""
+    no record of that layout can have (the value would not fit in the record's length). A
+    null key (length byte 1) is laid out as an empty one."""
 
     def __init__(self, od_bytes: int) -> None:
         super().__init__()
@@ -1294,11 +1295,12 @@ _STEP = [1 + (b >> 1) for b in range(256)]  # a one-byte length varint: where th
 
 
 def _cut_small(data: bytes, count: int, lengths: bytes, kl: bytes) -> tuple[list, list] | None:
-    """Keys and values of ``_decode_small``'s records when no key is null, every key and value
-    length one byte: one struct format from each record's length and key length (the value's
-    length follows from them), checked against the value length bytes and the header counts
-    (all 0) it unpacks. None when any does not hold (a null value, headers, lengths that do
-    not add up): then the record-by-record checks decide."""
+    """Keys and values of ``_decode_small``'s records when every key and value length is one
+    byte: one struct format from each record's length and key length (the value's length
+    follows from them), checked against the value length bytes and the header counts (all 0)
+    it unpacks. None when any does not hold (a null value, headers, lengths that do not add
+    up): then the record-by-record checks decide. (Null keys come out empty: the caller
+    knows them.)"""
     pairs = bytearray(2 * count)
     pairs[0::2] = lengths
     pairs[1::2] = kl

@@ -45,14 +45,26 @@ def test_short_keyed_records_are_cut_by_one_struct_to_what_decode_columns_gives(
     assert seen == [True, True]
 
 
-@pytest.mark.parametrize("kind", ["null value", "header", "timestamps"])
+@pytest.mark.parametrize("count", [1, 64, 65, 3000])
+def test_short_key_less_records_are_cut_by_one_struct_to_what_decode_columns_gives(count, monkeypatch):
+    seen = _cuts(monkeypatch)
+    rnd = random.Random(count)
+    values = [rnd.randbytes(rnd.randrange(0, 50)) for _ in range(count)]
+    section, h = _section(rb.encode_values(values, T))
+    got = rb.decode_small_records(section, h)
+    assert got == rb.decode_columns(section, h)
+    assert got.keys == [None] * count and got.values == values
+    assert seen == [True]
+
+
+@pytest.mark.parametrize("kind", ["null value", "null key", "header", "timestamps"])
 def test_batches_the_struct_cannot_take_decode_as_before(kind, monkeypatch):
     seen = _cuts(monkeypatch)
     rnd = random.Random(5)
     records = [(b"k%d" % rnd.randrange(100), rnd.randbytes(rnd.randrange(0, 30)), T, ()) for _ in range(90)]
     k, v, ts, hs = records[70]
-    records[70] = {"null value": (k, None, ts, hs), "header": (k, v, ts, (("h", b"x"),)),
-                   "timestamps": (k, v, T + 1, hs)}[kind]
+    records[70] = {"null value": (k, None, ts, hs), "null key": (None, v, ts, hs),
+                   "header": (k, v, ts, (("h", b"x"),)), "timestamps": (k, v, T + 1, hs)}[kind]
     section, h = _section(rb.encode_batch(records))
     got = rb.decode_small_records(section, h)
     want = rb.decode_columns(section, h)
@@ -60,8 +72,9 @@ def test_batches_the_struct_cannot_take_decode_as_before(kind, monkeypatch):
         assert got is None and want is None
         assert seen == [False]
     else:
-        assert got == want and got.values[70] == records[70][1]
-        assert seen == [kind == "timestamps"]
+        assert got == want and got.keys[70] == records[70][0] and got.values[70] == records[70][1]
+        # a null key among others: the record-by-record checks, without the struct
+        assert seen == ([] if kind == "null key" else [kind == "timestamps"])
 
 
 def _careful(section: bytes, h):
@@ -81,7 +94,12 @@ def test_a_changed_byte_of_a_short_keyed_batch_is_never_cut_differently():
     ones too): the fast decoder gives what the per-record decoder reads, or leaves the batch."""
     rnd = random.Random(3)
     keys = [b"w%d" % rnd.randrange(30) for _ in range(80)]
-    batch = rb.encode_keyed(keys, [k + b"!" * rnd.randrange(3) for k in keys], T)
+    for batch in (rb.encode_keyed(keys, [k + b"!" * rnd.randrange(3) for k in keys], T),
+                  rb.encode_values(keys[:70], T)):
+        _every_change(batch, rnd)
+
+
+def _every_change(batch: bytes, rnd) -> None:
     section, h = _section(batch)
     assert rb._decode_small(section, h.records_count) is not None
     for at in range(len(section)):

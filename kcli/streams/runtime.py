@@ -165,7 +165,7 @@ class RecordCollector:
     def _send_run(self, run: "_Run") -> None:
         keys, values, tss = run.keys, run.values, run.timestamps
         n = len(values)
-        if keys.count(None) == n:
+        if keys[0] is None and keys.count(None) == n:
             keys = None
         send = self.producer.send_many
         keyed = getattr(self.producer, "send_keyed", None) if keys is not None else None
@@ -612,11 +612,11 @@ def _aggregate_op(node):
         deserialized, one deserialization a distinct key. False: not done (a null key or
         value, the cache could fill, or two keys' bytes deserialize to one key)."""
         store = node.store
-        if type(store) is not KeyValueStore or not store.cached or None in K or None in V:
+        if type(store) is not KeyValueStore or not store.cached or None in V:
             return False
         cache, dirty, get, limit = store._cache, store._dirty, store.get, store._limit
         counts = Counter(K)
-        if len(dirty) + len(counts) >= limit:
+        if None in counts or len(dirty) + len(counts) >= limit:  # (a null key is one of the counted keys)
             return False
         distinct = list(counts)
         keys = decode(distinct)
