@@ -746,14 +746,14 @@ class Producer:
         else:
             cache = self._key_cache_for(n)
             try:
-                parts = list(map(cache.__getitem__, keys))
-            except KeyError:
                 try:
+                    parts = list(map(cache.__getitem__, keys))
+                except KeyError:  # keys not seen yet: one murmur2 each
                     for k in set(keys).difference(cache):
                         cache[k] = partition_for_key(k, n)
-                except TypeError:  # a None key
-                    return self.send_many(topic, values, keys=keys, timestamp=timestamp)
-                parts = list(map(cache.__getitem__, keys))
+                    parts = list(map(cache.__getitem__, keys))
+            except TypeError:  # a None key (or one that is not bytes)
+                return self.send_many(topic, values, keys=keys, timestamp=timestamp)
         if parts is None:
             groups = [(0, values if type(values) is list else list(values), keys if type(keys) is list else list(keys))]
         else:
