@@ -775,7 +775,8 @@ class Producer:
             return self.send_many(topic, values, keys=keys, timestamp=timestamp)
         self._check_open()
         self._txn.check_send("send")
-        longest = max(max(vl) for vl, _kl in lengths) + max(max(kl) for _vl, kl in lengths)
+        longest = max(max(vl) for vl, _kl in lengths)
+        longest += longest if alike else max(max(kl) for _vl, kl in lengths)
         if longest > self.config["max.request.size"] - rb.HEADER_SIZE - RECORD_OVERHEAD:
             raise RecordTooLargeError(
                 f"a record of {longest} bytes is larger than max.request.size {self.config['max.request.size']}"

@@ -85,5 +85,8 @@ def test_send_keyed_refuses_a_record_larger_than_max_request_size_before_queuein
         keys = [b"k%d" % i for i in range(50)]
         with pytest.raises(RecordTooLargeError):
             p.send_keyed("t", [b"v"] * 49 + [b"x" * 990], keys, 5)
+        alike = keys[:49] + [b"k" * 490]  # records keyed by their value: the key counts too
+        with pytest.raises(RecordTooLargeError):
+            p.send_keyed("t", alike, alike, 5)
         p.flush()
     assert log_bytes(data_dir, "t", 0) == log_bytes(data_dir, "t", 1) == b""

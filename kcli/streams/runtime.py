@@ -681,11 +681,33 @@ def _list_serializer(serde):
     ser = serde.serialize
     if t is StringSerde:
         encode = str.encode
+        # the bytes of strings seen lately, while most strings of a run have been seen (keys
+        # of a small vocabulary): one look-up gives bytes whose hash is known already and
+        # that are in the processor's cache, which the partitioner's look-up, the length
+        # measures and the encoder then read; runs of mostly new strings are encoded as they
+        # come, and the next few runs without a look
+        known: dict = {}
+        skip = [0]
 
         def strings(xs):
-            if set(map(type, xs)) == _STR:
+            if set(map(type, xs)) != _STR:
+                return [x.encode() if type(x) is str else ser(x) for x in xs]
+            if skip[0]:
+                skip[0] -= 1
                 return list(map(encode, xs))
-            return [x.encode() if type(x) is str else ser(x) for x in xs]
+            try:
+                return list(map(known.__getitem__, xs))
+            except KeyError:
+                new = set(xs).difference(known)
+            if 4 * len(new) > len(xs):
+                skip[0] = 16
+                return list(map(encode, xs))
+            if len(known) + len(new) > _KNOWN_STRINGS:
+                known.clear()
+                new = set(xs)
+            for x in new:
+                known[x] = encode(x)
+            return list(map(known.__getitem__, xs))
         return strings
     if t is LongSerde:
         pack = __import__("struct").Struct(">q").pack
@@ -705,6 +727,7 @@ def _list_serializer(serde):
 
 
 _STR, _INT = {str}, {int}
+_KNOWN_STRINGS = 10_000  # strings a sink's serializer keeps the bytes of (per sink, per task)
 _PAIR_TYPES = {tuple, list, KeyValue}
 _SIZED_TYPES = {list, tuple}  # whose len() is how many items iterating them gives
 
