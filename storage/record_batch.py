@@ -1309,13 +1309,11 @@ def _cut_small(data: bytes, count: int, lengths: bytes, kl: bytes) -> tuple[list
     layouts = list(map(get1, codes[:64]))
     if count > 64:
         layouts += map(get2, codes[64:])
-    if None in layouts:
-        return None
-    try:
+    try:  # (a None layout has no format: a TypeError)
         fields = struct.unpack("<" + "".join(map(_FORMAT, layouts)), data)
-    except struct.error:  # (the records' lengths add up to the section's already)
+    except (TypeError, struct.error):  # (the records' lengths add up to the section's already)
         return None
-    if list(fields[1::4]) != list(map(_VALUE_LENGTH, layouts)) or fields[3::4].count(0) != count:
+    if fields[1::4] != tuple(map(_VALUE_LENGTH, layouts)) or fields[3::4].count(0) != count:
         return None
     return list(fields[0::4]), list(fields[2::4])
 
