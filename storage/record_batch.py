@@ -20,7 +20,6 @@ on purpose.
 from __future__ import annotations
 
 import struct
-import sys
 from itertools import chain, repeat
 from operator import add, itemgetter
 from typing import Iterator, NamedTuple, Sequence
@@ -1279,7 +1278,9 @@ class _SmallLayout(dict):
         self.od_bytes = od_bytes
 
     def __missing__(self, code: int):
-        pair = code.to_bytes(2, sys.byteorder)
+        from sys import byteorder  # (the byte order memoryview.cast("H") read the pair in)
+
+        pair = code.to_bytes(2, byteorder)
         length, key_length = pair[0] >> 1, pair[1] >> 1
         # length = attributes + timestamp delta + offset delta + key length + key + value length + value + headers
         value_length = length - 5 - self.od_bytes - key_length
