@@ -738,3 +738,80 @@ class Producer:
     def _check_open(self) -> None:
         if self._closed:
             raise KafkaError("Cannot perform operation after producer has been closed")
+
+    def send_keyed(self, topic: str, values: Sequence[bytes], keys: Sequence[bytes],
+                   timestamp: int | None = None) -> None:
+        """``send_many(topic, values, keys=keys, timestamp=timestamp)`` for records whose keys
+        and values are all bytes: the same partitions (murmur2 of each key), the same batches,
+        so the same bytes in the log, with the records dealt out to their partitions by C
+        loops (one murmur2 a distinct key) and each record measured once. ``values`` may be
+        ``keys`` itself (records keyed by their value). Anything else (a None, a partitioner,
+        partitioner.ignore.keys) goes to ``send_many``."""
+        count = len(values)
+        if self._partitioner is not None or self._ignore_keys or not count or len(keys) != count or self._closed:
+            return self.send_many(topic, values, keys=keys, timestamp=timestamp)
+        alike = values is keys
+        n = self._metadata.partition_count(topic)
+        if n == 1:
+            parts = None
+        else:
+            cache = self._key_cache_for(n)
+            try:
+                try:
+                    parts = list(map(cache.__getitem__, keys))
+                except KeyError:  # keys not seen yet: one murmur2 each
+                    for k in set(keys).difference(cache):
+                        cache[k] = partition_for_key(k, n)
+                    parts = list(map(cache.__getitem__, keys))
+            except TypeError:  # a None key (or one that is not bytes)
+                return self.send_many(topic, values, keys=keys, timestamp=timestamp)
+        if parts is None:
+            groups = [(0, values if type(values) is list else list(values), keys if type(keys) is list else list(keys))]
+        else:
+            from collections import deque
+            from operator import call
+
+            dealt = [[] for _ in range(n)]
+            deque(map(call, map([d.append for d in dealt].__getitem__, parts), values), 0)
+            if alike:
+                groups = [(p, d, d) for p, d in enumerate(dealt) if d]
+            else:
+                kdealt = [[] for _ in range(n)]
+                deque(map(call, map([d.append for d in kdealt].__getitem__, parts), keys), 0)
+                groups = [(p, d, kdealt[p]) for p, d in enumerate(dealt) if d]
+        try:
+            lengths = [(vlens, vlens if alike else list(map(len, ks)))
+                       for vlens, ks in ((list(map(len, vals)), ks) for _p, vals, ks in groups)]
+        except TypeError:  # a None value (or key)
+            return self.send_many(topic, values, keys=keys, timestamp=timestamp)
+        self._check_open()
+        self._txn.check_send("send")
+        longest = max(max(vl) for vl, _kl in lengths)
+        longest += longest if alike else max(max(kl) for _vl, kl in lengths)
+        if longest > self.config["max.request.size"] - rb.HEADER_SIZE - RECORD_OVERHEAD:
+            raise RecordTooLargeError(
+                f"a record of {longest} bytes is larger than max.request.size {self.config['max.request.size']}"
+            )
+        ts = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp)
+        deadline = time.monotonic() + self.config["max.block.ms"] / 1000.0
+        block = self.config["max.block.ms"]
+        append = self._accumulator.append_many
+        limit = max(1, self.config["batch.size"])
+        per = RECORD_OVERHEAD
+        for (p, vals, ks), (vlens, klens) in zip(groups, lengths):
+            # runs of at most batch.size estimated bytes, as ``_chunks`` cuts them
+            cum = list(accumulate(map(add, vlens, klens)))
+            total = len(vals)
+            start, base = 0, 0
+            while start < total:
+                end = bisect_right(range(total), base + limit, lo=start, hi=min(total, start + limit // per + 1),
+                                   key=lambda i: cum[i] + per * (i + 1))
+                if end <= start:
+                    end = start + 1
+                size = cum[end - 1] + per * end - base
+                whole = start == 0 and end == total
+                vl = vlens if whole else vlens[start:end]
+                append((topic, p), vals if whole else vals[start:end], ks if whole else ks[start:end], (), ts,
+                       size, deadline, block, n, vl, vl if alike else (klens if whole else klens[start:end]))
+                base += size
+                start = end

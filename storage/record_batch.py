@@ -1206,9 +1206,10 @@ def _decode_small(data: bytes, count: int) -> Columns | None:
         return None
     starts = [0] * count
     p = 0
+    step = _STEP
     for i in range(count):
         starts[i] = p
-        p += 1 + (data[p] >> 1)
+        p += step[data[p]]
     if p != len(data):
         return None
     at_start = _picker(starts)
@@ -1230,6 +1231,12 @@ def _decode_small(data: bytes, count: int) -> Columns | None:
     kinds = kl.translate(_LEN_KIND)
     if 2 in kinds:
         return None
+    nulls = kinds.count(1)
+    if not nulls or nulls == count:  # keys all null or none: keys and values cut by one struct
+        found = _cut_small(data, count, lengths, kl)
+        if found is not None:
+            keys, values = found
+            return Columns(_small_deltas(stamps, count), [None] * count if nulls else keys, values)
     at = list(map(add, starts, _KEY_AT[:count]))  # where each key's length is
     key_end = list(map(add, at, kl.translate(_HALF1)))
     vl = bytes(_picker(key_end)(data))
@@ -1243,7 +1250,6 @@ def _decode_small(data: bytes, count: int) -> Columns | None:
         return None
     if bytes(_picker(value_end)(data)).count(0) != count:
         return None  # headers
-    nulls = kinds.count(1)
     if nulls == count:
         keys: list = [None] * count
     else:
@@ -1253,12 +1259,72 @@ def _decode_small(data: bytes, count: int) -> Columns | None:
     values = [data[a + 1 : b] for a, b in zip(key_end, value_end)]
     if 1 in vkinds:
         values = [None if k == 1 else x for k, x in zip(vl, values)]
+    return Columns(_small_deltas(stamps, count), keys, values)
+
+
+def _small_deltas(stamps: bytes, count: int) -> list:
+    """The timestamp deltas of one-byte zigzag varints."""
     first = stamps[0]
     if stamps.count(first) == count:
-        deltas = [_ZIGZAG1[first]] * count
-    else:
-        deltas = list(map(_ZIGZAG1.__getitem__, stamps))
-    return Columns(deltas, keys, values)
+        return [_ZIGZAG1[first]] * count
+    return list(map(_ZIGZAG1.__getitem__, stamps))
+
+
+class _SmallLayout(dict):
+    """A record's layout in ``_cut_small`` by its (length byte, key length byte), one table for
+    one-byte offset deltas and one for two-byte ones: the struct format of the record from its
+    length varint on (skip to the key, the key, the value's length byte, the value, the
+    header count byte), and the value length byte the record must then hold. None for a pair
+    no record of that layout can have (the value would not fit in the record's length). A
+    null key (length byte 1) is laid out as an empty one."""
+
+    def __init__(self, od_bytes: int) -> None:
+        super().__init__()
+        self.od_bytes = od_bytes
+
+    def __missing__(self, code: int):
+        from sys import byteorder  # (the byte order memoryview.cast("H") read the pair in)
+
+        pair = code.to_bytes(2, byteorder)
+        length, key_length = pair[0] >> 1, pair[1] >> 1
+        # length = attributes + timestamp delta + offset delta + key length + key + value length + value + headers
+        value_length = length - 5 - self.od_bytes - key_length
+        found = None
+        if 0 <= value_length < 64:
+            found = (f"{4 + self.od_bytes}x{key_length}sB{value_length}sB", value_length << 1)
+        self[code] = found
+        return found
+
+
+_LAYOUT1, _LAYOUT2 = _SmallLayout(1), _SmallLayout(2)
+_STEP = [1 + (b >> 1) for b in range(256)]  # a one-byte length varint: where the next record starts
+
+
+def _cut_small(data: bytes, count: int, lengths: bytes, kl: bytes) -> tuple[list, list] | None:
+    """Keys and values of ``_decode_small``'s records when every key and value length is one
+    byte: one struct format from each record's length and key length (the value's length
+    follows from them), checked against the value length bytes and the header counts (all 0)
+    it unpacks. None when any does not hold (a null value, headers, lengths that do not add
+    up): then the record-by-record checks decide. (Null keys come out empty: the caller
+    knows them.)"""
+    pairs = bytearray(2 * count)
+    pairs[0::2] = lengths
+    pairs[1::2] = kl
+    codes = memoryview(pairs).cast("H").tolist()
+    get1, get2 = _LAYOUT1.__getitem__, _LAYOUT2.__getitem__
+    layouts = list(map(get1, codes[:64]))
+    if count > 64:
+        layouts += map(get2, codes[64:])
+    try:  # (a None layout has no format: a TypeError)
+        fields = struct.unpack("<" + "".join(map(_FORMAT, layouts)), data)
+    except (TypeError, struct.error):  # (the records' lengths add up to the section's already)
+        return None
+    if fields[1::4] != tuple(map(_VALUE_LENGTH, layouts)) or fields[3::4].count(0) != count:
+        return None
+    return list(fields[0::4]), list(fields[2::4])
+
+
+_FORMAT, _VALUE_LENGTH = itemgetter(0), itemgetter(1)
 
 # --------------------------------------------------------------------------- validation
 #

@@ -145,6 +145,57 @@ def test_word_count_through_the_batch_plans_writes_what_one_record_at_a_time_wri
         assert last_fast == last_slow == counts
 
 
+def test_word_count_of_ascii_lines_over_partitions_writes_what_one_record_at_a_time_writes(tmp_path, monkeypatch):
+    """ASCII lines of word characters and spaces (split without the regular expression), the
+    repartition records keyed by their own value (sent by the producer's keyed path to three
+    partitions, read back by the short-record struct cut): the same repartition records as
+    record by record, and the same final counts."""
+    rnd = random.Random(8)
+    vocab = [f"word{i}" for i in range(300)] + ["Kafka", "x_y", "42"]
+    lines = [(None, " ".join(rnd.choice(vocab) for _ in range(rnd.randrange(0, 7))).encode(), 1_000 + i // 300)
+             for i in range(1500)]
+    words = sum(len(split_words(v.decode())) for _k, v, _t in lines)
+    results = []
+    for name in ("runs", "records"):
+        d = _data_dir(tmp_path, name, partitions=3)
+        _produce(d, lines, partition=1)  # one input partition: the same input order both ways
+        with monkeypatch.context() as m:
+            if name == "records":
+                m.setattr(runtime, "_batch_plan", lambda source, task: None)
+            streams = _run(d, wordcount("in", "out"), lambda sub: len(lines) if sub == 0 else words)
+        results.append((streams, {t: _topic_contents(d, t) for t in WORDCOUNT_TOPICS}))
+    (streams, fast), (slow_streams, slow) = results
+    assert streams.batched_records == len(lines) + words and slow_streams.batched_records == 0
+    repartition = fast["app-counts-store-repartition"]
+    assert repartition == slow["app-counts-store-repartition"]
+    assert sorted(repartition) == [0, 1, 2] and sum(map(len, repartition.values())) == words
+    counts: dict = {}
+    for _k, v, _t in lines:
+        for w in split_words(v.decode()):
+            counts[w.encode()] = counts.get(w.encode(), 0) + 1
+    for topic in ("out", "app-counts-store-changelog"):
+        for contents in (fast[topic], slow[topic]):
+            last = {k: int.from_bytes(v, "big") for part in contents.values() for k, v, _t in part}
+            assert last == counts
+
+
+def test_the_word_splitter_takes_ascii_word_and_space_text_without_the_expression(monkeypatch):
+    from kcli.streams import examples
+
+    rnd = random.Random(4)
+    alphabet = [chr(c) for c in range(128)] + ["é", "\u212a", "İ", "\u00a0", "\u2028", "ß", "\u0663"]
+    regex = examples._WORDS
+    for _ in range(4000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(0, 25)))
+        assert split_words(text) == regex(text.lower())
+    calls = []
+    monkeypatch.setattr(examples, "_WORDS", lambda text: calls.append(text) or regex(text))
+    assert split_words.of_lines(["The quick_brown\tfox", " 42  JUMPS\x1f"]) == \
+        ["the", "quick_brown", "fox", "42", "jumps"]
+    assert calls == []
+    assert split_words("don't") == ["don", "t"] and calls == ["don't"]
+
+
 def test_a_stateless_chain_through_the_batch_plan_writes_what_one_record_at_a_time_writes(tmp_path, monkeypatch):
     seen = {"runs": [], "records": []}
     which = ["runs"]

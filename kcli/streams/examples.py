@@ -10,18 +10,30 @@ from .serdes import LongSerde, StringSerde
 from .windows import Suppressed, TimeWindows
 
 _WORDS = re.compile(r"\w+").findall
+# the ASCII characters that are word characters (\w) or whitespace (\s, and str.split's
+# separators: the same ones): text of only these has its words between its whitespace
+_WORD_OR_SPACE = bytes(c for c in range(128) if chr(c).isspace() or chr(c).isalnum() or c == 0x5F)
+
+
+def _words(text: str) -> list[str]:
+    """The runs of word characters of ``text``: ``str.split`` for ASCII text of word
+    characters and whitespace only (the same runs, found without the regular expression),
+    else the expression's matches."""
+    if text.isascii() and not text.encode().translate(None, _WORD_OR_SPACE):
+        return text.split()
+    return _WORDS(text)
 
 
 def split_words(line: str) -> list[str]:
     """The words of a line, lower-cased: what splitting on runs of non-word characters
     gives, less the empty strings at either end."""
-    return _WORDS(line.lower())
+    return _words(line.lower())
 
 
 def _split_lines(lines: list[str]) -> list[str]:
     """The words of many lines, in order: what ``split_words`` gives for each, one list
     (a newline is no word character, and it ends the context lower() looks at)."""
-    return _WORDS("\n".join(lines).lower())
+    return _words("\n".join(lines).lower())
 
 
 split_words.of_lines = _split_lines  # the stream runtime's form for a run of lines

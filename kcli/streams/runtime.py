@@ -163,14 +163,21 @@ class RecordCollector:
         self.sent += n if start == 0 else sum(len(e.values) if type(e) is _Run else 1 for e in buf)
 
     def _send_run(self, run: "_Run") -> None:
-        send_many = self.producer.send_many
         keys, values, tss = run.keys, run.values, run.timestamps
         n = len(values)
-        if keys.count(None) == n:
+        if keys[0] is None and keys.count(None) == n:
             keys = None
+        send = self.producer.send_many
+        keyed = getattr(self.producer, "send_keyed", None) if keys is not None else None
+        if keyed is not None:
+            # keyed records: the producer's keyed bulk path (the same partitions and batches
+            # as send_many, without dealing them out a record at a time); records keyed by
+            # their own value (the same list) are measured once
+            def send(topic, values, keys, timestamp, alike=values is keys):
+                keyed(topic, keys if alike else values, keys, timestamp)
         first = tss[0]
         if tss.count(first) == n:  # one timestamp for all: one call
-            send_many(run.topic, values, keys=keys, timestamp=first if first >= 0 else None)
+            send(run.topic, values, keys=keys, timestamp=first if first >= 0 else None)
             return
         i = 0
         while i < n:
@@ -178,8 +185,8 @@ class RecordCollector:
             j = i + 1
             while j < n and tss[j] == ts:
                 j += 1
-            send_many(run.topic, values[i:j], keys=None if keys is None else keys[i:j],
-                      timestamp=ts if ts >= 0 else None)
+            send(run.topic, values[i:j], keys=None if keys is None else keys[i:j],
+                 timestamp=ts if ts >= 0 else None)
             i = j
 
     def _send_records(self, buf: list) -> None:
@@ -605,11 +612,11 @@ def _aggregate_op(node):
         deserialized, one deserialization a distinct key. False: not done (a null key or
         value, the cache could fill, or two keys' bytes deserialize to one key)."""
         store = node.store
-        if type(store) is not KeyValueStore or not store.cached or None in K or None in V:
+        if type(store) is not KeyValueStore or not store.cached or None in V:
             return False
         cache, dirty, get, limit = store._cache, store._dirty, store.get, store._limit
         counts = Counter(K)
-        if len(dirty) + len(counts) >= limit:
+        if None in counts or len(dirty) + len(counts) >= limit:  # (a null key is one of the counted keys)
             return False
         distinct = list(counts)
         keys = decode(distinct)
@@ -674,11 +681,33 @@ def _list_serializer(serde):
     ser = serde.serialize
     if t is StringSerde:
         encode = str.encode
+        # the bytes of strings seen lately, while most strings of a run have been seen (keys
+        # of a small vocabulary): one look-up gives bytes whose hash is known already and
+        # that are in the processor's cache, which the partitioner's look-up, the length
+        # measures and the encoder then read; runs of mostly new strings are encoded as they
+        # come, and the next few runs without a look
+        known: dict = {}
+        skip = [0]
 
         def strings(xs):
-            if set(map(type, xs)) == _STR:
+            if set(map(type, xs)) != _STR:
+                return [x.encode() if type(x) is str else ser(x) for x in xs]
+            if skip[0]:
+                skip[0] -= 1
                 return list(map(encode, xs))
-            return [x.encode() if type(x) is str else ser(x) for x in xs]
+            try:
+                return list(map(known.__getitem__, xs))
+            except KeyError:
+                new = set(xs).difference(known)
+            if 4 * len(new) > len(xs):
+                skip[0] = 16
+                return list(map(encode, xs))
+            if len(known) + len(new) > _KNOWN_STRINGS:
+                known.clear()
+                new = set(xs)
+            for x in new:
+                known[x] = encode(x)
+            return list(map(known.__getitem__, xs))
         return strings
     if t is LongSerde:
         pack = __import__("struct").Struct(">q").pack
@@ -698,6 +727,7 @@ def _list_serializer(serde):
 
 
 _STR, _INT = {str}, {int}
+_KNOWN_STRINGS = 10_000  # strings a sink's serializer keeps the bytes of (per sink, per task)
 _PAIR_TYPES = {tuple, list, KeyValue}
 _SIZED_TYPES = {list, tuple}  # whose len() is how many items iterating them gives
 
