@@ -406,7 +406,9 @@ class Producer:
                 longest = max(map(len, values))
             except TypeError:
                 longest = max(len(v or b"") for v in values)
-            if keys is not None:
+            if keys is values:  # records keyed by their own value
+                longest *= 2
+            elif keys is not None:
                 try:
                     longest += max(map(len, keys))
                 except TypeError:
@@ -580,21 +582,26 @@ class Producer:
 
     def _group_by_key(self, keys: Sequence[bytes], values: Sequence, n: int) -> dict[int, tuple[list, list]]:
         """Records grouped by murmur2 partition of their keys, order kept within a partition.
-        Partitions of keys already seen come from a cache, so repeated keys cost one lookup."""
+        Partitions of keys already seen come from a cache, so repeated keys cost one lookup
+        and a new key one murmur2, however often it comes. ``values`` may be ``keys`` itself:
+        each group's one list is then its keys and its values."""
         cache = self._key_cache_for(n)
         try:
             parts = list(map(cache.__getitem__, keys))
         except KeyError:  # keys not seen yet (or a None key: a TypeError in partition_for_key)
-            parts = list(map(cache.get, keys))
-            for i, p in enumerate(parts):
-                if p is None:
-                    p = parts[i] = cache[keys[i]] = partition_for_key(keys[i], n)
+            for k in set(keys).difference(cache):
+                cache[k] = partition_for_key(k, n)
+            parts = list(map(cache.__getitem__, keys))
         if n == 1:
             return {0: (list(values), list(keys))}
         # one pass deals the records out to their partitions, in order (cheaper than a
-        # sort or a pass per partition)
+        # sort, a pass per partition, or dealing by C-level maps of bound appends)
         if n <= 1024:
             vals = [[] for _ in range(n)]
+            if values is keys:
+                for v, p in zip(values, parts):
+                    vals[p].append(v)
+                return {p: (vals[p], vals[p]) for p in range(n) if vals[p]}
             ks = [[] for _ in range(n)]
             for v, k, p in zip(values, keys, parts):
                 vals[p].append(v)
@@ -626,7 +633,7 @@ class Producer:
         per = RECORD_OVERHEAD + extra
         try:  # len() of a None is a TypeError: None values or keys are found without a scan
             vlens = list(map(len, values))
-            klens = list(map(len, keys)) if keys is not None else None
+            klens = None if keys is None else vlens if keys is values else list(map(len, keys))
         except TypeError:
             vlens = klens = None
             lengths = [0 if v is None else len(v) for v in values]
@@ -741,77 +748,8 @@ class Producer:
 
     def send_keyed(self, topic: str, values: Sequence[bytes], keys: Sequence[bytes],
                    timestamp: int | None = None) -> None:
-        """``send_many(topic, values, keys=keys, timestamp=timestamp)`` for records whose keys
-        and values are all bytes: the same partitions (murmur2 of each key), the same batches,
-        so the same bytes in the log, with the records dealt out to their partitions by C
-        loops (one murmur2 a distinct key) and each record measured once. ``values`` may be
-        ``keys`` itself (records keyed by their value). Anything else (a None, a partitioner,
-        partitioner.ignore.keys) goes to ``send_many``."""
-        count = len(values)
-        if self._partitioner is not None or self._ignore_keys or not count or len(keys) != count or self._closed:
-            return self.send_many(topic, values, keys=keys, timestamp=timestamp)
-        alike = values is keys
-        n = self._metadata.partition_count(topic)
-        if n == 1:
-            parts = None
-        else:
-            cache = self._key_cache_for(n)
-            try:
-                try:
-                    parts = list(map(cache.__getitem__, keys))
-                except KeyError:  # keys not seen yet: one murmur2 each
-                    for k in set(keys).difference(cache):
-                        cache[k] = partition_for_key(k, n)
-                    parts = list(map(cache.__getitem__, keys))
-            except TypeError:  # a None key (or one that is not bytes)
-                return self.send_many(topic, values, keys=keys, timestamp=timestamp)
-        if parts is None:
-            groups = [(0, values if type(values) is list else list(values), keys if type(keys) is list else list(keys))]
-        else:
-            from collections import deque
-            from operator import call
-
-            dealt = [[] for _ in range(n)]
-            deque(map(call, map([d.append for d in dealt].__getitem__, parts), values), 0)
-            if alike:
-                groups = [(p, d, d) for p, d in enumerate(dealt) if d]
-            else:
-                kdealt = [[] for _ in range(n)]
-                deque(map(call, map([d.append for d in kdealt].__getitem__, parts), keys), 0)
-                groups = [(p, d, kdealt[p]) for p, d in enumerate(dealt) if d]
-        try:
-            lengths = [(vlens, vlens if alike else list(map(len, ks)))
-                       for vlens, ks in ((list(map(len, vals)), ks) for _p, vals, ks in groups)]
-        except TypeError:  # a None value (or key)
-            return self.send_many(topic, values, keys=keys, timestamp=timestamp)
-        self._check_open()
-        self._txn.check_send("send")
-        longest = max(max(vl) for vl, _kl in lengths)
-        longest += longest if alike else max(max(kl) for _vl, kl in lengths)
-        if longest > self.config["max.request.size"] - rb.HEADER_SIZE - RECORD_OVERHEAD:
-            raise RecordTooLargeError(
-                f"a record of {longest} bytes is larger than max.request.size {self.config['max.request.size']}"
-            )
-        ts = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp)
-        deadline = time.monotonic() + self.config["max.block.ms"] / 1000.0
-        block = self.config["max.block.ms"]
-        append = self._accumulator.append_many
-        limit = max(1, self.config["batch.size"])
-        per = RECORD_OVERHEAD
-        for (p, vals, ks), (vlens, klens) in zip(groups, lengths):
-            # runs of at most batch.size estimated bytes, as ``_chunks`` cuts them
-            cum = list(accumulate(map(add, vlens, klens)))
-            total = len(vals)
-            start, base = 0, 0
-            while start < total:
-                end = bisect_right(range(total), base + limit, lo=start, hi=min(total, start + limit // per + 1),
-                                   key=lambda i: cum[i] + per * (i + 1))
-                if end <= start:
-                    end = start + 1
-                size = cum[end - 1] + per * end - base
-                whole = start == 0 and end == total
-                vl = vlens if whole else vlens[start:end]
-                append((topic, p), vals if whole else vals[start:end], ks if whole else ks[start:end], (), ts,
-                       size, deadline, block, n, vl, vl if alike else (klens if whole else klens[start:end]))
-                base += size
-                start = end
+        """``send_many(topic, values, keys=keys, timestamp=timestamp)``: the keyed bulk path
+        of the stream runtime's sinks. ``values`` may be ``keys`` itself (records keyed by
+        their own value, as a ``group_by`` on the value writes them): each record is then
+        dealt out and measured once."""
+        self.send_many(topic, values, keys=keys, timestamp=timestamp)

@@ -42,8 +42,8 @@ def test_send_keyed_writes_the_bytes_send_many_writes(broker, data_dir, partitio
     broker.create_topic("keyed", partitions)
     calls = _calls(partitions)
     with Producer(STEADY, data_dir=data_dir, batch_size=4096) as p:
-        for values, keys, ts in calls:
-            p.send_many("many", values, keys=keys, timestamp=ts)
+        for values, keys, ts in calls:  # (copies: records keyed by their value as two lists)
+            p.send_many("many", list(values), keys=list(keys), timestamp=ts)
     with Producer(STEADY, data_dir=data_dir, batch_size=4096) as p:
         for values, keys, ts in calls:
             p.send_keyed("keyed", values, keys, ts)
@@ -90,3 +90,17 @@ def test_send_keyed_refuses_a_record_larger_than_max_request_size_before_queuein
             p.send_keyed("t", alike, alike, 5)
         p.flush()
     assert log_bytes(data_dir, "t", 0) == log_bytes(data_dir, "t", 1) == b""
+
+
+def test_a_new_key_is_hashed_once_however_often_it_comes(broker, data_dir, monkeypatch):
+    import kcli.producer as producer_module
+
+    hashed = []
+    real = producer_module.partition_for_key
+    monkeypatch.setattr(producer_module, "partition_for_key", lambda k, n: hashed.append(k) or real(k, n))
+    broker.create_topic("t", 4)
+    keys = [b"a", b"b", b"a", b"a", b"b", b"c"] * 50
+    with Producer(STEADY, data_dir=data_dir) as p:
+        p.send_many("t", keys, keys=keys)
+        p.send_many("t", [b"v"] * len(keys), keys=list(keys))
+    assert sorted(hashed) == [b"a", b"b", b"c"]

@@ -167,14 +167,15 @@ class RecordCollector:
         n = len(values)
         if keys[0] is None and keys.count(None) == n:
             keys = None
-        send = self.producer.send_many
-        keyed = getattr(self.producer, "send_keyed", None) if keys is not None else None
-        if keyed is not None:
-            # keyed records: the producer's keyed bulk path (the same partitions and batches
-            # as send_many, without dealing them out a record at a time); records keyed by
-            # their own value (the same list) are measured once
-            def send(topic, values, keys, timestamp, alike=values is keys):
-                keyed(topic, keys if alike else values, keys, timestamp)
+        many = self.producer.send_many
+        if keys is not None and values is keys:
+            # records keyed by their own value (one list): the producer deals them out and
+            # measures them once when it is given the same list as keys and values (the
+            # slices below are not one list any more)
+            def send(topic, values, keys, timestamp):
+                many(topic, keys, keys=keys, timestamp=timestamp)
+        else:
+            send = many
         first = tss[0]
         if tss.count(first) == n:  # one timestamp for all: one call
             send(run.topic, values, keys=keys, timestamp=first if first >= 0 else None)
