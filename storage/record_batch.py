@@ -20,7 +20,7 @@ on purpose.
 from __future__ import annotations
 
 import struct
-from itertools import chain, repeat
+from itertools import repeat
 from operator import add, itemgetter
 from typing import Iterator, NamedTuple, Sequence
 
@@ -1391,7 +1391,6 @@ def _walk(data, pos: int, n: int, count: int) -> tuple[int, int]:
     # The general walk over data[pos:n]: one- and two-byte varints are decoded inline
     # (record lengths under 8 KiB, offset deltas under 8192, small timestamp deltas);
     # longer ones call decode_varint. Positions in messages are relative to the records.
-    base = pos
     dv = decode_varint
     lo = 1 << 64
     hi = -(1 << 64)
