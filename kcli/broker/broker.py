@@ -27,8 +27,8 @@ from kcli.common.errors import (
     OffsetOutOfRangeError,
     TransactionalIdNotFoundError,
     UnknownServerError,
-    UnstableOffsetCommitError,
     UnknownTopicOrPartitionError,
+    UnstableOffsetCommitError,
 )
 from storage.layout import DataDir
 from storage.log import PartitionLog

@@ -15,6 +15,9 @@ requests and by the broker's housekeeping.
   that same LMDB transaction. A crash between the decision and the markers is completed by
   the next process that touches the transactional id, or by housekeeping — markers are
   idempotent per epoch.
+- ``pending_offsets(group)``: the group's partitions whose offsets wait in a transaction not
+  yet complete; an OffsetFetch with ``require_stable`` answers UNSTABLE_OFFSET_COMMIT for them
+  (KIP-447), so a new owner of the partitions never starts from the offsets before it.
 - Housekeeping: ``abort_timed_out_transactions`` aborts transactions open longer than their
   ``transaction.timeout.ms`` (bumping the epoch, as Kafka does) and completes interrupted
   completions; ``expire_transactional_ids`` forgets ids idle in Empty/CompleteCommit/
