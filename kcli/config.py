@@ -79,6 +79,7 @@ CONSUMER_CONFIGS: dict[str, ConfigDef] = {
         ConfigDef("fetch.max.wait.ms", "int", 500, _at_least(0)),
         ConfigDef("check.crcs", "boolean", True),
         ConfigDef("default.api.timeout.ms", "int", 60000, _at_least(0)),
+        ConfigDef("retry.backoff.ms", "long", 100, _at_least(0)),
         ConfigDef("request.timeout.ms", "int", 30000, _at_least(0)),
         ConfigDef("kcli.data.dir", "object", None),
     )

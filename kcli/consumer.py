@@ -18,6 +18,7 @@ from storage import record_batch as rb
 from kcli.common.errors import (
     CorruptRecordError,
     KafkaError,
+    KafkaTimeoutError,
     LeaderNotAvailableError,
     NotLeaderOrFollowerError,
     OffsetOutOfRangeError,
@@ -126,9 +127,10 @@ class Consumer:
             self._on_notice(text)
 
     def _fresh_partitions(self, partitions: list[TopicPartition]) -> None:
-        """Newly assigned partitions start at the group's committed offsets."""
+        """Newly assigned partitions start at the group's committed offsets (one whose offsets
+        are not yet stable gets its position on a later poll)."""
         if partitions and self.config["group.id"]:
-            for tp, c in self._fetch_committed(partitions).items():
+            for tp, c in self._fetch_committed(partitions, wait=False).items():
                 st = self._subscriptions.state(tp)
                 if c is not None and st is not None:
                     st.position = c.offset
@@ -171,15 +173,35 @@ class Consumer:
         except KafkaError:
             pass
 
-    def _fetch_committed(self, partitions) -> dict[TopicPartition, OffsetAndMetadata | None]:
+    def _fetch_committed(self, partitions, wait: bool = True) -> dict[TopicPartition, OffsetAndMetadata | None]:
+        """The group's committed offsets, asked for as stable ones (``require_stable``, as
+        Kafka's consumer always asks since KIP-447): a partition whose offsets wait in a
+        transaction not yet committed or aborted is UNSTABLE_OFFSET_COMMIT, and is asked
+        for again every retry.backoff.ms up to default.api.timeout.ms (then
+        KafkaTimeoutError). ``wait=False``: such partitions are left out of the answer."""
         wanted = [(tp[0], tp[1]) for tp in partitions]
-        found = self._broker.offset_fetch(api.OffsetFetchRequest(self.config["group.id"], wanted))
-        out = {}
-        for r in found:
-            r.raise_for_error()
-            out[TopicPartition(r.topic, r.partition)] = None if r.offset < 0 else \
-                OffsetAndMetadata(r.offset, r.metadata, r.leader_epoch, r.commit_timestamp)
-        return out
+        deadline = None
+        while True:
+            found = self._broker.offset_fetch(api.OffsetFetchRequest(self.config["group.id"], wanted,
+                                                                     require_stable=True))
+            out, unstable = {}, []
+            for r in found:
+                if getattr(r.error, "name", None) == "UNSTABLE_OFFSET_COMMIT":
+                    unstable.append(f"{r.topic}-{r.partition}")
+                    continue
+                r.raise_for_error()
+                out[TopicPartition(r.topic, r.partition)] = None if r.offset < 0 else \
+                    OffsetAndMetadata(r.offset, r.metadata, r.leader_epoch, r.commit_timestamp)
+            if not unstable or not wait:
+                return out
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.config["default.api.timeout.ms"] / 1000.0
+            elif now >= deadline:
+                raise KafkaTimeoutError(
+                    f"the committed offsets of {', '.join(unstable)} are still in a transaction not yet complete "
+                    f"after default.api.timeout.ms ({self.config['default.api.timeout.ms']} ms)")
+            time.sleep(self.config["retry.backoff.ms"] / 1000.0)
 
     def committed(self, partitions) -> dict:
         """{TopicPartition: committed offset or None}."""
@@ -290,10 +312,14 @@ class Consumer:
         found = self._list_offsets(timestamps)
         return {tp: None if off < 0 else (off, ts) for tp, (off, ts) in found.items()}
 
-    def _init_position(self, tp: TopicPartition, st: PartitionState) -> None:
-        """A partition without a position starts at its committed offset, else by auto.offset.reset."""
+    def _init_position(self, tp: TopicPartition, st: PartitionState, wait: bool = True) -> None:
+        """A partition without a position starts at its committed offset, else by auto.offset.reset.
+        ``wait=False``: while its committed offset is unstable, the position stays unset."""
         if self.config["group.id"]:
-            c = self._fetch_committed([tp]).get(tp)
+            found = self._fetch_committed([tp], wait=wait)
+            if tp not in found:
+                return
+            c = found[tp]
             if c is not None:
                 st.position = c.offset
                 return
@@ -413,7 +439,9 @@ class Consumer:
         ends)`` adds each other batch's records to ``items`` and the offset after each item to
         ``ends``, which are buffered (``tag``: the items' kind) or, with none, move the position."""
         if st.position is None:
-            self._init_position(tp, st)
+            self._init_position(tp, st, wait=False)
+            if st.position is None:
+                return  # its committed offset is not stable yet: the next poll asks again
         fetched = self._fetch(tp, st)
         data = fetched.records
         if self._on_notice is not None and self._isolation == api.READ_COMMITTED:

@@ -21,20 +21,37 @@ $kcli topic create word-counts --partitions 4 >/dev/null
 
 run() { exec $kcli streams wordcount --input lines --output word-counts --application-id wordcount \
           --guarantee "${GUARANTEE:-exactly_once_v2}" -X session.timeout.ms=6000 -X heartbeat.interval.ms=1000 -q "$@"; }
+# await SECONDS WHAT CONDITION: poll `streams status` until CONDITION (Python, on the status as
+# s, its instances as m, the committed lag per input partition as lag) holds; conditions, not
+# sleeps, so a busy machine only makes it slower
+await() {
+  local deadline=$((SECONDS + $1))
+  until $kcli streams status wordcount -o json 2>/dev/null | python3 -c "import json, sys
+try: s = json.load(sys.stdin)
+except ValueError: sys.exit(1)
+m = s['instances']; lag = {x['partition']: x for x in s['lag']}
+sys.exit(0 if ($3) else 1)"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "gave up after $1 s waiting for $2" >&2; $kcli streams status wordcount >&2 || true; exit 1
+    fi
+    sleep 0.2
+  done
+}
+lines_committed='sum(x["committed"] for p, x in lag.items() if p.startswith("lines-"))'
 run & a=$!
 run & b=$!
-sleep 2
+await 60 "both instances to hold tasks" 's["state"] == "Stable" and len(m) == 2 and all(i["partitions"] for i in m)'
 head -n "$half" "$work/lines.txt" | $kcli produce lines >/dev/null
-sleep 1
+# both have committed work (every line of the first half read) before one is killed
+await 60 "the first half to be committed" "$lines_committed >= $half"
 kill -9 "$a"; wait "$a" 2>/dev/null || true
 echo "instance $a killed after $half of $n lines"
 tail -n +"$((half + 1))" "$work/lines.txt" | $kcli produce lines >/dev/null
-# the survivor takes the dead instance's tasks once its session (6 s) runs out
-for _ in $(seq 180); do
-  lag=$($kcli streams status wordcount -o json | python3 -c 'import json,sys; print(sum(x["lag"] for x in json.load(sys.stdin)["lag"]))')
-  [ "$lag" = 0 ] && break
-  sleep 0.5
-done
+# the survivor takes the dead instance's tasks once its session (6 s) runs out, restores their
+# state from the changelog, and commits every input partition up to its end
+await 150 "the survivor to own every task and catch up" \
+  's["state"] == "Stable" and len(m) == 1 and len(m[0]["partitions"]) == 8 and set(lag) == set(m[0]["partitions"])
+and all(x["lag"] == 0 for x in lag.values()) and '"$lines_committed >= $n"
 $kcli streams status wordcount
 kill -TERM "$b"; wait "$b" || true
 

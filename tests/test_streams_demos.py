@@ -11,6 +11,7 @@ def test_streams_wordcount_demo_is_exact_after_an_instance_is_killed():
     out = run_demo("streams-wordcount.sh")
     assert re.search(r"instance \d+ killed after \d+ of \d+ lines", out), out
     assert "1 instance(s)" in out and "total lag 0" in out, out
+    assert "tasks 0_0, 0_1, 0_2, 0_3, 1_0, 1_1, 1_2, 1_3;" in out, out  # the survivor owns every task
     assert re.search(r"counts exact: \d+ words, \d+ occurrences", out), out
 
 

@@ -28,6 +28,7 @@ from kcli.common.errors import (
     TransactionalIdNotFoundError,
     UnknownServerError,
     UnknownTopicOrPartitionError,
+    UnstableOffsetCommitError,
 )
 from storage.layout import DataDir
 from storage.log import PartitionLog
@@ -729,15 +730,27 @@ class LocalBroker:
         wanted = None if request.partitions is None else [tuple(tp) for tp in request.partitions]
         found = self.group_coordinator.fetch_offsets(request.group_id, wanted)
         keys = sorted(found) if wanted is None else wanted
+        # require_stable (KIP-447): a partition whose offsets wait in an unfinished
+        # transaction gets UNSTABLE_OFFSET_COMMIT (retriable), not the offset from before it
+        pending = self._pending_txn_offsets(request.group_id) if request.require_stable else ()
         out = []
         for tp in keys:
             c = found.get(tuple(tp))
-            if c is None:
+            if tuple(tp) in pending:
+                out.append(api.OffsetFetchPartition(tp[0], tp[1], error=UnstableOffsetCommitError(
+                    f"{tp[0]}-{tp[1]} of group {request.group_id} has offsets in a transaction not yet complete")))
+            elif c is None:
                 out.append(api.OffsetFetchPartition(tp[0], tp[1]))
             else:
                 out.append(api.OffsetFetchPartition(tp[0], tp[1], c.offset, c.leader_epoch, c.metadata,
                                                     c.commit_timestamp))
         return out
+
+    def _pending_txn_offsets(self, group_id: str) -> set:
+        try:
+            return self.transactions.pending_offsets(group_id)
+        except KeyError:  # a read-only directory made before transactions existed: none
+            return set()
 
     def offset_delete(self, group_id: str, partitions: list[tuple[str, int]]) -> list[api.PartitionResult]:
         errors = self.group_coordinator.delete_offsets(group_id, [tuple(tp) for tp in partitions])

@@ -15,6 +15,9 @@ requests and by the broker's housekeeping.
   that same LMDB transaction. A crash between the decision and the markers is completed by
   the next process that touches the transactional id, or by housekeeping — markers are
   idempotent per epoch.
+- ``pending_offsets(group)``: the group's partitions whose offsets wait in a transaction not
+  yet complete; an OffsetFetch with ``require_stable`` answers UNSTABLE_OFFSET_COMMIT for them
+  (KIP-447), so a new owner of the partitions never starts from the offsets before it.
 - Housekeeping: ``abort_timed_out_transactions`` aborts transactions open longer than their
   ``transaction.timeout.ms`` (bumping the epoch, as Kafka does) and completes interrupted
   completions; ``expire_transactional_ids`` forgets ids idle in Empty/CompleteCommit/
@@ -201,6 +204,35 @@ class TransactionCoordinator:
         if t is None:
             raise TransactionalIdNotFoundError(f"transactional id {tid} is not known")
         return t
+
+    def pending_offsets(self, group: str) -> set[tuple[str, int]]:
+        """The partitions of ``group`` with offsets sent to a transaction that is not yet
+        complete (Ongoing, PrepareCommit or PrepareAbort): what a ``require_stable`` OffsetFetch
+        answers UNSTABLE_OFFSET_COMMIT for, as Kafka's group coordinator does while it holds
+        pending transactional offsets. Reads only the records with a deadline in txn_timers
+        (the open transactions)."""
+        out: set[tuple[str, int]] = set()
+        with self.store.read() as txn:
+            if self._timers is None:
+                tids = [bytes(k).decode() for k, _v in txn.cursor(db=self._db)]
+            else:
+                tids = []
+                cur = txn.cursor(db=self._timers)
+                found = cur.set_range(_TIMER.pack(_DEADLINE, 0))
+                while found:
+                    key = cur.key()
+                    if len(key) < _TIMER.size or _TIMER.unpack_from(key)[0] != _DEADLINE:
+                        break
+                    tids.append(bytes(key[_TIMER.size:]).decode())
+                    found = cur.next()
+            for tid in tids:
+                t = self._load(txn, tid)
+                if t is None or t["state"] not in (ONGOING, PREPARE_COMMIT, PREPARE_ABORT):
+                    continue
+                for g, topic, p, *_rest in t["offsets"]:
+                    if g == group:
+                        out.add((topic, p))
+        return out
 
     def list(self) -> dict[str, dict]:
         """Every transactional id (decodes them all: for listing, not for the request path)."""

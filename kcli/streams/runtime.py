@@ -1026,6 +1026,9 @@ class KafkaStreams:
         for tp in partitions:
             for sub in by_topic.get(tp.topic, []):
                 wanted[(sub.id, tp.partition)] = sub
+        if self.eos:
+            self._await_stable_offsets([tp for tp in partitions if any(
+                f"{sub.id}_{tp.partition}" not in self.tasks for sub in by_topic.get(tp.topic, []))])
         for (sid, p), sub in sorted(wanted.items(), key=lambda x: x[0]):
             tid = f"{sid}_{p}"
             if tid in self.tasks:
@@ -1034,6 +1037,26 @@ class KafkaStreams:
             task.open(self.restore_consumer)
             self.tasks[tid] = task
         self._rebuild_routes()
+
+    def _await_stable_offsets(self, partitions) -> None:
+        """Under exactly-once, a task is restored only once its input offsets are stable: a
+        transaction of the partitions' previous owner that is still open, or decided but not
+        yet completed (the owner died half-way through its commit), first commits or aborts.
+        Restoring before that would read a changelog without the transaction's records while
+        the input resumes after them (lost updates), or replay input whose results the
+        changelog already holds (double counts)."""
+        if not partitions:
+            return
+        deadline = time.monotonic() + self.config["max.poll.interval.ms"] / 1000.0
+        while True:
+            try:
+                self.consumer.committed(list(partitions))
+                return
+            except KafkaError as e:
+                if not e.retriable or time.monotonic() > deadline:
+                    raise
+                log.info("%s: waiting for the committed offsets of %s to become stable (%s)",
+                         self.client_id, ", ".join(map(str, partitions)), e)
 
     def _process_runs(self, records) -> None:
         """Runs of one partition's records; a run goes through a task's batch plan when its

@@ -1,0 +1,196 @@
+"""Committed offsets that wait in a transaction not yet complete are not handed out
+(KIP-447's require_stable): an OffsetFetch asking for stable offsets gets
+UNSTABLE_OFFSET_COMMIT for them, the consumer asks again until the transaction commits or
+aborts, and a Streams instance taking over the tasks of one killed half-way through its
+commit restores and resumes only after that commit has been completed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from kcli import Admin, Consumer, Producer
+from kcli.broker import api, open_broker
+from kcli.common.errors import KafkaTimeoutError
+from kcli.streams import KafkaStreams
+from kcli.streams.examples import split_words, wordcount
+from kcli.streams.query import read_store
+from kcli.types import TopicPartition
+from storage.record_batch import COMMIT
+
+IN0 = TopicPartition("in", 0)
+
+
+def decided_not_completed(broker, monkeypatch, producer: Producer) -> None:
+    """Commit the producer's transaction as a process killed right after the decision
+    leaves it: PrepareCommit durable, no marker written, the group offsets not yet put."""
+    with monkeypatch.context() as m:
+        m.setattr(broker.transactions, "_complete", lambda tid: None)
+        producer.commit_transaction()
+
+
+def test_offsets_of_a_decided_but_uncompleted_commit_are_unstable_until_it_completes(data_dir, monkeypatch):
+    broker = open_broker(data_dir, create=True)
+    try:
+        broker.create_topic("in", 1)
+        broker.create_topic("out", 1)
+        with Producer({}, data_dir=data_dir) as plain:
+            for i in range(10):
+                plain.send("in", b"v%d" % i, partition=0)
+        with Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir) as p:
+            p.init_transactions()
+            p.begin_transaction()
+            p.send("out", b"x", partition=0)
+            p.send_offsets_to_transaction({IN0: 2}, "g")
+            p.commit_transaction()  # the group's committed offset: 2
+            p.begin_transaction()
+            p.send("out", b"y", partition=0)
+            p.send_offsets_to_transaction({IN0: 7}, "g")
+            decided_not_completed(broker, monkeypatch, p)
+
+            def fetch(stable: bool):
+                [r] = broker.offset_fetch(api.OffsetFetchRequest("g", [("in", 0)], require_stable=stable))
+                return r
+
+            assert fetch(False).offset == 2  # what is committed now, as Kafka answers without require_stable
+            assert getattr(fetch(True).error, "name", None) == "UNSTABLE_OFFSET_COMMIT"
+
+            c = Consumer({"group.id": "g", "enable.auto.commit": False, "isolation.level": "read_committed"},
+                         data_dir=data_dir)
+            try:
+                c.assign([IN0])
+                assert c.poll(0.2) == []  # no position from the offset the transaction replaces
+                # what housekeeping does for an interrupted completion, a little later
+                timer = threading.Timer(0.3, broker.transactions.abort_timed_out_transactions,
+                                        kwargs={"now_ms": int(time.time() * 1000) + 6000})
+                started = time.monotonic()
+                timer.start()
+                assert c.committed([IN0]) == {IN0: 7}
+                assert time.monotonic() - started >= 0.25  # it waited for the completion
+                timer.join()
+                assert [r.offset for r in c.poll(1.0)] == [7, 8, 9]
+            finally:
+                c.close()
+    finally:
+        broker.release()
+
+
+def test_committed_gives_up_after_default_api_timeout_while_a_transaction_holds_the_offsets(data_dir):
+    broker = open_broker(data_dir, create=True)
+    try:
+        broker.create_topic("in", 1)
+        with Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir) as p:
+            p.init_transactions()
+            p.begin_transaction()
+            p.send_offsets_to_transaction({IN0: 3}, "g")  # left open
+            with Consumer({"group.id": "g", "enable.auto.commit": False, "default.api.timeout.ms": 300},
+                          data_dir=data_dir) as c:
+                started = time.monotonic()
+                with pytest.raises(KafkaTimeoutError, match="in-0"):
+                    c.committed([IN0])
+                assert 0.25 <= time.monotonic() - started < 5
+            p.abort_transaction()
+            with Consumer({"group.id": "g", "enable.auto.commit": False}, data_dir=data_dir) as c:
+                assert c.committed([IN0]) == {IN0: None}  # aborted: nothing was committed
+    finally:
+        broker.release()
+
+
+def _caught_up(data_dir: str, app_id: str, topics: list[str]) -> bool:
+    with Admin(data_dir) as admin:
+        committed = admin.list_consumer_group_offsets(app_id)
+        wanted = [tp for tp in committed if tp.topic in topics]
+        if {tp.topic for tp in wanted} != set(topics):
+            return False
+        ends = admin.list_offsets({tp: -1 for tp in wanted})
+    return all(committed[tp].offset >= ends[tp][0] for tp in wanted)
+
+
+def _wait(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("written", ["changelog", "all-but-changelog"])
+def test_streams_instance_taking_over_from_one_killed_mid_commit_counts_exactly(data_dir, monkeypatch, written):
+    """A word count instance dies half-way through writing the markers of a decided commit
+    that updated its counts; the instance that takes its tasks over must neither replay the
+    input of that commit (the counts it restores already hold it: double counts) nor restore
+    before the commit is completed (the counts it restores lack it while its input resumes
+    after it: lost updates, seen once more lines with the same words come)."""
+    broker = open_broker(data_dir, create=True)
+    released = threading.Event()
+    frozen = threading.Event()
+    armed: dict = {}
+    streams = []
+    try:
+        broker.create_topic("lines", 1)
+        broker.create_topic("counts", 1)
+        complete = broker.transactions._complete
+
+        def dying_complete(tid):
+            t = broker.transactions.get(tid)
+            parts = [tuple(tp) for tp in t["partitions"]]
+            changelog = [tp for tp in parts if tp[0].endswith("-changelog")]
+            if tid != armed.get("tid") or not t["offsets"] or not changelog:
+                return complete(tid)
+            armed["tid"] = None
+            for topic, p in changelog if written == "changelog" else [tp for tp in parts if tp not in changelog]:
+                broker.log(topic, p).append_marker(COMMIT, t["producer_id"], t["epoch"])
+            frozen.set()  # the process stops here, as if killed: nothing more of it runs
+            released.wait()
+            raise SystemExit("the instance was killed")
+
+        monkeypatch.setattr(broker.transactions, "_complete", dying_complete)
+        config = {"application.id": "wc", "processing.guarantee": "exactly_once_v2",
+                  "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+        inputs = ["lines", "wc-counts-store-repartition"]
+        batches = [[f"{words} line {i}" for i in range(150)] for words in ("alpha beta", "beta gamma", "gamma beta")]
+
+        def send(lines):
+            with Producer({"linger.ms": 0}, data_dir=data_dir) as p:
+                for line in lines:
+                    p.send("lines", line.encode(), partition=0)
+
+        send(batches[0])
+        a = KafkaStreams(wordcount("lines", "counts").build(), config, data_dir=data_dir).start()
+        streams.append(a)
+        _wait(lambda: _caught_up(data_dir, "wc", inputs), 20, "the first instance did not process the first lines")
+        armed["tid"] = f"wc-{a.process_id}-1"
+        send(batches[1])
+        assert frozen.wait(20), "the first instance did not commit counts of the second lines"
+        with Admin(data_dir) as admin:  # its session ends: the group moves on without it
+            admin.remove_members_from_consumer_group("wc", [a.instance_id])
+
+        fetched = threading.Event()
+        offset_fetch = broker.offset_fetch
+
+        def watched_offset_fetch(request):
+            out = offset_fetch(request)
+            if request.group_id == "wc" and request.partitions and ("lines", 0) in request.partitions:
+                fetched.set()
+            return out
+
+        monkeypatch.setattr(broker, "offset_fetch", watched_offset_fetch)
+        b = KafkaStreams(wordcount("lines", "counts").build(), config, data_dir=data_dir).start()
+        streams.append(b)
+        assert fetched.wait(20), "the second instance never asked for its committed offsets"
+        # the interrupted completion is finished a little later (housekeeping, or another process)
+        time.sleep(0.3)
+        broker.transactions.abort_timed_out_transactions(now_ms=int(time.time() * 1000) + 6000)
+        _wait(lambda: _caught_up(data_dir, "wc", inputs), 30, "the second instance did not catch up")
+        send(batches[2])
+        _wait(lambda: _caught_up(data_dir, "wc", inputs), 30, "the second instance did not process the last lines")
+        b.close()
+        want = Counter(w for lines in batches for line in lines for w in split_words(line))
+        assert dict(read_store(data_dir, "wc", "counts-store")) == dict(want)
+    finally:
+        released.set()
+        for s in streams:
+            s.close(timeout=10)
+        broker.release()
