@@ -15,7 +15,6 @@ import threading
 import time
 from typing import Optional
 
-from kcli.common.clock import now_ms
 from kcli.common.errors import (
     GroupIdNotFoundError,
     InvalidConfigError,
