@@ -184,7 +184,8 @@ def status(
     application_id: str = typer.Argument(..., metavar="ID", help="application.id."),
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
-    """Instances (group members), their tasks and partitions, and the lag of each input partition."""
+    """Instances (group members), their tasks and partitions, and the lag of each input partition
+    (from the log start where nothing is committed yet)."""
     check_output(output)
     from pathlib import Path
 
@@ -194,7 +195,12 @@ def status(
             raise fail(f"no streams application {application_id} (no group of that id)")
         desc = admin.describe_consumer_group(application_id)
         committed = admin.list_consumer_group_offsets(application_id)
-        ends = admin.list_offsets({tp: -1 for tp in committed}) if committed else {}
+        # the partitions the instances read, committed or not yet (a task without a commit
+        # starts at the log start, Kafka Streams' auto.offset.reset earliest)
+        read = set(committed).union(*(m.assignment for m in desc.members))
+        ends = admin.list_offsets({tp: -1 for tp in read}) if read else {}
+        uncommitted = read.difference(committed)
+        starts = admin.list_offsets({tp: -2 for tp in uncommitted}) if uncommitted else {}
     tasks_of = {}
     root = Path(d) / "streams-state" / application_id
     for f in sorted(root.glob("*/status.json")):
@@ -210,9 +216,12 @@ def status(
         rows.append({"member_id": m.member_id, "instance_id": m.group_instance_id, "client_id": m.client_id,
                      "tasks": tasks, "partitions": sorted(str(tp) for tp in m.assignment)})
     lags = []
-    for tp, om in sorted(committed.items()):
-        end = ends.get(tp, (om.offset, 0))[0]
-        lags.append({"partition": str(tp), "committed": om.offset, "end": end, "lag": max(0, end - om.offset)})
+    for tp in sorted(read):
+        om = committed.get(tp)
+        start = om.offset if om is not None else starts.get(tp, (0, 0))[0]
+        end = ends.get(tp, (start, 0))[0]
+        lags.append({"partition": str(tp), "committed": om.offset if om is not None else None, "end": end,
+                     "lag": max(0, end - start)})
     if output == "json":
         emit_json({"application_id": application_id, "state": desc.state, "generation": desc.generation_id,
                    "instances": rows, "lag": lags})
@@ -224,7 +233,8 @@ def status(
                    f"partitions {', '.join(r['partitions']) or '-'}")
     typer.echo(f"  total lag {sum(x['lag'] for x in lags)}")
     for x in lags:
-        typer.echo(f"    {x['partition']}: committed {x['committed']}, end {x['end']}, lag {x['lag']}")
+        committed_text = "nothing" if x["committed"] is None else x["committed"]
+        typer.echo(f"    {x['partition']}: committed {committed_text}, end {x['end']}, lag {x['lag']}")
 
 
 @app.command("query")
