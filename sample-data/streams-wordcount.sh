@@ -22,8 +22,8 @@ $kcli topic create word-counts --partitions 4 >/dev/null
 run() { exec $kcli streams wordcount --input lines --output word-counts --application-id wordcount \
           --guarantee "${GUARANTEE:-exactly_once_v2}" -X session.timeout.ms=6000 -X heartbeat.interval.ms=1000 -q "$@"; }
 # await SECONDS WHAT CONDITION: poll `streams status` until CONDITION (Python, on the status as
-# s, its instances as m, the committed lag per input partition as lag) holds; conditions, not
-# sleeps, so a busy machine only makes it slower
+# s, its instances as m, the lag per input partition as lag, whose committed is None where
+# nothing is committed yet) holds; conditions, not sleeps, so a busy machine only makes it slower
 await() {
   local deadline=$((SECONDS + $1))
   until $kcli streams status wordcount -o json 2>/dev/null | python3 -c "import json, sys
@@ -37,7 +37,7 @@ sys.exit(0 if ($3) else 1)"; do
     sleep 0.2
   done
 }
-lines_committed='sum(x["committed"] for p, x in lag.items() if p.startswith("lines-"))'
+lines_committed='sum(x["committed"] or 0 for p, x in lag.items() if p.startswith("lines-"))'
 run & a=$!
 run & b=$!
 await 60 "both instances to hold tasks" 's["state"] == "Stable" and len(m) == 2 and all(i["partitions"] for i in m)'
