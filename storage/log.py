@@ -360,11 +360,12 @@ class PartitionLog:
                 f"{position} ({exc})") from exc
 
     def append_marker(self, control_type: int, producer_id: int, producer_epoch: int,
-                      coordinator_epoch: int = 0) -> AppendResult:
-        """Write a transaction marker (COMMIT or ABORT), as the transaction coordinator does."""
+                      coordinator_epoch: int = 0, validate: Callable | None = None) -> AppendResult:
+        """Write a transaction marker (COMMIT or ABORT), as the transaction coordinator does
+        (``validate``: as for ``append``, run under the partition's lock)."""
         batch = rb.encode_control_batch(control_type, producer_id=producer_id, producer_epoch=producer_epoch,
                                         coordinator_epoch=coordinator_epoch, timestamp=self.clock())
-        return self.append([batch], origin_client=False)
+        return self.append([batch], origin_client=False, validate=validate)
 
     def last_stable_offset(self, txn=None) -> int:
         if txn is None:

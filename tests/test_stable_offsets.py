@@ -194,3 +194,47 @@ def test_streams_instance_taking_over_from_one_killed_mid_commit_counts_exactly(
         for s in streams:
             s.close(timeout=10)
         broker.release()
+
+
+def test_a_late_completion_does_not_end_the_next_transaction_of_an_owner_that_went_on(data_dir, monkeypatch):
+    """Housekeeping completes a decided transaction 5 s after the decision; an owner slower
+    than that completes it too and goes on to its next transaction (same producer id and
+    epoch). The late completer, which read the decided state before, writes no marker then:
+    one would end the next transaction, whose records a read_committed reader would see
+    although it is aborted later."""
+    broker = open_broker(data_dir, create=True)
+    try:
+        broker.create_topic("out", 1)
+        with Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir) as p:
+            p.init_transactions()
+            p.begin_transaction()
+            p.send("out", b"first", partition=0)
+            decided_not_completed(broker, monkeypatch, p)
+            coordinator = broker.transactions
+            decided = coordinator.get("t")  # what a late completer read before the owner went on
+            coordinator._complete("t")  # the owner completes its commit
+            p.begin_transaction()  # and goes on: its next transaction is open on out-0
+            p.send("out", b"next", partition=0)
+            p.flush()
+
+            real_load = coordinator._load
+            calls = []
+
+            def stale_first(txn, tid):
+                calls.append(tid)
+                return decided if len(calls) == 1 else real_load(txn, tid)
+
+            monkeypatch.setattr(coordinator, "_load", stale_first)
+            coordinator._complete("t")  # the late completer resumes with what it read
+            monkeypatch.setattr(coordinator, "_load", real_load)
+            p.abort_transaction()
+        c = Consumer({"group.id": "r", "isolation.level": "read_committed", "auto.offset.reset": "earliest"},
+                     data_dir=data_dir)
+        try:
+            c.assign([TopicPartition("out", 0)])
+            got = [r.value for r in c.poll(1.0)]
+        finally:
+            c.close()
+        assert got == [b"first"]
+    finally:
+        broker.release()

@@ -78,6 +78,10 @@ TRANSACTIONAL_ID_EXPIRATION_MS = 604_800_000  # transactional.id.expiration.ms (
 # transaction.remove.expired.transaction.cleanup.interval.ms)
 ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS = 10_000
 REMOVE_EXPIRED_TRANSACTIONAL_ID_CLEANUP_INTERVAL_MS = 3_600_000
+class _CompletedElsewhere(Exception):
+    """A transaction being completed here was completed meanwhile by another process."""
+
+
 COMPLETION_RETRY_MS = 5000  # a Prepare* transaction not completed this long after its decision is completed by others
 EPOCH_EXHAUSTED = 32766
 
@@ -371,7 +375,11 @@ class TransactionCoordinator:
                 entry = log.producer_state.entry(txn, t["producer_id"])
             if entry is not None and entry.txn_first_offset < 0 and entry.epoch >= t["epoch"]:
                 continue  # marker already written (a completion that was interrupted)
-            log.append_marker(COMMIT if commit else ABORT, t["producer_id"], t["epoch"])
+            try:
+                log.append_marker(COMMIT if commit else ABORT, t["producer_id"], t["epoch"],
+                                  validate=self._still_decided(tid, t, log))
+            except _CompletedElsewhere:
+                return  # another process completed it, and its producer may have gone on
         with self.store.write() as txn:
             t2 = self._load(txn, tid)
             if t2 is not None and t2["state"] == t["state"] and t2["epoch"] == t["epoch"]:
@@ -385,6 +393,24 @@ class TransactionCoordinator:
                 t2["partitions"], t2["groups"], t2["offsets"] = [], [], []
                 t2["last_update_ms"] = self.clock()
                 self._save(txn, tid, t2)
+
+    def _still_decided(self, tid: str, t: dict, log):
+        """A check for a marker's append, run under the partition's lock: the transaction is
+        still the decided one ``t``. Completing a transaction whose owner is alive but slow
+        (housekeeping does, 5 s after the decision) races that owner: once the owner has
+        completed it and begun its next transaction on the partition (same producer id and
+        epoch, under exactly_once_v2), a late marker would end that next transaction."""
+
+        def check(log_txn, _state, _headers) -> None:
+            if log.store is self.store:
+                now = self._load(log_txn, tid)
+            else:
+                with self.store.read() as txn:
+                    now = self._load(txn, tid)
+            if now != t:
+                raise _CompletedElsewhere(tid)
+
+        return check
 
     def _finish_pending(self, tid: str, abort_ongoing: bool, due_before: int | None = None) -> bool:
         """Complete a prepared transaction; abort an ongoing one with a bumped epoch (with
