@@ -6,6 +6,8 @@ commit restores and resumes only after that commit has been completed."""
 
 from __future__ import annotations
 
+import glob
+import os
 import threading
 import time
 from collections import Counter
@@ -19,6 +21,7 @@ from kcli.streams import KafkaStreams
 from kcli.streams.examples import split_words, wordcount
 from kcli.streams.query import read_store
 from kcli.types import TopicPartition
+from storage import record_batch as rb
 from storage.record_batch import COMMIT
 
 IN0 = TopicPartition("in", 0)
@@ -236,5 +239,68 @@ def test_a_late_completion_does_not_end_the_next_transaction_of_an_owner_that_we
         finally:
             c.close()
         assert got == [b"first"]
+    finally:
+        broker.release()
+
+
+def test_a_reader_waiting_on_a_decided_commit_completes_it_once_its_owner_is_overdue(data_dir, monkeypatch):
+    """A commit decided but left uncompleted (its owner died) is completed by the first
+    reader asking for stable offsets once COMPLETION_RETRY_MS has passed, as housekeeping
+    would on its 10 s schedule: the reader does not wait for that schedule."""
+    import kcli.broker.txn_coordinator as tc
+
+    monkeypatch.setattr(tc, "COMPLETION_RETRY_MS", 300)
+    # no housekeeping run in this test (the suite's schedule is 500 ms)
+    monkeypatch.setenv("KCLI_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS", "600000")
+    broker = open_broker(data_dir, create=True)
+    try:
+        broker.create_topic("in", 1)
+        broker.create_topic("out", 1)
+        with Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir) as p:
+            p.init_transactions()
+            p.begin_transaction()
+            p.send("out", b"x", partition=0)
+            p.send_offsets_to_transaction({IN0: 4}, "g")
+            decided_not_completed(broker, monkeypatch, p)
+        c = Consumer({"group.id": "g", "enable.auto.commit": False, "default.api.timeout.ms": 5000},
+                     data_dir=data_dir)
+        try:
+            started = time.monotonic()
+            assert c.committed([IN0]) == {IN0: 4}  # no housekeeping runs here
+            assert time.monotonic() - started < 4
+        finally:
+            c.close()
+        assert broker.transactions.get("t")["state"] == "CompleteCommit"
+    finally:
+        broker.release()
+
+
+def test_two_completers_of_one_decided_commit_write_its_marker_once(data_dir, monkeypatch):
+    broker = open_broker(data_dir, create=True)
+    try:
+        broker.create_topic("out", 1)
+        with Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir) as p:
+            p.init_transactions()
+            p.begin_transaction()
+            p.send("out", b"x", partition=0)
+            decided_not_completed(broker, monkeypatch, p)
+        coordinator = broker.transactions
+        t = coordinator.get("t")
+        log = broker.log("out", 0)
+        log.append_marker(COMMIT, t["producer_id"], t["epoch"])  # the first completer's marker
+        state = log.producer_state
+        real_entry = state.entry
+        looks = []
+
+        def read_before_the_first(txn, producer_id):  # the second looked before that marker
+            looks.append(producer_id)
+            return None if len(looks) == 1 else real_entry(txn, producer_id)
+
+        monkeypatch.setattr(state, "entry", read_before_the_first)
+        coordinator._complete("t")
+        monkeypatch.setattr(state, "entry", real_entry)
+        data = b"".join(open(f, "rb").read() for f in sorted(glob.glob(os.path.join(log.dir, "*.log"))))
+        assert [h.is_control for _pos, h in rb.iter_batches(data)] == [False, True]  # one marker
+        assert coordinator.get("t")["state"] == "CompleteCommit"
     finally:
         broker.release()

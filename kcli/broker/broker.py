@@ -732,6 +732,10 @@ class LocalBroker:
         # require_stable (KIP-447): a partition whose offsets wait in an unfinished
         # transaction gets UNSTABLE_OFFSET_COMMIT (retriable), not the offset from before it
         pending = self._pending_txn_offsets(request.group_id) if request.require_stable else ()
+        if pending and self._finish_due_transactions():  # the waiting reader need not wait for housekeeping
+            found = self.group_coordinator.fetch_offsets(request.group_id, wanted)
+            keys = sorted(found) if wanted is None else wanted
+            pending = self._pending_txn_offsets(request.group_id)
         out = []
         for tp in keys:
             c = found.get(tuple(tp))
@@ -744,6 +748,20 @@ class LocalBroker:
                 out.append(api.OffsetFetchPartition(tp[0], tp[1], c.offset, c.leader_epoch, c.metadata,
                                                     c.commit_timestamp))
         return out
+
+    def _finish_due_transactions(self) -> bool:
+        """Complete the decided transactions whose owner has not completed them within
+        COMPLETION_RETRY_MS of the decision, and abort those past transaction.timeout.ms:
+        what the housekeeping task does on its 10 s schedule, done at once for a reader
+        waiting on their offsets (Kafka's coordinator completes a decided transaction
+        itself, without waiting for the producer). Returns whether any was finished."""
+        if self.cluster is not None or self.store.readonly:
+            return False
+        try:
+            coordinator = self.transactions
+            return coordinator.has_timed_out_transactions() and bool(coordinator.abort_timed_out_transactions())
+        except KafkaError:  # left to housekeeping
+            return False
 
     def _pending_txn_offsets(self, group_id: str) -> set:
         try:

@@ -82,6 +82,10 @@ class _CompletedElsewhere(Exception):
     """A transaction being completed here was completed meanwhile by another process."""
 
 
+class _MarkerWritten(Exception):
+    """A partition's marker was written meanwhile by another completer of the transaction."""
+
+
 COMPLETION_RETRY_MS = 5000  # a Prepare* transaction not completed this long after its decision is completed by others
 EPOCH_EXHAUSTED = 32766
 
@@ -378,6 +382,8 @@ class TransactionCoordinator:
             try:
                 log.append_marker(COMMIT if commit else ABORT, t["producer_id"], t["epoch"],
                                   validate=self._still_decided(tid, t, log))
+            except _MarkerWritten:
+                continue  # by another completer, just now
             except _CompletedElsewhere:
                 return  # another process completed it, and its producer may have gone on
         with self.store.write() as txn:
@@ -409,6 +415,9 @@ class TransactionCoordinator:
                     now = self._load(txn, tid)
             if now != t:
                 raise _CompletedElsewhere(tid)
+            entry = log.producer_state.entry(log_txn, t["producer_id"])
+            if entry is not None and entry.txn_first_offset < 0 and entry.epoch >= t["epoch"]:
+                raise _MarkerWritten(tid)  # two completers at once: the first one's stands
 
         return check
 
