@@ -390,7 +390,9 @@ class Producer:
         bytes). There is no future per record (that is what makes it fast): outcomes show
         in ``stats``, and ``flush()`` waits for them. ``longest``: a bound the caller knows
         on the longest key plus value (e.g. the size of the text they were cut from), which
-        saves measuring each record against max.request.size.
+        saves measuring each record against max.request.size. ``keys`` may be ``values``
+        itself (records keyed by their own value): each record is then dealt out and
+        measured once.
         """
         self._check_open()
         self._txn.check_send("send")
@@ -745,11 +747,3 @@ class Producer:
     def _check_open(self) -> None:
         if self._closed:
             raise KafkaError("Cannot perform operation after producer has been closed")
-
-    def send_keyed(self, topic: str, values: Sequence[bytes], keys: Sequence[bytes],
-                   timestamp: int | None = None) -> None:
-        """``send_many(topic, values, keys=keys, timestamp=timestamp)``: the keyed bulk path
-        of the stream runtime's sinks. ``values`` may be ``keys`` itself (records keyed by
-        their own value, as a ``group_by`` on the value writes them): each record is then
-        dealt out and measured once."""
-        self.send_many(topic, values, keys=keys, timestamp=timestamp)

@@ -35,6 +35,15 @@ def decided_not_completed(broker, monkeypatch, producer: Producer) -> None:
         producer.commit_transaction()
 
 
+def begun(data_dir, value: bytes) -> Producer:
+    """Transactional producer "t" with an open transaction that holds ``value`` on out-0."""
+    p = Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir)
+    p.init_transactions()
+    p.begin_transaction()
+    p.send("out", value, partition=0)
+    return p
+
+
 def test_offsets_of_a_decided_but_uncompleted_commit_are_unstable_until_it_completes(data_dir, monkeypatch):
     broker = open_broker(data_dir, create=True)
     try:
@@ -43,10 +52,7 @@ def test_offsets_of_a_decided_but_uncompleted_commit_are_unstable_until_it_compl
         with Producer({}, data_dir=data_dir) as plain:
             for i in range(10):
                 plain.send("in", b"v%d" % i, partition=0)
-        with Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir) as p:
-            p.init_transactions()
-            p.begin_transaction()
-            p.send("out", b"x", partition=0)
+        with begun(data_dir, b"x") as p:
             p.send_offsets_to_transaction({IN0: 2}, "g")
             p.commit_transaction()  # the group's committed offset: 2
             p.begin_transaction()
@@ -208,10 +214,7 @@ def test_a_late_completion_does_not_end_the_next_transaction_of_an_owner_that_we
     broker = open_broker(data_dir, create=True)
     try:
         broker.create_topic("out", 1)
-        with Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir) as p:
-            p.init_transactions()
-            p.begin_transaction()
-            p.send("out", b"first", partition=0)
+        with begun(data_dir, b"first") as p:
             decided_not_completed(broker, monkeypatch, p)
             coordinator = broker.transactions
             decided = coordinator.get("t")  # what a late completer read before the owner went on
@@ -256,10 +259,7 @@ def test_a_reader_waiting_on_a_decided_commit_completes_it_once_its_owner_is_ove
     try:
         broker.create_topic("in", 1)
         broker.create_topic("out", 1)
-        with Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir) as p:
-            p.init_transactions()
-            p.begin_transaction()
-            p.send("out", b"x", partition=0)
+        with begun(data_dir, b"x") as p:
             p.send_offsets_to_transaction({IN0: 4}, "g")
             decided_not_completed(broker, monkeypatch, p)
         c = Consumer({"group.id": "g", "enable.auto.commit": False, "default.api.timeout.ms": 5000},
@@ -279,10 +279,7 @@ def test_two_completers_of_one_decided_commit_write_its_marker_once(data_dir, mo
     broker = open_broker(data_dir, create=True)
     try:
         broker.create_topic("out", 1)
-        with Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir) as p:
-            p.init_transactions()
-            p.begin_transaction()
-            p.send("out", b"x", partition=0)
+        with begun(data_dir, b"x") as p:
             decided_not_completed(broker, monkeypatch, p)
         coordinator = broker.transactions
         t = coordinator.get("t")

@@ -28,21 +28,25 @@ class _Lines(list):
     __slots__ = ("nbytes", "ascii")
 
 
-def _line_chunks(stream, on_bytes=None, ascii=False):
-    """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time
-    (``ascii``: find out whether each list is ASCII).
-
-    ``read1`` returns what is available, so a slow pipe or a terminal is read as it comes.
-    """
-    rest = b""
-    rest_ascii = True
+def _reads(stream, on_bytes=None):
+    """The stream's data, about 1 MiB a read (``read1`` returns what is available, so a slow
+    pipe or a terminal is read as it comes); ``on_bytes(n)`` hears of each read."""
     read = getattr(stream, "read1", stream.read)
     while True:
         data = read(CHUNK)
         if not data:
-            break
+            return
         if on_bytes is not None:
             on_bytes(len(data))
+        yield data
+
+
+def _line_chunks(stream, on_bytes=None, ascii=False):
+    """Lists of lines (without their newline) from a binary stream, about 1 MiB at a time
+    (``ascii``: find out whether each list is ASCII)."""
+    rest = b""
+    rest_ascii = True
+    for data in _reads(stream, on_bytes):
         lines = _Lines(data.split(b"\n"))
         nbytes = len(rest) + len(data)
         data_ascii = ascii and data.isascii()
@@ -66,13 +70,7 @@ def _blocks(stream, on_bytes=None):
     """The input about 1 MiB at a time, each block cut just after a newline (the last one
     may end without)."""
     rest = b""
-    read = getattr(stream, "read1", stream.read)
-    while True:
-        data = read(CHUNK)
-        if not data:
-            break
-        if on_bytes is not None:
-            on_bytes(len(data))
+    for data in _reads(stream, on_bytes):
         cut = data.rfind(b"\n") + 1
         if not cut:  # no line ends in it yet
             rest += data
