@@ -4,9 +4,12 @@ offsets reach the end of every input and repartition partition (input produced b
 Cases: a stateless filter + map_values topology on N records of the peers' 100-byte lines;
 word count on N lines of 5 words drawn from a 1,000-word vocabulary; each under
 at_least_once and exactly_once_v2, and the exactly-once cost as the ratio of the two.
+With --instances 1,2, word count also runs as that many separate `kcli streams wordcount`
+processes sharing the group (start-up included), and the scaling is printed as a ratio.
 
     /work/venv/bin/python benchmarks/streams_throughput.py [-n 1000000] [--lines 1000000] [-r 1]
         [--cases stateless,wordcount] [--guarantees at_least_once,exactly_once_v2]
+        [--instances 1,2] [--kcli "/path/to/venv/bin/kcli"]
 
 No assertions: it reports, with a calibration first (a plain-Python loop's iterations/s on
 this machine now) so figures taken on a loaded machine can be compared.
@@ -19,6 +22,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -106,6 +110,51 @@ def measure(name: str, build, values: list[bytes], guarantee: str, internal: lis
         shutil.rmtree(d, ignore_errors=True)
 
 
+def measure_instances(lines: list[bytes], guarantee: str, instances: int, kcli: list[str]) -> dict:
+    """Word count run by ``instances`` separate ``kcli streams wordcount`` processes (one group,
+    tasks shared): wall time from their start until every input and repartition partition is
+    committed to its end. Start-up and the first rebalance are inside the figure."""
+    d = tempfile.mkdtemp(prefix="kcli-streams-bench-")
+    app = "bench-wc-procs"
+    procs = []
+    try:
+        with Admin(d, create=True) as a:
+            a.create_topic("in", PARTITIONS)
+            a.create_topic("out", PARTITIONS)
+        with Producer({"linger.ms": 20, "batch.size": 262144}, data_dir=d) as p:
+            for i in range(0, len(lines), 50_000):
+                p.send_many("in", lines[i:i + 50_000])
+        topics = ["in", f"{app}-counts-store-repartition"]
+        t0 = time.perf_counter()
+        for i in range(instances):
+            # at_least_once commits every 30 s by default: 200 ms here so the end is seen promptly
+            procs.append(subprocess.Popen(
+                [*kcli, "-d", d, "streams", "wordcount", "--input", "in", "--output", "out",
+                 "--application-id", app, "--guarantee", guarantee, "-q",
+                 "--state-dir", os.path.join(d, f"state-{i}"),
+                 "-X", "commit.interval.ms=200", "-X", "max.poll.records=5000"]))
+        with Admin(d) as admin:
+            while not caught_up(admin, app, topics):
+                for pr in procs:
+                    if pr.poll() is not None:
+                        raise RuntimeError(f"an instance exited with {pr.returncode}")
+                time.sleep(0.05)
+        wall = time.perf_counter() - t0
+        return {"case": f"wordcount x{instances} procs", "guarantee": guarantee, "records": len(lines),
+                "wall_s": round(wall, 3), "records_per_s": round(len(lines) / wall), "cpu_s": float("nan"),
+                "records_per_cpu_s": 0}
+    finally:
+        for pr in procs:
+            pr.terminate()
+        for pr in procs:
+            try:
+                pr.wait(10)
+            except subprocess.TimeoutExpired:
+                pr.kill()
+                pr.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def calibrate(n: int = 2_000_000) -> int:
     """Iterations/s of a plain-Python loop (a little arithmetic and a dict update)."""
     d: dict = {}
@@ -123,12 +172,17 @@ def main() -> None:
     ap.add_argument("-r", "--runs", type=int, default=1)
     ap.add_argument("--cases", default="stateless,wordcount")
     ap.add_argument("--guarantees", default="at_least_once,exactly_once_v2")
+    ap.add_argument("--instances", default="",
+                    help="also run word count as separate processes, e.g. 1,2 (one group; 1 and 2 alternate)")
+    ap.add_argument("--kcli", default=f"{sys.executable} -m kcli",
+                    help="the command an instance runs (default: this Python's kcli)")
     ap.add_argument("--json-out")
     args = ap.parse_args()
     cases = args.cases.split(",")
     guarantees = args.guarantees.split(",")
     values = peers_lines(args.n) if "stateless" in cases else []
-    lines = word_lines(args.lines) if "wordcount" in cases else []
+    instances = [int(x) for x in args.instances.split(",") if x]
+    lines = word_lines(args.lines) if "wordcount" in cases or instances else []
     print(f"calibration: plain-Python loop {calibrate():,d} iterations/s")
     results = []
     for _ in range(args.runs):
@@ -138,10 +192,17 @@ def main() -> None:
             if "wordcount" in cases:
                 results.append(measure("wordcount", lambda i, o: wordcount(i, o), lines, guarantee,
                                        ["counts-store-repartition"]))
+            for n in instances:
+                results.append(measure_instances(lines, guarantee, n, args.kcli.split()))
     print(f"calibration: plain-Python loop {calibrate():,d} iterations/s")
     for r in results:
         print(f"{r['case']:10s} {r['guarantee']:16s} {r['records']:>9,d} records  {r['wall_s']:7.2f} s  "
-              f"{r['records_per_s']:>9,d} records/s  (cpu {r['cpu_s']:6.2f} s, {r['records_per_cpu_s']:>9,d} records/cpu-s)")
+              f"{r['records_per_s']:>9,d} records/s  "
+              + (f"(cpu {r['cpu_s']:6.2f} s, {r['records_per_cpu_s']:>9,d} records/cpu-s)" if r["records_per_cpu_s"] else ""))
+    for n in instances[1:]:
+        one = sorted(r["wall_s"] for r in results if r["case"] == f"wordcount x{instances[0]} procs")
+        many = sorted(r["wall_s"] for r in results if r["case"] == f"wordcount x{n} procs")
+        print(f"wordcount: {n} processes / {instances[0]}: {one[len(one) // 2] / many[len(many) // 2]:.2f}x the lines/s")
     for case in cases:
         if len(guarantees) < 2:
             break
