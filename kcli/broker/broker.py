@@ -732,7 +732,7 @@ class LocalBroker:
         # require_stable (KIP-447): a partition whose offsets wait in an unfinished
         # transaction gets UNSTABLE_OFFSET_COMMIT (retriable), not the offset from before it
         pending = self._pending_txn_offsets(request.group_id) if request.require_stable else ()
-        if pending and self._finish_due_transactions():  # the waiting reader need not wait for housekeeping
+        if pending and self._finish_pending_transactions(request.group_id):  # need not wait for housekeeping
             found = self.group_coordinator.fetch_offsets(request.group_id, wanted)
             keys = sorted(found) if wanted is None else wanted
             pending = self._pending_txn_offsets(request.group_id)
@@ -749,17 +749,20 @@ class LocalBroker:
                                                     c.commit_timestamp))
         return out
 
-    def _finish_due_transactions(self) -> bool:
-        """Complete the decided transactions whose owner has not completed them within
-        COMPLETION_RETRY_MS of the decision, and abort those past transaction.timeout.ms:
-        what the housekeeping task does on its 10 s schedule, done at once for a reader
-        waiting on their offsets (Kafka's coordinator completes a decided transaction
-        itself, without waiting for the producer). Returns whether any was finished."""
+    def _finish_pending_transactions(self, group_id: str) -> bool:
+        """For a reader waiting on the group's transactional offsets: complete the decided
+        transactions holding them (Kafka's coordinator completes a decided transaction
+        itself, without waiting for the producer, which may have died after deciding), and
+        abort those past transaction.timeout.ms, as housekeeping would on its 10 s schedule.
+        Returns whether any was finished."""
         if self.cluster is not None or self.store.readonly:
             return False
         try:
             coordinator = self.transactions
-            return coordinator.has_timed_out_transactions() and bool(coordinator.abort_timed_out_transactions())
+            done = bool(coordinator.complete_decided(group_id))
+            if coordinator.has_timed_out_transactions():
+                done = bool(coordinator.abort_timed_out_transactions()) or done
+            return done
         except KafkaError:  # left to housekeeping
             return False
 

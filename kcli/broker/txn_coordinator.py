@@ -18,6 +18,8 @@ requests and by the broker's housekeeping.
 - ``pending_offsets(group)``: the group's partitions whose offsets wait in a transaction not
   yet complete; an OffsetFetch with ``require_stable`` answers UNSTABLE_OFFSET_COMMIT for them
   (KIP-447), so a new owner of the partitions never starts from the offsets before it.
+  ``complete_decided(group)`` completes at once the decided ones among them (the reader
+  need not wait for an owner that may have died after deciding).
 - Housekeeping: ``abort_timed_out_transactions`` aborts transactions open longer than their
   ``transaction.timeout.ms`` (bumping the epoch, as Kafka does) and completes interrupted
   completions; ``expire_transactional_ids`` forgets ids idle in Empty/CompleteCommit/
@@ -219,7 +221,25 @@ class TransactionCoordinator:
         answers UNSTABLE_OFFSET_COMMIT for, as Kafka's group coordinator does while it holds
         pending transactional offsets. Reads only the records with a deadline in txn_timers
         (the open transactions)."""
-        out: set[tuple[str, int]] = set()
+        return {tp for _tid, _state, tp in self._pending(group)}
+
+    def complete_decided(self, group: str) -> list[str]:
+        """Complete now every decided (PrepareCommit/PrepareAbort) transaction holding offsets
+        of ``group``: Kafka's coordinator completes a transaction as soon as it is decided,
+        whether or not its producer is still there, so a reader waiting on its offsets need
+        not wait for the owner. An owner completing it at the same time is safe: each
+        partition's marker is written once, and the outcome once. Returns their ids."""
+        tids = sorted({tid for tid, state, _tp in self._pending(group) if state != ONGOING})
+        if tids:
+            self.store.sync()  # the decisions this process read are durable before any marker
+        for tid in tids:
+            self._complete(tid)
+        return tids
+
+    def _pending(self, group: str) -> list[tuple[str, str, tuple[str, int]]]:
+        """(transactional id, state, partition) of the offsets of ``group`` held in a
+        transaction not yet complete."""
+        out = []
         with self.store.read() as txn:
             if self._timers is None:
                 tids = [bytes(k).decode() for k, _v in txn.cursor(db=self._db)]
@@ -239,7 +259,7 @@ class TransactionCoordinator:
                     continue
                 for g, topic, p, *_rest in t["offsets"]:
                     if g == group:
-                        out.add((topic, p))
+                        out.append((tid, t["state"], (topic, p)))
         return out
 
     def list(self) -> dict[str, dict]:
