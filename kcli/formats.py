@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from itertools import repeat
 from typing import Any, Callable
 
@@ -515,3 +516,75 @@ def json_line_maker():
             ConsumerRecord(topic, partition, offset, timestamp, timestamp_type, key, value, headers))
 
     return make
+
+
+# Kafka's number deserializers (org.apache.kafka.common.serialization.*Deserializer), all big-endian
+_NUMBERS = {"long": ">q", "integer": ">i", "short": ">h", "double": ">d", "float": ">f"}
+DESERIALIZER_NAMES = ("string", *_NUMBERS)
+
+
+def deserializer(name: str) -> Callable[[bytes | None], bytes | None] | None:
+    """The function showing a key or value as text by a deserializer's name (``long``, or
+    ``org.apache.kafka.common.serialization.LongDeserializer``); None for ``string``, which
+    shows the bytes as they are. A ValueError names the choices."""
+    short = name.strip().rsplit(".", 1)[-1]
+    if short.endswith("Deserializer"):
+        short = short[:-len("Deserializer")]
+    short = {"int": "integer"}.get(short.lower(), short.lower())
+    if short in ("string", "bytearray", "bytes"):
+        return None
+    if short not in _NUMBERS:
+        raise ValueError(f"unknown deserializer {name!r} (choose from {', '.join(DESERIALIZER_NAMES)}, "
+                         "or Kafka's class names, e.g. org.apache.kafka.common.serialization.LongDeserializer)")
+    layout = struct.Struct(_NUMBERS[short])
+    unpack, size = layout.unpack, layout.size
+    article = "an" if short == "integer" else "a"
+
+    def text(data: bytes | None) -> bytes | None:
+        if data is None:
+            return None
+        if len(data) != size:
+            raise ValueError(f"{len(data)} byte(s) long; {article} {short} is {size}")
+        (number,) = unpack(data)
+        if short == "float":  # the shortest text that reads back as the same 32-bit float, as Java prints it
+            return next(t for t in (f"{number:.{d}g}" for d in range(6, 10)) if layout.pack(float(t)) == data
+                        ).encode() if number == number and abs(number) != float("inf") else repr(number).encode()
+        return repr(number).encode()
+
+    return text
+
+
+def with_deserializers(make, key_text, value_text):
+    """A record factory for ``Consumer.poll_made`` that shows keys and values through
+    ``key_text`` / ``value_text`` (from ``deserializer``; None leaves them) and hands them to
+    ``make``. A key or value the deserializer cannot read is a ValueError naming its offset."""
+
+    def convert(fn, what, topic, partition, first, items):
+        try:
+            return list(map(fn, items))
+        except ValueError as exc:
+            for i, item in enumerate(items):
+                try:
+                    fn(item)
+                except ValueError:
+                    raise ValueError(f"the {what} at offset {first + i} of {topic}-{partition} is {exc}") from None
+            raise
+
+    def made(topic, partition, offset, timestamp, timestamp_type, key, value, headers):
+        if key_text is not None:
+            [key] = convert(key_text, "key", topic, partition, offset, [key])
+        if value_text is not None:
+            [value] = convert(value_text, "value", topic, partition, offset, [value])
+        return make(topic, partition, offset, timestamp, timestamp_type, key, value, headers)
+
+    inner = getattr(make, "batch", None)
+    if inner is not None:
+        def batch(topic, partition, first, timestamp, timestamp_type, keys, values):
+            if key_text is not None and keys is not None:
+                keys = convert(key_text, "key", topic, partition, first, keys)
+            if value_text is not None:
+                values = convert(value_text, "value", topic, partition, first, values)
+            return inner(topic, partition, first, timestamp, timestamp_type, keys, values)
+
+        made.batch = batch
+    return made

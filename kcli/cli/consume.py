@@ -43,15 +43,21 @@ def consume(
     isolation_level: str = typer.Option("read_uncommitted", "--isolation-level", metavar="LEVEL", help="read_uncommitted (everything up to the high watermark, Kafka's default) or read_committed (only committed transactions, up to the last stable offset).",
                                         autocompletion=choices("read_uncommitted", "read_committed")),
     stats: bool = typer.Option(False, "--stats", help="At the end, print records, seconds and records/s on stderr."),
+    key_deserializer: Optional[str] = typer.Option(None, "--key-deserializer", metavar="NAME", help="Show keys as Kafka's deserializer reads them: string (the default: the bytes as they are), long, integer, short, double or float (big-endian), or Kafka's class name.",
+                                                   autocompletion=choices("string", "long", "integer", "short", "double", "float")),
+    value_deserializer: Optional[str] = typer.Option(None, "--value-deserializer", metavar="NAME", help="Show values so, e.g. long for a Kafka Streams count (Serdes.Long()).",
+                                                     autocompletion=choices("string", "long", "integer", "short", "double", "float")),
 ) -> None:
     """Read records from a topic.
 
     Examples: kcli consume orders --from-beginning;
     kcli consume orders -p 0 -o 100 -n 10 --format '%o %k %v';
     kcli consume orders -o -5 -e; kcli consume orders --from-time 2026-12-01T10:00:00Z;
-    kcli consume orders --follow -J
+    kcli consume orders --follow -J;
+    kcli consume word-counts --from-beginning --format '%k %v' --value-deserializer long
     """
     started = time.perf_counter()
+    deserializers = _deserializers(key_deserializer, value_deserializer)
     if isolation_level not in ("read_uncommitted", "read_committed"):
         raise fail("--isolation-level must be read_uncommitted or read_committed", 2)
     if json_output:
@@ -67,13 +73,45 @@ def consume(
     config = list(config) + [f"isolation.level={isolation_level}"]
     if group is not None:
         count = _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output,
-                               timeout, commit, auto_commit_interval_ms, assignor, config, exit_at_end=exit_at_end)
+                               timeout, commit, auto_commit_interval_ms, assignor, config, exit_at_end=exit_at_end,
+                               deserializers=deserializers)
     else:
         count = _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout,
-                         isolation_level, config=config)
+                         isolation_level, config=config, deserializers=deserializers)
     if stats:
         elapsed = time.perf_counter() - started
         sys.stderr.write(f"{count} record(s) in {elapsed:.2f} s ({count / elapsed if elapsed else 0:,.0f} records/s)\n")
+
+
+def _deserializers(key_name: Optional[str], value_name: Optional[str]) -> tuple:
+    from ..formats import deserializer
+
+    out = []
+    for option, name in (("--key-deserializer", key_name), ("--value-deserializer", value_name)):
+        try:
+            out.append(deserializer(name) if name is not None else None)
+        except ValueError as exc:
+            raise fail(f"{option}: {exc}", 2) from None
+    return tuple(out)
+
+
+def _renderer(fmt: Optional[str], output: str, deserializers: tuple):
+    """The line maker for poll_made (--format, JSON, or values shown through a
+    deserializer), or None: plain values straight from poll_values."""
+    from ..formats import format_maker, json_bytes_maker, with_deserializers
+
+    key_text, value_text = deserializers
+    if fmt is not None:
+        render = format_maker(fmt)
+    elif output == "json":
+        render = json_bytes_maker()
+    elif value_text is not None:
+        render = format_maker("%v")
+    else:
+        return None
+    if key_text is None and value_text is None:
+        return render
+    return with_deserializers(render, key_text, value_text)
 
 
 def _parse_offset(text: str):
@@ -117,7 +155,7 @@ def _parse_time(text: str) -> int:
 
 @handle_errors
 def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow, fmt, output, timeout,
-             isolation_level="read_uncommitted", config=()) -> int:
+             isolation_level="read_uncommitted", config=(), deserializers=(None, None)) -> int:
     check_output(output)
     if max_messages is not None and max_messages < 0:
         raise fail("--max-messages must not be negative", 2)
@@ -128,9 +166,8 @@ def _consume(ctx, topic, partition, offset, from_beginning, max_messages, follow
     from kcli.common.errors import OffsetOutOfRangeError
 
     from ..types import TopicPartition
-    from ..formats import format_maker, json_bytes_maker
 
-    render = format_maker(fmt) if fmt is not None else (json_bytes_maker() if output == "json" else None)
+    render = _renderer(fmt, output, deserializers)
     configs = {"auto.offset.reset": "earliest" if start == "beginning" else "latest", "enable.auto.commit": False}
     configs.update(parse_kv(list(config), "-X"))
     configs["isolation.level"] = isolation_level
@@ -224,7 +261,8 @@ def _write(out, records, output: str, render) -> None:
 
 @handle_errors
 def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output, timeout,
-                   commit, auto_commit_interval_ms, assignor, config, exit_at_end=False) -> None:
+                   commit, auto_commit_interval_ms, assignor, config, exit_at_end=False,
+                   deserializers=(None, None)) -> None:
     check_output(output)
     if partition is not None or offset is not None:
         raise fail("--partition and --offset do not go with --group (nor --from-time): the group assigns partitions "
@@ -235,9 +273,7 @@ def _consume_group(ctx, topic, group, partition, offset, from_beginning, max_mes
         raise fail("--format and --output json do not go together", 2)
     import signal
 
-    from ..formats import format_maker, json_bytes_maker
-
-    render = format_maker(fmt) if fmt is not None else (json_bytes_maker() if output == "json" else None)
+    render = _renderer(fmt, output, deserializers)
     configs: dict = {"group.id": group, "enable.auto.commit": commit == "auto",
                      "auto.offset.reset": "earliest" if from_beginning else "latest"}
     if auto_commit_interval_ms is not None:

@@ -44,11 +44,19 @@ def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) 
     import sys
     import threading
     import time
+    import traceback
 
+    from kcli.common.errors import KafkaError
     from kcli.streams import KafkaStreams
 
     streams = KafkaStreams(topology, _with_cluster(ctx, config), data_dir=data_dir(ctx))
     done = threading.Event()
+
+    def died(exc: BaseException) -> None:  # reported once, below, on one line
+        if not isinstance(exc, KafkaError):  # most often the application's code: show where
+            traceback.print_exception(exc)
+
+    streams.set_uncaught_exception_handler(died)
 
     def stop(*_):
         done.set()
@@ -72,8 +80,10 @@ def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) 
                     break
     finally:
         streams.close()
-    if streams.error is not None:
+    if isinstance(streams.error, KafkaError):
         raise streams.error
+    if streams.error is not None:
+        raise fail(f"the stream thread died: {type(streams.error).__name__}: {streams.error}")
 
 
 def _with_cluster(ctx, config: dict) -> dict:

@@ -37,7 +37,7 @@ from operator import is_, itemgetter, not_, truth
 from pathlib import Path
 from typing import Any, Mapping
 
-from kcli.common.errors import KafkaError, TopicAlreadyExistsError
+from kcli.common.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from kcli.types import OffsetAndMetadata, TopicPartition
 
@@ -47,6 +47,12 @@ from .state import StateDirectoryLocked, TaskState, changelog_topic
 from .topology import Topology
 
 log = logging.getLogger("kcli.streams")
+
+
+class MissingSourceTopicError(UnknownTopicOrPartitionError):
+    """Kafka Streams' MissingSourceTopicException: a source topic of the topology does not exist."""
+
+    name = "MissingSourceTopicException"
 
 __all__ = ["KafkaStreams", "StreamsConfig"]
 
@@ -790,6 +796,7 @@ class KafkaStreams:
         self.collector = None
         self.commits = 0
         self.on_state_change = None
+        self._uncaught_exception_handler = None
         self._subs = topology.sub_topologies()
         self._lock_fd = None
         self.state_dir: Path | None = None
@@ -863,8 +870,12 @@ class KafkaStreams:
                     elif topic in existing:
                         n = max(n, existing[topic])
                     else:
-                        raise KafkaError(f"MissingSourceTopicException: source topic {topic} is missing")
+                        raise MissingSourceTopicError(f"source topic '{topic}' does not exist")
             per_sub[sub.id] = n
+            if not self.config["bootstrap.servers"]:  # a data directory creates no topic on first write
+                for node in sub.nodes:
+                    if node.kind == "sink" and not node.repartition and node.topic not in existing:
+                        raise UnknownTopicOrPartitionError(f"sink topic '{node.topic}' does not exist")
             for node in sub.nodes:
                 if node.kind == "sink" and node.repartition and node.topic not in counts:
                     counts[node.topic] = t.repartition_topics.get(node.topic) or n
@@ -1361,7 +1372,12 @@ class KafkaStreams:
             self._set_state(self.NOT_RUNNING)
         except BaseException as e:  # noqa: BLE001 - the thread reports, close() raises
             self.error = e
-            log.exception("stream thread died")
+            if self._uncaught_exception_handler is not None:
+                self._uncaught_exception_handler(e)
+            elif isinstance(e, KafkaError):
+                log.error("stream thread died: %s", e)
+            else:  # the application's own code, most often: where it failed
+                log.exception("stream thread died")
             try:
                 self._shutdown(clean=False)
             except Exception:  # noqa: BLE001
@@ -1421,6 +1437,14 @@ class KafkaStreams:
             pass
 
     # -- public API --------------------------------------------------------------------------------
+
+    def set_uncaught_exception_handler(self, handler) -> None:
+        """``handler(exception)`` is called when the stream thread dies, instead of the
+        log record it writes otherwise; the instance then shuts down (Kafka Streams'
+        SHUTDOWN_CLIENT) and ``error`` holds the exception. Call before ``start()``."""
+        if self.state != self.CREATED:
+            raise KafkaError(f"KafkaStreams is {self.state}; set the handler before start()")
+        self._uncaught_exception_handler = handler
 
     def start(self) -> "KafkaStreams":
         if self.state != self.CREATED:
