@@ -50,3 +50,43 @@ def test_an_exception_in_the_applications_code_shows_where_then_one_line(cli, da
     assert any("app.py" in line and "shout" in line for line in lines)
     assert lines[-1] == "error: the stream thread died: RuntimeError: no shouting today"
     assert lines.count("RuntimeError: no shouting today") == 1
+
+
+def test_an_app_file_that_cannot_build_its_topology(cli, data_dir, tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def build(b) oops\n")
+    out = cli("streams", "describe", str(bad))
+    assert out.exit_code == 1
+    assert "SyntaxError: expected ':'" in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[-1].startswith(f"error: {bad} could not build its topology: SyntaxError:")
+    imports = tmp_path / "imports.py"
+    imports.write_text("import kcli_no_such_module\n")
+    out = cli("streams", "describe", str(imports))
+    assert out.exit_code == 1
+    assert out.stderr.splitlines() == [
+        "Traceback (most recent call last):",
+        f'  File "{imports}", line 1, in <module>',
+        "    import kcli_no_such_module",
+        "ModuleNotFoundError: No module named 'kcli_no_such_module'",
+        f"error: {imports} could not build its topology: ModuleNotFoundError: No module named 'kcli_no_such_module'"]
+    out = cli("streams", "describe", str(tmp_path / "missing.py"))
+    assert out.exit_code == 2
+    assert out.stderr.splitlines() == [f"error: {tmp_path / 'missing.py'}: no such file (APP.py: a Python file that "
+                                       "builds the topology)"]
+
+
+def test_bad_streams_configs_are_one_line(cli, data_dir):
+    _lines(cli, data_dir, "counts")
+    base = ("streams", "wordcount", "--input", "lines", "--output", "counts", "-q", "--until-idle", "1")
+    cases = {
+        ("-X", "commit.interval.ms=abc"): "Invalid value abc for configuration commit.interval.ms: Not a number of type LONG",
+        ("-X", "max.poll.records=0"): "Invalid value 0 for configuration max.poll.records: Value must be at least 1",
+        ("-X", "num.stream.threads=2"): "Invalid value 2 for configuration num.stream.threads: kcli Streams runs one",
+        ("--application-id", "bad id"): "Invalid value bad id for configuration application.id:",
+    }
+    for extra, message in cases.items():
+        out = cli(*base, *extra)
+        assert out.exit_code == 1, extra
+        assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith("error: INVALID_CONFIG: " + message), \
+            out.stderr
+    assert _topics(cli) == {"lines", "counts"}

@@ -20,23 +20,51 @@ GUARANTEE_HELP = "processing.guarantee: at_least_once or exactly_once_v2."
 
 
 def _load_app(path: str):
+    import os
     import runpy
 
+    from kcli.common.errors import KafkaError
     from kcli.streams import StreamsBuilder
 
-    ns = runpy.run_path(path, run_name="kcli_streams_app")
-    config = dict(ns.get("CONFIG") or {})
-    if callable(ns.get("build")):
-        b = StreamsBuilder()
-        out = ns["build"](b)
-        topology = out.build() if hasattr(out, "build") else (out or b.build())
-    elif ns.get("topology") is not None:
-        topology = ns["topology"]
-    elif ns.get("builder") is not None:
-        topology = ns["builder"].build()
-    else:
-        raise fail(f"{path} defines no build(builder), topology or builder", 2)
-    return topology, config
+    if not os.path.isfile(path):
+        raise fail(f"{path}: no such file (APP.py: a Python file that builds the topology)", 2)
+    try:
+        ns = runpy.run_path(path, run_name="kcli_streams_app")
+        if callable(ns.get("build")):
+            b = StreamsBuilder()
+            out = ns["build"](b)
+            topology = out.build() if hasattr(out, "build") else (out or b.build())
+        elif ns.get("topology") is not None:
+            topology = ns["topology"]
+        elif ns.get("builder") is not None:
+            topology = ns["builder"].build()
+        else:
+            raise fail(f"{path} defines no build(builder), topology or builder", 2)
+    except (KafkaError, typer.Exit):  # the topology's own rules (a store used twice, say): one line
+        raise
+    except Exception as exc:  # noqa: BLE001 - the application's code: show where, then one line
+        _print_traceback(exc)
+        raise fail(f"{path} could not build its topology: {type(exc).__name__}: {exc}") from None
+    return topology, dict(ns.get("CONFIG") or {})
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """The traceback of an exception raised by the application's code, from its first frame
+    outside kcli (kcli's own frames, and runpy's, say nothing to the application's author)."""
+    import os
+    import sys
+    import traceback
+
+    import kcli
+
+    ours = os.path.dirname(os.path.abspath(kcli.__file__)) + os.sep
+    te = traceback.TracebackException.from_exception(exc)
+    frames = list(te.stack)
+    while frames and (frames[0].filename.startswith(ours) or frames[0].filename.startswith("<frozen")):
+        frames.pop(0)
+    if frames or isinstance(exc, SyntaxError):  # else kcli's own: every frame
+        te.stack = traceback.StackSummary.from_list(frames)
+    sys.stderr.write("".join(te.format()))
 
 
 def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) -> None:
@@ -44,7 +72,6 @@ def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) 
     import sys
     import threading
     import time
-    import traceback
 
     from kcli.common.errors import KafkaError
     from kcli.streams import KafkaStreams
@@ -54,7 +81,7 @@ def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) 
 
     def died(exc: BaseException) -> None:  # reported once, below, on one line
         if not isinstance(exc, KafkaError):  # most often the application's code: show where
-            traceback.print_exception(exc)
+            _print_traceback(exc)
 
     streams.set_uncaught_exception_handler(died)
 

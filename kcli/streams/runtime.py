@@ -28,6 +28,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -87,20 +88,39 @@ class StreamsConfig:
         "kcli.data.dir": None,
     }
     PREFIXES = ("consumer.", "producer.", "main.consumer.", "restore.consumer.", "global.consumer.", "admin.")
+    # the numbers, with Kafka's type name and lowest value (StreamsConfig's ConfigDef)
+    NUMBERS: dict[str, tuple[str, int]] = {
+        "commit.interval.ms": ("LONG", 0), "num.stream.threads": ("INT", 1),
+        "statestore.cache.max.bytes": ("LONG", 0), "cache.max.bytes.buffering": ("LONG", 0),
+        "poll.ms": ("LONG", 0), "max.poll.records": ("INT", 1), "session.timeout.ms": ("INT", 1),
+        "heartbeat.interval.ms": ("INT", 1), "max.poll.interval.ms": ("INT", 1),
+        "transaction.timeout.ms": ("INT", 1), "linger.ms": ("LONG", 0), "replication.factor": ("INT", -1),
+        "repartition.purge.interval.ms": ("LONG", 0),
+    }
 
     def __init__(self, given: Mapping[str, Any] | None) -> None:
+        from kcli.common.errors import InvalidConfigError
+
         given = dict(given or {})
         unknown = [k for k in given if k not in self.DEFAULTS and not k.startswith(self.PREFIXES)]
         if unknown:
-            from kcli.common.errors import InvalidConfigError
-
             raise InvalidConfigError(f"unknown streams config {', '.join(sorted(unknown))}")
+        for key, (kind, least) in self.NUMBERS.items():
+            if given.get(key) is not None:
+                given[key] = self._number(key, given[key], kind, least)
+        if given.get("num.stream.threads", 1) != 1:
+            raise InvalidConfigError(f"Invalid value {given['num.stream.threads']} for configuration "
+                                     "num.stream.threads: kcli Streams runs one stream thread per instance "
+                                     "(start more instances with the same application.id to share the tasks)")
         c = dict(self.DEFAULTS)
         c.update(given)
         if not c["application.id"]:
-            from kcli.common.errors import InvalidConfigError
-
             raise InvalidConfigError('Missing required configuration "application.id" which has no default value.')
+        app_id = str(c["application.id"])
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", app_id):
+            raise InvalidConfigError(f"Invalid value {app_id} for configuration application.id: it begins the "
+                                     "names of the application's internal topics, so it may hold only ASCII "
+                                     "alphanumerics, '.', '_' and '-'")
         if c["processing.guarantee"] not in (AT_LEAST_ONCE, EXACTLY_ONCE_V2):
             from kcli.common.errors import InvalidConfigError
 
@@ -112,6 +132,20 @@ class StreamsConfig:
             c["statestore.cache.max.bytes"] = c["cache.max.bytes.buffering"]
         self.values = c
         self.given = given
+
+    @staticmethod
+    def _number(key: str, value, kind: str, least: int) -> int:
+        from kcli.common.errors import InvalidConfigError
+
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidConfigError(f"Invalid value {value} for configuration {key}: Not a number of type {kind}")
+        if (key == "replication.factor" and value == 0) or value < least:
+            rule = ("must be -1 (the broker's default) or at least 1" if key == "replication.factor"
+                    else f"must be at least {least}")
+            raise InvalidConfigError(f"Invalid value {value} for configuration {key}: Value {rule}")
+        return value
 
     def __getitem__(self, k: str):
         return self.values[k]
