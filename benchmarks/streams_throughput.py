@@ -199,13 +199,17 @@ def main() -> None:
         print(f"{r['case']:10s} {r['guarantee']:16s} {r['records']:>9,d} records  {r['wall_s']:7.2f} s  "
               f"{r['records_per_s']:>9,d} records/s  "
               + (f"(cpu {r['cpu_s']:6.2f} s, {r['records_per_cpu_s']:>9,d} records/cpu-s)" if r["records_per_cpu_s"] else ""))
-    for n in instances[1:]:
-        one = sorted(r["wall_s"] for r in results if r["case"] == f"wordcount x{instances[0]} procs")
-        many = sorted(r["wall_s"] for r in results if r["case"] == f"wordcount x{n} procs")
-        print(f"wordcount: {n} processes / {instances[0]}: {one[len(one) // 2] / many[len(many) // 2]:.2f}x the lines/s")
+    for guarantee in guarantees:
+        for n in instances[1:]:
+            one = sorted(r["wall_s"] for r in results
+                         if r["case"] == f"wordcount x{instances[0]} procs" and r["guarantee"] == guarantee)
+            many = sorted(r["wall_s"] for r in results
+                          if r["case"] == f"wordcount x{n} procs" and r["guarantee"] == guarantee)
+            print(f"wordcount {guarantee}: {n} processes / {instances[0]}: "
+                  f"{one[len(one) // 2] / many[len(many) // 2]:.2f}x the lines/s")
     for case in cases:
-        if len(guarantees) < 2:
-            break
+        if len(guarantees) < 2 or not any(r["case"] == case for r in results):
+            continue
         alos = [r["wall_s"] for r in results if r["case"] == case and r["guarantee"] == "at_least_once"]
         eos = [r["wall_s"] for r in results if r["case"] == case and r["guarantee"] == "exactly_once_v2"]
         print(f"{case}: exactly_once_v2 / at_least_once wall time = {sorted(eos)[len(eos) // 2] / sorted(alos)[len(alos) // 2]:.2f}x")
