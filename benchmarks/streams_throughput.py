@@ -70,15 +70,20 @@ def caught_up(admin: Admin, app: str, topics: list[str]) -> bool:
     return all(committed[tp].offset >= ends[tp][0] for tp in wanted)
 
 
+def fill(d: str, values: list[bytes]) -> None:
+    """Topics in and out on a new data directory, the input produced beforehand."""
+    with Admin(d, create=True) as a:
+        a.create_topic("in", PARTITIONS)
+        a.create_topic("out", PARTITIONS)
+    with Producer({"linger.ms": 20, "batch.size": 262144}, data_dir=d) as p:
+        for i in range(0, len(values), 50_000):
+            p.send_many("in", values[i:i + 50_000])
+
+
 def measure(name: str, build, values: list[bytes], guarantee: str, internal: list[str]) -> dict:
     d = tempfile.mkdtemp(prefix="kcli-streams-bench-")
     try:
-        with Admin(d, create=True) as a:
-            a.create_topic("in", PARTITIONS)
-            a.create_topic("out", PARTITIONS)
-        with Producer({"linger.ms": 20, "batch.size": 262144}, data_dir=d) as p:
-            for i in range(0, len(values), 50_000):
-                p.send_many("in", values[i:i + 50_000])
+        fill(d, values)
         app = f"bench-{name}"
         streams = KafkaStreams(build("in", "out"), {"application.id": app, "processing.guarantee": guarantee,
                                                     "max.poll.records": 5000}, data_dir=d)
@@ -118,12 +123,7 @@ def measure_instances(lines: list[bytes], guarantee: str, instances: int, kcli: 
     app = "bench-wc-procs"
     procs = []
     try:
-        with Admin(d, create=True) as a:
-            a.create_topic("in", PARTITIONS)
-            a.create_topic("out", PARTITIONS)
-        with Producer({"linger.ms": 20, "batch.size": 262144}, data_dir=d) as p:
-            for i in range(0, len(lines), 50_000):
-                p.send_many("in", lines[i:i + 50_000])
+        fill(d, lines)
         topics = ["in", f"{app}-counts-store-repartition"]
         t0 = time.perf_counter()
         for i in range(instances):
