@@ -127,10 +127,10 @@ class TableFilterNode(Node):
         return v is not None and bool(self.predicate(key, v)) != self.negate
 
     def process(self, key, change, ts):
+        # Kafka's KTableFilter (old values not sent): a value that fails the predicate, and a
+        # tombstone, go on as a tombstone whether or not the key passed before
         new = change.new if self._ok(key, change.new) else None
         old = change.old if self._ok(key, change.old) else None
-        if new is None and old is None:
-            return
         self.forward(key, Change(new, old), ts)
 
 
@@ -497,28 +497,29 @@ class SessionAggregateNode(_Folding):
         gap = self.windows.inactivity_gap_ms
         close = self.observed - self.windows.grace_ms
         start, end = ts, ts
-        agg = None
+        # Kafka merges from the initializer: merger(key, initializer(), first session), ...
+        agg = None if self.reduce else self.initializer()
         merged = []
         for (s, e), v in self.store.find_sessions(key, ts - gap, ts + gap):
             merged.append((s, e, v))
             start, end = min(start, s), max(end, e)
-            if agg is None:
-                agg = v
-            elif self.reduce:
-                agg = self.aggregator(agg, v)
+            if self.reduce:
+                agg = v if agg is None else self.aggregator(agg, v)
             else:
                 agg = self.merger(key, agg, v)
         if end < close:
             self.task.dropped_records += 1
             return
         agg = self.fold(key, value, agg)
-        for s, e, v in merged:
-            self.store.remove(key, s, e)
-            if (s, e) != (start, end):
+        # Kafka's KStreamSessionWindowAggregate: unless the merged session is the record's own
+        # [t, t], every merged session (one with the same window too) is removed and forwarded
+        # as a tombstone before the merged one is put and forwarded
+        if (start, end) != (ts, ts):
+            for s, e, v in merged:
+                self.store.remove(key, s, e)
                 self.forward(Windowed(key, Window(s, e)), Change(None, v), ts)
-        old = next((v for s, e, v in merged if (s, e) == (start, end)), None)
         self.store.put(key, start, end, agg)
-        self.forward(Windowed(key, Window(start, end)), Change(agg, old), ts)
+        self.forward(Windowed(key, Window(start, end)), Change(agg, None), ts)
 
 
 class SuppressNode(Node):
@@ -596,23 +597,22 @@ class TableTableJoinNode(Node):
         self.other = task.store(self.other_store)
 
     def _join(self, mine, theirs):
-        if mine is None and theirs is None:
-            return None
-        if mine is None and not self.other_left:
-            return None
-        if theirs is None and not self.this_left:
-            return None
+        if mine is None and (theirs is None or not self.other_left):
+            return None  # this side gone: a tombstone, unless the other side is kept alone
         return self.joiner(theirs, mine) if self.swap else self.joiner(mine, theirs)
 
     def process(self, key, change, ts):
+        # as Kafka's KTableKTableInnerJoin / LeftJoin / RightJoin / OuterJoin: with the other
+        # side empty, a side that is not kept (inner, the right of a left join) forwards
+        # nothing, a kept side forwards unless its new and old values are both null; else the
+        # update is forwarded joined (a tombstone when this side's new value is null and the
+        # other side is not kept alone)
         if key is None:
             return
         theirs = self.other.get(key)
-        new = self._join(change.new, theirs)
-        old = self._join(change.old, theirs)
-        if new is None and old is None:
+        if theirs is None and (not self.this_left or (change.new is None and change.old is None)):
             return
-        self.forward(key, Change(new, old), ts)
+        self.forward(key, Change(self._join(change.new, theirs), self._join(change.old, theirs)), ts)
 
 
 class StreamStreamJoinNode(Node):
@@ -637,12 +637,20 @@ class StreamStreamJoinNode(Node):
         self.outer = task.store(self.outer_store) if self.outer_store else None
 
     def process(self, key, value, ts):
+        # as Kafka's KStreamKStreamJoin (3.7+): a null-key record of a kept (left/outer) side
+        # is joined with null at once; other null keys and null values are skipped
+        if key is None and value is not None and self.this_outer:
+            self.forward(key, self.joiner(None, value) if self.swap else self.joiner(value, None), ts)
+            return
         if key is None or value is None:
             return
         task = self.task
         if ts < task.stream_time - (self.before + self.after + self.grace):
             task.dropped_records += 1
             return
+        if self.outer is not None and ts >= task.stream_time:
+            # the closed windows' unmatched records go first, and only on an in-order record
+            self._emit_closed()
         self.mine.put(key, ts, value)
         matched = False
         for ots, ov in self.theirs.fetch(key, ts - self.before, ts + self.after):
@@ -650,11 +658,13 @@ class StreamStreamJoinNode(Node):
             out = self.joiner(ov, value) if self.swap else self.joiner(value, ov)
             self.forward(key, out, max(ts, ots))
             if self.other_outer:  # that record has its partner now
-                self.outer.delete_entries(key, ots, self.swap)
-        if self.outer is not None:
-            if not matched and self.this_outer:
+                self.outer.delete_entries(key, ts=ots, left=self.swap)
+        if not matched and self.this_outer:
+            if self.outer is None or ts + self.after < task.stream_time:
+                # no partner can come any more (Kafka: timeTo < stream time): joined with null now
+                self.forward(key, self.joiner(None, value) if self.swap else self.joiner(value, None), ts)
+            else:
                 self.outer.put_entry(key, ts, value, not self.swap)
-            self._emit_closed()
 
     def _emit_closed(self):
         """Records of the outer side(s) without a partner once their window and grace have

@@ -1,0 +1,348 @@
+"""kcli Streams' results against Kafka Streams' own semantics, case by case.
+
+Each test feeds records one at a time (so the order across input topics is the order given)
+to a running application with caching off, then compares everything it wrote with the
+output derived by hand from the Kafka Streams class named in the test's comment
+(apache/kafka, streams/src/main/java/org/apache/kafka/streams/kstream/internals/).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kcli import Admin, Consumer, Producer
+from kcli.streams import (Grouped, JoinWindows, KafkaStreams, Materialized, Serdes, SessionWindows, StreamsBuilder,
+                          Suppressed,
+                          TimeWindows)
+
+LONG = Serdes.Long()
+
+
+def _text(b):
+    return None if b is None else b.decode()
+
+
+def _long(b):
+    return None if b is None else int.from_bytes(b, "big", signed=True)
+
+
+def _produce(producer, topic, key, value, ts):
+    producer.send(topic, None if value is None else value.encode(), key=None if key is None else key.encode(),
+                  timestamp=ts)
+    producer.flush()
+
+
+def read(d, topic, value=_text, key=_text):
+    """Every record of ``topic`` (one partition) as (key, value, timestamp), in order."""
+    out = []
+    with Consumer({"auto.offset.reset": "earliest"}, data_dir=d) as c:
+        parts = c.partitions_for_topic(topic)
+        c.assign(parts)
+        ends = c.end_offsets(parts)
+        while any(c.position(tp) < ends[tp] for tp in parts):
+            for r in c.poll(0.1):
+                out.append((key(r.key), value(r.value), r.timestamp))
+    return out
+
+
+def run(tmp_path, builder, inputs, outputs, *, app="app", timeout=15.0):
+    """Start the application, send ``inputs`` ((topic, key, value, timestamp), each one
+    processed before the next is sent), close it and return the data directory."""
+    d = str(tmp_path / "data")
+    topics = sorted({t for t, *_ in inputs} | set(outputs))
+    with Admin(d, create=True) as a:
+        for t in topics:
+            a.create_topic(t, 1)
+    conf = {"application.id": app, "commit.interval.ms": 50, "statestore.cache.max.bytes": 0,
+            "default.key.serde": Serdes.String(), "default.value.serde": Serdes.String()}
+    streams = KafkaStreams(builder, conf, data_dir=d).start()
+    sent: dict[str, int] = {}
+    try:
+        streams.wait_until_running()
+        with Producer({"linger.ms": 0}, data_dir=d) as p:
+            for topic, k, v, ts in inputs:
+                _produce(p, topic, k, v, ts)
+                sent[topic] = sent.get(topic, 0) + 1
+                deadline = time.monotonic() + timeout
+                while streams._offsets.get((topic, 0), 0) < sent[topic]:
+                    assert streams.error is None, streams.error
+                    assert time.monotonic() < deadline, f"record {k}={v}@{ts} of {topic} not processed"
+                    time.sleep(0.005)
+        # records that went through a repartition topic: wait until every task is idle
+        last, stable = -1, 0
+        while stable < 3:
+            n = sum(t.processed for t in list(streams.tasks.values()))
+            stable = stable + 1 if n == last else 0
+            last = n
+            time.sleep(0.05)
+    finally:
+        streams.close()
+    assert streams.error is None, streams.error
+    return d
+
+
+def kv(records):
+    return [(k, v) for k, v, _ in records]
+
+
+# -- 1. stream-table join --------------------------------------------------------------------------
+
+STREAM_TABLE_INPUTS = [
+    ("t", "a", "A1", 1),
+    ("s", "a", "x1", 2),
+    ("s", None, "xn", 3),   # null key: dropped (nothing to look up)
+    ("t", "a", "A2", 4),    # a table update emits nothing: only the stream side triggers the join
+    ("s", "a", "x2", 5),
+    ("t", "a", None, 6),    # tombstone: a is gone from the table
+    ("s", "a", "x3", 7),
+    ("s", "b", "y", 8),
+    ("s", "a", None, 9),    # null value: dropped
+]
+
+
+@pytest.mark.parametrize("left", [False, True], ids=["inner", "left"])
+def test_stream_table_join_drops_null_keys_and_values_sees_tombstones_and_ignores_table_updates(tmp_path, left):
+    # KStreamKTableJoinProcessor: a null join key or a null value is skipped; the table value
+    # is looked up when the stream record comes; inner emits only with a table value, left
+    # always (joined with null); a table update forwards nothing through the join.
+    b = StreamsBuilder()
+    table = b.table("t", materialized="t-store")
+    stream = b.stream("s")
+    joiner = lambda v, tv: f"{v}+{tv}"  # noqa: E731
+    (stream.left_join(table, joiner) if left else stream.join(table, joiner)).to("out")
+    d = run(tmp_path, b, STREAM_TABLE_INPUTS, ["out"])
+    expected = [("a", "x1+A1", 2), ("a", "x2+A2", 5)]
+    if left:
+        expected += [("a", "x3+None", 7), ("b", "y+None", 8)]
+    assert read(d, "out") == expected
+
+
+# -- 2. table-table joins --------------------------------------------------------------------------
+
+TABLE_TABLE_INPUTS = [
+    ("l", "a", "L1", 1),    # right side empty
+    ("r", "a", "R1", 2),
+    ("l", "a", "L2", 3),
+    ("r", "b", "Rb", 4),    # left side empty
+    ("r", "a", None, 5),    # right tombstone while the left holds L2
+    ("l", "a", None, 6),    # left tombstone while the right holds nothing
+    ("l", "b", None, 7),    # left tombstone for a key the left never had, right holds Rb
+    ("r", "b", None, 8),
+]
+
+
+@pytest.mark.parametrize("mode", ["inner", "left", "outer"])
+def test_table_table_join_updates_and_tombstones_per_side(tmp_path, mode):
+    # KTableKTableInnerJoin / KTableKTableLeftJoin (+ KTableKTableRightJoin for its other side)
+    # / KTableKTableOuterJoin, without old values (to_stream right after the join): an update
+    # of one side is joined with the other side's current value; inner: nothing when the
+    # other side is empty, else joiner(new) or a tombstone; left: a left update always joins
+    # (with null when the right is empty; nothing when both new and old are null and the
+    # right is empty), a right update only when the left has a value; outer: an update joins
+    # unless both it and the other side are null.
+    b = StreamsBuilder()
+    lt, rt = b.table("l", materialized="l-store"), b.table("r", materialized="r-store")
+    joiner = lambda x, y: f"{x}+{y}"  # noqa: E731
+    getattr(lt, {"inner": "join", "left": "left_join", "outer": "outer_join"}[mode])(rt, joiner) \
+        .to_stream().to("out")
+    d = run(tmp_path, b, TABLE_TABLE_INPUTS, ["out"])
+    expected = {
+        "inner": [("a", "L1+R1"), ("a", "L2+R1"), ("a", None), ("b", None)],
+        "left": [("a", "L1+None"), ("a", "L1+R1"), ("a", "L2+R1"), ("a", "L2+None"), ("a", None),
+                 ("b", None)],
+        "outer": [("a", "L1+None"), ("a", "L1+R1"), ("a", "L2+R1"), ("b", "None+Rb"), ("a", "L2+None"),
+                  ("a", None), ("b", "None+Rb"), ("b", None)],
+    }[mode]
+    assert kv(read(d, "out")) == expected
+
+
+# -- 3. stream-stream windowed joins ---------------------------------------------------------------
+
+STREAM_STREAM_INPUTS = [
+    ("L", "a", "L1", 100),
+    ("L", None, "LN", 101),  # null key
+    ("R", "a", "R1", 105),   # joins L1
+    ("L", "b", "L2", 110),   # no partner ever
+    ("R", "c", "R2", 112),   # no partner ever
+    ("L", "a", "L3", 120),   # R1 (105) is outside [110, 130]
+    ("L", "d", "L4", 126),   # stream time 126 > 110 + 10 + 5: L2's window has closed
+    ("R", "d", "R3", 134),   # 134 > 112 + 10 + 5: R2 closed (emitted before R3's own join)
+    ("R", "z", "R4", 200),   # L3 (120) closes; L4 and R3 were joined; R4 stays open
+]
+
+
+@pytest.mark.parametrize("mode", ["inner", "left", "outer"])
+def test_stream_stream_join_holds_unmatched_results_until_the_window_closes(tmp_path, mode):
+    # KStreamKStreamJoin (Kafka >= 3.1, the spurious-results fix): a record without a partner
+    # goes to the shared outer store and is joined with null only once stream time passes its
+    # time + after (left side) or + before (right side) + grace; the closed ones are emitted,
+    # in time order, when a record at stream time arrives, before that record's own join
+    # results. Matches take the later of the two times. A null-key record of an outer side is
+    # joined with null at once (KIP-962, 3.7); the inner join drops it.
+    b = StreamsBuilder()
+    left, right = b.stream("L"), b.stream("R")
+    w = JoinWindows.of_time_difference_and_grace(10, 5)
+    joiner = lambda x, y: f"{x}+{y}"  # noqa: E731
+    getattr(left, {"inner": "join", "left": "left_join", "outer": "outer_join"}[mode])(right, joiner, w).to("out")
+    d = run(tmp_path, b, STREAM_STREAM_INPUTS, ["out"])
+    expected = {
+        "inner": [("a", "L1+R1", 105), ("d", "L4+R3", 134)],
+        "left": [("LN+None", 101), ("a", "L1+R1", 105), ("b", "L2+None", 110), ("d", "L4+R3", 134),
+                 ("a", "L3+None", 120)],
+        "outer": [("LN+None", 101), ("a", "L1+R1", 105), ("b", "L2+None", 110), ("c", "None+R2", 112),
+                  ("d", "L4+R3", 134), ("a", "L3+None", 120)],
+    }[mode]
+    expected = [(None,) + e if len(e) == 2 else e for e in expected]
+    assert read(d, "out") == expected
+
+
+# -- 4. tumbling and hopping windows, suppress -----------------------------------------------------
+
+
+def test_hopping_window_count_aligns_windows_to_the_epoch_and_drops_records_beyond_grace(tmp_path):
+    # KStreamWindowAggregate with TimeWindows.windowsFor: windows start at multiples of the
+    # advance; a window takes a record while its end > stream time - grace, else the record
+    # is dropped for that window.
+    b = StreamsBuilder()
+    b.stream("in").group_by_key().windowed_by(TimeWindows.of_size_and_grace(10, 5).advance_by(5)).count() \
+        .to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}/{wk.window.end}").to("out", value_serde=LONG)
+    inputs = [("in", "a", "x", t) for t in (3, 12, 7, 25, 14, 16)]
+    d = run(tmp_path, b, inputs, ["out"])
+    assert kv(read(d, "out", value=_long)) == [
+        ("a@0/10", 1),                    # 3
+        ("a@5/15", 1), ("a@10/20", 1),    # 12
+        ("a@0/10", 2), ("a@5/15", 2),     # 7: late, within grace (close time 7)
+        ("a@20/30", 1), ("a@25/35", 1),   # 25
+        # 14: [5,15) and [10,20) end at or before the close time 20: dropped
+        ("a@15/25", 1),                   # 16: [10,20) dropped, [15,25) open
+    ]
+
+
+def test_suppress_until_window_closes_emits_exactly_one_final_result_per_window(tmp_path):
+    # KTableSuppressProcessor with FinalResultsSuppressionBuilder: a windowed result is
+    # buffered by its window end and emitted once stream time >= window end + grace.
+    b = StreamsBuilder()
+    b.stream("in").group_by_key().windowed_by(TimeWindows.of_size_and_grace(10, 5)).count() \
+        .suppress(Suppressed.until_window_closes()) \
+        .to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}/{wk.window.end}").to("out", value_serde=LONG)
+    inputs = [("in", k, "x", t) for k, t in
+              [("a", 1), ("a", 4), ("b", 12), ("a", 8), ("b", 15), ("a", 9), ("a", 24), ("b", 30)]]
+    d = run(tmp_path, b, inputs, ["out"])
+    # a@[0,10) closes at 15 (a@9 came after: dropped); b@[10,20) at 25; a@[20,30) not yet
+    assert kv(read(d, "out", value=_long)) == [("a@0/10", 3), ("b@10/20", 2)]
+
+
+# -- 5. session windows ----------------------------------------------------------------------------
+
+
+def test_session_windows_merge_and_tombstone_the_replaced_sessions(tmp_path):
+    # KStreamSessionWindowAggregate: a record merges every session of its key within the
+    # gap; unless the merged window is the record's own [t, t], every merged session is
+    # removed and forwarded as a tombstone (the one with the same window too), then the
+    # merged session is put and forwarded.
+    b = StreamsBuilder()
+    b.stream("in").group_by_key().windowed_by(SessionWindows.of_inactivity_gap_and_grace(10, 100)).count() \
+        .to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}-{wk.window.end}").to("out", value_serde=LONG)
+    inputs = [("in", "a", "x", t) for t in (0, 5, 20, 12, 12)]
+    d = run(tmp_path, b, inputs, ["out"])
+    assert kv(read(d, "out", value=_long)) == [
+        ("a@0-0", 1),
+        ("a@0-0", None), ("a@0-5", 2),                       # 5 extends [0,0]
+        ("a@20-20", 1),                                      # 20 is more than the gap after 5
+        ("a@0-5", None), ("a@20-20", None), ("a@0-20", 4),   # 12 bridges both
+        ("a@0-20", None), ("a@0-20", 5),                     # 12 inside [0,20]: same window, replaced
+    ]
+
+
+# -- 6. aggregations skip null keys and values -----------------------------------------------------
+
+NULLS = [("in", "a", "1", 1), ("in", None, "2", 2), ("in", "a", None, 3), ("in", "b", "4", 4), ("in", "a", "5", 5)]
+
+
+def test_count_skips_records_with_a_null_key_or_value(tmp_path):
+    # KStreamAggregate (count is aggregate(0, agg + 1)): a null key or value is skipped
+    b = StreamsBuilder()
+    b.stream("in").group_by_key().count().to_stream().to("out", value_serde=LONG)
+    d = run(tmp_path, b, NULLS, ["out"])
+    assert kv(read(d, "out", value=_long)) == [("a", 1), ("b", 1), ("a", 2)]
+
+
+def test_reduce_and_aggregate_skip_records_with_a_null_key_or_value(tmp_path):
+    # KStreamReduce / KStreamAggregate: a null key or value is skipped
+    b = StreamsBuilder()
+    g = b.stream("in").group_by_key()
+    g.reduce(lambda agg, v: agg + v).to_stream().to("reduced")
+    g.aggregate(lambda: "", lambda k, v, agg: agg + v).to_stream().to("aggregated")
+    d = run(tmp_path, b, NULLS, ["reduced", "aggregated"])
+    assert kv(read(d, "reduced")) == [("a", "1"), ("b", "4"), ("a", "15")]
+    assert kv(read(d, "aggregated")) == [("a", "1"), ("b", "4"), ("a", "15")]
+
+
+# -- 7. KGroupedTable adder and subtractor ---------------------------------------------------------
+
+
+def test_table_group_by_aggregate_subtracts_from_the_old_group_and_adds_to_the_new(tmp_path):
+    # KTableRepartitionMap sends the old value (to subtract) and the new one (to add) under
+    # the keys the selector gives them; KTableAggregate subtracts only from an existing
+    # aggregate, adds from the initializer, and keeps a group whose sum drops to 0.
+    b = StreamsBuilder()
+    b.table("users", materialized="users-store") \
+        .group_by(lambda user, region: (region, "1"), Grouped.as_("by-region")) \
+        .aggregate(lambda: 0, lambda k, v, agg: agg + int(v), lambda k, v, agg: agg - int(v),
+                   Materialized.with_(None, Serdes.Long())) \
+        .to_stream().to("out", value_serde=LONG)
+    inputs = [("users", "ann", "eu", 1), ("users", "bob", "eu", 2), ("users", "ann", "us", 3),
+              ("users", "bob", None, 4)]
+    d = run(tmp_path, b, inputs, ["out"])
+    assert kv(read(d, "out", value=_long)) == [
+        ("eu", 1), ("eu", 2),
+        ("eu", 1), ("us", 1),   # ann moves: subtracted from eu, added to us
+        ("eu", 0),              # bob deleted: subtracted only
+    ]
+
+
+# -- 8. KTable filter ------------------------------------------------------------------------------
+
+
+def test_table_filter_forwards_a_tombstone_for_a_key_that_stops_passing(tmp_path):
+    # KTableFilter without old values: a value that fails the predicate (and a tombstone)
+    # is forwarded as a tombstone, whether or not the key passed before.
+    b = StreamsBuilder()
+    b.table("t", materialized="t-store").filter(lambda k, v: int(v) > 10).to_stream().to("out")
+    inputs = [("t", "a", "20", 1), ("t", "a", "5", 2), ("t", "b", "3", 3), ("t", "a", "30", 4),
+              ("t", "a", None, 5)]
+    d = run(tmp_path, b, inputs, ["out"])
+    assert kv(read(d, "out")) == [("a", "20"), ("a", None), ("b", None), ("a", "30"), ("a", None)]
+
+
+# -- 9. repartitioning -----------------------------------------------------------------------------
+
+
+def test_select_key_then_group_by_key_goes_through_a_repartition_topic(tmp_path):
+    # KGroupedStreamImpl / GroupedStreamAggregateBuilder: a key-changing operation before an
+    # aggregation writes through <application.id>-<name>-repartition, the name being the
+    # Grouped name, else the store's; the aggregation is a second sub-topology.
+    b = StreamsBuilder()
+    b.stream("in").select_key(lambda k, v: v).group_by_key(Grouped.as_("by-color")).count() \
+        .to_stream().to("out", value_serde=LONG)
+    text = str(b.build().describe())
+    assert "Sink: by-color-repartition-sink (topic: by-color-repartition)" in text
+    assert "Source: by-color-repartition-source (topics: [by-color-repartition])" in text
+    assert "Sub-topology: 1" in text
+    inputs = [("in", "1", "red", 1), ("in", "2", "blue", 2), ("in", "3", "red", 3)]
+    d = run(tmp_path, b, inputs, ["out"], app="colors")
+    assert kv(read(d, "colors-by-color-repartition")) == [("red", "red"), ("blue", "blue"), ("red", "red")]
+    assert kv(read(d, "out", value=_long)) == [("red", 1), ("blue", 1), ("red", 2)]
+
+
+def test_unnamed_repartition_topic_is_named_after_the_store(tmp_path):
+    b = StreamsBuilder()
+    b.stream("in").select_key(lambda k, v: v).group_by_key().count().to_stream().to("out", value_serde=LONG)
+    text = str(b.build().describe())
+    # source 0, key-select 1, store 2, aggregate 3, then the repartition's sink, filter, source
+    assert "(topic: KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition)" in text
+    d = run(tmp_path, b, [("in", "1", "red", 1)], ["out"])
+    assert kv(read(d, "app-KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition")) == [("red", "red")]
+    assert kv(read(d, "out", value=_long)) == [("red", 1)]
