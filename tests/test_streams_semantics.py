@@ -13,9 +13,8 @@ import time
 import pytest
 
 from kcli import Admin, Consumer, Producer
-from kcli.streams import (Grouped, JoinWindows, KafkaStreams, Materialized, Serdes, SessionWindows, StreamsBuilder,
-                          Suppressed,
-                          TimeWindows)
+from kcli.streams import (Branched, Grouped, JoinWindows, KafkaStreams, Materialized, Named, Serdes, SessionWindows,
+                          StreamsBuilder, Suppressed, TimeWindows)
 
 LONG = Serdes.Long()
 
@@ -346,3 +345,38 @@ def test_unnamed_repartition_topic_is_named_after_the_store(tmp_path):
     d = run(tmp_path, b, [("in", "1", "red", 1)], ["out"])
     assert kv(read(d, "app-KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition")) == [("red", "red")]
     assert kv(read(d, "out", value=_long)) == [("red", 1)]
+
+
+# -- split() and Branched naming -------------------------------------------------------------------
+
+
+def test_split_names_branches_by_name_or_position_and_routes_to_the_first_match(tmp_path):
+    # BranchedKStreamImpl: a branch is named the split's name + the Branched name, else + its
+    # 1-based position, the default branch + "0"; each burns one index of the name counter;
+    # a record goes to the first branch whose predicate holds, else to the default branch.
+    b = StreamsBuilder()
+    branches = b.stream("in").split(Named.as_("fruit-")) \
+        .branch(lambda k, v: v.startswith("a"), Branched.as_("apples")) \
+        .branch(lambda k, v: v.startswith("b")) \
+        .branch(lambda k, v: v.startswith("c"), Branched.with_function(lambda s: None)) \
+        .default_branch()
+    assert list(branches) == ["fruit-apples", "fruit-2", "fruit-0"]  # the chain returning None: left out
+    branches["fruit-apples"].to("apples")
+    branches["fruit-2"].to("bs")
+    branches["fruit-0"].to("rest")
+    text = str(b.build().describe())
+    # source 0; the branches burn 1, 2, 3, 4 (the named split takes no index); sinks 5, 6, 7
+    assert "Sink: KSTREAM-SINK-0000000005 (topic: apples)" in text
+    inputs = [("in", "1", v, i) for i, v in enumerate(["apple", "banana", "cherry", "avocado", "kiwi", "blueberry"])]
+    d = run(tmp_path, b, inputs, ["apples", "bs", "rest"])
+    assert [v for _, v in kv(read(d, "apples"))] == ["apple", "avocado"]
+    assert [v for _, v in kv(read(d, "bs"))] == ["banana", "blueberry"]
+    assert [v for _, v in kv(read(d, "rest"))] == ["kiwi"]  # cherry went to the dropped chain
+
+
+def test_unnamed_split_branch_names_append_the_position_to_the_generated_name():
+    b = StreamsBuilder()
+    branches = b.stream("in").split().branch(lambda k, v: True).default_branch()
+    assert list(branches) == ["KSTREAM-BRANCH-00000000011", "KSTREAM-BRANCH-00000000010"]
+    branches["KSTREAM-BRANCH-00000000011"].to("out")
+    assert "Sink: KSTREAM-SINK-0000000004 (topic: out)" in str(b.build().describe())
