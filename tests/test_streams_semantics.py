@@ -46,7 +46,7 @@ def read(d, topic, value=_text, key=_text):
     return out
 
 
-def run(tmp_path, builder, inputs, outputs, *, app="app", timeout=15.0, cached=False):
+def run(tmp_path, builder, inputs, outputs, *, app="app", timeout=15.0, cached=False, config=None):
     """Start the application, send ``inputs`` ((topic, key, value, timestamp), each one
     processed before the next is sent), close it and return the data directory. ``cached``:
     with the record cache on, every input written before the application starts (so they
@@ -54,10 +54,12 @@ def run(tmp_path, builder, inputs, outputs, *, app="app", timeout=15.0, cached=F
     d = str(tmp_path / "data")
     topics = sorted({t for t, *_ in inputs} | set(outputs))
     with Admin(d, create=True) as a:
+        have = {t.name for t in a.list_topics()}
         for t in topics:
-            a.create_topic(t, 1)
+            if t not in have:
+                a.create_topic(t, 1)
     conf = {"application.id": app, "commit.interval.ms": 50, "statestore.cache.max.bytes": 0,
-            "default.key.serde": Serdes.String(), "default.value.serde": Serdes.String()}
+            "default.key.serde": Serdes.String(), "default.value.serde": Serdes.String(), **(config or {})}
     sent: dict[str, int] = {}
     if cached:
         del conf["statestore.cache.max.bytes"]
@@ -406,11 +408,6 @@ def test_unnamed_split_branch_names_append_the_position_to_the_generated_name():
 
 # -- result timestamps -----------------------------------------------------------------------------
 
-_NO_STORE_TIMES = ("kcli's key-value and window stores keep no record timestamp, so a result takes the "
-                   "current record's time instead of the later of it and the stored one")
-
-
-@pytest.mark.xfail(strict=True, reason=_NO_STORE_TIMES)
 def test_an_aggregation_result_takes_the_later_of_the_record_and_the_aggregate_time(tmp_path):
     # KStreamAggregate / KStreamWindowAggregate: newTimestamp = max(record time, the stored
     # aggregate's time); kcli gives ('a', 2, 5) and ('a@0/10', 2, 5)
@@ -424,12 +421,35 @@ def test_an_aggregation_result_takes_the_later_of_the_record_and_the_aggregate_t
     assert read(d, "windowed", value=_long) == [("a@0/10", 1, 8), ("a@0/10", 2, 8)]
 
 
-@pytest.mark.xfail(strict=True, reason=_NO_STORE_TIMES)
 def test_a_table_table_join_result_takes_the_later_of_the_two_sides_times(tmp_path):
-    # KTableKTableInnerJoin: resultTimestamp = max(this update's time, the other side's);
-    # kcli gives ('a', 'L1+R1', 5)
+    # KTableKTableInnerJoin: resultTimestamp = max(this update's time, the other side's)
     b = StreamsBuilder()
     b.table("l", materialized="l-store").join(b.table("r", materialized="r-store"), lambda x, y: f"{x}+{y}") \
         .to_stream().to("out")
     d = run(tmp_path, b, [("l", "a", "L1", 10), ("r", "a", "R1", 5)], ["out"])
     assert read(d, "out") == [("a", "L1+R1", 10)]
+
+
+def test_a_restored_aggregate_keeps_its_time(tmp_path):
+    # the changelog record's timestamp is the entry's time (Kafka's timestamped stores): a
+    # store rebuilt from it in a new state directory still takes the later time
+    def build():
+        b = StreamsBuilder()
+        b.stream("in").group_by_key().count(Materialized.as_("counts")).to_stream().to("out", value_serde=LONG)
+        return b
+    run(tmp_path, build(), [("in", "a", "x", 8)], ["out"], config={"state.dir": str(tmp_path / "s1")})
+    d = run(tmp_path, build(), [("in", "a", "x", 5)], ["out"], config={"state.dir": str(tmp_path / "s2")})
+    assert read(d, "out", value=_long) == [("a", 1, 8), ("a", 2, 8)]
+
+
+@pytest.mark.parametrize("aggregate", ["count", "reduce"])
+def test_a_cached_run_aggregate_takes_the_latest_time(tmp_path, aggregate):
+    # the same rule through the record cache, the run processed in one pass
+    b = StreamsBuilder()
+    g = b.stream("in").group_by_key()
+    if aggregate == "count":
+        g.count().to_stream().to("out", value_serde=LONG)
+    else:
+        g.reduce(lambda x, y: str(int(x) + int(y))).to_stream().map_values(int).to("out", value_serde=LONG)
+    d = run(tmp_path, b, [("in", "a", "1", 8), ("in", "a", "1", 5), ("in", "b", "1", 3)], ["out"], cached=True)
+    assert sorted(read(d, "out", value=_long)) == [("a", 2, 8), ("b", 1, 3)]

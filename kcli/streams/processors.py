@@ -279,6 +279,8 @@ class TableAggregateNode(Node):
         old = store.get(key)
         agg = self.initializer() if old is None else old
         new = self.adder(key, v, agg) if op == "+" else self.subtractor(key, v, agg)
+        if old is not None:  # KTableAggregate: the later of the record's and the aggregate's time
+            ts = max(ts, store.stored_time(key, old))
         store.put(key, new, ts)
         if not store.cached:
             self.forward(key, Change(new, old), ts)
@@ -379,7 +381,10 @@ class AggregateNode(_Folding):
     def process(self, key, value, ts):
         if key is None or value is None:
             return  # Kafka skips records with a null key or value
-        old = self.store.get(key)
+        store = self.store
+        old = store.get(key)
+        if old is not None:  # KStreamAggregate/Reduce: the later of the record's and the aggregate's time
+            ts = max(ts, store.stored_time(key, old))
         self.put_forward(key, self.fold(key, value, old), old, ts)
 
 
@@ -414,7 +419,9 @@ class WindowAggregateNode(_Folding):
                 continue
             wk = Windowed(key, w)
             old = store.get(wk)
-            self.put_forward(wk, self.fold(key, value, old), old, ts)
+            # KStreamWindowAggregate: the later of the record's and the window's aggregate's time
+            self.put_forward(wk, self.fold(key, value, old), old,
+                             ts if old is None else max(ts, store.stored_time(wk, old)))
 
 
 class SlidingWindowAggregateNode(_Folding):
@@ -610,8 +617,11 @@ class TableTableJoinNode(Node):
         if key is None:
             return
         theirs = self.other.get(key)
-        if theirs is None and (not self.this_left or (change.new is None and change.old is None)):
-            return
+        if theirs is None:
+            if not self.this_left or (change.new is None and change.old is None):
+                return
+        else:  # the result takes the later of the two sides' times
+            ts = max(ts, self.other.stored_time(key, theirs))
         self.forward(key, Change(self._join(change.new, theirs), self._join(change.old, theirs)), ts)
 
 
