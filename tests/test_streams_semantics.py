@@ -108,7 +108,7 @@ def kv(records):
 STREAM_TABLE_INPUTS = [
     ("t", "a", "A1", 1),
     ("s", "a", "x1", 2),
-    ("s", None, "xn", 3),   # null key: dropped (nothing to look up)
+    ("s", None, "xn", 3),   # null key: nothing to look up (inner: dropped; left: joined with null)
     ("t", "a", "A2", 4),    # a table update emits nothing: only the stream side triggers the join
     ("s", "a", "x2", 5),
     ("t", "a", None, 6),    # tombstone: a is gone from the table
@@ -120,9 +120,10 @@ STREAM_TABLE_INPUTS = [
 
 @pytest.mark.parametrize("left", [False, True], ids=["inner", "left"])
 def test_stream_table_join_drops_null_keys_and_values_sees_tombstones_and_ignores_table_updates(tmp_path, left):
-    # KStreamKTableJoinProcessor: a null join key or a null value is skipped; the table value
-    # is looked up when the stream record comes; inner emits only with a table value, left
-    # always (joined with null); a table update forwards nothing through the join.
+    # KStreamKTableJoinProcessor: a null value is skipped, a null key too by the inner join,
+    # while the left join joins it with null (KIP-962, Kafka 3.7); the table value is looked
+    # up when the stream record comes; inner emits only with a table value, left always
+    # (joined with null); a table update forwards nothing through the join.
     b = StreamsBuilder()
     table = b.table("t", materialized="t-store")
     stream = b.stream("s")
@@ -131,7 +132,7 @@ def test_stream_table_join_drops_null_keys_and_values_sees_tombstones_and_ignore
     d = run(tmp_path, b, STREAM_TABLE_INPUTS, ["out"])
     expected = [("a", "x1+A1", 2), ("a", "x2+A2", 5)]
     if left:
-        expected += [("a", "x3+None", 7), ("b", "y+None", 8)]
+        expected = [expected[0], (None, "xn+None", 3), expected[1], ("a", "x3+None", 7), ("b", "y+None", 8)]
     assert read(d, "out") == expected
 
 
@@ -453,3 +454,24 @@ def test_a_cached_run_aggregate_takes_the_latest_time(tmp_path, aggregate):
         g.reduce(lambda x, y: str(int(x) + int(y))).to_stream().map_values(int).to("out", value_serde=LONG)
     d = run(tmp_path, b, [("in", "a", "1", 8), ("in", "a", "1", 5), ("in", "b", "1", 3)], ["out"], cached=True)
     assert sorted(read(d, "out", value=_long)) == [("a", 2, 8), ("b", 1, 3)]
+
+
+@pytest.mark.parametrize("left", [False, True], ids=["inner", "left"])
+def test_global_table_join_skips_null_values_and_left_joins_a_null_mapped_key_with_null(tmp_path, left):
+    # KStreamKTableJoinProcessor for a GlobalKTable: a null value is skipped; the key mapper
+    # returning null: the inner join skips the record, the left join joins it with null
+    b = StreamsBuilder()
+    g = b.global_table("g", materialized="g-store")
+    s = b.stream("s")
+    mapper = lambda k, v: None if v == "none" else v[0]  # noqa: E731
+    joiner = lambda v, gv: f"{v}+{gv}"  # noqa: E731
+    (s.left_join if left else s.join)(g, joiner, key_mapper=mapper).to("out")
+    d = str(tmp_path / "data")
+    with Admin(d, create=True) as a:
+        a.create_topic("g", 1)
+    with Producer({"linger.ms": 0}, data_dir=d) as p:
+        _produce(p, "g", "x", "X", 1)
+    inputs = [("s", "1", "xa", 2), ("s", "2", None, 3), ("s", "3", "none", 4), ("s", "4", "ya", 5)]
+    d = run(tmp_path, b, inputs, ["out"])
+    expected = [("1", "xa+X")] + ([("3", "none+None"), ("4", "ya+None")] if left else [])
+    assert kv(read(d, "out")) == expected

@@ -581,8 +581,15 @@ class StreamTableJoinNode(Node):
         self.store = task.global_store(self.store_name) if self.global_store else task.store(self.store_name)
 
     def process(self, key, value, ts):
+        # Kafka's KStreamKTableJoinProcessor: a null value is skipped; a null join key (the
+        # record's key, or what the GlobalKTable key mapper gives) is skipped by an inner join
+        # and joined with null by a left join (KIP-962, KAFKA-19208)
+        if value is None:
+            return
         lookup = self.key_mapper(key, value) if self.key_mapper is not None else key
-        if lookup is None or (value is None and not self.global_store):
+        if lookup is None:
+            if self.left:
+                self.forward(key, self.joiner(value, None), ts)
             return
         other = self.store.get(lookup)
         if other is None and not self.left:
