@@ -327,6 +327,22 @@ def test_table_group_by_aggregate_subtracts_from_the_old_group_and_adds_to_the_n
     ]
 
 
+def test_table_group_by_update_within_one_group_is_one_record_and_one_result(tmp_path):
+    # KTableRepartitionMap: when the old and the new row select the same key, one record
+    # carries both (Change(new, old)); KTableAggregate subtracts then adds: one result. A
+    # selected null key is not sent.
+    b = StreamsBuilder()
+    b.table("scores", materialized="scores-store") \
+        .group_by(lambda user, v: (None if v.startswith("-") else v.split(":")[0], v.split(":")[1])) \
+        .aggregate(lambda: 0, lambda k, v, agg: agg + int(v), lambda k, v, agg: agg - int(v),
+                   Materialized.with_(None, Serdes.Long())) \
+        .to_stream().to("out", value_serde=LONG)
+    inputs = [("scores", "ann", "eu:3", 1), ("scores", "ann", "eu:5", 2), ("scores", "bob", "-:7", 3),
+              ("scores", "ann", "us:4", 4)]
+    d = run(tmp_path, b, inputs, ["out"])
+    assert kv(read(d, "out", value=_long)) == [("eu", 3), ("eu", 5), ("eu", 0), ("us", 4)]
+
+
 # -- 8. KTable filter ------------------------------------------------------------------------------
 
 

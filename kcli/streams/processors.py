@@ -243,20 +243,27 @@ class BranchNode(Node):
 
 
 class TableSelectNode(Node):
-    """KTable.group_by: an update becomes a subtraction of the old row (under the key the
-    selector gave it) and an addition of the new one, as Kafka's KTableRepartitionMap."""
+    """KTable.group_by, as Kafka's KTableRepartitionMap: an update becomes a subtraction of
+    the old row (under the key the selector gave it) then an addition of the new one, or one
+    record carrying both (``"="``) when both rows select the same key; a selected null key or
+    value is not sent."""
 
     def __init__(self, selector) -> None:
         super().__init__()
         self.selector = selector
 
     def process(self, key, change, ts):
-        if change.old is not None:
-            k, v = self.selector(key, change.old)
-            self.forward(k, ("-", v), ts)
-        if change.new is not None:
-            k, v = self.selector(key, change.new)
-            self.forward(k, ("+", v), ts)
+        new = None if change.new is None else self.selector(key, change.new)
+        old = None if change.old is None else self.selector(key, change.old)
+        new_ok = new is not None and new[0] is not None and new[1] is not None
+        old_ok = old is not None and old[0] is not None and old[1] is not None
+        if new_ok and old_ok and new[0] == old[0]:
+            self.forward(new[0], ("=", (new[1], old[1])), ts)
+            return
+        if old_ok:
+            self.forward(old[0], ("-", old[1]), ts)
+        if new_ok:
+            self.forward(new[0], ("+", new[1]), ts)
 
 
 class TableAggregateNode(Node):
@@ -272,15 +279,21 @@ class TableAggregateNode(Node):
         self.store.on_flush(self.forward)
 
     def process(self, key, value, ts):
+        # as Kafka's KTableAggregate: subtract the old value from an existing aggregate, then
+        # add the new one (to the initializer when there is no aggregate); the result takes
+        # the later of the record's and the aggregate's time
         if key is None or value is None:
             return
         op, v = value
+        new_v, old_v = v if op == "=" else ((v, None) if op == "+" else (None, v))
         store = self.store
         old = store.get(key)
-        agg = self.initializer() if old is None else old
-        new = self.adder(key, v, agg) if op == "+" else self.subtractor(key, v, agg)
-        if old is not None:  # KTableAggregate: the later of the record's and the aggregate's time
+        agg = old
+        if old is not None:
             ts = max(ts, store.stored_time(key, old))
+            if old_v is not None:
+                agg = self.subtractor(key, old_v, old)
+        new = agg if new_v is None else self.adder(key, new_v, self.initializer() if agg is None else agg)
         store.put(key, new, ts)
         if not store.cached:
             self.forward(key, Change(new, old), ts)
