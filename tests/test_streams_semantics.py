@@ -258,18 +258,19 @@ def test_session_windows_merge_and_tombstone_the_replaced_sessions(tmp_path):
     # KStreamSessionWindowAggregate: a record merges every session of its key within the
     # gap; unless the merged window is the record's own [t, t], every merged session is
     # removed and forwarded as a tombstone (the one with the same window too), then the
-    # merged session is put and forwarded.
+    # merged session is put and forwarded; each forwarded record takes its session's end as
+    # its time.
     b = StreamsBuilder()
     b.stream("in").group_by_key().windowed_by(SessionWindows.of_inactivity_gap_and_grace(10, 100)).count() \
         .to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}-{wk.window.end}").to("out", value_serde=LONG)
     inputs = [("in", "a", "x", t) for t in (0, 5, 20, 12, 12)]
     d = run(tmp_path, b, inputs, ["out"])
-    assert kv(read(d, "out", value=_long)) == [
-        ("a@0-0", 1),
-        ("a@0-0", None), ("a@0-5", 2),                       # 5 extends [0,0]
-        ("a@20-20", 1),                                      # 20 is more than the gap after 5
-        ("a@0-5", None), ("a@20-20", None), ("a@0-20", 4),   # 12 bridges both
-        ("a@0-20", None), ("a@0-20", 5),                     # 12 inside [0,20]: same window, replaced
+    assert read(d, "out", value=_long) == [
+        ("a@0-0", 1, 0),
+        ("a@0-0", None, 0), ("a@0-5", 2, 5),                             # 5 extends [0,0]
+        ("a@20-20", 1, 20),                                              # 20 is more than the gap after 5
+        ("a@0-5", None, 5), ("a@20-20", None, 20), ("a@0-20", 4, 20),    # 12 bridges both
+        ("a@0-20", None, 20), ("a@0-20", 5, 20),                         # 12 inside [0,20]: replaced
     ]
 
 

@@ -533,13 +533,14 @@ class SessionAggregateNode(_Folding):
         agg = self.fold(key, value, agg)
         # Kafka's KStreamSessionWindowAggregate: unless the merged session is the record's own
         # [t, t], every merged session (one with the same window too) is removed and forwarded
-        # as a tombstone before the merged one is put and forwarded
+        # as a tombstone before the merged one is put and forwarded; each record forwarded
+        # takes its session's end as its time
         if (start, end) != (ts, ts):
             for s, e, v in merged:
                 self.store.remove(key, s, e)
-                self.forward(Windowed(key, Window(s, e)), Change(None, v), ts)
+                self.forward(Windowed(key, Window(s, e)), Change(None, v), e)
         self.store.put(key, start, end, agg)
-        self.forward(Windowed(key, Window(start, end)), Change(agg, None), ts)
+        self.forward(Windowed(key, Window(start, end)), Change(agg, None), end)
 
 
 class SuppressNode(Node):
