@@ -14,7 +14,7 @@ import pytest
 
 from kcli import Admin, Consumer, Producer
 from kcli.streams import (Branched, Grouped, JoinWindows, KafkaStreams, Materialized, Named, Serdes, SessionWindows,
-                          StreamsBuilder, Suppressed, TimeWindows)
+                          SlidingWindows, StreamsBuilder, Suppressed, TimeWindows)
 
 LONG = Serdes.Long()
 
@@ -271,6 +271,24 @@ def test_session_windows_merge_and_tombstone_the_replaced_sessions(tmp_path):
         ("a@20-20", 1, 20),                                              # 20 is more than the gap after 5
         ("a@0-5", None, 5), ("a@20-20", None, 20), ("a@0-20", 4, 20),    # 12 bridges both
         ("a@0-20", None, 20), ("a@0-20", 5, 20),                         # 12 inside [0,20]: replaced
+    ]
+
+
+def test_sliding_window_count_updates_existing_windows_then_creates_the_new_ones_in_order(tmp_path):
+    # KStreamSlidingWindowAggregate: windows [t - d, t] end at record times and [t + 1, t + 1 + d]
+    # start just after them (both ends inclusive); a record updates the existing windows it
+    # falls in, then creates the previous record's right window (when the record lies in it),
+    # its own left window (holding the earlier records within d) and its right window.
+    b = StreamsBuilder()
+    b.stream("in").group_by_key().windowed_by(SlidingWindows.with_time_difference_and_grace(10, 100)).count() \
+        .to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}/{wk.window.end}").to("out", value_serde=LONG)
+    inputs = [("in", "a", "x", t) for t in (10, 15, 18, 30)]
+    d = run(tmp_path, b, inputs, ["out"])
+    assert kv(read(d, "out", value=_long)) == [
+        ("a@0/10", 1),
+        ("a@11/21", 1), ("a@5/15", 2),                    # 15: 10's right window, then its own left one
+        ("a@11/21", 2), ("a@16/26", 1), ("a@8/18", 3),    # 18: in [11,21]; 15's right window; its left one
+        ("a@20/30", 1),                                   # 30: 18 is more than d before it
     ]
 
 

@@ -478,17 +478,24 @@ class SlidingWindowAggregateNode(_Folding):
         windows |= {(t + 1, t + 1 + d) for t in times if ts - d - 1 <= t < ts}
         if any(ts < t <= ts + 1 + d for t in times):
             windows.add((ts + 1, ts + 1 + d))
-        for start, end in sorted(windows, key=lambda w: (w[1], w[0])):
+        # in Kafka's KStreamSlidingWindowAggregate order: the existing windows the record falls
+        # in (by start), then the ones it creates: the previous record's right window, the
+        # record's own left window, its right window
+        updates = []
+        for start, end in windows:
             if end < close:
                 continue
             inside = [(t, v) for t, v in records if start <= t <= end]
             if not inside:
                 continue
+            wk = Windowed(key, Window(start, end))
+            old = self.store.get(wk)
+            rank = (0, start) if old is not None else (1, 2 if start == ts + 1 else (1 if end == ts else 0))
+            updates.append((rank, wk, inside, old))
+        for _rank, wk, inside, old in sorted(updates, key=lambda u: u[0]):
             agg = None
             for t, v in inside:
                 agg = self.fold(key, v, agg)
-            wk = Windowed(key, Window(start, end))
-            old = self.store.get(wk)
             latest = max(t for t, _ in inside)
             self.put_forward(wk, agg, old, max(ts, latest))
 
