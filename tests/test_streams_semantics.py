@@ -215,6 +215,39 @@ def test_stream_stream_join_holds_unmatched_results_until_the_window_closes(tmp_
     assert read(d, "out") == expected
 
 
+ASYMMETRIC_INPUTS = [
+    ("L", "a", "La", 100),   # joins right records in [95, 120]
+    ("R", "b", "Rb", 101),   # joins left records in [81, 106]: none; closes after 101 + 5
+    ("R", "a", "Ra", 118),   # Rb's window closed (emitted first); joins La (100 is in [98, 123])
+    ("L", "c", "Lc", 119),   # open until 119 + 20
+    ("R", "a", "Ra2", 130),  # La (100) is outside [110, 135]
+    ("L", "z", "Lz", 140),   # Lc (119 + 20 < 140) and Ra2 (130 + 5 < 140) closed
+    ("R", "d", "Rd", 141),
+    ("L", "d", "Ld", 150),   # 141 is 9 before it but outside [145, 170]; Rd closed at 146
+]
+
+
+@pytest.mark.parametrize("mode", ["inner", "left", "outer"])
+def test_stream_stream_join_with_before_and_after_windows(tmp_path, mode):
+    # KStreamKStreamJoin with JoinWindows.before(5).after(20): a left record at t joins the
+    # right records in [t - before, t + after], a right record the left ones in
+    # [t - after, t + before]; an unmatched left record closes after t + after + grace, a
+    # right one after t + before + grace.
+    b = StreamsBuilder()
+    left, right = b.stream("L"), b.stream("R")
+    w = JoinWindows.of_time_difference_with_no_grace(0).before(5).after(20)
+    joiner = lambda x, y: f"{x}+{y}"  # noqa: E731
+    getattr(left, {"inner": "join", "left": "left_join", "outer": "outer_join"}[mode])(right, joiner, w).to("out")
+    d = run(tmp_path, b, ASYMMETRIC_INPUTS, ["out"])
+    expected = {
+        "inner": [("a", "La+Ra", 118)],
+        "left": [("a", "La+Ra", 118), ("c", "Lc+None", 119)],
+        "outer": [("b", "None+Rb", 101), ("a", "La+Ra", 118), ("c", "Lc+None", 119), ("a", "None+Ra2", 130),
+                  ("d", "None+Rd", 141)],
+    }[mode]
+    assert read(d, "out") == expected
+
+
 # -- 4. tumbling and hopping windows, suppress -----------------------------------------------------
 
 
