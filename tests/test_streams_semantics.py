@@ -409,6 +409,17 @@ def test_table_filter_forwards_a_tombstone_for_a_key_that_stops_passing(tmp_path
     assert kv(read(d, "out")) == [("a", "20"), ("a", None), ("b", None), ("a", "30"), ("a", None)]
 
 
+def test_a_cached_table_forwards_no_tombstone_for_a_key_it_never_held(tmp_path):
+    # CachingKeyValueStore.putAndMaybeForward: an entry whose new value and value at the last
+    # flush are both null is neither written nor forwarded
+    b = StreamsBuilder()
+    b.table("t", materialized="t-store").to_stream().to("out")
+    d = run(tmp_path, b, [("t", "a", "1", 1), ("t", "b", None, 2), ("t", "a", None, 3), ("t", "c", "2", 4)],
+            ["out"], cached=True)
+    out = kv(read(d, "out"))
+    assert ("b", None) not in out and ("c", "2") in out
+
+
 # -- 9. repartitioning -----------------------------------------------------------------------------
 
 

@@ -246,6 +246,8 @@ class KeyValueStore(_Store):
             kser, vser, cache, listener = self._kser, self._vser, self._cache, self._listener
             for key, (old, ts) in dirty.items():
                 new = cache[key]
+                if new is None and old is None and listener is not None:
+                    continue  # as Kafka's caching store: nothing to delete, nothing to forward
                 self._raw_put(kser(key), None if new is None else vser(new), ts)
                 if listener is not None:
                     listener(key, Change(new, old), ts)
