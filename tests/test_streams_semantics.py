@@ -46,11 +46,11 @@ def read(d, topic, value=_text, key=_text):
     return out
 
 
-def run(tmp_path, builder, inputs, outputs, *, app="app", timeout=15.0, cached=False, config=None):
+def run(tmp_path, builder, inputs, outputs, *, app="app", timeout=15.0, cached=False, config=None, before=None):
     """Start the application, send ``inputs`` ((topic, key, value, timestamp), each one
     processed before the next is sent), close it and return the data directory. ``cached``:
     with the record cache on, every input written before the application starts (so they
-    are processed as one run)."""
+    are processed as one run). ``before``: records already in each input topic."""
     d = str(tmp_path / "data")
     topics = sorted({t for t, *_ in inputs} | set(outputs))
     with Admin(d, create=True) as a:
@@ -60,7 +60,7 @@ def run(tmp_path, builder, inputs, outputs, *, app="app", timeout=15.0, cached=F
                 a.create_topic(t, 1)
     conf = {"application.id": app, "commit.interval.ms": 50, "statestore.cache.max.bytes": 0,
             "default.key.serde": Serdes.String(), "default.value.serde": Serdes.String(), **(config or {})}
-    sent: dict[str, int] = {}
+    sent: dict[str, int] = dict(before or {})
     if cached:
         del conf["statestore.cache.max.bytes"]
         with Producer({"linger.ms": 0}, data_dir=d) as p:
@@ -323,6 +323,32 @@ def test_sliding_window_count_updates_existing_windows_then_creates_the_new_ones
         ("a@11/21", 2), ("a@16/26", 1), ("a@8/18", 3),    # 18: in [11,21]; 15's right window; its left one
         ("a@20/30", 1),                                   # 30: 18 is more than d before it
     ]
+
+
+def test_suppressed_session_windows_emit_the_merged_session_and_no_tombstone(tmp_path):
+    # KTableSuppressProcessor, final results (safeToDropTombstones): a window whose latest
+    # update is a tombstone (a session merged away) is evicted without being emitted
+    b = StreamsBuilder()
+    b.stream("in").group_by_key().windowed_by(SessionWindows.of_inactivity_gap_and_grace(10, 20)).count() \
+        .suppress(Suppressed.until_window_closes()) \
+        .to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}-{wk.window.end}").to("out", value_serde=LONG)
+    d = run(tmp_path, b, [("in", "a", "x", t) for t in (0, 5, 100)], ["out"])
+    assert kv(read(d, "out", value=_long)) == [("a@0-5", 2)]
+
+
+def test_a_suppression_buffer_keeps_session_windows_apart_across_a_restart(tmp_path):
+    # the buffer's keys are the session windows themselves (start and end), so [0,0] and
+    # [0,5] are two entries and the one waiting comes back with its end after a restart
+    def build():
+        b = StreamsBuilder()
+        b.stream("in").group_by_key().windowed_by(SessionWindows.of_inactivity_gap_and_grace(10, 20)).count() \
+            .suppress(Suppressed.until_window_closes()) \
+            .to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}-{wk.window.end}").to("out", value_serde=LONG)
+        return b
+    conf = {"state.dir": str(tmp_path / "state")}
+    run(tmp_path, build(), [("in", "a", "x", 0), ("in", "a", "x", 5)], ["out"], config=conf)
+    d = run(tmp_path, build(), [("in", "a", "x", 100)], ["out"], config=conf, before={"in": 2})
+    assert kv(read(d, "out", value=_long)) == [("a@0-5", 2)]
 
 
 # -- 6. aggregations skip null keys and values -----------------------------------------------------

@@ -699,7 +699,7 @@ class KTable(_Stream):
         limit = suppressed.time_to_wait_ms if suppressed.kind == "until_time_limit" else None
         size = getattr(self.key_serde, "size", None)
         b.topology.stores[store] = StoreSpec(store, "buffer", self.inner_key_serde, self.value_serde, cached=False,
-                                             window_size_ms=size)
+                                             window_size_ms=size, session=getattr(self.key_serde, "session", False))
         grace = self.grace
         b._add(name, "processor", [self.name], lambda: P.SuppressNode(store, grace, limit), stores=[store])
         return self._table(name, self.value_serde)

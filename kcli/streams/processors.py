@@ -585,9 +585,12 @@ class SuppressNode(Node):
             return
         now = self.stream_time
         ready = sorted((e[0], e[1], k) for k, e in self.pending.items() if e[0] <= now)
+        final = self.time_limit_ms is None
         for _due, _ts, k in ready:
             due, ts, v = self.pending.pop(k)
             self.buffer.delete(k, ts)
+            if v is None and final:
+                continue  # Kafka's KTableSuppressProcessor: final results drop tombstones
             self.forward(k, Change(v, None), ts)
 
 

@@ -494,7 +494,8 @@ class TaskState:
         if spec.kind == "windowed-kv":
             return KeyValueStore(self, spec, db, WindowedSerde(ks, spec.window_size_ms), vs, self.cache_entries)
         if spec.kind == "buffer":
-            return KeyValueStore(self, spec, db, WindowedSerde(ks, spec.window_size_ms), BufferSerde(vs), 0)
+            return KeyValueStore(self, spec, db, WindowedSerde(ks, spec.window_size_ms, session=spec.session),
+                                 BufferSerde(vs), 0)
         if spec.kind == "window":
             return WindowStore(self, spec, db, ks, vs)
         if spec.kind == "session":
