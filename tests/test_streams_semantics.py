@@ -248,6 +248,33 @@ def test_stream_stream_join_with_before_and_after_windows(tmp_path, mode):
     assert read(d, "out") == expected
 
 
+LATE_INPUTS = [
+    ("R", "a", "Ra", 100),
+    ("L", "b", "Lb", 200),   # stream time 200: the stores keep only times after 200 - 25
+    ("L", "a", "La", 170),   # late: not kept, nothing left to join, its window long closed
+    ("L", "c", "Lc", 176),   # kept; no partner yet and its window (186) before stream time
+    ("R", "c", "Rc", 186),   # joins Lc
+    ("L", "z", "Lz", 300),   # Lb's window closed
+]
+
+
+@pytest.mark.parametrize("mode", ["inner", "left"])
+def test_stream_stream_join_late_records_join_what_is_left_and_unmatched_ones_go_out_at_once(tmp_path, mode):
+    # KStreamKStreamJoin: no record is dropped for being late; one whose time + after is
+    # before stream time and that found no partner is joined with null at once (there is no
+    # window left to wait for); the window stores keep times after stream time - (before +
+    # after + grace) only.
+    b = StreamsBuilder()
+    left, right = b.stream("L"), b.stream("R")
+    w = JoinWindows.of_time_difference_and_grace(10, 5)
+    joiner = lambda x, y: f"{x}+{y}"  # noqa: E731
+    (left.left_join if mode == "left" else left.join)(right, joiner, w).to("out")
+    d = run(tmp_path, b, LATE_INPUTS, ["out"])
+    expected = {"inner": [("c", "Lc+Rc", 186)],
+                "left": [("a", "La+None", 170), ("c", "Lc+None", 176), ("c", "Lc+Rc", 186), ("b", "Lb+None", 200)]}
+    assert read(d, "out") == expected[mode]
+
+
 # -- 4. tumbling and hopping windows, suppress -----------------------------------------------------
 
 

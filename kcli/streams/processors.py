@@ -661,7 +661,7 @@ class StreamStreamJoinNode(Node):
     window store and joined with the other side's records of the same key whose time lies
     within ``[t - before, t + after]`` (the other side's window is the mirror); the result
     takes the later of the two times. A record older than stream time minus the window and
-    grace is dropped."""
+    grace is not kept, but joins what the other side still holds (as in Kafka)."""
 
     def __init__(self, this_store: str, other_store: str, joiner, before: int, after: int, grace: int,
                  swap: bool, outer_store: str | None = None, this_outer: bool = False,
@@ -686,15 +686,18 @@ class StreamStreamJoinNode(Node):
         if key is None or value is None:
             return
         task = self.task
-        if ts < task.stream_time - (self.before + self.after + self.grace):
+        # records at or before the horizon have left the window stores (their retention is
+        # before + after + grace): a late record is not kept, yet still joins what is there
+        horizon = task.stream_time - (self.before + self.after + self.grace)
+        if ts > horizon:
+            self.mine.put(key, ts, value)
+        else:
             task.dropped_records += 1
-            return
         if self.outer is not None and ts >= task.stream_time:
             # the closed windows' unmatched records go first, and only on an in-order record
             self._emit_closed()
-        self.mine.put(key, ts, value)
         matched = False
-        for ots, ov in self.theirs.fetch(key, ts - self.before, ts + self.after):
+        for ots, ov in self.theirs.fetch(key, max(ts - self.before, horizon + 1), ts + self.after):
             matched = True
             out = self.joiner(ov, value) if self.swap else self.joiner(value, ov)
             self.forward(key, out, max(ts, ots))
