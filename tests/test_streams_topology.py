@@ -75,16 +75,18 @@ def test_stateless_chain_is_one_sub_topology_and_key_preserving_grouping_needs_n
 
 
 def test_split_merge_and_branches_are_named_as_kafka():
+    # BranchedKStreamImpl: the split's name + the branch's 1-based position (the default
+    # branch: 0), each branch burning one index
     b = StreamsBuilder()
     branches = b.stream("in").split().branch(lambda k, v: v > 0).default_branch()
-    assert sorted(branches) == ["KSTREAM-BRANCH-0000000001-1", "KSTREAM-BRANCH-0000000001-2"]
-    merged = branches["KSTREAM-BRANCH-0000000001-1"].merge(branches["KSTREAM-BRANCH-0000000001-2"])
+    assert sorted(branches) == ["KSTREAM-BRANCH-00000000010", "KSTREAM-BRANCH-00000000011"]
+    merged = branches["KSTREAM-BRANCH-00000000011"].merge(branches["KSTREAM-BRANCH-00000000010"])
     merged.to("out")
     text = str(b.build().describe())
-    assert "Processor: KSTREAM-BRANCH-0000000001 (stores: [])\n      --> KSTREAM-BRANCH-0000000001-1, " \
-           "KSTREAM-BRANCH-0000000001-2" in text
-    assert "Processor: KSTREAM-MERGE-0000000002 (stores: [])\n      --> KSTREAM-SINK-0000000003\n" \
-           "      <-- KSTREAM-BRANCH-0000000001-1, KSTREAM-BRANCH-0000000001-2" in text
+    assert "Processor: KSTREAM-BRANCH-0000000001 (stores: [])\n      --> KSTREAM-BRANCH-00000000010, " \
+           "KSTREAM-BRANCH-00000000011" in text
+    assert "Processor: KSTREAM-MERGE-0000000004 (stores: [])\n      --> KSTREAM-SINK-0000000005\n" \
+           "      <-- KSTREAM-BRANCH-00000000010, KSTREAM-BRANCH-00000000011" in text
 
 
 def test_join_of_two_topics_puts_both_sources_in_one_sub_topology_through_the_store():

@@ -484,43 +484,46 @@ class KStream(_Stream):
 
 
 class BranchedKStream:
+    """``split()``, as Kafka's BranchedKStreamImpl: the splitter node is added at once; each
+    branch is a child named the split's name followed by the ``Branched`` name, else by its
+    1-based position (the default branch: 0), and burns one index of the name counter; a
+    ``Branched.with_function`` chain is applied when the branch is added, and a chain that
+    returns None leaves the branch out of the result."""
+
     def __init__(self, stream: KStream, name: str, named: bool) -> None:
         self.stream, self.name = stream, name
         self._preds: list = []
         self._targets: list[str] = []
-        self._chains: list = []
-        self._added = False
+        self._out: dict[str, KStream] = {}
+        preds, targets = self._preds, self._targets  # filled in as branches are added
+        stream.builder._add(name, "processor", [stream.name], lambda: P.BranchNode(list(preds), list(targets)))
 
-    def _branch(self, predicate, branched: Branched | None) -> "BranchedKStream":
+    def _branch(self, predicate, branched: Branched | None, index: int) -> None:
         b = self.stream.builder
         branched = branched or Branched()
-        index = len(self._targets) + 1
-        child = self.name + (branched.name if branched.name else f"-{index}")
+        child = self.name + (branched.name if branched.name else str(index))
+        b.new_name(child)  # Kafka's newProcessorName(childName) burns an index
         self._preds.append(predicate)
         self._targets.append(child)
-        self._chains.append(branched.chain)
-        return self
+        b._add(child, "processor", [self.name], P.PassThrough)
+        s = self.stream._derive(child, value_serde=self.stream.value_serde)
+        if branched.chain is None:
+            self._out[child] = s
+        else:
+            chained = branched.chain(s)
+            if chained is not None:
+                self._out[child] = chained
 
     def branch(self, predicate, branched: Branched | None = None) -> "BranchedKStream":
-        return self._branch(predicate, branched)
+        self._branch(predicate, branched, sum(1 for p in self._preds if p is not None) + 1)
+        return self
 
     def default_branch(self, branched: Branched | None = None) -> dict[str, KStream]:
-        self._branch(None, branched)
-        return self._finish()
+        self._branch(None, branched, 0)
+        return dict(self._out)
 
     def no_default_branch(self) -> dict[str, KStream]:
-        return self._finish()
-
-    def _finish(self) -> dict[str, KStream]:
-        b = self.stream.builder
-        preds, targets = list(self._preds), list(self._targets)
-        b._add(self.name, "processor", [self.stream.name], lambda: P.BranchNode(preds, targets))
-        out = {}
-        for t, chain in zip(targets, self._chains):
-            b._add(t, "processor", [self.name], P.PassThrough)
-            s = self.stream._derive(t, value_serde=self.stream.value_serde)
-            out[t] = chain(s) if chain is not None else s
-        return out
+        return dict(self._out)
 
 
 def _repartition_through(builder: StreamsBuilder, parent: str, prefix: str, ks, vs, partitions) -> str:
@@ -696,7 +699,7 @@ class KTable(_Stream):
         limit = suppressed.time_to_wait_ms if suppressed.kind == "until_time_limit" else None
         size = getattr(self.key_serde, "size", None)
         b.topology.stores[store] = StoreSpec(store, "buffer", self.inner_key_serde, self.value_serde, cached=False,
-                                             window_size_ms=size)
+                                             window_size_ms=size, session=getattr(self.key_serde, "session", False))
         grace = self.grace
         b._add(name, "processor", [self.name], lambda: P.SuppressNode(store, grace, limit), stores=[store])
         return self._table(name, self.value_serde)

@@ -127,10 +127,10 @@ class TableFilterNode(Node):
         return v is not None and bool(self.predicate(key, v)) != self.negate
 
     def process(self, key, change, ts):
+        # Kafka's KTableFilter (old values not sent): a value that fails the predicate, and a
+        # tombstone, go on as a tombstone whether or not the key passed before
         new = change.new if self._ok(key, change.new) else None
         old = change.old if self._ok(key, change.old) else None
-        if new is None and old is None:
-            return
         self.forward(key, Change(new, old), ts)
 
 
@@ -243,20 +243,27 @@ class BranchNode(Node):
 
 
 class TableSelectNode(Node):
-    """KTable.group_by: an update becomes a subtraction of the old row (under the key the
-    selector gave it) and an addition of the new one, as Kafka's KTableRepartitionMap."""
+    """KTable.group_by, as Kafka's KTableRepartitionMap: an update becomes a subtraction of
+    the old row (under the key the selector gave it) then an addition of the new one, or one
+    record carrying both (``"="``) when both rows select the same key; a selected null key or
+    value is not sent."""
 
     def __init__(self, selector) -> None:
         super().__init__()
         self.selector = selector
 
     def process(self, key, change, ts):
-        if change.old is not None:
-            k, v = self.selector(key, change.old)
-            self.forward(k, ("-", v), ts)
-        if change.new is not None:
-            k, v = self.selector(key, change.new)
-            self.forward(k, ("+", v), ts)
+        new = None if change.new is None else self.selector(key, change.new)
+        old = None if change.old is None else self.selector(key, change.old)
+        new_ok = new is not None and new[0] is not None and new[1] is not None
+        old_ok = old is not None and old[0] is not None and old[1] is not None
+        if new_ok and old_ok and new[0] == old[0]:
+            self.forward(new[0], ("=", (new[1], old[1])), ts)
+            return
+        if old_ok:
+            self.forward(old[0], ("-", old[1]), ts)
+        if new_ok:
+            self.forward(new[0], ("+", new[1]), ts)
 
 
 class TableAggregateNode(Node):
@@ -272,13 +279,21 @@ class TableAggregateNode(Node):
         self.store.on_flush(self.forward)
 
     def process(self, key, value, ts):
+        # as Kafka's KTableAggregate: subtract the old value from an existing aggregate, then
+        # add the new one (to the initializer when there is no aggregate); the result takes
+        # the later of the record's and the aggregate's time
         if key is None or value is None:
             return
         op, v = value
+        new_v, old_v = v if op == "=" else ((v, None) if op == "+" else (None, v))
         store = self.store
         old = store.get(key)
-        agg = self.initializer() if old is None else old
-        new = self.adder(key, v, agg) if op == "+" else self.subtractor(key, v, agg)
+        agg = old
+        if old is not None:
+            ts = max(ts, store.stored_time(key, old))
+            if old_v is not None:
+                agg = self.subtractor(key, old_v, old)
+        new = agg if new_v is None else self.adder(key, new_v, self.initializer() if agg is None else agg)
         store.put(key, new, ts)
         if not store.cached:
             self.forward(key, Change(new, old), ts)
@@ -379,7 +394,10 @@ class AggregateNode(_Folding):
     def process(self, key, value, ts):
         if key is None or value is None:
             return  # Kafka skips records with a null key or value
-        old = self.store.get(key)
+        store = self.store
+        old = store.get(key)
+        if old is not None:  # KStreamAggregate/Reduce: the later of the record's and the aggregate's time
+            ts = max(ts, store.stored_time(key, old))
         self.put_forward(key, self.fold(key, value, old), old, ts)
 
 
@@ -414,7 +432,9 @@ class WindowAggregateNode(_Folding):
                 continue
             wk = Windowed(key, w)
             old = store.get(wk)
-            self.put_forward(wk, self.fold(key, value, old), old, ts)
+            # KStreamWindowAggregate: the later of the record's and the window's aggregate's time
+            self.put_forward(wk, self.fold(key, value, old), old,
+                             ts if old is None else max(ts, store.stored_time(wk, old)))
 
 
 class SlidingWindowAggregateNode(_Folding):
@@ -458,17 +478,24 @@ class SlidingWindowAggregateNode(_Folding):
         windows |= {(t + 1, t + 1 + d) for t in times if ts - d - 1 <= t < ts}
         if any(ts < t <= ts + 1 + d for t in times):
             windows.add((ts + 1, ts + 1 + d))
-        for start, end in sorted(windows, key=lambda w: (w[1], w[0])):
+        # in Kafka's KStreamSlidingWindowAggregate order: the existing windows the record falls
+        # in (by start), then the ones it creates: the previous record's right window, the
+        # record's own left window, its right window
+        updates = []
+        for start, end in windows:
             if end < close:
                 continue
             inside = [(t, v) for t, v in records if start <= t <= end]
             if not inside:
                 continue
+            wk = Windowed(key, Window(start, end))
+            old = self.store.get(wk)
+            rank = (0, start) if old is not None else (1, 2 if start == ts + 1 else (1 if end == ts else 0))
+            updates.append((rank, wk, inside, old))
+        for _rank, wk, inside, old in sorted(updates, key=lambda u: u[0]):
             agg = None
             for t, v in inside:
                 agg = self.fold(key, v, agg)
-            wk = Windowed(key, Window(start, end))
-            old = self.store.get(wk)
             latest = max(t for t, _ in inside)
             self.put_forward(wk, agg, old, max(ts, latest))
 
@@ -497,28 +524,30 @@ class SessionAggregateNode(_Folding):
         gap = self.windows.inactivity_gap_ms
         close = self.observed - self.windows.grace_ms
         start, end = ts, ts
-        agg = None
+        # Kafka merges from the initializer: merger(key, initializer(), first session), ...
+        agg = None if self.reduce else self.initializer()
         merged = []
         for (s, e), v in self.store.find_sessions(key, ts - gap, ts + gap):
             merged.append((s, e, v))
             start, end = min(start, s), max(end, e)
-            if agg is None:
-                agg = v
-            elif self.reduce:
-                agg = self.aggregator(agg, v)
+            if self.reduce:
+                agg = v if agg is None else self.aggregator(agg, v)
             else:
                 agg = self.merger(key, agg, v)
         if end < close:
             self.task.dropped_records += 1
             return
         agg = self.fold(key, value, agg)
-        for s, e, v in merged:
-            self.store.remove(key, s, e)
-            if (s, e) != (start, end):
-                self.forward(Windowed(key, Window(s, e)), Change(None, v), ts)
-        old = next((v for s, e, v in merged if (s, e) == (start, end)), None)
+        # Kafka's KStreamSessionWindowAggregate: unless the merged session is the record's own
+        # [t, t], every merged session (one with the same window too) is removed and forwarded
+        # as a tombstone before the merged one is put and forwarded; each record forwarded
+        # takes its session's end as its time
+        if (start, end) != (ts, ts):
+            for s, e, v in merged:
+                self.store.remove(key, s, e)
+                self.forward(Windowed(key, Window(s, e)), Change(None, v), e)
         self.store.put(key, start, end, agg)
-        self.forward(Windowed(key, Window(start, end)), Change(agg, old), ts)
+        self.forward(Windowed(key, Window(start, end)), Change(agg, None), end)
 
 
 class SuppressNode(Node):
@@ -556,9 +585,12 @@ class SuppressNode(Node):
             return
         now = self.stream_time
         ready = sorted((e[0], e[1], k) for k, e in self.pending.items() if e[0] <= now)
+        final = self.time_limit_ms is None
         for _due, _ts, k in ready:
             due, ts, v = self.pending.pop(k)
             self.buffer.delete(k, ts)
+            if v is None and final:
+                continue  # Kafka's KTableSuppressProcessor: final results drop tombstones
             self.forward(k, Change(v, None), ts)
 
 
@@ -573,8 +605,15 @@ class StreamTableJoinNode(Node):
         self.store = task.global_store(self.store_name) if self.global_store else task.store(self.store_name)
 
     def process(self, key, value, ts):
+        # Kafka's KStreamKTableJoinProcessor: a null value is skipped; a null join key (the
+        # record's key, or what the GlobalKTable key mapper gives) is skipped by an inner join
+        # and joined with null by a left join (KIP-962, KAFKA-19208)
+        if value is None:
+            return
         lookup = self.key_mapper(key, value) if self.key_mapper is not None else key
-        if lookup is None or (value is None and not self.global_store):
+        if lookup is None:
+            if self.left:
+                self.forward(key, self.joiner(value, None), ts)
             return
         other = self.store.get(lookup)
         if other is None and not self.left:
@@ -596,23 +635,25 @@ class TableTableJoinNode(Node):
         self.other = task.store(self.other_store)
 
     def _join(self, mine, theirs):
-        if mine is None and theirs is None:
-            return None
-        if mine is None and not self.other_left:
-            return None
-        if theirs is None and not self.this_left:
-            return None
+        if mine is None and (theirs is None or not self.other_left):
+            return None  # this side gone: a tombstone, unless the other side is kept alone
         return self.joiner(theirs, mine) if self.swap else self.joiner(mine, theirs)
 
     def process(self, key, change, ts):
+        # as Kafka's KTableKTableInnerJoin / LeftJoin / RightJoin / OuterJoin: with the other
+        # side empty, a side that is not kept (inner, the right of a left join) forwards
+        # nothing, a kept side forwards unless its new and old values are both null; else the
+        # update is forwarded joined (a tombstone when this side's new value is null and the
+        # other side is not kept alone)
         if key is None:
             return
         theirs = self.other.get(key)
-        new = self._join(change.new, theirs)
-        old = self._join(change.old, theirs)
-        if new is None and old is None:
-            return
-        self.forward(key, Change(new, old), ts)
+        if theirs is None:
+            if not self.this_left or (change.new is None and change.old is None):
+                return
+        else:  # the result takes the later of the two sides' times
+            ts = max(ts, self.other.stored_time(key, theirs))
+        self.forward(key, Change(self._join(change.new, theirs), self._join(change.old, theirs)), ts)
 
 
 class StreamStreamJoinNode(Node):
@@ -620,7 +661,7 @@ class StreamStreamJoinNode(Node):
     window store and joined with the other side's records of the same key whose time lies
     within ``[t - before, t + after]`` (the other side's window is the mirror); the result
     takes the later of the two times. A record older than stream time minus the window and
-    grace is dropped."""
+    grace is not kept, but joins what the other side still holds (as in Kafka)."""
 
     def __init__(self, this_store: str, other_store: str, joiner, before: int, after: int, grace: int,
                  swap: bool, outer_store: str | None = None, this_outer: bool = False,
@@ -637,24 +678,37 @@ class StreamStreamJoinNode(Node):
         self.outer = task.store(self.outer_store) if self.outer_store else None
 
     def process(self, key, value, ts):
+        # as Kafka's KStreamKStreamJoin (3.7+): a null-key record of a kept (left/outer) side
+        # is joined with null at once; other null keys and null values are skipped
+        if key is None and value is not None and self.this_outer:
+            self.forward(key, self.joiner(None, value) if self.swap else self.joiner(value, None), ts)
+            return
         if key is None or value is None:
             return
         task = self.task
-        if ts < task.stream_time - (self.before + self.after + self.grace):
+        # records at or before the horizon have left the window stores (their retention is
+        # before + after + grace): a late record is not kept, yet still joins what is there
+        horizon = task.stream_time - (self.before + self.after + self.grace)
+        if ts > horizon:
+            self.mine.put(key, ts, value)
+        else:
             task.dropped_records += 1
-            return
-        self.mine.put(key, ts, value)
+        if self.outer is not None and ts >= task.stream_time:
+            # the closed windows' unmatched records go first, and only on an in-order record
+            self._emit_closed()
         matched = False
-        for ots, ov in self.theirs.fetch(key, ts - self.before, ts + self.after):
+        for ots, ov in self.theirs.fetch(key, max(ts - self.before, horizon + 1), ts + self.after):
             matched = True
             out = self.joiner(ov, value) if self.swap else self.joiner(value, ov)
             self.forward(key, out, max(ts, ots))
             if self.other_outer:  # that record has its partner now
-                self.outer.delete_entries(key, ots, self.swap)
-        if self.outer is not None:
-            if not matched and self.this_outer:
+                self.outer.delete_entries(key, ts=ots, left=self.swap)
+        if not matched and self.this_outer:
+            if self.outer is None or ts + self.after < task.stream_time:
+                # no partner can come any more (Kafka: timeTo < stream time): joined with null now
+                self.forward(key, self.joiner(None, value) if self.swap else self.joiner(value, None), ts)
+            else:
                 self.outer.put_entry(key, ts, value, not self.swap)
-            self._emit_closed()
 
     def _emit_closed(self):
         """Records of the outer side(s) without a partner once their window and grace have

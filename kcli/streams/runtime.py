@@ -33,8 +33,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from itertools import chain, compress, groupby, repeat
-from operator import is_, itemgetter, not_, truth
+from itertools import chain, compress, groupby, islice, repeat
+from operator import is_, itemgetter, le, not_, truth
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -606,16 +606,16 @@ def _aggregate_op(node):
         if counting and None not in K and None not in V:
             counts = Counter(K)
             if len(dirty) + len(counts) < limit:
-                last = dict(zip(K, T))
-                cget, dget = cache.get, dirty.get
+                last = _latest(K, T)
+                cget, dget, stored = cache.get, dirty.get, store.stored_time
                 for k, c in counts.items():
                     old = cget(k, miss)
                     if old is miss:
                         old = get(k)
                     d = dget(k)
                     if d is None:
-                        dirty[k] = [old, last[k]]
-                    else:
+                        dirty[k] = [old, last[k] if old is None else max(last[k], stored(k, old))]
+                    elif last[k] > d[1]:
                         d[1] = last[k]
                     cache[k] = (0 if old is None else old) + c
                 return None
@@ -637,9 +637,9 @@ def _aggregate_op(node):
             else:
                 new = fn(k, v, init() if old is None else old)
             d = dirty.get(k)
-            if d is None:
-                dirty[k] = [old, ts]
-            else:
+            if d is None:  # the later of the record's and the aggregate's time, as KStreamAggregate
+                dirty[k] = [old, ts if old is None else max(ts, store.stored_time(k, old))]
+            elif ts > d[1]:
                 d[1] = ts
             cache[k] = new
             if len(dirty) >= limit:
@@ -663,19 +663,19 @@ def _aggregate_op(node):
         keys = decode(distinct)
         if len(set(keys)) != len(keys):
             return False
-        # each key's last record time (one time for the whole run: that one)
-        last = dict(zip(K, T)) if T.count(T[0]) != len(T) else dict.fromkeys(distinct, T[0])
+        last = _latest(K, T)  # each key's latest record time
         miss = _MISSING
-        cget, dget = cache.get, dirty.get
+        cget, dget, stored = cache.get, dirty.get, store.stored_time
         for kb, k, c in zip(distinct, keys, counts.values()):
             old = cget(k, miss)
             if old is miss:
                 old = get(k)
             d = dget(k)
+            t = last[kb]
             if d is None:
-                dirty[k] = [old, last[kb]]
-            else:
-                d[1] = last[kb]
+                dirty[k] = [old, t if old is None else max(t, stored(k, old))]
+            elif t > d[1]:
+                d[1] = t
             cache[k] = (0 if old is None else old) + c
         return True
 
@@ -685,6 +685,20 @@ def _aggregate_op(node):
 
 
 _MISSING = object()
+
+
+def _latest(K: list, T: list) -> dict:
+    """Each key's latest record time in a run (one pass in C when the times do not go back)."""
+    if T.count(T[0]) == len(T):
+        return dict.fromkeys(K, T[0])
+    if all(map(le, T, islice(T, 1, None))):
+        return dict(zip(K, T))
+    top: dict = {}
+    get = top.get
+    for k, t in zip(K, T):
+        if t > get(k, t - 1):
+            top[k] = t
+    return top
 # fields of the runtime's record tuples (topic, partition, offset, timestamp, key, value, headers)
 _TS, _KEY, _VALUE, _HEADERS = itemgetter(3), itemgetter(4), itemgetter(5), itemgetter(6)
 _K, _V = itemgetter(0), itemgetter(1)
@@ -1044,10 +1058,10 @@ class KafkaStreams:
         restored = 0
         deadline = time.monotonic() + 300
         while any(rc.position(tp) < ends[tp] for tp in tps):
-            batch = rc.poll_made(lambda t, p, o, ts, tt, k, v, h: (t, k, v), timeout=0.1)
+            batch = rc.poll_made(lambda t, p, o, ts, tt, k, v, h: (t, k, v, ts), timeout=0.1)
             by_topic: dict[str, list] = {}
-            for t, k, v in batch:
-                by_topic.setdefault(t, []).append((k, v))
+            for t, k, v, ts in batch:
+                by_topic.setdefault(t, []).append((k, v, ts))
             for t, recs in by_topic.items():
                 restored += task.state.restore_batch(t, recs)
             if time.monotonic() > deadline:

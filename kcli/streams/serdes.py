@@ -148,7 +148,9 @@ def serde_of(spec) -> Serde | None:
 
 
 class ChangeSerde(Serde):
-    """A table group-by's repartitioned record: b"+" or b"-" then the value's bytes."""
+    """A table group-by's repartitioned record: b"+" (add) or b"-" (subtract) then the
+    value's bytes; b"=" (an update that keeps its group: ``(new, old)``) then the new value's
+    length (4 bytes, big-endian), its bytes and the old value's bytes."""
 
     def __init__(self, inner) -> None:
         self.inner = inner  # None until the runtime binds default.value.serde
@@ -158,8 +160,15 @@ class ChangeSerde(Serde):
 
     def serialize(self, value):
         op, v = value
+        if op == "=":
+            nb, ob = self.inner.serialize(v[0]) or b"", self.inner.serialize(v[1]) or b""
+            return b"=" + len(nb).to_bytes(4, "big") + nb + ob
         vb = self.inner.serialize(v)
         return op.encode() + (vb or b"")
 
     def deserialize(self, data):
-        return (data[:1].decode(), self.inner.deserialize(data[1:]))
+        op = data[:1].decode()
+        if op == "=":
+            n = int.from_bytes(data[1:5], "big")
+            return ("=", (self.inner.deserialize(data[5:5 + n]), self.inner.deserialize(data[5 + n:])))
+        return (op, self.inner.deserialize(data[1:]))

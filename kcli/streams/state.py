@@ -29,6 +29,7 @@ CHECKPOINT = ".checkpoint"
 _Q = struct.Struct(">q")
 _QQ = struct.Struct(">qq")
 _I = struct.Struct(">I")
+_TIMES = b"#times"  # the named database of a timestamped store's entry times (no store name has "#")
 
 __all__ = ["TaskState", "KeyValueStore", "WindowStore", "SessionStore", "read_checkpoint", "write_checkpoint",
            "changelog_topic", "StateDirectoryLocked"]
@@ -143,18 +144,25 @@ class _Store:
                 end = self.window_end(kb)
                 if end is not None and end < limit:
                     doomed.append(kb)
+        ts_db = getattr(self, "ts_db", None)
         for kb in doomed:
             txn.delete(kb, db=self.db)
+            if ts_db is not None:
+                txn.delete(kb, db=ts_db)
         if doomed:
             self.drop_cache()
         return len(doomed)
 
 
 class KeyValueStore(_Store):
-    """get/put/delete/put_if_absent/all/range/approximate_num_entries, Kafka's KeyValueStore."""
+    """get/put/delete/put_if_absent/all/range/approximate_num_entries, Kafka's KeyValueStore.
+    With ``ts_db`` it is a timestamped store (Kafka's TimestampedKeyValueStore): each entry's
+    record time is kept beside it (``get_with_time``); the changelog carries it as the
+    record's timestamp, as Kafka's does."""
 
-    def __init__(self, state, spec, db, key_serde, value_serde, cache_entries: int) -> None:
+    def __init__(self, state, spec, db, key_serde, value_serde, cache_entries: int, ts_db=None) -> None:
         super().__init__(state, spec, db)
+        self.ts_db = ts_db
         self._kser, self._kde = key_serde.serialize, key_serde.deserialize
         self._vser, self._vde = value_serde.serialize, value_serde.deserialize
         self.cached = spec.cached and cache_entries > 0
@@ -176,6 +184,37 @@ class KeyValueStore(_Store):
         if self.cached:
             self._cache[key] = v
         return v
+
+    def get_with_time(self, key):
+        """(value, the time it was put with); (None, -1) when absent."""
+        v = self.get(key)
+        if v is None:
+            return None, -1
+        if self.cached:
+            d = self._dirty.get(key)
+            if d is not None:
+                return v, d[1]
+        raw = None if self.ts_db is None else self.state.txn.get(self._kser(key), db=self.ts_db)
+        return v, (-1 if raw is None else _Q.unpack(raw)[0])
+
+    def stored_time(self, key, value) -> int:
+        """The time of ``value``, just read from the store for ``key`` (-1: none)."""
+        if value is None:
+            return -1
+        if self.cached:
+            d = self._dirty.get(key)
+            if d is not None:
+                return d[1]
+        raw = None if self.ts_db is None else self.state.txn.get(self._kser(key), db=self.ts_db)
+        return -1 if raw is None else _Q.unpack(raw)[0]
+
+    def _raw_put(self, kb: bytes, vb: bytes | None, ts: int) -> None:
+        super()._raw_put(kb, vb, ts)
+        if self.ts_db is not None:
+            if vb is None:
+                self.state.txn.delete(kb, db=self.ts_db)
+            else:
+                self.state.txn.put(kb, _Q.pack(ts), db=self.ts_db)
 
     def put(self, key, value, ts: int = 0) -> None:
         if self.cached:
@@ -207,6 +246,8 @@ class KeyValueStore(_Store):
             kser, vser, cache, listener = self._kser, self._vser, self._cache, self._listener
             for key, (old, ts) in dirty.items():
                 new = cache[key]
+                if new is None and old is None and listener is not None:
+                    continue  # as Kafka's caching store: nothing to delete, nothing to forward
                 self._raw_put(kser(key), None if new is None else vser(new), ts)
                 if listener is not None:
                     listener(key, Change(new, old), ts)
@@ -431,12 +472,14 @@ class TaskState:
                 os.unlink(cp_path)
             except FileNotFoundError:
                 pass
-        self.env = lmdb.open(str(self.dir), map_size=1 << 34, max_dbs=len(self.specs) + 2, sync=False,
+        self.env = lmdb.open(str(self.dir), map_size=1 << 34, max_dbs=2 * len(self.specs) + 2, sync=False,
                              metasync=False, lock=True, readahead=False)
         self.txn = self.env.begin(write=True)
         for spec in self.specs:
             db = self.env.open_db(spec.name.encode(), txn=self.txn)
-            self.stores[spec.name] = self._make(spec, db)
+            self.stores[spec.name] = store = self._make(spec, db)
+            if spec.kind in ("kv", "windowed-kv"):  # timestamped: each entry's record time beside it
+                store.ts_db = self.env.open_db(spec.name.encode() + _TIMES, txn=self.txn)
         self._meta = self.env.open_db(b"__kcli_stream_time", txn=self.txn)
         with self.txn.cursor(db=self._meta) as cur:
             for k, v in cur:
@@ -451,7 +494,8 @@ class TaskState:
         if spec.kind == "windowed-kv":
             return KeyValueStore(self, spec, db, WindowedSerde(ks, spec.window_size_ms), vs, self.cache_entries)
         if spec.kind == "buffer":
-            return KeyValueStore(self, spec, db, WindowedSerde(ks, spec.window_size_ms), BufferSerde(vs), 0)
+            return KeyValueStore(self, spec, db, WindowedSerde(ks, spec.window_size_ms, session=spec.session),
+                                 BufferSerde(vs), 0)
         if spec.kind == "window":
             return WindowStore(self, spec, db, ks, vs)
         if spec.kind == "session":
@@ -462,17 +506,23 @@ class TaskState:
         raise ValueError(f"unknown store kind {spec.kind}")
 
     def restore_batch(self, topic: str, records) -> int:
-        """Apply changelog records (key bytes, value bytes or None) of one store."""
+        """Apply changelog records (key bytes, value bytes or None[, timestamp]) of one store."""
         store = next(s for s in self.stores.values() if s.changelog and s.changelog[0] == topic)
         txn, db = self.txn, store.db
+        ts_db = getattr(store, "ts_db", None)
         n = 0
-        for kb, vb in records:
+        for rec in records:
+            kb, vb = rec[0], rec[1]
             if kb is None:
                 continue
             if vb is None:
                 txn.delete(kb, db=db)
+                if ts_db is not None:
+                    txn.delete(kb, db=ts_db)
             else:
                 txn.put(kb, vb, db=db)
+                if ts_db is not None and len(rec) > 2:
+                    txn.put(kb, _Q.pack(rec[2]), db=ts_db)
             n += 1
         return n
 

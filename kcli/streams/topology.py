@@ -27,6 +27,7 @@ class StoreSpec:
     window_size_ms: int | None = None
     global_topic: str | None = None  # a global store, fed from this topic (no changelog)
     other_value_serde: Any = None  # an outer-join store: the right side's values
+    session: bool = False  # a suppression buffer's keys are session windows (key, end, start)
 
 
 @dataclass
