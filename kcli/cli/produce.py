@@ -196,6 +196,8 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
                        ("transactional.id", transactional_id)):
         if flag is not None:
             configs[name] = flag
+    if configs.get("transactional.id") == "":  # -X transactional.id= (Kafka's NonEmptyString)
+        raise fail("INVALID_CONFIG: Invalid value  for configuration transactional.id: String must be non-empty")
     headers = []  # duplicates and order are kept, as Kafka allows
     for pair in header:
         k, sep, v = pair.partition("=")
@@ -277,7 +279,9 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
         raise fail(failed_input)
     if stats.records_failed:
         names = ", ".join(f"{k}: {v}" for k, v in stats.errors.items())
-        raise fail(f"{stats.records_failed} record(s) were not written ({names})")
+        # what went wrong, in the broker's words (the first failure of each kind)
+        why = "; ".join(getattr(stats, "error_messages", {}).values())
+        raise fail(f"{stats.records_failed} record(s) were not written ({names})" + (f": {why}" if why else ""))
 
 
 class _Terminated(KeyboardInterrupt):
