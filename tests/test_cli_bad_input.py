@@ -185,3 +185,26 @@ def test_a_time_outside_what_a_timestamp_holds_is_a_usage_error(cli, data_dir, t
     before = tree(data_dir)
     one_line_error(cli(*args), fragment, code=2)
     assert tree(data_dir) == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["produce", "t", "-v", "x", "-f", "{file}"], "choose one of --value"),
+    (["produce", "t", "-v", "x", "--input-format", "json"], "--input-format json"),
+    (["produce", "t", "-v", "k:x", "-K", ":"], "--key-separator splits input lines"),
+    (["produce", "t", "-k", "k", "-K", ":", "-f", "{file}"], "choose one of --key"),
+    (["produce", "t", "-K", ":", "--input-format", "json", "-f", "{file}"], "--key-separator goes with"),
+    (["consume", "t", "--from-beginning", "--commit", "sync"], "--commit goes with --group"),
+    (["consume", "t", "--from-beginning", "--assignor", "range"], "--assignor goes with --group"),
+    (["consume", "t", "--from-beginning", "--auto-commit-interval-ms", "5", "--commit", "auto"],
+     "--commit, --auto-commit-interval-ms go with --group"),
+    (["topic", "alter", "t", "--config", "retention.ms=1", "--delete-config", "retention.ms"],
+     "retention.ms: set with --config and removed with --delete-config"),
+], ids=["value-and-file", "value-and-json", "value-and-separator", "key-and-separator", "separator-and-json",
+        "commit-without-group", "assignor-without-group", "auto-commit-without-group", "set-and-delete-config"])
+def test_options_that_cannot_both_apply_are_a_usage_error_not_one_silently_ignored(cli, data_dir, topic_t,
+                                                                                   tmp_path, args, fragment):
+    source = tmp_path / "in.txt"
+    source.write_text('k:{"value": "v"}\n')
+    before = tree(data_dir)
+    one_line_error(cli(*[a.format(file=source) for a in args]), fragment, code=2)
+    assert tree(data_dir) == before

@@ -73,6 +73,13 @@ def consume(
     if exit_at_end:
         follow = False  # -e: stop at the end, even with --follow
     config = list(config) + [f"isolation.level={isolation_level}"]
+    if group is None:  # a group's options without a group would be silently ignored
+        given = [flag for flag, name in (("--commit", "commit"), ("--assignor", "assignor"),
+                                         ("--auto-commit-interval-ms", "auto_commit_interval_ms"))
+                 if _on_command_line(ctx, name)]
+        if given:
+            raise fail(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --group GROUP "
+                       "(without a group nothing is committed or assigned)", 2)
     if group is not None:
         count = _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output,
                                timeout, commit, auto_commit_interval_ms, assignor, config, exit_at_end=exit_at_end,
@@ -83,6 +90,11 @@ def consume(
     if stats:
         elapsed = time.perf_counter() - started
         sys.stderr.write(f"{count} record(s) in {elapsed:.2f} s ({count / elapsed if elapsed else 0:,.0f} records/s)\n")
+
+
+def _on_command_line(ctx, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _deserializers(key_name: Optional[str], value_name: Optional[str]) -> tuple:

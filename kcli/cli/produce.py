@@ -189,6 +189,17 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
         raise fail(f"--input-format must be lines or json, not {input_format!r}", 2)
     if key_separator == "":
         raise fail("--key-separator must not be empty", 2)
+    # options that cannot both apply: one of them would be silently ignored
+    if value is not None and file is not None:
+        raise fail("choose one of --value (one record) and --file (a record per line)", 2)
+    if value is not None and key_separator is not None:
+        raise fail("--key-separator splits input lines: with --value, give the key with --key", 2)
+    if value is not None and input_format == "json":
+        raise fail("--input-format json reads JSON lines from stdin or --file: --value is one plain value", 2)
+    if key is not None and key_separator is not None:
+        raise fail("choose one of --key (one key for every record) and --key-separator (a key from each line)", 2)
+    if key_separator is not None and input_format == "json":
+        raise fail("--key-separator goes with --input-format lines: a JSON line gives its own key", 2)
     configs: dict = parse_kv(config, "-X")
     for name, flag in (("acks", acks), ("linger.ms", linger_ms), ("batch.size", batch_size),
                        ("compression.type", compression), ("partitioner.class", partitioner),
