@@ -208,3 +208,14 @@ def test_options_that_cannot_both_apply_are_a_usage_error_not_one_silently_ignor
     before = tree(data_dir)
     one_line_error(cli(*[a.format(file=source) for a in args]), fragment, code=2)
     assert tree(data_dir) == before
+
+
+def test_a_json_input_line_with_a_misspelt_field_is_refused_not_sent_as_a_null_value(cli, data_dir, topic_t):
+    before = tree(data_dir)
+    r = cli("produce", "t", "--input-format", "json", input='{"key": "k", "vaule": "x"}\n')
+    one_line_error(r, "line 1: unknown field 'vaule'", "0 record(s) before it were written", code=1)
+    assert tree(data_dir) == before
+    # what consume --output json writes still goes back in
+    line = ok(cli("consume", "t", "--from-beginning", "-J")).stdout
+    ok(cli("produce", "t", "--input-format", "json", "-q", input=line))
+    assert ok(cli("consume", "t", "-p", "0", "--from-beginning")).stdout == "a\na\n"

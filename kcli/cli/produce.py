@@ -285,7 +285,10 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     producer.close()
     elapsed = time.perf_counter() - started
     stats = producer.stats
-    _summary(topic, stats, elapsed, output, quiet, txn.done if txn is not None else None)
+    # a bad input line that stopped the run before anything was sent: its error line says so
+    # ("0 record(s) before it were written"), a summary of nothing would only repeat it
+    nothing = failed_input and not stats.records_sent and not stats.records_failed and txn is None
+    _summary(topic, stats, elapsed, output, quiet or bool(nothing), txn.done if txn is not None else None)
     if failed_input:
         raise fail(failed_input)
     if stats.records_failed:
