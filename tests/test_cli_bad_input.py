@@ -219,3 +219,11 @@ def test_a_json_input_line_with_a_misspelt_field_is_refused_not_sent_as_a_null_v
     line = ok(cli("consume", "t", "--from-beginning", "-J")).stdout
     ok(cli("produce", "t", "--input-format", "json", "-q", input=line))
     assert ok(cli("consume", "t", "-p", "0", "--from-beginning")).stdout == "a\na\n"
+
+
+def test_a_bad_first_line_prints_its_error_alone_without_a_summary_of_nothing(cli, data_dir, topic_t):
+    before = tree(data_dir)
+    r = cli("produce", "t", "-K", ":", input="no separator here\nk:v\n")  # no -q
+    assert one_line_error(r, code=1) == \
+        "error: line 1: no key separator ':' found; 0 record(s) before it were written"
+    assert tree(data_dir) == before
