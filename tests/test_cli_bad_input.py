@@ -227,3 +227,22 @@ def test_a_bad_first_line_prints_its_error_alone_without_a_summary_of_nothing(cl
     assert one_line_error(r, code=1) == \
         "error: line 1: no key separator ':' found; 0 record(s) before it were written"
     assert tree(data_dir) == before
+
+
+def _flip(path: str, position: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(position)
+        byte = f.read(1)[0]
+        f.seek(position)
+        f.write(bytes([byte ^ 0xFF]))
+
+
+@pytest.mark.parametrize("position, fragment", [(8, "impossible length"), (16, "has magic")],
+                         ids=["length", "magic"])
+def test_a_flipped_byte_in_a_first_batch_header_is_named_once(cli, data_dir, topic_t, position, fragment):
+    segment = glob.glob(os.path.join(data_dir, "brokers", "*", "t-0", "*.log"))[0]
+    _flip(segment, position)
+    line = one_line_error(cli("consume", "t", "-p", "0", "--from-beginning"), "t-0", fragment, code=1)
+    assert line.count("CORRUPT_MESSAGE") == 1, line
+    line = one_line_error(cli("log", "dump", segment), fragment, code=1)
+    assert "its first batch is damaged" in line  # not only "not a segment file"
