@@ -246,3 +246,12 @@ def test_a_flipped_byte_in_a_first_batch_header_is_named_once(cli, data_dir, top
     assert line.count("CORRUPT_MESSAGE") == 1, line
     line = one_line_error(cli("log", "dump", segment), fragment, code=1)
     assert "its first batch is damaged" in line  # not only "not a segment file"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["-b", "", "topic", "list"], "--bootstrap-server must name"),
+    (["topic", "list", "--bootstrap-server", ""], "--bootstrap-server must name"),
+    (["--profile", "", "topic", "list"], "--profile must name"),
+], ids=["b-before", "b-after", "profile"])
+def test_an_empty_cluster_name_is_a_usage_error_not_the_data_directory(cli, topic_t, args, fragment):
+    one_line_error(cli(*args), fragment, code=2)

@@ -65,7 +65,11 @@ def remote_config(ctx) -> dict | None:
     from . import profile_store as profiles
 
     bootstrap = obj.get("bootstrap")
+    if bootstrap is not None and not bootstrap.strip():  # -b "": not silently the data directory
+        raise fail("--bootstrap-server must name at least one HOST:PORT", 2)
     name = obj.get("profile")
+    if name is not None and not name.strip():
+        raise fail("--profile must name a profile (kcli profile list)", 2)
     config: dict = {}
     if name or (not bootstrap and not obj.get("data_dir_explicit") and not ctx.meta.get(_late_dir_key())):
         path = profiles.config_path(obj.get("config_file"))
