@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 from storage import record_batch as rb
 from kcli.common.errors import (
     CorruptRecordError,
+    InvalidGroupIdError,
     KafkaError,
     KafkaTimeoutError,
     LeaderNotAvailableError,
@@ -77,7 +78,8 @@ class Consumer:
         partitions are assigned by the group, and move between members on rebalances."""
         group_id = self.config["group.id"]
         if not group_id:
-            raise KafkaError("subscribe() needs a group.id; use assign() without one")
+            raise InvalidGroupIdError("To use the group management or offset commit APIs, you must provide a valid "
+                                      "group.id in the consumer configuration (subscribe() needs one; assign() does not)")
         if self._manual:
             raise KafkaError("Subscription to topics, partitions and pattern are mutually exclusive")
         if isinstance(topics, str):
@@ -210,7 +212,8 @@ class Consumer:
 
     def _check_group(self) -> None:
         if not self.config["group.id"]:
-            raise KafkaError("committing offsets needs a group.id")
+            raise InvalidGroupIdError("To use the group management or offset commit APIs, you must provide a valid "
+                                      "group.id in the consumer configuration")
 
     def _maybe_auto_commit(self) -> None:
         if not self.config["enable.auto.commit"] or not self.config["group.id"]:

@@ -134,6 +134,12 @@ def _json_depth_exceeds(line, limit: int) -> bool:
     return False
 
 
+# what consume --output json writes and produce --input-format json reads (topic, offset and
+# timestamp_type are read and ignored: the topic and the broker choose them)
+ENVELOPE_FIELDS = ("key", "value", "headers", "partition", "timestamp", "topic", "offset", "timestamp_type",
+                   "key_encoding", "value_encoding")
+
+
 def record_from_json(line: bytes | str) -> dict[str, Any]:
     """Parse one JSON input line into send() arguments: key, value, headers, partition, timestamp.
 
@@ -154,6 +160,9 @@ def record_from_json(line: bytes | str) -> dict[str, Any]:
         raise ValueError(f"not UTF-8 text (byte {exc.start + 1})") from None
     if not isinstance(obj, dict):
         raise ValueError("a JSON input line must be an object with a value field")
+    unknown = [name for name in obj if name not in ENVELOPE_FIELDS]
+    if unknown:  # a misspelt field would otherwise be dropped (a "vaule" sent as a null value)
+        raise ValueError(f"unknown field {unknown[0]!r} (a line's fields: {', '.join(ENVELOPE_FIELDS)})")
     headers_in = obj.get("headers") or []
     headers = []
     if isinstance(headers_in, dict):

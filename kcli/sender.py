@@ -63,6 +63,7 @@ class ProducerStats:
     batches_split: int = 0  # batches split after the log refused them as MESSAGE_TOO_LARGE
     duplicates: int = 0  # extra copies written by retries after a stored-but-unacknowledged write
     errors: dict = field(default_factory=dict)  # error name -> records failed with it
+    error_messages: dict = field(default_factory=dict)  # error name -> the first such error's text
     partitions: dict = field(default_factory=dict)  # (topic, partition) -> PartitionStats
 
 
@@ -282,6 +283,7 @@ class Sender:
             s.duplicates += max(0, batch.stored_failures - 1) * batch.count
             name = getattr(exc, "name", type(exc).__name__)
             s.errors[name] = s.errors.get(name, 0) + batch.count
+            s.error_messages.setdefault(name, str(exc))
         self._finish(batch)
 
     def _finish(self, batch: ProducerBatch) -> None:

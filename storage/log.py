@@ -765,7 +765,9 @@ class PartitionLog:
                 if first is None and truncated is None:
                     damage = self._tail_damage(fd, buf, start, scanned, published, expected, limit)
         except CorruptRecordError as exc:
-            damage = re.sub(r"^batch at position \d+ \(offset (-?\d+)\)", r"batch (base offset \1)", str(exc))
+            # the bare message: the error raised below names CORRUPT_MESSAGE once
+            damage = re.sub(r"^batch at position \d+ \(offset (-?\d+)\)", r"batch (base offset \1)",
+                            Exception.__str__(exc))
         if first is not None:
             return memoryview(buf)[first:last_end], start + first, next_offset
         if truncated is not None and damage is None:

@@ -342,7 +342,8 @@ def test_produce_fails_only_the_record_too_large_for_the_topic(kcli, data_dir):
     lines = [f"small{i}" for i in range(5)] + ["x" * 3000] + [f"after{i}" for i in range(5)]
     result = kcli("produce", "t", "--linger-ms", "50", input="\n".join(lines) + "\n")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "error: 1 record(s) were not written (MESSAGE_TOO_LARGE: 1)"
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: 1 record(s) were not written (MESSAGE_TOO_LARGE: 1): MESSAGE_TOO_LARGE: ")
     out = kcli("consume", "t", "--from-beginning", "--format", "%o %v", check=True).stdout
     assert out.splitlines() == [f"{i} {v}" for i, v in enumerate(lines[:5] + lines[6:])]
 

@@ -168,6 +168,61 @@ def _needs_data_dir(command, path: str = "") -> None:
     command.callback = local_only
 
 
+def _name_kind(param) -> str | None:
+    """What a parameter names: a topic, a group or a transactional id (None: something else)."""
+    metavar = (getattr(param, "metavar", None) or "").upper()
+    if param.name == "transactional_id":
+        return "transactional id"
+    if metavar.startswith("TOPIC"):
+        return "topic"
+    if metavar == "GROUP":
+        return "group"
+    return None
+
+
+def _empty_name_error(kind: str, option: bool):
+    from kcli.common.errors import InvalidConfigError, InvalidGroupIdError, InvalidRequestError, InvalidTopicError
+
+    if kind == "topic":
+        return InvalidTopicError("Topic name is invalid: the empty string is not allowed")
+    if kind == "group":
+        return InvalidGroupIdError("the group id must not be empty")
+    if option:  # the producer's transactional.id, as Kafka's ProducerConfig checks it
+        return InvalidConfigError("Invalid value  for configuration transactional.id: String must be non-empty")
+    return InvalidRequestError("the transactional id must not be empty")
+
+
+def _refuse_empty_names(command) -> None:
+    """A topic, group or transactional id given as the empty string fails in one line with
+    Kafka's error before the command runs (the metadata store has no empty keys)."""
+    import functools
+
+    for sub in getattr(command, "commands", {}).values():
+        _refuse_empty_names(sub)
+    callback = command.callback
+    if callback is None or getattr(command, "commands", None):
+        return
+    kinds = {p.name: (kind, p.param_type_name == "option") for p in command.params
+             if (kind := _name_kind(p)) is not None}
+    if not kinds:
+        return
+
+    @functools.wraps(callback)
+    def checked(*args, **kwargs):
+        for name, (kind, option) in kinds.items():
+            value = kwargs.get(name)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                # TOPIC[:PARTITION] specs name their topic before the colon
+                if isinstance(v, str) and (v == "" or (kind == "topic" and option and v.startswith(":"))):
+                    from .common import fail
+
+                    raise fail(str(_empty_name_error(kind, option)))
+        return callback(*args, **kwargs)
+
+    command.callback = checked
+
+
 def _one_line_usage(exc) -> None:
     """A usage error prints one line and one hint (no usage block, no box); exit code 2."""
 
@@ -196,6 +251,9 @@ class KcliGroup(TyperGroup):
         for name in FILE_ONLY:
             if name in self.commands:
                 _needs_data_dir(self.commands[name])
+        for name, command in self.commands.items():
+            if name != "streams":  # streams checks its own names
+                _refuse_empty_names(command)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         # Typer appends its own completion options, which ignore a shell's name: use ours
@@ -362,5 +420,11 @@ def main() -> None:
     except Exception as exc:  # a bug: one line unless KCLI_DEBUG asks for the traceback
         if os.environ.get("KCLI_DEBUG"):
             raise
+        from .common import known_failure
+
+        known = known_failure(exc)
+        if known is not None:  # bad input that reached the store: what is wrong, not "internal error"
+            sys.stderr.write(f"error: {known}\n")
+            sys.exit(1)
         sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} (set KCLI_DEBUG=1 for a traceback)\n")
         sys.exit(70)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import typer
 
 from kcli.common.errors import KafkaError
-from kcli.common.paths import default_data_dir
+from kcli.common.paths import DATA_DIR_ENV, default_data_dir
 
 from .tables import table  # noqa: F401  (the table helper lives in tables.py; kept here for callers)
 
@@ -26,10 +26,12 @@ def data_dir(ctx: typer.Context) -> str:
     from .completion import DATA_DIR_META
 
     late = ctx.meta.get(DATA_DIR_META)
-    if late:
-        return late
     obj = ctx.find_root().obj or {}
-    return obj.get("data_dir") or default_data_dir()
+    path = late or obj.get("data_dir") or default_data_dir()
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise fail(f"the data directory {path} is a file, not a directory (set --data-dir or {DATA_DIR_ENV} "
+                   "to a directory)")
+    return path
 
 
 DEFAULT_REQUEST_TIMEOUT = 5.0  # seconds a command waits for a cluster's brokers (--request-timeout)
@@ -63,7 +65,11 @@ def remote_config(ctx) -> dict | None:
     from . import profile_store as profiles
 
     bootstrap = obj.get("bootstrap")
+    if bootstrap is not None and not bootstrap.strip():  # -b "": not silently the data directory
+        raise fail("--bootstrap-server must name at least one HOST:PORT", 2)
     name = obj.get("profile")
+    if name is not None and not name.strip():
+        raise fail("--profile must name a profile (kcli profile list)", 2)
     config: dict = {}
     if name or (not bootstrap and not obj.get("data_dir_explicit") and not ctx.meta.get(_late_dir_key())):
         path = profiles.config_path(obj.get("config_file"))
@@ -168,9 +174,36 @@ def handle_errors(fn: Callable) -> Callable:
         except (ValueError, TypeError, OSError) as exc:
             if os.environ.get("KCLI_DEBUG"):
                 raise
-            raise fail(str(exc) or type(exc).__name__) from None
+            raise fail(describe_exception(exc)) from None
+        except Exception as exc:
+            known = known_failure(exc)
+            if known is None or os.environ.get("KCLI_DEBUG"):
+                raise
+            raise fail(known) from None
 
     return wrapper
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for bad input: an OSError names its file and what is wrong with it
+    (``/x: no such file or directory``) rather than ``[Errno 2] ...``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else ""
+        what = exc.strerror[:1].lower() + exc.strerror[1:]
+        if exc.filename2 is not None:
+            where = f"{where} -> {exc.filename2}"
+        return f"{where}: {what}" if where != "" else what
+    return str(exc) or type(exc).__name__
+
+
+def known_failure(exc: BaseException) -> str | None:
+    """The one-line message of a failure that comes from the input rather than from a bug,
+    or None. LMDB refuses keys longer than 511 bytes: a group id or a transactional id that
+    long cannot be stored (a group's committed offsets are keyed by group id and topic)."""
+    if type(exc).__name__ == "BadValsizeError" and type(exc).__module__.startswith("lmdb"):
+        return ("a name is too long for the metadata store: its keys hold at most 511 bytes "
+                "(keep group ids and transactional ids under 256 bytes)")
+    return None
 
 
 _UNKNOWN_TOPIC = re.compile(r"topic '(.+)' does not exist")
@@ -245,6 +278,19 @@ def iso_ms(text: str) -> int | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return int(dt.timestamp() * 1000)
+
+
+MAX_MS = (1 << 63) - 1  # a timestamp is a signed 64-bit count of ms
+
+
+def check_ms(ms: int, option: str, text: str) -> int:
+    """A time given on the command line, in ms since the epoch: a usage error when it is
+    before the epoch or past what a 64-bit timestamp holds."""
+    if ms < 0:
+        raise fail(f"{option} {text!r} is before the epoch (1970-01-01T00:00:00Z)", 2)
+    if ms > MAX_MS:
+        raise fail(f"{option} {text!r} is out of range (at most {MAX_MS} ms since the epoch)", 2)
+    return ms
 
 
 def parse_kv(pairs: list[str], what: str) -> dict[str, str]:

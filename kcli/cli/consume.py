@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import check_output, fail, handle_errors, iso_ms, parse_kv, open_consumer
+from .common import check_ms, check_output, fail, handle_errors, iso_ms, parse_kv, open_consumer
 from .completion import choices, complete_group, complete_topic
 
 
@@ -66,11 +66,20 @@ def consume(
         output = "json"
     if offset is not None and from_time is not None:
         raise fail("choose one of --offset and --from-time", 2)
+    if timeout is not None and timeout < 0:
+        raise fail(f"--timeout must not be negative (seconds without a new record), not {timeout:g}", 2)
     if from_time is not None:
         offset = f"s@{_parse_time(from_time)}"
     if exit_at_end:
         follow = False  # -e: stop at the end, even with --follow
     config = list(config) + [f"isolation.level={isolation_level}"]
+    if group is None:  # a group's options without a group would be silently ignored
+        given = [flag for flag, name in (("--commit", "commit"), ("--assignor", "assignor"),
+                                         ("--auto-commit-interval-ms", "auto_commit_interval_ms"))
+                 if _on_command_line(ctx, name)]
+        if given:
+            raise fail(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --group GROUP "
+                       "(without a group nothing is committed or assigned)", 2)
     if group is not None:
         count = _consume_group(ctx, topic, group, partition, offset, from_beginning, max_messages, fmt, output,
                                timeout, commit, auto_commit_interval_ms, assignor, config, exit_at_end=exit_at_end,
@@ -81,6 +90,11 @@ def consume(
     if stats:
         elapsed = time.perf_counter() - started
         sys.stderr.write(f"{count} record(s) in {elapsed:.2f} s ({count / elapsed if elapsed else 0:,.0f} records/s)\n")
+
+
+def _on_command_line(ctx, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _deserializers(key_name: Optional[str], value_name: Optional[str]) -> tuple:
@@ -102,7 +116,10 @@ def _renderer(fmt: Optional[str], output: str, deserializers: tuple):
 
     key_text, value_text = deserializers
     if fmt is not None:
-        render = format_maker(fmt)
+        try:
+            render = format_maker(fmt)
+        except ValueError as exc:  # a usage mistake: an unknown %-token
+            raise fail(f"--format {fmt!r}: {exc}", 2) from None
     elif output == "json":
         render = json_bytes_maker()
     elif value_text is not None:
@@ -128,7 +145,7 @@ def _parse_offset(text: str):
             ms = -1
         if ms < 0:
             raise fail(f"--offset {text!r}: s@ takes a time in ms since the epoch, e.g. s@1764583200000", 2)
-        return ("time", ms)
+        return ("time", check_ms(ms, "--offset", text))
     try:
         return int(key)
     except ValueError:
@@ -143,14 +160,12 @@ def _parse_time(text: str) -> int:
     except ValueError:
         pass
     else:
-        if ms < 0:
-            raise fail(f"--from-time {text!r} is before the epoch", 2)
-        return ms
+        return check_ms(ms, "--from-time", text)
     ms = iso_ms(key)
     if ms is None:
         raise fail(f"--from-time must be an ISO-8601 date-time (e.g. 2026-12-01T10:00:00Z) or ms since the "
                    f"epoch, not {text!r}", 2)
-    return ms
+    return check_ms(ms, "--from-time", text)
 
 
 @handle_errors

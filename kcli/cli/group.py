@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, iso_ms, open_admin
+from .common import OUTPUT_HELP, check_ms, check_output, emit_json, fail, handle_errors, iso_ms, open_admin
 from .completion import choices, complete_group, complete_topic
 from .tables import Col, echo, table
 
@@ -191,7 +191,7 @@ def _parse_datetime(text: str) -> int:
     ms = iso_ms(text)
     if ms is None:
         raise fail(f"--to-datetime {text!r} is not an ISO-8601 date-time (e.g. 2026-11-27T10:00:00Z)", 2)
-    return ms
+    return check_ms(ms, "--to-datetime", text)
 
 
 def parse_duration_ms(text: str) -> int:
@@ -270,6 +270,8 @@ def reset_offsets(
     ts = _parse_datetime(to_datetime) if to_datetime is not None else None
     if by_duration is not None:
         ts = now_ms() - parse_duration_ms(by_duration)
+        if ts < 0:  # a duration longer than the time since the epoch
+            raise fail(f"--by-duration {by_duration!r} reaches back before the epoch (1970-01-01T00:00:00Z)", 2)
     plan = _read_plan(from_file) if from_file is not None else None
     warnings = []
     with _admin(ctx) as admin:
@@ -286,9 +288,7 @@ def reset_offsets(
         else:
             wanted = []
             for spec in topic:
-                name, _, part = spec.partition(":")
-                parts = [int(x) for x in part.split(",")] if part else range(admin.partitions_for(name))
-                wanted += [(name, p) for p in parts]
+                wanted += _topic_partitions(admin, spec)
         targets = []
         for name, p in wanted:
             tp = (name, p)
@@ -337,6 +337,26 @@ def reset_offsets(
         typer.echo("(dry run: nothing changed; add --execute to apply)", err=True)
 
 
+def _topic_partitions(admin, spec: str) -> list[tuple[str, int]]:
+    """--topic TOPIC or TOPIC:P[,P...]: its partitions, each one checked to exist
+    (UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers for a partition it does not have)."""
+    from kcli.common.errors import UnknownTopicOrPartitionError
+
+    name, sep, part = spec.partition(":")
+    count = admin.partitions_for(name)  # UNKNOWN_TOPIC_OR_PARTITION for an unknown topic
+    if not sep:
+        return [(name, p) for p in range(count)]
+    try:
+        parts = [int(x) for x in part.split(",")]
+    except ValueError:
+        raise fail(f"--topic {spec!r}: partitions must be numbers, as in {name}:0 or {name}:0,1", 2) from None
+    for p in parts:
+        if not 0 <= p < count:
+            raise UnknownTopicOrPartitionError(
+                f"partition {p} of topic '{name}' does not exist (it has partitions 0..{count - 1})")
+    return [(name, p) for p in parts]
+
+
 @app.command("delete-offsets")
 @handle_errors
 def delete_offsets(
@@ -355,9 +375,7 @@ def delete_offsets(
     with _admin(ctx) as admin:
         partitions = []
         for spec in topic:
-            name, _, part = spec.partition(":")
-            parts = [int(x) for x in part.split(",")] if part else range(admin.partitions_for(name))
-            partitions += [(name, p) for p in parts]
+            partitions += _topic_partitions(admin, spec)
         admin.delete_consumer_group_offsets(group, partitions)
     if output == "json":
         for t, p in partitions:

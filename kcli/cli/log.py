@@ -66,7 +66,8 @@ def dump(
             chunks = _read_batches(f, file)
             first = next(chunks, None)
             if first is not None and "error" in first and first["position"] == 0:
-                raise fail(f"{file} is not a segment file: {first['error']}")
+                # either not a segment at all, or one whose first batch is damaged: say both
+                raise fail(f"{file} is not a segment file, or its first batch is damaged: {first['error']}")
             if output == "text":
                 write(f"Dumping {file}\n")
             if first is not None:

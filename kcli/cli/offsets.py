@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .common import OUTPUT_HELP, check_output, emit_json, fail, handle_errors, iso_ms, open_admin
+from .common import OUTPUT_HELP, check_ms, check_output, emit_json, fail, handle_errors, iso_ms, open_admin
 
 TIME_HELP = ("earliest (-2), latest (-1, the default), max-timestamp (-3), a time in ms since the epoch, "
              "or an ISO-8601 date-time: the earliest offset whose timestamp is at or after it")
@@ -28,12 +28,12 @@ def parse_time(text: str) -> int:
     else:
         if ms < 0:
             raise fail(f"--time {text!r}: a negative time must be -1 (latest), -2 (earliest) or -3 (max-timestamp)", 2)
-        return ms
+        return check_ms(ms, "--time", text)
     ms = iso_ms(text)
     if ms is None:
         raise fail(f"--time must be earliest, latest, max-timestamp, a time in ms or an ISO-8601 date-time, "
                    f"not {text!r}", 2)
-    return ms
+    return check_ms(ms, "--time", text)
 
 
 @handle_errors

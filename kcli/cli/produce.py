@@ -189,6 +189,17 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
         raise fail(f"--input-format must be lines or json, not {input_format!r}", 2)
     if key_separator == "":
         raise fail("--key-separator must not be empty", 2)
+    # options that cannot both apply: one of them would be silently ignored
+    if value is not None and file is not None:
+        raise fail("choose one of --value (one record) and --file (a record per line)", 2)
+    if value is not None and key_separator is not None:
+        raise fail("--key-separator splits input lines: with --value, give the key with --key", 2)
+    if value is not None and input_format == "json":
+        raise fail("--input-format json reads JSON lines from stdin or --file: --value is one plain value", 2)
+    if key is not None and key_separator is not None:
+        raise fail("choose one of --key (one key for every record) and --key-separator (a key from each line)", 2)
+    if key_separator is not None and input_format == "json":
+        raise fail("--key-separator goes with --input-format lines: a JSON line gives its own key", 2)
     configs: dict = parse_kv(config, "-X")
     for name, flag in (("acks", acks), ("linger.ms", linger_ms), ("batch.size", batch_size),
                        ("compression.type", compression), ("partitioner.class", partitioner),
@@ -196,6 +207,8 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
                        ("transactional.id", transactional_id)):
         if flag is not None:
             configs[name] = flag
+    if configs.get("transactional.id") == "":  # -X transactional.id= (Kafka's NonEmptyString)
+        raise fail("INVALID_CONFIG: Invalid value  for configuration transactional.id: String must be non-empty")
     headers = []  # duplicates and order are kept, as Kafka allows
     for pair in header:
         k, sep, v = pair.partition("=")
@@ -272,12 +285,17 @@ def _produce(ctx, topic, value, key, key_separator, header, partition, file, inp
     producer.close()
     elapsed = time.perf_counter() - started
     stats = producer.stats
-    _summary(topic, stats, elapsed, output, quiet, txn.done if txn is not None else None)
+    # a bad input line that stopped the run before anything was sent: its error line says so
+    # ("0 record(s) before it were written"), a summary of nothing would only repeat it
+    nothing = failed_input and not stats.records_sent and not stats.records_failed and txn is None
+    _summary(topic, stats, elapsed, output, quiet or bool(nothing), txn.done if txn is not None else None)
     if failed_input:
         raise fail(failed_input)
     if stats.records_failed:
         names = ", ".join(f"{k}: {v}" for k, v in stats.errors.items())
-        raise fail(f"{stats.records_failed} record(s) were not written ({names})")
+        # what went wrong, in the broker's words (the first failure of each kind)
+        why = "; ".join(getattr(stats, "error_messages", {}).values())
+        raise fail(f"{stats.records_failed} record(s) were not written ({names})" + (f": {why}" if why else ""))
 
 
 class _Terminated(KeyboardInterrupt):

@@ -122,7 +122,12 @@ def profile_config(doc: dict, name: str, path: str) -> tuple[str, dict]:
         if value is None:
             raise ProfileError(f"profile {name}: {key} comes from the environment variable {env}, which is not set")
         config[str(key)] = value
-    return str(p.get("bootstrap_servers") or ""), config
+    servers = p.get("bootstrap_servers")
+    if not isinstance(servers, str) or not servers.strip():
+        # a hand-edited profile without its brokers would silently fall back to a data directory
+        raise ProfileError(f"profile {name} in {path} has no bootstrap_servers = \"HOST:PORT[,...]\" "
+                           f"(set it, or kcli profile add {name} -b HOST:PORT --replace)")
+    return servers, config
 
 
 def masked(config: dict) -> dict:

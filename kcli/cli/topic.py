@@ -128,6 +128,9 @@ def alter(
     if not config and not delete_config and partitions is None:
         raise fail("give --partitions N, --config key=value or --delete-config key", 2)
     changes = parse_kv(config, "--config")
+    both = sorted(set(changes) & {k.strip() for k in delete_config})
+    if both:
+        raise fail(f"{', '.join(both)}: set with --config and removed with --delete-config; choose one", 2)
     result: dict = {"topic": name}
     with open_admin(ctx) as admin:
         if partitions is not None:

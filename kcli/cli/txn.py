@@ -73,6 +73,10 @@ def abort(
     """Abort the transaction that opened at START_OFFSET on a partition and holds back its
     last stable offset (a hanging transaction), by writing an ABORT marker there."""
     check_output(output)
+    if start_offset < 0:  # -1 is what a producer outside any transaction reports as its start
+        raise fail(f"--start-offset must be the offset a transaction opened at (0 or more), not {start_offset}", 2)
+    if partition < 0:
+        raise fail(f"--partition must be 0 or more, not {partition}", 2)
     with open_admin(ctx) as admin:
         try:
             pid, marker_offset = admin.abort_transaction((topic, partition), start_offset)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from kcli.common.errors import KafkaError, UnknownTopicOrPartitionError
+from kcli.common.errors import InvalidGroupIdError, KafkaError, UnknownTopicOrPartitionError
 
 from ..types import ConsumerGroupMetadata, ConsumerRecord, TopicPartition
 from . import BOOTSTRAP, base_config, cluster_metadata, partition_count, require_confluent_kafka, split_config
@@ -96,7 +96,8 @@ class RemoteConsumer:
     def subscribe(self, topics: Iterable[str] | str | None = None, pattern: str | None = None,
                   listener=None) -> None:
         if not self.group_id:
-            raise KafkaError("subscribe() needs a group.id; use assign() without one")
+            raise InvalidGroupIdError("To use the group management or offset commit APIs, you must provide a valid "
+                                      "group.id in the consumer configuration (subscribe() needs one; assign() does not)")
         if self._assigned:
             raise KafkaError("Subscription to topics, partitions and pattern are mutually exclusive")
         if isinstance(topics, str):
@@ -134,7 +135,8 @@ class RemoteConsumer:
 
     def _check_group(self) -> None:
         if not self.group_id:
-            raise KafkaError("committing offsets needs a group.id")
+            raise InvalidGroupIdError("To use the group management or offset commit APIs, you must provide a valid "
+                                      "group.id in the consumer configuration")
 
     def _ck_offsets(self, offsets: Mapping):
         from confluent_kafka import TopicPartition as CkTP
