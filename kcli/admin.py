@@ -223,6 +223,8 @@ class Admin:
         Admin.abortTransaction: DescribeProducers finds its producer, WriteTxnMarkers writes
         the ABORT marker). Returns (producer id, marker offset)."""
         tp = TopicPartition(*tp)
+        if start_offset < 0:  # -1 is DescribeProducers' "in no transaction", never a start
+            raise ValueError(f"start offset {start_offset} is not an offset (an open transaction starts at 0 or later)")
         producers = self.describe_producers([tp])[tp]
         match = [p for p in producers if p.current_txn_start_offset == start_offset]
         if not match:

@@ -282,6 +282,10 @@ def test_abort_transaction_writes_an_abort_marker_and_releases_the_last_stable_o
             pid, marker = admin.abort_transaction(("t", 0), 0)
             with pytest.raises(LookupError):
                 admin.abort_transaction(("t", 0), 0)  # nothing open there any more
+            # the producer is in no transaction now: DescribeProducers says so with -1, which
+            # is no start offset, so no marker is written for it
+            with pytest.raises(ValueError, match="not an offset"):
+                admin.abort_transaction(("t", 0), -1)
         assert marker == 1
         assert _offsets(broker, api.LATEST_TIMESTAMP, api.READ_COMMITTED) == (2, -1)
     finally:
