@@ -253,6 +253,19 @@ def consume_all(data_dir):
         c.close()
 
 
+def active_name(log) -> str:
+    return f"{log.segments()[-1].base_offset:020d}.log"
+
+
+def tail_checked_from(log) -> int:
+    """Where a new process's first append starts checking the active segment: its last
+    offset index entry."""
+    seg = log.segments()[-1]
+    with log.store.read() as txn:
+        entry = log.offset_index.last(txn)
+    return entry[2] if entry is not None and entry[1] == seg.base_offset else 0
+
+
 def report(log):
     return verify_partition(log.name, log.dir, log.segments(), log.log_start_offset, log.log_end_offset)
 
@@ -314,14 +327,20 @@ def run_scenario(root, scenario) -> None:
               f"verify {'reports' if problems else 'clean'}")
         check("Consumer", *consume_all(data_dir))
 
-        # an append is refused (the damage is reported) or takes the next offset
+        # an append is refused (the damage is reported) or takes the next offset; a new
+        # process checks the active segment from its last offset index entry on, so damage
+        # there must be refused
         highest = end - 1  # the offsets of an unpublished tail may be given out again
+        fresh = scenario["crash"] != "none" or scenario["reopen"]
+        in_active = [p.position for p in problems if p.segment == active_name(log)]
+        must_refuse = fresh and bool(in_active) and min(in_active) >= tail_checked_from(log)
         try:
             result = log.append([rb.encode_values([b"after"], now_ms())])
         except KafkaError:
             assert report(log).problems, "an append was refused but verify found nothing wrong"
             event("append refused")
             result = None
+        assert result is None or not must_refuse, f"an append went ahead after damage in the tail: {problems}"
         if result is not None:
             assert result.base_offset in [end] + [b[-1][0] + 1 for b in tail], (result, end, tail)
             adopted = [r for b in tail if b[-1][0] < result.base_offset for r in b]
@@ -363,3 +382,74 @@ def test_damage_is_reported_or_harmless(tmp_path_factory, scenario):
 @given(scenario=scenario_st)
 def test_damage_is_reported_or_harmless_long_run(tmp_path_factory, scenario):
     run_scenario(str(tmp_path_factory.mktemp("fuzz")), scenario)
+
+
+# ------------------------------------------------------------------- shrunk counterexamples
+
+
+def fresh_broker(data_dir, broker):
+    """What a new process sees: the directory opened again after the files were closed."""
+    broker.release()
+    return open_broker(data_dir)
+
+
+def one_record_batches(log, n: int) -> None:
+    for i in range(n):
+        log.append([rb.encode_values([f"r-{i}".encode()], now_ms())])
+
+
+def test_a_published_segment_whose_file_is_missing_is_reported_not_read_from_the_start_again(tmp_path):
+    """Segment 1 of three deleted by hand: reads used to answer OFFSET_OUT_OF_RANGE ("deleted
+    while being read"), so a consumer with auto.offset.reset=earliest went back to offset 0
+    and delivered the first segment again and again."""
+    from kcli.common.errors import KafkaStorageError
+
+    data_dir = str(tmp_path / "kcli-data")
+    broker = open_broker(data_dir, create=True)
+    try:
+        broker.create_topic(TOPIC, 1, 1, {})
+        log = broker.log(TOPIC, 0)
+        for i in range(3):
+            one_record_batches(log, 1)
+            log.roll()
+        os.unlink(os.path.join(log.dir, f"{1:020d}.log"))
+        with pytest.raises(KafkaStorageError, match=f"t-0: offset 1 position 0 in segment {1:020d}.log: "
+                                                    "the segment file is missing"):
+            log.read(1)
+        got, error = consume_all(data_dir)
+        assert [r[2] for r in got] == [b"r-0"]
+        assert isinstance(error, KafkaStorageError) and f"{1:020d}.log" in str(error)
+        assert [p.message for p in report(log).problems] == ["segment file is missing"]
+    finally:
+        broker.release()
+
+
+def test_a_new_process_refuses_appends_after_a_flipped_base_offset_at_the_last_index_entry(tmp_path):
+    """The batch at the active segment's last offset index entry got a flipped baseOffset (outside
+    the CRC): the tail check of a new process started there without looking at its offsets,
+    took the batch as valid, and the append went ahead behind a batch no reader gets past."""
+    from kcli.common.errors import KafkaStorageError
+
+    data_dir = str(tmp_path / "kcli-data")
+    broker = open_broker(data_dir, create=True)
+    try:
+        broker.create_topic(TOPIC, 1, 1, {"index.interval.bytes": "0"})  # an entry for every batch
+        log = broker.log(TOPIC, 0)
+        one_record_batches(log, 3)
+        path = os.path.join(log.dir, f"{0:020d}.log")
+        pos = tail_checked_from(log)
+        assert pos > 0
+        with open(path, "r+b") as f:
+            f.seek(pos)
+            b = f.read(1)[0]
+            f.seek(pos)
+            f.write(bytes([b ^ 1]))
+        size = os.path.getsize(path)
+        broker = fresh_broker(data_dir, broker)
+        log = broker.log(TOPIC, 0)
+        with pytest.raises(KafkaStorageError, match=f"t-0: offset 2 position {pos} in segment {0:020d}.log"):
+            log.append([rb.encode_values([b"after"], now_ms())])
+        assert log.log_end_offset == 3 and os.path.getsize(path) == size
+        assert report(log).problems
+    finally:
+        broker.release()
