@@ -686,8 +686,8 @@ class PartitionLog:
                 try:
                     self._check_directory()
                     self._reader(seg.base_offset, generation)
-                    records, position, upper_bound = self._read_batches(
-                        seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last)
+                    records, position, upper_bound = self._read_from(
+                        seg, start, offset, limit, max_bytes, first_base, first_last)
                 except FileNotFoundError:
                     if missing != seg.base_offset:  # retention deleted the segment meanwhile: look again
                         missing = seg.base_offset
@@ -714,6 +714,21 @@ class PartitionLog:
                 seg.base_offset, position, lso, aborted,
             )
         raise OffsetOutOfRangeError(f"offset {offset} of {self.name} was deleted while being read")
+
+    def _read_from(self, seg: SegmentInfo, start: int, offset: int, limit: int, max_bytes: int,
+                   first_base: int | None, first_last: int | None):
+        """``_read_batches`` from an offset index entry's position, or from the segment's start
+        when the entry does not lead to the batch it names (a stale or damaged entry: the
+        index is only a shortcut, the segment's bytes are what count)."""
+        if start:
+            try:
+                got = self._read_batches(seg.base_offset, start, seg.size, offset, limit, max_bytes,
+                                         first_base, first_last)
+            except CorruptRecordError:
+                got = None
+            if got is not None and len(got[0]):
+                return got
+        return self._read_batches(seg.base_offset, 0, seg.size, offset, limit, max_bytes, seg.base_offset, None)
 
     def _replaced_segment(self, base: int, retries: int) -> bool:
         """After a read found a segment's bytes not matching the metadata: whether to read
