@@ -140,7 +140,8 @@ def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
             try:
                 fd = os.open(path, os.O_RDWR)
             except FileNotFoundError:
-                continue  # a missing segment is reported by verify; nothing to rewrite here
+                out.extend(_replace_missing(log, seg, path, end_offset, config["index.interval.bytes"], dry_run))
+                continue
             try:
                 buf = read_range(fd, 0, seg.size)
                 pieces, damaged = plan_segment(buf, seg.base_offset, end_offset)
@@ -172,6 +173,30 @@ def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
             _rebuild_producers(log, [(d.first_offset, d.last_offset) for d in out])
             log._tail_checked = False  # the next append checks the tail again
     return out
+
+
+def _replace_missing(log, seg, path: str, end_offset: int, interval: int, dry_run: bool) -> list[DroppedRange]:
+    """A published segment whose file is gone: its offsets become one gap batch in a new file
+    of that name (an empty file for a segment that held nothing), so readers move over them
+    and the offsets are never given out again."""
+    name = os.path.basename(path)
+    dropped = []
+    if end_offset > seg.base_offset:
+        dropped.append(DroppedRange(log.name, name, seg.base_offset, end_offset - 1, 0, 0,
+                                    "segment file is missing", ""))
+    if dry_run:
+        return dropped
+    data = gap_batch(seg.base_offset, end_offset - 1) if dropped else b""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        write_fully(fd, data, 0)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(log.dir)
+    _publish_repaired(log, seg, data, end_offset, interval, [(d.first_offset, d.last_offset) for d in dropped])
+    log.forget_reader(seg.base_offset)
+    return dropped
 
 
 def _rebuild_producers(log, ranges) -> None:

@@ -393,10 +393,12 @@ def run_scenario(root, scenario) -> None:
             by_offset = {r[0]: r for r in [r for b in tail for r in b] + written}
             assert all(by_offset.get(r[0]) == r for r in got), f"after repair: {short(got)} vs {short(written)}"
             assert [r[0] for r in got] == sorted({r[0] for r in got}), "after repair: offsets out of order"
-            if not after.problems:
-                assert error is None, f"verify is clean after the repair but reading fails: {error}"
-                result = log.append([rb.encode_values([b"repaired"], now_ms())])
-                assert result.base_offset > highest, f"offset {result.base_offset} given out again"
+            assert after.problems == [], f"problems left after the repair: {after.problems}"
+            assert error is None, f"reading fails after the repair: {error}"
+            got, error = consume_all(data_dir)
+            assert error is None and all(by_offset.get(r[0]) == r for r in got), (error, short(got))
+            result = log.append([rb.encode_values([b"repaired"], now_ms())])
+            assert result.base_offset > highest, f"offset {result.base_offset} given out again"
     finally:
         if broker is not None:
             broker.release()
@@ -433,7 +435,7 @@ def one_record_batches(log, n: int) -> None:
         log.append([rb.encode_values([f"r-{i}".encode()], now_ms())])
 
 
-def test_a_published_segment_whose_file_is_missing_is_reported_not_read_from_the_start_again(tmp_path):
+def test_a_published_segment_whose_file_is_missing_is_reported_then_repaired_as_a_gap(tmp_path):
     """Segment 1 of three deleted by hand: reads used to answer OFFSET_OUT_OF_RANGE ("deleted
     while being read"), so a consumer with auto.offset.reset=earliest went back to offset 0
     and delivered the first segment again and again."""
@@ -445,7 +447,7 @@ def test_a_published_segment_whose_file_is_missing_is_reported_not_read_from_the
         broker.create_topic(TOPIC, 1, 1, {})
         log = broker.log(TOPIC, 0)
         for i in range(3):
-            one_record_batches(log, 1)
+            log.append([rb.encode_values([f"r-{i}".encode()], now_ms())])
             log.roll()
         os.unlink(os.path.join(log.dir, f"{1:020d}.log"))
         with pytest.raises(KafkaStorageError, match=f"t-0: offset 1 position 0 in segment {1:020d}.log: "
@@ -455,6 +457,15 @@ def test_a_published_segment_whose_file_is_missing_is_reported_not_read_from_the
         assert [r[2] for r in got] == [b"r-0"]
         assert isinstance(error, KafkaStorageError) and f"{1:020d}.log" in str(error)
         assert [p.message for p in report(log).problems] == ["segment file is missing"]
+        # the repair leaves a gap where the file was (it used to skip the segment, which stayed
+        # unreadable, and verify kept failing)
+        (d,) = repair_partition(log)
+        assert (d.segment, d.first_offset, d.last_offset, d.reason) == (f"{1:020d}.log", 1, 1,
+                                                                         "segment file is missing")
+        assert report(log).problems == []
+        got, error = consume_all(data_dir)
+        assert error is None and [(r[0], r[2]) for r in got] == [(0, b"r-0"), (2, b"r-2")]
+        assert log.append([rb.encode_values([b"next"], now_ms())]).base_offset == 3
     finally:
         broker.release()
 
