@@ -95,9 +95,11 @@ def configure(log, segment_bytes: int) -> None:
     log._config_source = lambda: {**base(), "segment.bytes": segment_bytes, "index.interval.bytes": 64}
 
 
-def write(log, ops) -> tuple[list, int]:
-    """Append ``ops``; returns ([(offset, key, value, headers)] of the data records, log end)."""
+def write(log, ops) -> tuple[list, int, set]:
+    """Append ``ops``; returns ([(offset, key, value, headers)] of the data records, log end,
+    the offsets of aborted records)."""
     written = []
+    aborted = set()
     sequences = {}
     ts = now_ms()
     for op in ops:
@@ -115,7 +117,9 @@ def write(log, ops) -> tuple[list, int]:
         written.extend((result.base_offset + i, k, v, tuple(h)) for i, (k, v, h) in enumerate(recs))
         if kind == "txn":
             log.append_marker(rb.COMMIT if op[4] else rb.ABORT, 1000 + op[3], 0)
-    return written, log.log_end_offset
+            if not op[4]:
+                aborted.update(range(result.base_offset, result.last_offset + 1))
+    return written, log.log_end_offset, aborted
 
 
 def interrupted_append(log, rnd: random.Random, complete: bool) -> list:
@@ -239,11 +243,13 @@ def read_log(log):
         return out, exc
 
 
-def consume_all(data_dir):
-    """Every record from the beginning through the Consumer (read_uncommitted)."""
+def consume_all(data_dir, isolation: str = "read_uncommitted"):
+    """Every record from the beginning through the Consumer (up to the end offset: the last
+    stable offset under read_committed)."""
     tp = TopicPartition(TOPIC, 0)
     out = []
-    c = Consumer({"enable.auto.commit": False, "auto.offset.reset": "earliest"}, data_dir=data_dir)
+    c = Consumer({"enable.auto.commit": False, "auto.offset.reset": "earliest", "isolation.level": isolation},
+                 data_dir=data_dir)
     try:
         c.assign([tp])
         c.seek_to_beginning(tp)
@@ -330,7 +336,7 @@ def run_scenario(root, scenario) -> None:
         broker.create_topic(TOPIC, 1, 1, {})
         log = broker.log(TOPIC, 0)
         configure(log, scenario["segment_bytes"])
-        written, end = write(log, scenario["ops"])
+        written, end, aborted = write(log, scenario["ops"])
         tail = []
         if scenario["crash"] != "none":
             tail = interrupted_append(log, rnd, scenario["crash"] == "complete")
@@ -345,20 +351,21 @@ def run_scenario(root, scenario) -> None:
         rep = report(log)
         problems = rep.problems
         # recovery may adopt complete batches an interrupted append left (a prefix of them)
-        candidates = [written + [r for batch in tail[:n] for r in batch] for n in range(len(tail) + 1)]
-
-        def check(name, got, error):
+        def check(name, got, error, base=None):
+            base = written if base is None else base
+            candidates = [base + [r for batch in tail[:n] for r in batch] for n in range(len(tail) + 1)]
             for expected in sorted(candidates, key=len, reverse=True):
-                if got == expected[: len(got)] and (len(got) <= len(written) or len(got) == len(expected)):
-                    return check_reader(name, got, error, expected if len(got) > len(written) else written,
-                                        problems)
-            raise AssertionError(f"{name} returned records that were not written there: {short(got)} vs {short(written)}")
+                if got == expected[: len(got)] and (len(got) <= len(base) or len(got) == len(expected)):
+                    return check_reader(name, got, error, expected if len(got) > len(base) else base, problems)
+            raise AssertionError(f"{name} returned records that were not written there: {short(got)} vs {short(base)}")
 
         got, error = read_log(log)
         check("PartitionLog.read", got, error)
         tally(f"{scenario['damage'][0]}: read {'failed' if error else 'complete'}, "
               f"verify {'reports' if problems else 'clean'}")
         check("Consumer", *consume_all(data_dir))
+        check("Consumer (read_committed)", *consume_all(data_dir, "read_committed"),
+              base=[r for r in written if r[0] not in aborted])
         check_reads_at(log, written, rnd, problems)
 
         # an append is refused (the damage is reported) or takes the next offset; a new
@@ -380,10 +387,9 @@ def run_scenario(root, scenario) -> None:
             assert result.base_offset in [end] + [b[-1][0] + 1 for b in tail], (result, end, tail)
             adopted = [r for b in tail if b[-1][0] < result.base_offset for r in b]
             written = written + adopted + [(result.base_offset, None, b"after", ())]
-            candidates = [written]
             highest = result.base_offset
             problems = report(log).problems
-            check("PartitionLog.read after the append", *read_log(log))
+            check_reader("PartitionLog.read after the append", *read_log(log), written, problems)
 
         # a repair never gives an offset out twice, and what is still read is what was written
         if report(log).problems:
