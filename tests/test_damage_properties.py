@@ -440,7 +440,7 @@ def test_damage_is_reported_or_harmless(tmp_path_factory, scenario):
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-@settings(max_examples=1000, **COMMON)
+@settings(max_examples=3000, **COMMON)
 @given(scenario=scenario_st)
 def test_damage_is_reported_or_harmless_long_run(tmp_path_factory, scenario):
     run_scenario(str(tmp_path_factory.mktemp("fuzz")), scenario)
