@@ -641,6 +641,7 @@ class PartitionLog:
         aborted-transaction index within the same snapshot as the data."""
         stale_retries = 0
         swapping = False
+        missing = None  # the segment whose file was not found at the last attempt
         for _attempt in range(5):
             if swapping:  # a clean is publishing a segment: wait until its file is in place
                 from .cleaner import await_swap
@@ -685,10 +686,21 @@ class PartitionLog:
                 try:
                     self._check_directory()
                     self._reader(seg.base_offset, generation)
-                    records, position, upper_bound = self._read_batches(
-                        seg.base_offset, start, seg.size, offset, limit, max_bytes, first_base, first_last)
-                except FileNotFoundError:  # retention deleted the segment meanwhile: look again
-                    continue
+                    records, position, upper_bound = self._read_from(
+                        seg, start, offset, limit, max_bytes, first_base, first_last)
+                except FileNotFoundError:
+                    if missing != seg.base_offset:  # retention deleted the segment meanwhile: look again
+                        missing = seg.base_offset
+                        continue
+                    # still published in a newer snapshot: the file was lost, not deleted by
+                    # retention (which unpublishes first). Reported, never skipped or read again
+                    # from the log start as an offset out of range would be
+                    from .recovery import DamagedLogError
+
+                    raise DamagedLogError(
+                        f"{self.name}: offset {max(offset, seg.base_offset)} position 0 in segment "
+                        f"{seg.base_offset:020d}.log: the segment file is missing (offsets {seg.base_offset}.."
+                        f"{seg.last_offset} were published in it)") from None
                 except CorruptRecordError:  # a clean may have replaced the file: look again
                     if not self._replaced_segment(seg.base_offset, stale_retries):
                         raise
@@ -702,6 +714,21 @@ class PartitionLog:
                 seg.base_offset, position, lso, aborted,
             )
         raise OffsetOutOfRangeError(f"offset {offset} of {self.name} was deleted while being read")
+
+    def _read_from(self, seg: SegmentInfo, start: int, offset: int, limit: int, max_bytes: int,
+                   first_base: int | None, first_last: int | None):
+        """``_read_batches`` from an offset index entry's position, or from the segment's start
+        when the entry does not lead to the batch it names (a stale or damaged entry: the
+        index is only a shortcut, the segment's bytes are what count)."""
+        if start:
+            try:
+                got = self._read_batches(seg.base_offset, start, seg.size, offset, limit, max_bytes,
+                                         first_base, first_last)
+            except CorruptRecordError:
+                got = None
+            if got is not None and len(got[0]):
+                return got
+        return self._read_batches(seg.base_offset, 0, seg.size, offset, limit, max_bytes, seg.base_offset, None)
 
     def _replaced_segment(self, base: int, retries: int) -> bool:
         """After a read found a segment's bytes not matching the metadata: whether to read

@@ -39,11 +39,14 @@ class DamagedLogError(KafkaStorageError):
     retriable = False
 
 
-def scan_valid_prefix(buf, expected_first: int | None) -> tuple[int, list[tuple[int, rb.BatchHeader]]]:
+def scan_valid_prefix(buf, expected_first: int | None, *,
+                      first_last: int | None = None) -> tuple[int, list[tuple[int, rb.BatchHeader]]]:
     """Walk batches from the start of ``buf``; returns (end of the valid prefix, batches).
 
     A batch is valid when its header is sane, its CRC matches and its base offset follows
-    the previous batch (and equals ``expected_first`` for the first, when given).
+    the previous batch (and equals ``expected_first`` for the first, when given; or, for a
+    scan from an offset index entry, the first batch ends at ``first_last``, the entry's
+    offset: the baseOffset lies outside the CRC, so only this check finds it changed).
     """
     valid_end = 0
     batches: list[tuple[int, rb.BatchHeader]] = []
@@ -51,6 +54,8 @@ def scan_valid_prefix(buf, expected_first: int | None) -> tuple[int, list[tuple[
     try:
         for pos, h in rb.iter_batches(buf):
             if expected is not None and h.base_offset != expected:
+                break
+            if expected is None and first_last is not None and h.last_offset != first_last:
                 break
             if not rb.crc_ok(buf, pos, h):
                 break
@@ -78,7 +83,8 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
         expected = seg.base_offset if start == 0 else (
             state.log_end_offset if start == seg.size else None
         )
-        valid, batches = scan_valid_prefix(buf, expected)
+        from_entry = entry[0] if start and start == indexed else None
+        valid, batches = scan_valid_prefix(buf, expected, first_last=from_entry)
         valid_end = start + valid
         if valid_end >= seg.size or start == 0:
             break

@@ -19,7 +19,9 @@ Aborted-transaction index entries whose ABORT marker was dropped are forgotten (
 hide the producer's later transactions from read_committed readers); the aborted records then
 read as committed, as after any loss of a marker. The producers' memory of the dropped batches
 goes too, so a retry of one is written again at a new offset rather than answered as a
-duplicate of records the log no longer holds.
+duplicate of records the log no longer holds. A published segment whose file is missing
+becomes one gap batch in a new file; an ABORT marker whose aborted-transaction index entry
+was lost gets it back (``restore_aborted_entries``).
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
             try:
                 fd = os.open(path, os.O_RDWR)
             except FileNotFoundError:
-                continue  # a missing segment is reported by verify; nothing to rewrite here
+                out.extend(_replace_missing(log, seg, path, end_offset, config["index.interval.bytes"], dry_run))
+                continue
             try:
                 buf = read_range(fd, 0, seg.size)
                 pieces, damaged = plan_segment(buf, seg.base_offset, end_offset)
@@ -171,7 +174,70 @@ def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
         if not dry_run and out:
             _rebuild_producers(log, [(d.first_offset, d.last_offset) for d in out])
             log._tail_checked = False  # the next append checks the tail again
+        if not dry_run:
+            restore_aborted_entries(log)
     return out
+
+
+def restore_aborted_entries(log) -> list[tuple[int, int, int, int, int]]:
+    """Give back the aborted-transaction index entry of every ABORT marker that closes records
+    of its producer in the log but has none (the entries live only in LMDB: a lost one made
+    read_committed readers take the aborted records as committed). The log is replayed in
+    order, as Kafka's LogLoader rebuilds a .txnindex: the transaction's first offset is its
+    producer's first transactional batch since its previous marker, the LSO the earliest
+    transaction still open after the marker (or the offset after it). Called with the
+    partition lock held; returns the entries written, (segment base, producer id, first
+    offset, marker offset, LSO)."""
+    from .verify import aborted_marker_offsets
+
+    with log.store.read() as txn:
+        indexed = aborted_marker_offsets(log.store, txn, log.topic, log.partition)
+        segments = log.store.segments(txn, log.topic, log.partition)
+    if indexed is None:
+        return []
+    open_first: dict[int, int] = {}
+    missing = []
+    for seg in segments:
+        for h, control in _segment_events(log, seg):
+            if not h.is_transactional:
+                continue
+            if not h.is_control:
+                open_first.setdefault(h.producer_id, h.base_offset)
+                continue
+            first = open_first.pop(h.producer_id, None)
+            if first is None or control != rb.ABORT or h.base_offset in indexed:
+                continue
+            lso = min([h.base_offset + 1, *open_first.values()])
+            missing.append((seg.base_offset, h.producer_id, first, h.base_offset, lso))
+    if missing:
+        with log.store.write() as txn:
+            for entry in missing:
+                log.producer_state.txn_index.append(txn, *entry)
+    return missing
+
+
+def _replace_missing(log, seg, path: str, end_offset: int, interval: int, dry_run: bool) -> list[DroppedRange]:
+    """A published segment whose file is gone: its offsets become one gap batch in a new file
+    of that name (an empty file for a segment that held nothing), so readers move over them
+    and the offsets are never given out again."""
+    name = os.path.basename(path)
+    dropped = []
+    if end_offset > seg.base_offset:
+        dropped.append(DroppedRange(log.name, name, seg.base_offset, end_offset - 1, 0, 0,
+                                    "segment file is missing", ""))
+    if dry_run:
+        return dropped
+    data = gap_batch(seg.base_offset, end_offset - 1) if dropped else b""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        write_fully(fd, data, 0)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(log.dir)
+    _publish_repaired(log, seg, data, end_offset, interval, [(d.first_offset, d.last_offset) for d in dropped])
+    log.forget_reader(seg.base_offset)
+    return dropped
 
 
 def _rebuild_producers(log, ranges) -> None:

@@ -54,10 +54,13 @@ class PartitionReport:
 
 
 def verify_partition(name: str, directory: str, segments, log_start: int, log_end: int,
-                     deep: bool = False) -> PartitionReport:
+                     deep: bool = False, *, aborted_index: set[int] | None = None) -> PartitionReport:
     """``segments``: the published SegmentInfo list of the partition, oldest first.
-    ``deep``: walk every record as well (see the module's docstring)."""
+    ``deep``: walk every record as well (see the module's docstring).
+    ``aborted_index``: the marker offsets the aborted-transaction index holds; when given,
+    every ABORT marker closing a transaction whose records are in the log must be there."""
     report = PartitionReport(name)
+    open_txns: set[int] = set()  # producers with transactional records since their last marker
     expected = None
     records_damaged = False  # deep: only the first batch with malformed records is reported
     for seg in segments:
@@ -100,6 +103,10 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
                     reason = _records_problem(published, pos, h)
                     if reason is not None:
                         records_damaged = True
+                        report.problems.append(Problem(name, h.base_offset, pos, seg_name, reason))
+                if actual == h.crc and aborted_index is not None and h.is_transactional:
+                    reason = _unindexed_abort(published, pos, h, open_txns, aborted_index)
+                    if reason is not None:
                         report.problems.append(Problem(name, h.base_offset, pos, seg_name, reason))
                 report.batches += 1
                 report.records += h.records_count
@@ -164,8 +171,10 @@ def verify_data_dir(root: str, topic: str | None = None, **options) -> list[Part
                 with store.read() as txn:
                     state = store.partition_state(txn, t.name, p)
                     segments = store.segments(txn, t.name, p)
+                    aborted = aborted_marker_offsets(store, txn, t.name, p)
                 reports.append(verify_partition(f"{t.name}-{p}", datadir.partition_dir(t.name, p), segments,
-                                                state.log_start_offset, state.log_end_offset, **options))
+                                                state.log_start_offset, state.log_end_offset,
+                                                aborted_index=aborted, **options))
     for path in unknown:
         name = os.path.basename(path)
         report = PartitionReport(name)
@@ -199,6 +208,39 @@ def unknownpartition_dirs(datadir, known: dict, topic: str | None = None) -> lis
         if t is None or p >= t.partitions:
             out.append(path)
     return out
+
+
+def aborted_marker_offsets(store, txn, topic: str, partition: int) -> set[int] | None:
+    """The offsets of the ABORT markers the partition's aborted-transaction index holds (None
+    for a store that has no such index)."""
+    from .txn_index import TransactionIndex
+
+    try:
+        index = TransactionIndex(store, topic, partition)
+    except KeyError:
+        return None
+    return {last for _base, _pid, _first, last, _lso in index.entries(txn)}
+
+
+def _unindexed_abort(buf, pos: int, h: rb.BatchHeader, open_txns: set[int], indexed: set[int]) -> str | None:
+    """An ABORT marker closing records the log holds, without its aborted-transaction index
+    entry: read_committed readers would take those records as committed. (A marker with no
+    records of its producer before it here, e.g. after retention or a clean, is not checked.)"""
+    if not h.is_control:
+        open_txns.add(h.producer_id)
+        return None
+    if h.producer_id not in open_txns:
+        return None
+    open_txns.discard(h.producer_id)
+    try:
+        records = rb.decode_records(buf, pos, h)
+        control = rb.control_type_of(records[0].key) if records else None
+    except (CorruptRecordError, InvalidRecordError):
+        return None  # malformed records: deep reports them
+    if control != rb.ABORT or h.base_offset in indexed:
+        return None
+    return (f"ABORT marker of producer {h.producer_id} has no entry in the aborted-transaction index: "
+            "read_committed readers take the transaction's records as committed")
 
 
 def _records_problem(buf, pos: int, header: rb.BatchHeader) -> str | None:
