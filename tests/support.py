@@ -28,6 +28,30 @@ def ok(result):
 # -- broker API shorthands for storage- and broker-level tests ----------------------------
 
 
+def one_line_error(result, *fragments: str, code: int | None = None, stdout_empty: bool = True) -> str:
+    """A subprocess result or an in-process (CliRunner) one that failed as bad input must: a
+    non-zero exit (``code`` if given), nothing on stdout (unless ``stdout_empty`` is False: the
+    records printed before the error), one ``error: `` line on stderr holding each fragment,
+    and no traceback. Returns the line."""
+    if hasattr(result, "returncode"):
+        rc = result.returncode
+    else:  # CliRunner: an exception other than SystemExit is a crash
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
+        rc = result.exit_code
+    assert rc != 0, (result.stdout, result.stderr)
+    if code is not None:
+        assert rc == code, (rc, result.stderr)
+    if stdout_empty:
+        assert result.stdout == ""
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
 def produce(broker, topic: str, partition: int, batches, acks: int = -1):
     """One partition's Produce through the broker API; raises the partition's error."""
     from kcli.broker import api

@@ -8,27 +8,7 @@ import os
 
 import pytest
 
-from support import ok, tree
-
-
-def one_line_error(result, *fragments: str, code: int | None = None) -> str:
-    """An in-process (CliRunner) or subprocess result that failed with one ``error:`` line."""
-    if hasattr(result, "returncode"):
-        rc = result.returncode
-    else:  # CliRunner: anything but SystemExit is a crash
-        assert isinstance(result.exception, SystemExit), repr(result.exception)
-        rc = result.exit_code
-    assert rc != 0, (result.stdout, result.stderr)
-    if code is not None:
-        assert rc == code, (rc, result.stderr)
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
+from support import ok, one_line_error, tree
 
 
 @pytest.fixture

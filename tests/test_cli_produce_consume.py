@@ -14,7 +14,7 @@ import time
 import pytest
 
 from kafka.partitioner.default import murmur2
-from support import ok, tree
+from support import ok, one_line_error, tree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEGMENT0 = "00000000000000000000.log"
@@ -22,22 +22,6 @@ SEGMENT0 = "00000000000000000000.log"
 T0 = (int(time.time() * 1000) // 1000 - 60) * 1000
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    """A subprocess result or an in-process (CliRunner) one: non-zero exit, nothing on stdout, one
-    ``error: `` line on stderr and no traceback."""
-    if not hasattr(result, "returncode"):  # CliRunner: an exception other than SystemExit is a crash
-        assert isinstance(result.exception, SystemExit), repr(result.exception)
-        result.returncode = result.exit_code
-    assert result.returncode != 0, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def records(cli, topic: str, *args) -> list[dict]:
@@ -133,7 +117,7 @@ def test_produce_missing_file_writes_nothing(cli, data_dir, tmp_path):
     ok(cli("topic", "create", "t"))
     before = tree(data_dir)
     r = cli("produce", "t", "--file", str(tmp_path / "nope.txt"))
-    assert_one_line_error(r, "nope.txt")
+    one_line_error(r, "nope.txt")
     assert tree(data_dir) == before
 
 
@@ -224,7 +208,7 @@ def test_key_separator_empty_rejected(cli):
     ok(cli("topic", "create", "t"))
     r = cli("produce", "t", "--key-separator", "", input="a\n")
     assert r.exit_code == 2
-    assert_one_line_error(r, "--key-separator")
+    one_line_error(r, "--key-separator")
 
 
 # ----------------------------------------------------------------------------- produce: headers
@@ -250,7 +234,7 @@ def test_bad_header_rejected_writes_nothing(cli, data_dir, bad):
     before = tree(data_dir)
     r = cli("produce", "t", "--value", "x", "--header", bad)
     assert r.exit_code == 2
-    assert_one_line_error(r, "--header")
+    one_line_error(r, "--header")
     assert tree(data_dir) == before
 
 
@@ -385,7 +369,7 @@ def test_input_format_unknown_rejected(cli):
     ok(cli("topic", "create", "t"))
     r = cli("produce", "t", "--input-format", "csv", input="a\n")
     assert r.exit_code == 2
-    assert_one_line_error(r, "--input-format")
+    one_line_error(r, "--input-format")
 
 
 # ----------------------------------------------------------------------------- produce: configs, codecs
@@ -411,7 +395,7 @@ def test_bad_producer_config_rejected_writes_nothing(cli, data_dir, args, fragme
     ok(cli("topic", "create", "t"))
     before = tree(data_dir)
     r = cli("produce", "t", "--value", "x", *args)
-    assert_one_line_error(r, fragment)
+    one_line_error(r, fragment)
     assert tree(data_dir) == before
 
 
@@ -455,7 +439,7 @@ def test_compression_short_option_and_x_config(cli, data_dir):
 @pytest.mark.parametrize("args", [["--value", "x"], []])
 def test_produce_missing_topic_on_fresh_data_dir(kcli, data_dir, args):
     r = kcli("produce", "nope", *args, input="a\n")
-    assert_one_line_error(r, "UNKNOWN_TOPIC_OR_PARTITION")
+    one_line_error(r, "UNKNOWN_TOPIC_OR_PARTITION")
     assert not os.path.exists(data_dir)
 
 
@@ -465,7 +449,7 @@ def test_produce_missing_topic_on_existing_data_dir(cli, data_dir, args):
     ok(cli("produce", "t", "--value", "x"))
     before = tree(data_dir)
     r = cli("produce", "nope", *args, input='{"value": "a"}\n')
-    assert_one_line_error(r, "UNKNOWN_TOPIC_OR_PARTITION", "nope")
+    one_line_error(r, "UNKNOWN_TOPIC_OR_PARTITION", "nope")
     assert tree(data_dir) == before
     assert ok(cli("topic", "list")).stdout == "t\n"
 
@@ -476,7 +460,7 @@ def test_produce_missing_partition(cli, data_dir, partition, args):
     ok(cli("topic", "create", "t", "-p", "3"))
     before = tree(data_dir)
     r = cli("produce", "t", "--partition", partition, *args, input="a\nb\n")
-    assert_one_line_error(r, "UNKNOWN_TOPIC_OR_PARTITION", f"partition {partition}")
+    one_line_error(r, "UNKNOWN_TOPIC_OR_PARTITION", f"partition {partition}")
     assert tree(data_dir) == before
 
 
@@ -590,7 +574,7 @@ def test_consume_max_messages(three):
 def test_consume_out_of_range_offset(three, kcli, data_dir, args, fragments):
     before = tree(data_dir)
     r = kcli("consume", "t", *args)
-    assert_one_line_error(r, *fragments)
+    one_line_error(r, *fragments)
     assert r.returncode == 1
     assert r.stdout == ""
     assert tree(data_dir) == before
@@ -608,17 +592,17 @@ def test_consume_bad_arguments(three, cli, data_dir, args, code, fragment):
     before = tree(data_dir)
     r = cli("consume", "t", "--from-beginning", *args)
     assert r.exit_code == code
-    assert_one_line_error(r, fragment)
+    one_line_error(r, fragment)
     assert tree(data_dir) == before
 
 
 def test_consume_missing_topic(kcli, cli, data_dir):
     r = kcli("consume", "nope", "--from-beginning")
-    assert_one_line_error(r, "UNKNOWN_TOPIC_OR_PARTITION")
+    one_line_error(r, "UNKNOWN_TOPIC_OR_PARTITION")
     assert not os.path.exists(data_dir)
     ok(cli("topic", "create", "t"))
     before = tree(data_dir)
-    assert_one_line_error(kcli("consume", "nope"), "UNKNOWN_TOPIC_OR_PARTITION", "nope")
+    one_line_error(kcli("consume", "nope"), "UNKNOWN_TOPIC_OR_PARTITION", "nope")
     assert tree(data_dir) == before
 
 

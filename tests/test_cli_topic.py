@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from support import ok, tree
+from support import ok, one_line_error, tree
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -14,24 +14,6 @@ from support import ok, tree
 def partition_dirs(data_dir: str) -> list[str]:
     brokers = os.path.join(data_dir, "brokers", "0")
     return sorted(os.listdir(brokers)) if os.path.isdir(brokers) else []
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    """A subprocess result or an in-process (CliRunner) one: non-zero exit, nothing on stdout, one
-    ``error: `` line on stderr and no traceback."""
-    if not hasattr(result, "returncode"):  # CliRunner: an exception other than SystemExit is a crash
-        assert isinstance(result.exception, SystemExit), repr(result.exception)
-        result.returncode = result.exit_code
-    """A subprocess result: non-zero exit, nothing on stdout, one ``error: `` line on stderr."""
-    assert result.returncode != 0, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def describe_json(cli, name: str) -> dict:
@@ -114,7 +96,7 @@ def test_create_if_not_exists(cli, data_dir):
 def test_if_not_exists_does_not_hide_invalid_input(cli, data_dir):
     ok(cli("topic", "create", "t"))
     r = cli("topic", "create", "t", "--if-not-exists", "--partitions", "0")
-    assert_one_line_error(r, "INVALID_PARTITIONS")
+    one_line_error(r, "INVALID_PARTITIONS")
 
 
 # ----------------------------------------------------------------------------- list
@@ -147,7 +129,7 @@ def test_list_json_one_object_per_line(cli):
 def test_bad_output_format_rejected(kcli):
     r = kcli("topic", "list", "--output", "yaml")
     assert r.returncode == 2
-    assert_one_line_error(r, "--output must be one of text, json")
+    one_line_error(r, "--output must be one of text, json")
 
 
 # ----------------------------------------------------------------------------- describe
@@ -189,7 +171,7 @@ def test_describe_text(cli, data_dir):
 
 def test_describe_missing_topic(cli):
     ok(cli("topic", "create", "t"))
-    assert_one_line_error(cli("topic", "describe", "nope"), "UNKNOWN_TOPIC_OR_PARTITION", "nope")
+    one_line_error(cli("topic", "describe", "nope"), "UNKNOWN_TOPIC_OR_PARTITION", "nope")
 
 
 # ----------------------------------------------------------------------------- alter
@@ -228,7 +210,7 @@ def test_alter_json_output(cli):
 def test_alter_bad_config_rejected_and_nothing_changes(cli, data_dir, args, fragments):
     ok(cli("topic", "create", "t", "-c", "retention.ms=1000"))
     before = tree(data_dir)
-    assert_one_line_error(cli("topic", "alter", "t", *args), *fragments)
+    one_line_error(cli("topic", "alter", "t", *args), *fragments)
     assert tree(data_dir) == before
     d = describe_json(cli, "t")
     assert d["configs"] == {"retention.ms": "1000"}
@@ -244,7 +226,7 @@ def test_alter_without_changes_is_usage_error(cli, kcli):
 def test_alter_missing_topic(cli, data_dir):
     ok(cli("topic", "create", "t"))
     before = tree(data_dir)
-    assert_one_line_error(cli("topic", "alter", "nope", "-c", "retention.ms=1"), "UNKNOWN_TOPIC_OR_PARTITION")
+    one_line_error(cli("topic", "alter", "nope", "-c", "retention.ms=1"), "UNKNOWN_TOPIC_OR_PARTITION")
     assert tree(data_dir) == before
 
 
@@ -275,7 +257,7 @@ def test_delete_json_output(cli):
 def test_delete_missing_topic(cli, data_dir):
     ok(cli("topic", "create", "t"))
     before = tree(data_dir)
-    assert_one_line_error(cli("topic", "delete", "nope"), "UNKNOWN_TOPIC_OR_PARTITION", "nope")
+    one_line_error(cli("topic", "delete", "nope"), "UNKNOWN_TOPIC_OR_PARTITION", "nope")
     assert tree(data_dir) == before
 
 
@@ -317,7 +299,7 @@ BAD_CREATES = [
 @pytest.mark.parametrize("args, fragments", BAD_CREATES)
 def test_bad_create_on_fresh_data_dir_creates_nothing(kcli, data_dir, args, fragments):
     r = kcli("topic", "create", *args)
-    assert_one_line_error(r, *fragments)
+    one_line_error(r, *fragments)
     assert not os.path.exists(data_dir)
 
 
@@ -327,7 +309,7 @@ def test_bad_create_on_existing_data_dir_changes_nothing(cli, data_dir, args, fr
     ok(cli("produce", "existing", "--value", "v"))
     before = tree(data_dir)
     r = cli("topic", "create", *args)
-    assert_one_line_error(r, *fragments)
+    one_line_error(r, *fragments)
     assert tree(data_dir) == before
     assert ok(cli("topic", "list")).stdout == "existing\n"
 
@@ -336,7 +318,7 @@ def test_create_existing_topic_is_topic_already_exists(cli, kcli, data_dir):
     ok(cli("topic", "create", "t", "-p", "2", "-c", "retention.ms=1000"))
     before = tree(data_dir)
     r = kcli("topic", "create", "t", "-p", "4")
-    assert_one_line_error(r, "TOPIC_ALREADY_EXISTS", "'t'")
+    one_line_error(r, "TOPIC_ALREADY_EXISTS", "'t'")
     assert r.returncode == 1
     assert tree(data_dir) == before
     d = describe_json(cli, "t")
@@ -349,7 +331,7 @@ def test_colliding_names_rejected(cli, data_dir, first, second):
     ok(cli("topic", "create", first))
     before = tree(data_dir)
     r = cli("topic", "create", second)
-    assert_one_line_error(r, "INVALID_TOPIC_EXCEPTION", first)
+    one_line_error(r, "INVALID_TOPIC_EXCEPTION", first)
     assert tree(data_dir) == before
     assert ok(cli("topic", "list")).stdout == f"{first}\n"
 
@@ -363,5 +345,5 @@ def test_names_with_legal_characters(cli, data_dir):
 @pytest.mark.parametrize("cmd", [["topic", "describe", "t"], ["topic", "delete", "t"],
                                  ["topic", "alter", "t", "-c", "retention.ms=1"]])
 def test_commands_on_missing_data_dir_create_nothing(kcli, data_dir, cmd):
-    assert_one_line_error(kcli(*cmd), "UNKNOWN_TOPIC_OR_PARTITION")
+    one_line_error(kcli(*cmd), "UNKNOWN_TOPIC_OR_PARTITION")
     assert not os.path.exists(data_dir)
