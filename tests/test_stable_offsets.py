@@ -35,6 +35,17 @@ def decided_not_completed(broker, monkeypatch, producer: Producer) -> None:
         producer.commit_transaction()
 
 
+def committed_values(data_dir) -> list[bytes]:
+    """What a read_committed reader gets from out-0."""
+    c = Consumer({"group.id": "r", "isolation.level": "read_committed", "auto.offset.reset": "earliest"},
+                 data_dir=data_dir)
+    try:
+        c.assign([TopicPartition("out", 0)])
+        return [r.value for r in c.poll(1.0)]
+    finally:
+        c.close()
+
+
 def begun(data_dir, value: bytes) -> Producer:
     """Transactional producer "t" with an open transaction that holds ``value`` on out-0."""
     p = Producer({"transactional.id": "t", "linger.ms": 0}, data_dir=data_dir)
@@ -231,14 +242,7 @@ def test_a_late_completion_does_not_end_the_next_transaction_of_an_owner_that_we
             coordinator._complete("t")  # the late completer resumes with what it read
             monkeypatch.setattr(coordinator, "_load", real_load)
             p.abort_transaction()
-        c = Consumer({"group.id": "r", "isolation.level": "read_committed", "auto.offset.reset": "earliest"},
-                     data_dir=data_dir)
-        try:
-            c.assign([TopicPartition("out", 0)])
-            got = [r.value for r in c.poll(1.0)]
-        finally:
-            c.close()
-        assert got == [b"first"]
+        assert committed_values(data_dir) == [b"first"]
     finally:
         broker.release()
 
@@ -267,13 +271,7 @@ def test_a_reader_waiting_on_a_decided_commit_completes_it_at_once(data_dir, mon
         finally:
             c.close()
         assert broker.transactions.get("t")["state"] == "CompleteCommit"
-        c = Consumer({"group.id": "r", "isolation.level": "read_committed", "auto.offset.reset": "earliest"},
-                     data_dir=data_dir)
-        try:
-            c.assign([TopicPartition("out", 0)])
-            assert [r.value for r in c.poll(1.0)] == [b"x"]
-        finally:
-            c.close()
+        assert committed_values(data_dir) == [b"x"]
     finally:
         broker.release()
 
