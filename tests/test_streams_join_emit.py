@@ -144,3 +144,66 @@ def test_an_outer_join_shares_one_emit_interval_between_its_two_sides(tmp_path):
     d = _run(tmp_path, b, steps, ["out"], clock=FakeClock())
     # the outer store's order: by time, then the right side before the left
     assert _read(d, "out") == [("a", "La+None", 100), ("b", "None+Rb", 101), ("z", "None+Rz", 120)]
+
+
+# -- sliding windows: the order of the results ----------------------------------------------------
+
+
+def _sliding_counts(tmp_path, windows, inputs):
+    b = StreamsBuilder()
+    b.stream("in").group_by_key().windowed_by(windows).count() \
+        .to_stream(lambda wk, v: f"{wk.key}@{wk.window.start}/{wk.window.end}").to("out", value_serde=Serdes.Long())
+    d = _run(tmp_path, b, [(0, "in", k, "x", t) for k, t in inputs], ["out"])
+    return _read(d, "out", value=lambda b: int.from_bytes(b, "big", signed=True))
+
+
+def test_sliding_window_early_records_go_in_the_window_from_0_forwarded_last(tmp_path):
+    # KStreamSlidingWindowAggregate.processEarly, for a record before the time difference d
+    # (10): it has no window [t - d, t] of its own but goes in [0, d]; it updates the existing
+    # windows with a start in (0, t] (by start), then creates its own right window [t + 1,
+    # t + 1 + d] (from the aggregate of the latest of those windows, or of [0, d] when [0, d]
+    # holds a later record; with that aggregate's time), then the previous record's right
+    # window (the latest of [0, d], when before t), and creates or updates [0, d] last.
+    inputs = [("a", 5), ("a", 8), ("a", 3), ("a", 7),   # early records only
+              ("b", 2), ("b", 12), ("b", 5),            # an early record after a later one
+              ("c", 2), ("c", 15), ("c", 6)]            # its own and the previous right window
+    assert _sliding_counts(tmp_path, SlidingWindows.with_time_difference_and_grace(10, 100), inputs) == [
+        ("a@0/10", 1, 5),                                            # 5 creates [0, 10]
+        ("a@6/16", 1, 8), ("a@0/10", 2, 8),                          # 8: 5's right window, [0, 10]
+        ("a@4/14", 2, 8), ("a@0/10", 3, 8),                          # 3: its right window (5, 8)
+        ("a@4/14", 3, 8), ("a@6/16", 2, 8), ("a@8/18", 1, 8), ("a@0/10", 4, 8),  # 7: in [4,14], [6,16]
+        ("b@0/10", 1, 2),
+        ("b@3/13", 1, 12), ("b@2/12", 2, 12),                        # 12: 2's right window, its left
+        ("b@2/12", 3, 12), ("b@3/13", 2, 12), ("b@6/16", 1, 12), ("b@0/10", 2, 5),  # 5
+        ("c@0/10", 1, 2),
+        ("c@5/15", 1, 15),                                           # 15: 2's right window is empty
+        ("c@5/15", 2, 15), ("c@7/17", 1, 15), ("c@3/13", 1, 6), ("c@0/10", 2, 6),   # 6: own right first
+    ]
+
+
+def test_sliding_window_updates_existing_windows_latest_start_first_and_leaves_its_right_window(tmp_path):
+    # KStreamSlidingWindowAggregate.processReverse (Kafka's window stores iterate backwards):
+    # the existing windows a record falls in are updated latest start first; its right window,
+    # when it is there already, does not hold it and is not forwarded again
+    inputs = [("a", 10), ("a", 15), ("a", 18), ("a", 12),
+              ("b", 10), ("b", 15), ("b", 10)]
+    assert _sliding_counts(tmp_path, SlidingWindows.with_time_difference_and_grace(10, 100), inputs) == [
+        ("a@0/10", 1, 10),
+        ("a@11/21", 1, 15), ("a@5/15", 2, 15),
+        ("a@11/21", 2, 18), ("a@16/26", 1, 18), ("a@8/18", 3, 18),
+        ("a@11/21", 3, 18), ("a@8/18", 4, 18), ("a@5/15", 3, 15), ("a@2/12", 2, 12), ("a@13/23", 2, 18),  # 12
+        ("b@0/10", 1, 10),
+        ("b@11/21", 1, 15), ("b@5/15", 2, 15),
+        ("b@5/15", 3, 15), ("b@0/10", 2, 10),                        # 10 again: [11, 21] untouched
+    ]
+
+
+def test_sliding_window_drops_a_record_once_time_plus_1_plus_the_difference_reaches_the_close_time(tmp_path):
+    # KStreamSlidingWindowAggregate.process: a record is skipped when t + 1 + d <= stream time
+    # - grace (d 10, grace 5): at stream time 105, 89's right window [90, 100] has closed
+    inputs = [("a", 95), ("a", 105), ("a", 89), ("a", 90)]
+    assert _sliding_counts(tmp_path, SlidingWindows.with_time_difference_and_grace(10, 5), inputs) == [
+        ("a@85/95", 1, 95),
+        ("a@96/106", 1, 105), ("a@95/105", 2, 105),
+        ("a@91/101", 1, 95),                                          # 90: its right window only
+    ]

@@ -472,32 +472,52 @@ class SlidingWindowAggregateNode(_Folding):
             self.task.note_time(self.store_name, ts)
         d = self.windows.time_difference_ms
         close = self.observed - self.windows.grace_ms
-        if ts + d + 1 < close:  # even the latest window this record could join has closed
+        if ts + 1 + d <= close:  # even the latest window this record could join has closed
             self.task.dropped_records += 1
             return
         self.raw.put(key, ts, value)
         records = self.raw.fetch(key, ts - d - 1, ts + d + 1)
         times = sorted({t for t, _ in records})
-        # windows holding this record: the ones ending at the record times in [ts, ts + d],
-        # the ones starting after the record times in [ts - d - 1, ts - 1], and the record's
-        # own window after it when a later record lies in it
-        windows = {(t - d, t) for t in times if ts <= t <= ts + d}
+        # windows holding this record: the ones ending at the record times in [ts, ts + d]
+        # (a record before d has no window of its own: all those go in [0, d]), the ones
+        # starting after the record times in [ts - d - 1, ts - 1], and the record's own window
+        # after it when a later record lies in it
+        early = ts < d
+        windows = {(t - d, t) if t >= d else (0, d) for t in times if ts <= t <= ts + d}
+        if early:
+            windows.add((0, d))
         windows |= {(t + 1, t + 1 + d) for t in times if ts - d - 1 <= t < ts}
         if any(ts < t <= ts + 1 + d for t in times):
             windows.add((ts + 1, ts + 1 + d))
-        # in Kafka's KStreamSlidingWindowAggregate order: the existing windows the record falls
-        # in (by start), then the ones it creates: the previous record's right window, the
-        # record's own left window, its right window
         updates = []
         for start, end in windows:
             if end < close:
                 continue
+            wk = Windowed(key, Window(start, end))
+            old = self.store.get(wk)
+            if old is not None and not start <= ts <= end:
+                continue  # the record's right window, there already: this record is not in it
             inside = [(t, v) for t, v in records if start <= t <= end]
             if not inside:
                 continue
-            wk = Windowed(key, Window(start, end))
-            old = self.store.get(wk)
-            rank = (0, start) if old is not None else (1, 2 if start == ts + 1 else (1 if end == ts else 0))
+            if early:
+                # Kafka's processEarly: the existing windows after 0 the record falls in (by
+                # start), then its own right window, the previous record's right window, and
+                # last [0, d] (created or updated)
+                if start == 0:
+                    rank = (2, 0)
+                elif old is not None:
+                    rank = (0, start)
+                else:
+                    rank = (1, 0 if start == ts + 1 else 1)
+            elif old is not None:
+                # Kafka's processReverse (its stores iterate backwards): the existing windows
+                # the record falls in, latest start first
+                rank = (0, -start)
+            else:
+                # then (createWindows) the previous record's right window, the record's own
+                # left window, its right window
+                rank = (1, 2 if start == ts + 1 else (1 if end == ts else 0))
             updates.append((rank, wk, inside, old))
         for _rank, wk, inside, old in sorted(updates, key=lambda u: u[0]):
             agg = None
