@@ -797,11 +797,18 @@ class StreamStreamJoinNode(Node):
         entries in (time, side, key) order, noting each one's time, and stops at the first
         entry after both sides have shown one still open; having walked them all it keeps the
         last one's (which may be an emitted one), MAX_VALUE for an empty store. What is left
-        in the store now is exactly the open entries, so walking those is enough."""
+        in the store now is exactly the open entries, so walking those is enough (and when
+        only one side keeps records there, as in a left join, the walk never stops early: the
+        last entry's time is the answer)."""
         outer = self.outer
         seen_left = seen_right = False
         last = last_emitted
         with outer.state.txn.cursor(db=outer.db) as cur:
+            if not (self.this_outer and self.other_outer):
+                if cur.last():
+                    ts = _Q.unpack_from(cur.key())[0]
+                    last = ts if last == _LONG_MAX else max(last, ts)
+                return last
             for k in cur.iternext(keys=True, values=False):
                 ts = _Q.unpack_from(k)[0]
                 if seen_left and seen_right:
