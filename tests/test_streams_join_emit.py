@@ -139,11 +139,13 @@ def test_an_outer_join_shares_one_emit_interval_between_its_two_sides(tmp_path):
         (0, "R", "b", "Rb", 101),
         (1000, "R", "z", "Rz", 120),  # the right side looks: La, Rb, then Rz is held
         (10, "L", "y", "Ly", 140),    # Rz closed (130): the left side is held back 1000 ms
+        (0, "R", "y", "Ry", 140),     # joins Ly
         (990, "L", "x", "Lx", 141),   # the shared interval is over: Rz
     ]
     d = _run(tmp_path, b, steps, ["out"], clock=FakeClock())
     # the outer store's order: by time, then the right side before the left
-    assert _read(d, "out") == [("a", "La+None", 100), ("b", "None+Rb", 101), ("z", "None+Rz", 120)]
+    assert _read(d, "out") == [("a", "La+None", 100), ("b", "None+Rb", 101), ("y", "Ly+Ry", 140),
+                               ("z", "None+Rz", 120)]
 
 
 # -- sliding windows: the order of the results ----------------------------------------------------
