@@ -17,6 +17,8 @@ from kcli.streams import (Branched, Grouped, JoinWindows, KafkaStreams, Material
                           SlidingWindows, StreamsBuilder, Suppressed, TimeWindows)
 
 LONG = Serdes.Long()
+# Kafka's stream-stream join tests look for closed unmatched records on every in-order record
+EMIT_EVERY_RECORD = {"__emit.interval.ms.kstreams.outer.join.spurious.results.fix__": 0}
 
 
 def _text(b):
@@ -203,7 +205,7 @@ def test_stream_stream_join_holds_unmatched_results_until_the_window_closes(tmp_
     w = JoinWindows.of_time_difference_and_grace(10, 5)
     joiner = lambda x, y: f"{x}+{y}"  # noqa: E731
     getattr(left, {"inner": "join", "left": "left_join", "outer": "outer_join"}[mode])(right, joiner, w).to("out")
-    d = run(tmp_path, b, STREAM_STREAM_INPUTS, ["out"])
+    d = run(tmp_path, b, STREAM_STREAM_INPUTS, ["out"], config=EMIT_EVERY_RECORD)
     expected = {
         "inner": [("a", "L1+R1", 105), ("d", "L4+R3", 134)],
         "left": [("LN+None", 101), ("a", "L1+R1", 105), ("b", "L2+None", 110), ("d", "L4+R3", 134),
@@ -223,7 +225,10 @@ ASYMMETRIC_INPUTS = [
     ("R", "a", "Ra2", 130),  # La (100) is outside [110, 135]
     ("L", "z", "Lz", 140),   # Lc (119 + 20 < 140) and Ra2 (130 + 5 < 140) closed
     ("R", "d", "Rd", 141),
-    ("L", "d", "Ld", 150),   # 141 is 9 before it but outside [145, 170]; Rd closed at 146
+    ("L", "d", "Ld", 150),   # 141 is 9 before it but outside [145, 170]; Rd closed at 146, but the
+                             # earliest held record is Lz (140) and 140 + the left's after >= 150:
+                             # the left side does not look at the outer store
+    ("R", "y", "Ry", 161),   # 140 + the right's after (5) < 161: Lz (140 + 20 < 161) and Rd go out
 ]
 
 
@@ -232,18 +237,19 @@ def test_stream_stream_join_with_before_and_after_windows(tmp_path, mode):
     # KStreamKStreamJoin with JoinWindows.before(5).after(20): a left record at t joins the
     # right records in [t - before, t + after], a right record the left ones in
     # [t - after, t + before]; an unmatched left record closes after t + after + grace, a
-    # right one after t + before + grace.
+    # right one after t + before + grace. The store is looked at only when its earliest time
+    # plus the after of the side whose record came (and grace) is before stream time.
     b = StreamsBuilder()
     left, right = b.stream("L"), b.stream("R")
     w = JoinWindows.of_time_difference_with_no_grace(0).before(5).after(20)
     joiner = lambda x, y: f"{x}+{y}"  # noqa: E731
     getattr(left, {"inner": "join", "left": "left_join", "outer": "outer_join"}[mode])(right, joiner, w).to("out")
-    d = run(tmp_path, b, ASYMMETRIC_INPUTS, ["out"])
+    d = run(tmp_path, b, ASYMMETRIC_INPUTS, ["out"], config=EMIT_EVERY_RECORD)
     expected = {
         "inner": [("a", "La+Ra", 118)],
-        "left": [("a", "La+Ra", 118), ("c", "Lc+None", 119)],
+        "left": [("a", "La+Ra", 118), ("c", "Lc+None", 119), ("z", "Lz+None", 140)],
         "outer": [("b", "None+Rb", 101), ("a", "La+Ra", 118), ("c", "Lc+None", 119), ("a", "None+Ra2", 130),
-                  ("d", "None+Rd", 141)],
+                  ("z", "Lz+None", 140), ("d", "None+Rd", 141)],
     }[mode]
     assert read(d, "out") == expected
 
@@ -269,7 +275,7 @@ def test_stream_stream_join_late_records_join_what_is_left_and_unmatched_ones_go
     w = JoinWindows.of_time_difference_and_grace(10, 5)
     joiner = lambda x, y: f"{x}+{y}"  # noqa: E731
     (left.left_join if mode == "left" else left.join)(right, joiner, w).to("out")
-    d = run(tmp_path, b, LATE_INPUTS, ["out"])
+    d = run(tmp_path, b, LATE_INPUTS, ["out"], config=EMIT_EVERY_RECORD)
     expected = {"inner": [("c", "Lc+Rc", 186)],
                 "left": [("a", "La+None", 170), ("c", "Lc+None", 176), ("c", "Lc+Rc", 186), ("b", "Lb+None", 200)]}
     assert read(d, "out") == expected[mode]

@@ -265,13 +265,15 @@ def test_sliding_windows_aggregate_every_record_within_the_difference(tmp_path):
     raw = [(k, v.to_bytes(8, "big"), ts) for k, v, ts in recs]
     run_app(d, b, {"readings": raw}, "sums", 5, {"statestore.cache.max.bytes": 0})
     latest = {k: v for k, v, _ in read_all(d, "sums")}
-    # reference (Kafka's SlidingWindows): for each record time t the window [t - 100, t], and
+    # reference (Kafka's SlidingWindows): for each record time t the window [t - 100, t] ([0, 100]
+    # for the records before 100: KStreamSlidingWindowAggregate.processEarly), and
     # [t + 1, t + 101] when a record falls in it; each the sum of the records inside
     times = {t for _, _, t in recs}
-    windows = {(t - 100, t) for t in times}
+    windows = {(t - 100, t) if t >= 100 else (0, 100) for t in times}
     windows |= {(t + 1, t + 101) for t in times if any(t < s <= t + 101 for s in times)}
     ref = {f"k@{a}-{b}": sum(v for _, v, s in recs if a <= s <= b) for a, b in windows}
     assert {"k@1-101", "k@51-151", "k@111-211"} <= set(ref)  # windows that start just after a record
+    assert "k@0-100" in ref and not any("@-" in w for w in ref)  # no window starts before 0
     assert "k@121-221" not in ref and "k@261-361" not in ref  # nothing after 120 or 260 within 101
     assert latest == ref
 
@@ -359,7 +361,9 @@ def test_stream_stream_left_and_outer_joins_emit_the_unmatched_once_the_window_c
     merged = sorted([("left",) + r for r in lefts] + [("right",) + r for r in rights], key=lambda r: r[3])
     merged.append(("left",) + tick)
     streams = KafkaStreams(b, {"application.id": "app", "commit.interval.ms": 100,
-                               "default.key.serde": Serdes.String(), "default.value.serde": Serdes.String()},
+                               "default.key.serde": Serdes.String(), "default.value.serde": Serdes.String(),
+                               # as Kafka's join tests: look for closed unmatched records on every record
+                               "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__": 0},
                            data_dir=d).start()
     try:
         streams.wait_until_running()

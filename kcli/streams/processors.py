@@ -13,6 +13,8 @@ with ``record.key``, ``.value``, ``.timestamp``, ``.headers``, ``close()``; the 
 from __future__ import annotations
 
 import logging
+import struct
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable, NamedTuple
 
@@ -21,6 +23,11 @@ from .windows import Window, Windowed
 log = logging.getLogger("kcli.streams")
 
 __all__ = ["Record", "Processor", "PunctuationType", "Change", "KeyValue"]
+
+# Kafka's StreamsConfig.InternalConfig name for the emit interval of left/outer stream-stream
+# join results (KAFKA-10847); its default is 1000 ms
+EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX = "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__"
+_LONG_MAX = 2**63 - 1
 
 
 class Change(NamedTuple):
@@ -465,32 +472,52 @@ class SlidingWindowAggregateNode(_Folding):
             self.task.note_time(self.store_name, ts)
         d = self.windows.time_difference_ms
         close = self.observed - self.windows.grace_ms
-        if ts + d + 1 < close:  # even the latest window this record could join has closed
+        if ts + 1 + d <= close:  # even the latest window this record could join has closed
             self.task.dropped_records += 1
             return
         self.raw.put(key, ts, value)
         records = self.raw.fetch(key, ts - d - 1, ts + d + 1)
         times = sorted({t for t, _ in records})
-        # windows holding this record: the ones ending at the record times in [ts, ts + d],
-        # the ones starting after the record times in [ts - d - 1, ts - 1], and the record's
-        # own window after it when a later record lies in it
-        windows = {(t - d, t) for t in times if ts <= t <= ts + d}
+        # windows holding this record: the ones ending at the record times in [ts, ts + d]
+        # (a record before d has no window of its own: all those go in [0, d]), the ones
+        # starting after the record times in [ts - d - 1, ts - 1], and the record's own window
+        # after it when a later record lies in it
+        early = ts < d
+        windows = {(t - d, t) if t >= d else (0, d) for t in times if ts <= t <= ts + d}
+        if early:
+            windows.add((0, d))
         windows |= {(t + 1, t + 1 + d) for t in times if ts - d - 1 <= t < ts}
         if any(ts < t <= ts + 1 + d for t in times):
             windows.add((ts + 1, ts + 1 + d))
-        # in Kafka's KStreamSlidingWindowAggregate order: the existing windows the record falls
-        # in (by start), then the ones it creates: the previous record's right window, the
-        # record's own left window, its right window
         updates = []
         for start, end in windows:
             if end < close:
                 continue
+            wk = Windowed(key, Window(start, end))
+            old = self.store.get(wk)
+            if old is not None and not start <= ts <= end:
+                continue  # the record's right window, there already: this record is not in it
             inside = [(t, v) for t, v in records if start <= t <= end]
             if not inside:
                 continue
-            wk = Windowed(key, Window(start, end))
-            old = self.store.get(wk)
-            rank = (0, start) if old is not None else (1, 2 if start == ts + 1 else (1 if end == ts else 0))
+            if early:
+                # Kafka's processEarly: the existing windows after 0 the record falls in (by
+                # start), then its own right window, the previous record's right window, and
+                # last [0, d] (created or updated)
+                if start == 0:
+                    rank = (2, 0)
+                elif old is not None:
+                    rank = (0, start)
+                else:
+                    rank = (1, 0 if start == ts + 1 else 1)
+            elif old is not None:
+                # Kafka's processReverse (its stores iterate backwards): the existing windows
+                # the record falls in, latest start first
+                rank = (0, -start)
+            else:
+                # then (createWindows) the previous record's right window, the record's own
+                # left window, its right window
+                rank = (1, 2 if start == ts + 1 else (1 if end == ts else 0))
             updates.append((rank, wk, inside, old))
         for _rank, wk, inside, old in sorted(updates, key=lambda u: u[0]):
             agg = None
@@ -656,6 +683,27 @@ class TableTableJoinNode(Node):
         self.forward(key, Change(self._join(change.new, theirs), self._join(change.old, theirs)), ts)
 
 
+def _java_long(n: int) -> int:
+    """``n`` wrapped as Java's long arithmetic wraps it."""
+    return (n + 2**63) % 2**64 - 2**63
+
+
+class _JoinTimeTracker:
+    """Kafka's KStreamImplJoin.TimeTracker: what the two sides of one left/outer join in a
+    task share about the outer-join store: the earliest time it may hold (``min_time``, Long's
+    MAX_VALUE when unknown) and the wall-clock time of the next look at it."""
+
+    def __init__(self) -> None:
+        self.emit_interval_ms = 1000
+        self.min_time = _LONG_MAX
+        self.next_time_to_emit = 0
+
+
+# one tracker per outer-join store instance, i.e. per join and task (both sides get that store)
+_TRACKERS: "weakref.WeakKeyDictionary[Any, _JoinTimeTracker]" = weakref.WeakKeyDictionary()
+_Q = struct.Struct(">q")
+
+
 class StreamStreamJoinNode(Node):
     """One side of a windowed KStream-KStream inner join: the record is kept in this side's
     window store and joined with the other side's records of the same key whose time lies
@@ -676,6 +724,14 @@ class StreamStreamJoinNode(Node):
         self.mine = task.store(self.this_store)
         self.theirs = task.store(self.other_store)
         self.outer = task.store(self.outer_store) if self.outer_store else None
+        if self.outer is not None:
+            tracker = _TRACKERS.get(self.outer)
+            if tracker is None:
+                tracker = _TRACKERS[self.outer] = _JoinTimeTracker()
+            runtime = getattr(task, "runtime", None)
+            if runtime is not None:
+                tracker.emit_interval_ms = int(runtime.config[EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX])
+            self.tracker = tracker
 
     def process(self, key, value, ts):
         # as Kafka's KStreamKStreamJoin (3.7+): a null-key record of a kept (left/outer) side
@@ -708,17 +764,61 @@ class StreamStreamJoinNode(Node):
                 # no partner can come any more (Kafka: timeTo < stream time): joined with null now
                 self.forward(key, self.joiner(None, value) if self.swap else self.joiner(value, None), ts)
             else:
+                self.tracker.min_time = min(self.tracker.min_time, ts)
                 self.outer.put_entry(key, ts, value, not self.swap)
 
     def _emit_closed(self):
         """Records of the outer side(s) without a partner once their window and grace have
-        passed: joined with None (Kafka 3.1+, no spurious early results)."""
+        passed: joined with None (Kafka 3.1+, no spurious early results), as Kafka's
+        KStreamKStreamJoin.emitNonJoinedOuterRecords: only when the store may hold a closed
+        record (its earliest time + this side's after + grace before stream time) and, since
+        the store is read whole, at most once an emit interval of wall-clock time."""
         st = self.task.stream_time
+        tracker = self.tracker
+        # in Java's longs: with the earliest time unknown (MAX_VALUE) the sum wraps below
+        # stream time, so the store is read (unless this side's after and the grace are 0)
+        if _java_long(tracker.min_time + self.after + self.grace) >= st:
+            return
+        now = self.task.wall_clock_ms()
+        if now < tracker.next_time_to_emit:
+            return
+        tracker.next_time_to_emit = now + tracker.emit_interval_ms
         left_after = self.before if self.swap else self.after  # the left side's "after"
         left_before = self.after if self.swap else self.before
-        for key, ts, value, left in self.outer.expired(st - left_after - self.grace,
-                                                       st - left_before - self.grace):
+        left_limit, right_limit = st - left_after - self.grace, st - left_before - self.grace
+        last = _LONG_MAX
+        for key, ts, value, left in self.outer.expired(left_limit, right_limit):
+            last = ts
             self.forward(key, self.joiner(value, None) if left else self.joiner(None, value), ts)
+        tracker.min_time = self._min_time_after_emit(last)
+
+    def _min_time_after_emit(self, last_emitted: int) -> int:
+        """The earliest time Kafka's tracker keeps after a look at the store: it walks the
+        entries in (time, side, key) order, noting each one's time, and stops at the first
+        entry after both sides have shown one still open; having walked them all it keeps the
+        last one's (which may be an emitted one), MAX_VALUE for an empty store. What is left
+        in the store now is exactly the open entries, so walking those is enough (and when
+        only one side keeps records there, as in a left join, the walk never stops early: the
+        last entry's time is the answer)."""
+        outer = self.outer
+        seen_left = seen_right = False
+        last = last_emitted
+        with outer.state.txn.cursor(db=outer.db) as cur:
+            if not (self.this_outer and self.other_outer):
+                if cur.last():
+                    ts = _Q.unpack_from(cur.key())[0]
+                    last = ts if last == _LONG_MAX else max(last, ts)
+                return last
+            for k in cur.iternext(keys=True, values=False):
+                ts = _Q.unpack_from(k)[0]
+                if seen_left and seen_right:
+                    return ts
+                if k[8] == 1:
+                    seen_left = True
+                else:
+                    seen_right = True
+                last = ts if last == _LONG_MAX else max(last, ts)
+        return last
 
 
 class UserProcessorAdapter(Node):

@@ -38,11 +38,12 @@ from operator import is_, itemgetter, le, not_, truth
 from pathlib import Path
 from typing import Any, Mapping
 
+from kcli.common.clock import now_ms
 from kcli.common.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from kcli.types import OffsetAndMetadata, TopicPartition
 
-from .processors import KeyValue, PunctuationType
+from .processors import EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX, KeyValue, PunctuationType
 from .serdes import BytesSerde, StringSerde, serde_of
 from .state import StateDirectoryLocked, TaskState, changelog_topic
 from .topology import Topology
@@ -86,6 +87,9 @@ class StreamsConfig:
         "repartition.purge.interval.ms": 30000,
         "group.instance.id": None,
         "kcli.data.dir": None,
+        # StreamsConfig.InternalConfig: how often (wall-clock ms) a left/outer stream-stream join
+        # looks for the closed windows' unmatched records (Kafka's own tests set it to 0)
+        EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX: 1000,
     }
     PREFIXES = ("consumer.", "producer.", "main.consumer.", "restore.consumer.", "global.consumer.", "admin.")
     # the numbers, with Kafka's type name and lowest value (StreamsConfig's ConfigDef)
@@ -96,6 +100,7 @@ class StreamsConfig:
         "heartbeat.interval.ms": ("INT", 1), "max.poll.interval.ms": ("INT", 1),
         "transaction.timeout.ms": ("INT", 1), "linger.ms": ("LONG", 0), "replication.factor": ("INT", -1),
         "repartition.purge.interval.ms": ("LONG", 0),
+        EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX: ("LONG", 0),
     }
 
     def __init__(self, given: Mapping[str, Any] | None) -> None:
@@ -379,7 +384,7 @@ class StreamTask:
         if interval_ms < 1:
             raise ValueError("The minimum supported scheduling interval is 1 millisecond.")
         if kind == PunctuationType.WALL_CLOCK_TIME:
-            p = _Punctuation(interval_ms, kind, callback, int(time.time() * 1000) + interval_ms)
+            p = _Punctuation(interval_ms, kind, callback, self.wall_clock_ms() + interval_ms)
         else:
             p = _Punctuation(interval_ms, kind, callback, None if self.stream_time < 0 else self.stream_time + interval_ms)
         self._punctuations.append(p)
@@ -387,6 +392,10 @@ class StreamTask:
 
     def request_commit(self) -> None:
         self.commit_requested = True
+
+    def wall_clock_ms(self) -> int:
+        """The wall clock of the task's instance (what wall-clock punctuation runs on)."""
+        return self.runtime.clock()
 
     # lifecycle
     def open(self, restore_consumer) -> None:
@@ -812,7 +821,10 @@ class KafkaStreams:
     CREATED, REBALANCING, RUNNING, PENDING_SHUTDOWN, NOT_RUNNING, ERROR = (
         "CREATED", "REBALANCING", "RUNNING", "PENDING_SHUTDOWN", "NOT_RUNNING", "ERROR")
 
-    def __init__(self, topology, config: Mapping[str, Any] | None = None, *, data_dir: str | None = None) -> None:
+    def __init__(self, topology, config: Mapping[str, Any] | None = None, *, data_dir: str | None = None,
+                 clock=None) -> None:
+        # clock: the wall clock in ms (Kafka's Time; a test can pass one that moves when told)
+        self.clock = clock or now_ms
         if hasattr(topology, "build") and not isinstance(topology, Topology):
             topology = topology.build()
         self.topology: Topology = topology
@@ -1400,7 +1412,7 @@ class KafkaStreams:
                     self._poll_globals()
                     now = time.monotonic()
                     if self.tasks:
-                        wall = int(time.time() * 1000)
+                        wall = self.clock()
                         for task in self.tasks.values():
                             if task._punctuations:
                                 task.punctuate_wall_clock(wall)
