@@ -46,6 +46,18 @@ class OffsetIndex:
     def last(self, txn) -> tuple[int, int, int] | None:
         return self.lookup(txn, (1 << 63) - 1)
 
+    def entries(self, txn) -> list[tuple[int, int, int]]:
+        """Every entry of the partition, (offset, segment base, position), in offset order."""
+        out = []
+        cur = txn.cursor(db=self._db)
+        if cur.set_range(self._pk):
+            for k, v in cur:
+                if not k.startswith(self._pk) or len(k) != len(self._pk) + 8:
+                    break
+                base, pos = _POSITION.unpack(v)
+                out.append((int64_of_key(k), base, pos))
+        return out
+
     def truncate_from(self, txn, offset: int) -> None:
         """Drop entries for offsets >= offset (the log was cut back)."""
         cur = txn.cursor(db=self._db)
@@ -84,6 +96,17 @@ class TimeIndex:
         if not k.startswith(self._pk) or len(k) != len(self._pk) + 8:
             return None
         return _OFFSET.unpack(cur.value())[0]
+
+    def entries(self, txn) -> list[tuple[int, int]]:
+        """Every entry of the partition, (timestamp, offset), in timestamp order."""
+        out = []
+        cur = txn.cursor(db=self._db)
+        if cur.set_range(self._pk):
+            for k, v in cur:
+                if not k.startswith(self._pk) or len(k) != len(self._pk) + 8:
+                    break
+                out.append((int64_of_key(k), _OFFSET.unpack(v)[0]))
+        return out
 
     def truncate_from_offset(self, txn, offset: int) -> None:
         """Drop entries whose offset is >= offset (entries increase in both columns)."""
