@@ -49,13 +49,14 @@ class OffsetIndex:
     def entries(self, txn) -> list[tuple[int, int, int]]:
         """Every entry of the partition, (offset, segment base, position), in offset order."""
         out = []
+        pk, n = self._pk, len(self._pk)
+        key_of, position_of = _OFFSET.unpack_from, _POSITION.unpack
         cur = txn.cursor(db=self._db)
-        if cur.set_range(self._pk):
+        if cur.set_range(pk):
             for k, v in cur:
-                if not k.startswith(self._pk) or len(k) != len(self._pk) + 8:
+                if len(k) != n + 8 or not k.startswith(pk):
                     break
-                base, pos = _POSITION.unpack(v)
-                out.append((int64_of_key(k), base, pos))
+                out.append((key_of(k, n)[0], *position_of(v)))
         return out
 
     def truncate_from(self, txn, offset: int) -> None:
@@ -100,12 +101,14 @@ class TimeIndex:
     def entries(self, txn) -> list[tuple[int, int]]:
         """Every entry of the partition, (timestamp, offset), in timestamp order."""
         out = []
+        pk, n = self._pk, len(self._pk)
+        unpack_from = _OFFSET.unpack_from
         cur = txn.cursor(db=self._db)
-        if cur.set_range(self._pk):
+        if cur.set_range(pk):
             for k, v in cur:
-                if not k.startswith(self._pk) or len(k) != len(self._pk) + 8:
+                if len(k) != n + 8 or not k.startswith(pk):
                     break
-                out.append((int64_of_key(k), _OFFSET.unpack(v)[0]))
+                out.append((unpack_from(k, n)[0], unpack_from(v)[0]))
         return out
 
     def truncate_from_offset(self, txn, offset: int) -> None:

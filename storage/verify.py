@@ -82,7 +82,9 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
     order (``index_entries``); when given, each is checked against the segments."""
     report = PartitionReport(name)
     entries_of, past_end = _entries_by_segment(report, name, segments, log_end, offset_index)
-    timeline = _Timeline() if time_index is not None else None
+    timeline = _TimeCheck(time_index) if time_index is not None else None
+    t_next = timeline.next if timeline is not None else None  # the walk's copy of the time check's state
+    t_top = -1
     open_txns: set[int] = set()  # producers with transactional records since their last marker
     expected = None
     records_damaged = False  # deep: only the first batch with malformed records is reported
@@ -104,11 +106,12 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
         published = data[: seg.size]
         pos_end = 0
         first = True
-        starts: dict[int, rb.BatchHeader] | None = {} if entries_of.get(seg.base_offset) else None
+        wanted = {pos for _o, _b, pos in entries_of.get(seg.base_offset, ())}  # positions entries name
+        starts: dict[int, rb.BatchHeader] = {}  # the batches at those positions
         walked = True  # every published byte was walked as batches
         try:
             for pos, h in rb.iter_batches(published):
-                if starts is not None:
+                if pos in wanted:
                     starts[pos] = h
                 if first and h.base_offset != seg.base_offset:
                     report.problems.append(Problem(
@@ -119,8 +122,11 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
                     report.problems.append(Problem(
                         name, h.base_offset, pos, seg_name, f"offset gap or overlap: expected offset {expected}"))
                 actual = rb.computed_crc(published, pos, h)
-                if timeline is not None and actual == h.crc:
-                    timeline.add(h, seg_name, pos)
+                if t_next is not None and actual == h.crc:
+                    if h.base_offset + h.last_offset_delta >= t_next:
+                        t_next = timeline.reach(h, seg_name, pos, t_top)
+                    if h.max_timestamp > t_top:
+                        t_top = h.max_timestamp
                 if actual != h.crc:
                     report.problems.append(Problem(
                         name, h.base_offset, pos, seg_name, f"CRC mismatch (stored {h.crc}, computed {actual})"))
@@ -146,7 +152,7 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
                                            pos_end, seg_name, str(exc).split(": ", 1)[-1]))
             expected = None
             walked = False
-        if starts is not None:
+        if wanted:
             _check_offset_entries(report, name, seg, seg_name, entries_of[seg.base_offset], starts,
                                   pos_end if pos_end < seg.size else None)
         if not walked:
@@ -172,6 +178,7 @@ def verify_partition(name: str, directory: str, segments, log_start: int, log_en
         report.problems.append(Problem(name, log_start, 0, "-", "records between the log start offset and the first segment are missing"))
     report.problems.extend(past_end)
     if timeline is not None:
+        timeline.top = t_top
         _check_time_entries(report, name, log_end, time_index, timeline)
     return report
 
@@ -221,6 +228,11 @@ def _check_offset_entries(report: PartitionReport, name: str, seg, seg_name: str
     damaged segment stopped (its damage is reported already; entries past it are not judged)."""
     previous = None  # (offset, position) of the segment's previous entry inside its bytes
     for offset, base, pos in entries:
+        if base == seg.base_offset and pos < seg.size:
+            h = starts.get(pos)
+            if h is not None and h.base_offset + h.last_offset_delta == offset:
+                previous = (offset, pos)
+                continue
         head = f"offset index entry for offset {offset}"
         if base != seg.base_offset:
             message = f"{head} names segment {base:020d}.log, but offset {offset} is in {seg_name}"
@@ -231,9 +243,6 @@ def _check_offset_entries(report: PartitionReport, name: str, seg, seg_name: str
             continue
         else:
             h = starts.get(pos)
-            if h is not None and h.last_offset == offset:
-                previous = (offset, pos)
-                continue
             if previous is not None and pos <= previous[1]:
                 there = f"the batch of offsets {h.base_offset}..{h.last_offset}" if h is not None else "not a batch start"
                 message = (f"{head} points to position {pos} ({there}), not past position {previous[1]} of the "
@@ -247,43 +256,56 @@ def _check_offset_entries(report: PartitionReport, name: str, seg, seg_name: str
         report.problems.append(Problem(name, offset, pos, seg_name, message, "offset_index"))
 
 
-class _Timeline:
-    """The batches of the partition in offset order with the largest timestamp seen up to
-    each (CRC-valid batches only), for the time index check."""
+class _TimeCheck:
+    """What the time index check needs from the walk, gathered as the batches go by in offset
+    order (CRC-valid batches only): for each entry's offset, the largest timestamp of the
+    batches wholly at or below it, the last offset of the last of them, and where the batch
+    holding the offset is. ``verify_partition`` keeps the running maximum and the next offset
+    to reach itself, so that the common batch costs two comparisons."""
 
-    def __init__(self) -> None:
-        self.last_offsets: list[int] = []
-        self.max_timestamps: list[int] = []
-        self.where: list[tuple[str, int]] = []
+    def __init__(self, entries) -> None:
+        self.pending = sorted({offset for _ts, offset in entries})
+        self.i = 0
+        self.next = self.pending[0] if self.pending else 1 << 63  # the next entry offset to reach
+        self.top = -1  # the largest timestamp of the batches walked
+        self.found: dict[int, tuple[int, int, str, int]] = {}  # offset -> (top, last, segment, position)
 
-    def add(self, h: rb.BatchHeader, seg_name: str, pos: int) -> None:
-        if self.last_offsets and h.last_offset <= self.last_offsets[-1]:
-            return  # overlapping offsets: reported as damage already
-        top = max(h.max_timestamp, self.max_timestamps[-1] if self.max_timestamps else -1)
-        self.last_offsets.append(h.last_offset)
-        self.max_timestamps.append(top)
-        self.where.append((seg_name, pos))
+    def reach(self, h: rb.BatchHeader, seg_name: str, pos: int, top: int) -> int:
+        """A batch that ends at or past the next entry offset; ``top``: the largest timestamp
+        of the batches before it. Returns the next entry offset to reach."""
+        pending, i, found = self.pending, self.i, self.found
+        last = h.base_offset + h.last_offset_delta
+        while i < len(pending) and pending[i] < last:
+            found[pending[i]] = (top, h.base_offset - 1, seg_name, pos)
+            i += 1
+        if i < len(pending) and pending[i] == last:
+            found[last] = (max(top, h.max_timestamp), last, seg_name, pos)
+            i += 1
+        self.i = i
+        self.next = pending[i] if i < len(pending) else 1 << 63
+        return self.next
 
 
-def _check_time_entries(report: PartitionReport, name: str, log_end: int, entries, timeline: _Timeline) -> None:
+def _check_time_entries(report: PartitionReport, name: str, log_end: int, entries, timeline: _TimeCheck) -> None:
     """One problem per time index entry that does not agree with the batches (see the module)."""
     previous = None  # the last entry found good: (timestamp, offset)
+    found = timeline.found
     for timestamp, offset in entries:
+        got = found.get(offset)
+        top = got[0] if got is not None else timeline.top  # None: past the batches walked
+        if offset < log_end and (previous is None or offset > previous[1]) and top <= timestamp:
+            previous = (timestamp, offset)
+            continue
+        _top, last, seg_name, pos = got if got is not None else (top, offset, "-", -1)
         head = f"time index entry for timestamp {timestamp}"
-        i = bisect.bisect_left(timeline.last_offsets, offset)  # the batch holding the offset
-        seg_name, pos = timeline.where[i] if i < len(timeline.where) else ("-", -1)
-        upto = bisect.bisect_right(timeline.last_offsets, offset) - 1  # the batches wholly at or below it
         if offset >= log_end:
             message = f"{head} names offset {offset}, but the log ends at offset {log_end - 1}"
         elif previous is not None and offset <= previous[1]:
             message = (f"{head} names offset {offset}, not after offset {previous[1]} of the entry for the "
                        f"earlier timestamp {previous[0]} (entries out of order)")
-        elif upto >= 0 and timeline.max_timestamps[upto] > timestamp:
-            message = (f"{head} names offset {offset}, but the batches up to offset {timeline.last_offsets[upto]} "
-                       f"hold timestamp {timeline.max_timestamps[upto]}: a lookup by timestamp would skip records")
         else:
-            previous = (timestamp, offset)
-            continue
+            message = (f"{head} names offset {offset}, but the batches up to offset {last} "
+                       f"hold timestamp {top}: a lookup by timestamp would skip records")
         report.problems.append(Problem(name, offset, pos, seg_name, message, "time_index"))
 
 
