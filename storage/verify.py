@@ -212,10 +212,11 @@ def _entries_by_segment(report: PartitionReport, name: str, segments, log_end: i
             continue
         i = bisect.bisect_right(bases, offset) - 1
         if i < 0:
+            first = f"the first segment's base offset {bases[0]}" if bases else "every segment (there are none)"
             report.problems.append(Problem(
                 name, offset, pos, f"{base:020d}.log",
-                f"offset index entry for offset {offset} is below the first segment's base offset {bases[0]} "
-                "(a stale entry of a deleted segment)", "offset_index"))
+                f"offset index entry for offset {offset} is below {first} (a stale entry of a deleted segment)",
+                "offset_index"))
             continue
         out.setdefault(bases[i], []).append(entry)
     return out, past_end

@@ -233,6 +233,21 @@ def test_an_offset_index_entry_past_the_log_end_is_reported_and_removed(data_dir
         assert log.append([rb.encode_values([b"next"], T0 + 200)]).base_offset == 12
 
 
+def test_an_offset_index_entry_of_a_deleted_segment_is_reported_and_removed(data_dir, cli):
+    positions = build(data_dir, batches=12, roll_every=4)
+    with Opened(data_dir) as log:
+        assert log.delete_records_before(8) == 8
+        assert [s.base_offset for s in log.segments()] == [8]
+        put_offset_entry(log, 2, 0, positions[2])  # what retention deleted with segment 0
+    assert_reported_then_repaired(
+        data_dir, cli,
+        f"t-0: offset 2 position {positions[2]} in {SEG0}: offset index entry for offset 2 is below the first "
+        "segment's base offset 8 (a stale entry of a deleted segment)",
+        "t-0: removed offset index entries outside every segment (1 bad entry)")
+    with Opened(data_dir) as log:
+        assert [e[0] for e in offset_entries(log)] == [9, 10, 11]
+
+
 def test_kcli_log_verify_exits_1_with_one_line_per_bad_index_entry(kcli, data_dir):
     """The real entry point: exit code 1 and the problem's line; then exit code 0 after repair."""
     positions = build(data_dir)
