@@ -11,21 +11,15 @@ A missing entry is no problem: the indexes are sparse.
 
 from __future__ import annotations
 
+import json
 import os
-import struct
-import subprocess
-import sys
 import time
-
-import pytest
 
 from kcli.broker import open_broker
 from storage import record_batch as rb
-from storage.metadata import int64_key
 from storage.repair import repair_partition
 from storage.verify import index_entries, verify_data_dir, verify_partition
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEG0 = f"{0:020d}.log"
 T0 = time.time_ns() // 1_000_000 - 600_000  # batch i has timestamp T0 + 10 * i
 
@@ -300,6 +294,10 @@ def test_time_index_entries_out_of_order_or_past_the_log_end_are_reported_and_re
     ]
     code, lines = verify_cli(cli)
     assert code == 1 and lines[-3:-1] == found
+    r = cli("log", "verify", "t", "-o", "json")
+    (obj,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.exit_code == 1 and not obj["ok"]
+    assert [(p["offset"], p["index"]) for p in obj["problems"]] == [(3, "time_index"), (30, "time_index")]
     r = cli("log", "repair", "t")
     assert r.exit_code == 0 and "t-0: rebuilt the time index (2 bad entries)" in r.stdout.splitlines()
     assert problems(data_dir) == []

@@ -194,7 +194,8 @@ def verify(
             emit_json({"partition": r.partition, "segments": r.segments, "batches": r.batches,
                        "records": r.records, "ok": not r.problems,
                        "problems": [{"offset": p.offset, "position": p.position, "segment": p.segment,
-                                     "message": p.message} for p in r.problems],
+                                     "message": p.message, **({"index": p.kind} if p.kind else {})}
+                                    for p in r.problems],
                        "notes": r.notes})
     else:
         for r in reports:
