@@ -38,6 +38,7 @@ import os
 import struct
 from dataclasses import dataclass
 
+from kcli.common.errors import CorruptRecordError
 from . import record_batch as rb
 from .metadata import int64_key, int64_of_key
 from .recovery import _segment_events, damage_reason
@@ -252,17 +253,44 @@ def rebuild_index_entries(log, *, dry_run: bool = False, skip=frozenset()) -> li
         if seg.base_offset not in per_segment:
             continue
         end_offset = segments[i + 1].base_offset if i + 1 < len(segments) else state.log_end_offset
-        fd = os.open(segment_path(log.dir, seg.base_offset), os.O_RDONLY)
-        try:
-            data = read_range(fd, 0, seg.size)
-        finally:
-            os.close(fd)
+        batches = list(_batch_headers(log, seg))
         with log.store.write() as txn:
-            _index_segment(log, txn, seg, data, end_offset, interval)
+            _index_segment(log, txn, seg, batches, seg.size, end_offset, interval)
     if bad_times:
         _rebuild_time_index(log)
     log._tail_checked = False  # a new process's tail check starts at the last entry: check again
     return out
+
+
+def _batch_headers(log, seg, chunk: int = 8 << 20):
+    """(position, header) of each batch of a published segment, read a chunk at a time; stops
+    at the first batch that cannot be read (the byte repair dealt with damage before)."""
+    try:
+        fd = os.open(segment_path(log.dir, seg.base_offset), os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        pos = 0
+        while pos + rb.HEADER_SIZE <= seg.size:
+            buf = read_range(fd, pos, min(seg.size, pos + chunk))
+            consumed = 0
+            try:
+                for at, h in rb.iter_batches(buf):
+                    yield pos + at, h
+                    consumed = at + h.size
+            except CorruptRecordError:
+                return
+            if consumed == 0:  # one batch larger than the chunk
+                if len(buf) < rb.HEADER_SIZE:
+                    return
+                h = rb.read_header(buf)
+                if h.size <= 0 or pos + h.size > seg.size:
+                    return
+                yield pos, h
+                consumed = h.size
+            pos += consumed
+    finally:
+        os.close(fd)
 
 
 def _rebuild_time_index(log) -> None:
@@ -274,15 +302,7 @@ def _rebuild_time_index(log) -> None:
     entries = []
     top = last_entry = -1
     for seg in segments:
-        try:
-            fd = os.open(segment_path(log.dir, seg.base_offset), os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            data = read_range(fd, 0, seg.size)
-        finally:
-            os.close(fd)
-        for _pos, h in rb.iter_batches(data):
+        for _pos, h in _batch_headers(log, seg):
             top = max(top, h.max_timestamp)
             if h.last_offset in indexed and top > last_entry:
                 entries.append((top, h.last_offset))
@@ -373,12 +393,13 @@ def _publish_repaired(log, seg, data: bytes, end_offset: int, interval: int, dro
     with log.store.write() as txn:
         for first, last in dropped:
             log.producer_state.txn_index.forget_markers_in(txn, seg.base_offset, first, last)
-        _index_segment(log, txn, seg, data, end_offset, interval)
+        _index_segment(log, txn, seg, rb.iter_batches(data), len(data), end_offset, interval)
 
 
-def _index_segment(log, txn, seg, data: bytes, end_offset: int, interval: int) -> None:
+def _index_segment(log, txn, seg, batches, size: int, end_offset: int, interval: int) -> None:
     """Replace the offset index entries of a segment (offsets ``seg.base_offset`` up to
-    ``end_offset``) by those an append of ``data`` writes; publish its size and stats."""
+    ``end_offset``) by those an append of ``batches`` ((position, header) in order) writes;
+    publish its size and stats."""
     idx = log.offset_index
     cur = txn.cursor(db=idx._db)
     if cur.set_range(int64_key(idx._pk, seg.base_offset)):
@@ -388,13 +409,13 @@ def _index_segment(log, txn, seg, data: bytes, end_offset: int, interval: int) -
                 break
     since = 0
     last = -1
-    for pos, h in rb.iter_batches(data):
+    for pos, h in batches:
         if since > interval:
             idx.add(txn, h.last_offset, seg.base_offset, pos)
             since = 0
         since += h.size
         last = h.last_offset
-    seg.size = len(data)
+    seg.size = size
     seg.bytes_since_index = since
     if last >= 0:
         seg.last_offset = last
