@@ -46,6 +46,19 @@ class OffsetIndex:
     def last(self, txn) -> tuple[int, int, int] | None:
         return self.lookup(txn, (1 << 63) - 1)
 
+    def entries(self, txn) -> list[tuple[int, int, int]]:
+        """Every entry of the partition, (offset, segment base, position), in offset order."""
+        out = []
+        pk, n = self._pk, len(self._pk)
+        key_of, position_of = _OFFSET.unpack_from, _POSITION.unpack
+        cur = txn.cursor(db=self._db)
+        if cur.set_range(pk):
+            for k, v in cur:
+                if len(k) != n + 8 or not k.startswith(pk):
+                    break
+                out.append((key_of(k, n)[0], *position_of(v)))
+        return out
+
     def truncate_from(self, txn, offset: int) -> None:
         """Drop entries for offsets >= offset (the log was cut back)."""
         cur = txn.cursor(db=self._db)
@@ -84,6 +97,19 @@ class TimeIndex:
         if not k.startswith(self._pk) or len(k) != len(self._pk) + 8:
             return None
         return _OFFSET.unpack(cur.value())[0]
+
+    def entries(self, txn) -> list[tuple[int, int]]:
+        """Every entry of the partition, (timestamp, offset), in timestamp order."""
+        out = []
+        pk, n = self._pk, len(self._pk)
+        unpack_from = _OFFSET.unpack_from
+        cur = txn.cursor(db=self._db)
+        if cur.set_range(pk):
+            for k, v in cur:
+                if len(k) != n + 8 or not k.startswith(pk):
+                    break
+                out.append((unpack_from(k, n)[0], unpack_from(v)[0]))
+        return out
 
     def truncate_from_offset(self, txn, offset: int) -> None:
         """Drop entries whose offset is >= offset (entries increase in both columns)."""

@@ -22,14 +22,23 @@ goes too, so a retry of one is written again at a new offset rather than answere
 duplicate of records the log no longer holds. A published segment whose file is missing
 becomes one gap batch in a new file; an ABORT marker whose aborted-transaction index entry
 was lost gets it back (``restore_aborted_entries``).
+
+Offset and time index entries that ``kcli log verify`` finds bad (they no longer say what the
+segment files hold; no record is lost) are rebuilt from the segment files
+(``rebuild_index_entries``): the offset index entries of each segment holding a bad one, as an
+append writes them (``index.interval.bytes``); entries outside every segment are removed; the
+time index of the partition, at the offset index entries' batches, with the largest timestamp
+seen up to each (Kafka's TimeIndex).
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from dataclasses import dataclass
 
+from kcli.common.errors import CorruptRecordError
 from . import record_batch as rb
 from .metadata import int64_key, int64_of_key
 from .recovery import _segment_events, damage_reason
@@ -126,9 +135,27 @@ def plan_segment(buf, base: int, end_offset: int) -> tuple[list, list[tuple[int,
     return pieces, damaged
 
 
-def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
+@dataclass
+class RebuiltIndex:
+    partition: str
+    index: str  # "offset index" or "time index"
+    segment: str  # the segment whose entries were rebuilt; "-" for the time index or stray entries
+    bad_entries: int
+
+    def __str__(self) -> str:
+        entries = f"{self.bad_entries} bad entr{'y' if self.bad_entries == 1 else 'ies'}"
+        if self.segment == "-":
+            what = "the time index" if self.index == "time index" else "offset index entries outside every segment"
+            verb = "rebuilt" if self.index == "time index" else "removed"
+            return f"{self.partition}: {verb} {what} ({entries})"
+        return f"{self.partition}: rebuilt the {self.index} entries of {self.segment} ({entries})"
+
+
+def repair_partition(log, *, dry_run: bool = False, rebuilt: list | None = None) -> list[DroppedRange]:
     """Replace every damaged range of the partition's published segments by a gap batch;
-    returns what was dropped (nothing when the partition is healthy)."""
+    returns what was dropped (nothing when the partition is healthy). Bad offset and time
+    index entries are rebuilt too (``rebuild_index_entries``); what was rebuilt (or would be,
+    with ``dry_run``) is appended to ``rebuilt``, a list of RebuiltIndex, when given."""
     out: list[DroppedRange] = []
     config = log._config_source()
     with log._partition_lock():
@@ -176,7 +203,114 @@ def repair_partition(log, *, dry_run: bool = False) -> list[DroppedRange]:
             log._tail_checked = False  # the next append checks the tail again
         if not dry_run:
             restore_aborted_entries(log)
+        mended = rebuild_index_entries(log, dry_run=dry_run, skip={d.segment for d in out})
+        if rebuilt is not None:
+            rebuilt.extend(mended)
     return out
+
+
+def rebuild_index_entries(log, *, dry_run: bool = False, skip=frozenset()) -> list[RebuiltIndex]:
+    """Rebuild the offset index entries of every segment where ``verify_partition`` finds a bad
+    one, remove entries outside every segment, and rebuild the time index when one of its
+    entries is bad. Called with the partition lock held; ``skip``: segment file names whose
+    damaged bytes a dry run would repair (their entries are rebuilt with them)."""
+    from .verify import index_entries, verify_partition
+
+    with log.store.read() as txn:
+        state = log.state(txn)
+        segments = log.store.segments(txn, log.topic, log.partition)
+        indexes = index_entries(log.store, txn, log.topic, log.partition)
+    report = verify_partition(log.name, log.dir, segments, state.log_start_offset, state.log_end_offset, **indexes)
+    bad = [p for p in report.problems if p.kind]
+    if not bad:
+        return []
+    bases = [s.base_offset for s in segments]
+    per_segment: dict[int, int] = {}
+    stray = []
+    bad_times = 0
+    for p in bad:
+        if p.kind == "time_index":
+            bad_times += 1
+            continue
+        i = bisect.bisect_right(bases, p.offset) - 1
+        if i < 0 or p.offset >= state.log_end_offset:
+            stray.append(p.offset)
+        elif f"{bases[i]:020d}.log" not in skip:
+            per_segment[bases[i]] = per_segment.get(bases[i], 0) + 1
+    out = [RebuiltIndex(log.name, "offset index", f"{b:020d}.log", n) for b, n in sorted(per_segment.items())]
+    if stray:
+        out.append(RebuiltIndex(log.name, "offset index", "-", len(stray)))
+    if bad_times:
+        out.append(RebuiltIndex(log.name, "time index", "-", bad_times))
+    if dry_run:
+        return out
+    interval = log._config_source()["index.interval.bytes"]
+    if stray:
+        with log.store.write() as txn:
+            for offset in stray:
+                txn.delete(int64_key(log.offset_index._pk, offset), db=log.offset_index._db)
+    for i, seg in enumerate(segments):
+        if seg.base_offset not in per_segment:
+            continue
+        end_offset = segments[i + 1].base_offset if i + 1 < len(segments) else state.log_end_offset
+        batches = list(_batch_headers(log, seg))
+        with log.store.write() as txn:
+            _index_segment(log, txn, seg, batches, seg.size, end_offset, interval)
+    if bad_times:
+        _rebuild_time_index(log)
+    log._tail_checked = False  # a new process's tail check starts at the last entry: check again
+    return out
+
+
+def _batch_headers(log, seg, chunk: int = 8 << 20):
+    """(position, header) of each batch of a published segment, read a chunk at a time; stops
+    at the first batch that cannot be read (the byte repair dealt with damage before)."""
+    try:
+        fd = os.open(segment_path(log.dir, seg.base_offset), os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        pos = 0
+        while pos + rb.HEADER_SIZE <= seg.size:
+            buf = read_range(fd, pos, min(seg.size, pos + chunk))
+            consumed = 0
+            try:
+                for at, h in rb.iter_batches(buf):
+                    yield pos + at, h
+                    consumed = at + h.size
+            except CorruptRecordError:
+                return
+            if consumed == 0:  # one batch larger than the chunk
+                if len(buf) < rb.HEADER_SIZE:
+                    return
+                h = rb.read_header(buf)
+                if h.size <= 0 or pos + h.size > seg.size:
+                    return
+                yield pos, h
+                consumed = h.size
+            pos += consumed
+    finally:
+        os.close(fd)
+
+
+def _rebuild_time_index(log) -> None:
+    """The partition's time index again from its segments: at the batch of each offset index
+    entry, the largest timestamp seen up to it, when it grows (what an append writes)."""
+    with log.store.read() as txn:
+        segments = log.store.segments(txn, log.topic, log.partition)
+        indexed = {offset for offset, _base, _pos in log.offset_index.entries(txn)}
+    entries = []
+    top = last_entry = -1
+    for seg in segments:
+        for _pos, h in _batch_headers(log, seg):
+            top = max(top, h.max_timestamp)
+            if h.last_offset in indexed and top > last_entry:
+                entries.append((top, h.last_offset))
+                last_entry = top
+    with log.store.write() as txn:
+        log.time_index.delete_below_offset(txn, (1 << 63) - 1)
+        for ts, offset in entries:
+            log.time_index.add(txn, ts, offset)
 
 
 def restore_aborted_entries(log) -> list[tuple[int, int, int, int, int]]:
@@ -256,35 +390,43 @@ def _rebuild_producers(log, ranges) -> None:
 def _publish_repaired(log, seg, data: bytes, end_offset: int, interval: int, dropped) -> None:
     """New size and offset index entries of a rewritten segment (its offsets are unchanged);
     aborted-transaction entries whose ABORT marker was dropped go, in the same transaction."""
-    idx = log.offset_index
     with log.store.write() as txn:
         for first, last in dropped:
             log.producer_state.txn_index.forget_markers_in(txn, seg.base_offset, first, last)
-        cur = txn.cursor(db=idx._db)
-        if cur.set_range(int64_key(idx._pk, seg.base_offset)):
-            while cur.key().startswith(idx._pk) and len(cur.key()) == len(idx._pk) + 8 \
-                    and int64_of_key(cur.key()) < end_offset:
-                if not cur.delete():
-                    break
-        since = 0
-        last = -1
-        for pos, h in rb.iter_batches(data):
-            if since > interval:
-                idx.add(txn, h.last_offset, seg.base_offset, pos)
-                since = 0
-            since += h.size
-            last = h.last_offset
-        seg.size = len(data)
-        seg.bytes_since_index = since
-        if last >= 0:
-            seg.last_offset = last
-        log.store.put_segment(txn, log.topic, log.partition, seg)
+        _index_segment(log, txn, seg, rb.iter_batches(data), len(data), end_offset, interval)
+
+
+def _index_segment(log, txn, seg, batches, size: int, end_offset: int, interval: int) -> None:
+    """Replace the offset index entries of a segment (offsets ``seg.base_offset`` up to
+    ``end_offset``) by those an append of ``batches`` ((position, header) in order) writes;
+    publish its size and stats."""
+    idx = log.offset_index
+    cur = txn.cursor(db=idx._db)
+    if cur.set_range(int64_key(idx._pk, seg.base_offset)):
+        while cur.key().startswith(idx._pk) and len(cur.key()) == len(idx._pk) + 8 \
+                and int64_of_key(cur.key()) < end_offset:
+            if not cur.delete():
+                break
+    since = 0
+    last = -1
+    for pos, h in batches:
+        if since > interval:
+            idx.add(txn, h.last_offset, seg.base_offset, pos)
+            since = 0
+        since += h.size
+        last = h.last_offset
+    seg.size = size
+    seg.bytes_since_index = since
+    if last >= 0:
+        seg.last_offset = last
+    log.store.put_segment(txn, log.topic, log.partition, seg)
 
 
 def repair_data_dir(root: str, topic: str, partition: int | None = None, *,
-                    dry_run: bool = False) -> tuple[list[str], list[DroppedRange]]:
+                    dry_run: bool = False, rebuilt: list | None = None) -> tuple[list[str], list[DroppedRange]]:
     """Repair one topic (or one partition of it) of a data directory. Returns (the
-    partitions looked at, what was dropped). Raises UNKNOWN_TOPIC_OR_PARTITION."""
+    partitions looked at, what was dropped); the index entries rebuilt go to ``rebuilt``
+    (RebuiltIndex), when given. Raises UNKNOWN_TOPIC_OR_PARTITION."""
     from kcli.common.errors import UnknownTopicOrPartitionError
 
     from .layout import DataDir
@@ -307,7 +449,7 @@ def repair_data_dir(root: str, topic: str, partition: int | None = None, *,
         for p in [partition] if partition is not None else range(t.partitions):
             log = PartitionLog(store, topic, p, datadir.partition_dir(topic, p), lambda: configs)
             try:
-                dropped.extend(repair_partition(log, dry_run=dry_run))
+                dropped.extend(repair_partition(log, dry_run=dry_run, rebuilt=rebuilt))
             finally:
                 log.close()
             looked.append(log.name)

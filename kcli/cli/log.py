@@ -181,7 +181,8 @@ def verify(
 ) -> None:
     """Check every batch's CRC and offset continuity; exit code 1 if anything is wrong.
 
-    Each problem names the partition, offset, file position and segment.
+    Each problem names the partition, offset, file position and segment. The offset and
+    time index entries and the aborted-transaction index are checked against the segments.
     """
     check_output(output)
     from storage.verify import verify_data_dir
@@ -193,7 +194,8 @@ def verify(
             emit_json({"partition": r.partition, "segments": r.segments, "batches": r.batches,
                        "records": r.records, "ok": not r.problems,
                        "problems": [{"offset": p.offset, "position": p.position, "segment": p.segment,
-                                     "message": p.message} for p in r.problems],
+                                     "message": p.message, **({"index": p.kind} if p.kind else {})}
+                                    for p in r.problems],
                        "notes": r.notes})
     else:
         for r in reports:
@@ -223,21 +225,31 @@ def repair(
 
     Says exactly which offsets it drops. The log end offset stays where it was: the dropped
     offsets become a gap and are never given out again. The dropped bytes are kept beside
-    the segment (<segment>.log.dropped-<position>).
+    the segment (<segment>.log.dropped-<position>). Bad offset or time index entries are
+    rebuilt from the segment files.
     """
     check_output(output)
     from storage.repair import repair_data_dir
 
-    looked, dropped = repair_data_dir(data_dir(ctx), topic, partition, dry_run=dry_run)
+    rebuilt: list = []
+    looked, dropped = repair_data_dir(data_dir(ctx), topic, partition, dry_run=dry_run, rebuilt=rebuilt)
     if output == "json":
         for d in dropped:
             emit_json({"partition": d.partition, "segment": d.segment, "first_offset": d.first_offset,
                        "last_offset": d.last_offset, "position": d.position, "bytes": d.size,
                        "reason": d.reason, "kept_in": d.kept_in, "dry_run": dry_run})
+        for r in rebuilt:
+            emit_json({"partition": r.partition, "rebuilt": r.index, "segment": r.segment,
+                       "bad_entries": r.bad_entries, "dry_run": dry_run})
         return
     verb = "would drop" if dry_run else "dropped"
     for d in dropped:
         sys.stdout.write(str(d).replace(": dropped ", f": {verb} ", 1) + "\n")
+    for r in rebuilt:
+        line = str(r)
+        if dry_run:
+            line = line.replace(": rebuilt ", ": would rebuild ", 1).replace(": removed ", ": would remove ", 1)
+        sys.stdout.write(line + "\n")
     offsets = sum(d.last_offset - d.first_offset + 1 for d in dropped)
     sys.stdout.write(f"checked {len(looked)} partition(s): {verb} {offsets} offset(s) in {len(dropped)} range(s)\n")
 
