@@ -13,8 +13,6 @@ with ``record.key``, ``.value``, ``.timestamp``, ``.headers``, ``close()``; the 
 from __future__ import annotations
 
 import logging
-import struct
-import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable, NamedTuple
 
@@ -699,11 +697,6 @@ class _JoinTimeTracker:
         self.next_time_to_emit = 0
 
 
-# one tracker per outer-join store instance, i.e. per join and task (both sides get that store)
-_TRACKERS: "weakref.WeakKeyDictionary[Any, _JoinTimeTracker]" = weakref.WeakKeyDictionary()
-_Q = struct.Struct(">q")
-
-
 class StreamStreamJoinNode(Node):
     """One side of a windowed KStream-KStream inner join: the record is kept in this side's
     window store and joined with the other side's records of the same key whose time lies
@@ -725,9 +718,10 @@ class StreamStreamJoinNode(Node):
         self.theirs = task.store(self.other_store)
         self.outer = task.store(self.outer_store) if self.outer_store else None
         if self.outer is not None:
-            tracker = _TRACKERS.get(self.outer)
+            # one tracker per join and task: both sides get the same outer-join store
+            tracker = self.outer.join_tracker
             if tracker is None:
-                tracker = _TRACKERS[self.outer] = _JoinTimeTracker()
+                tracker = self.outer.join_tracker = _JoinTimeTracker()
             runtime = getattr(task, "runtime", None)
             if runtime is not None:
                 tracker.emit_interval_ms = int(runtime.config[EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX])
@@ -800,24 +794,21 @@ class StreamStreamJoinNode(Node):
         in the store now is exactly the open entries, so walking those is enough (and when
         only one side keeps records there, as in a left join, the walk never stops early: the
         last entry's time is the answer)."""
-        outer = self.outer
         seen_left = seen_right = False
         last = last_emitted
-        with outer.state.txn.cursor(db=outer.db) as cur:
-            if not (self.this_outer and self.other_outer):
-                if cur.last():
-                    ts = _Q.unpack_from(cur.key())[0]
-                    last = ts if last == _LONG_MAX else max(last, ts)
-                return last
-            for k in cur.iternext(keys=True, values=False):
-                ts = _Q.unpack_from(k)[0]
-                if seen_left and seen_right:
-                    return ts
-                if k[8] == 1:
-                    seen_left = True
-                else:
-                    seen_right = True
+        if not (self.this_outer and self.other_outer):
+            ts = self.outer.last_time()
+            if ts is not None:
                 last = ts if last == _LONG_MAX else max(last, ts)
+            return last
+        for ts, left in self.outer.entry_times():
+            if seen_left and seen_right:
+                return ts
+            if left:
+                seen_left = True
+            else:
+                seen_right = True
+            last = ts if last == _LONG_MAX else max(last, ts)
         return last
 
 

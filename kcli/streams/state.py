@@ -366,6 +366,7 @@ class OuterJoinStore(_Store):
         self._kser, self._kde = key_serde.serialize, key_serde.deserialize
         self._serdes = {1: left_serde, 0: right_serde}
         self._seq = int(time.time() * 1000) & 0x7FFFFFFF
+        self.join_tracker = None  # what the join's two sides share about this store (the join sets it)
 
     def put_entry(self, key, ts: int, value, left: bool) -> None:
         self._seq = (self._seq + 1) & 0xFFFFFFFF
@@ -387,6 +388,17 @@ class OuterJoinStore(_Store):
                 ok = cur.next()
         for k in doomed:
             self._raw_put(k, None, ts)
+
+    def entry_times(self):
+        """(time, left) of every entry, in the store's order: by time, then right before left."""
+        with self.state.txn.cursor(db=self.db) as cur:
+            for k in cur.iternext(keys=True, values=False):
+                yield _Q.unpack_from(k)[0], k[8] == 1
+
+    def last_time(self) -> int | None:
+        """The time of the latest entry (None for an empty store)."""
+        with self.state.txn.cursor(db=self.db) as cur:
+            return _Q.unpack_from(cur.key())[0] if cur.last() else None
 
     def expired(self, left_limit: int, right_limit: int):
         """Remove and return (key, ts, value, left) of the entries whose window has closed:
