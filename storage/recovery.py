@@ -94,14 +94,17 @@ def recover_active_segment(log, state: PartitionState, seg: SegmentInfo, fd: int
     if valid_end >= seg.size:
         adopt = [h for pos, h in batches if start + pos >= seg.size]
         if adopt:
+            # the markers' types, read before _index_batches moves seg.size past them (an
+            # adopted ABORT marker without its type would close its transaction with no
+            # aborted-transaction index entry: read_committed readers would return its records)
+            markers = {h.base_offset: rb.control_type_of(rb.decode_records(buf, pos, h)[0].key)
+                       for pos, h in batches if h.is_control and start + pos >= seg.size}
             with log.store.write() as txn:
                 log._index_batches(txn, state, seg, adopt, seg.size, log._config_source()["index.interval.bytes"])
                 state.log_end_offset = adopt[-1].next_offset
                 state.high_watermark = state.log_end_offset
                 log.store.put_segment(txn, log.topic, log.partition, seg)
                 log.store.put_partition_state(txn, log.topic, log.partition, state)
-                markers = {h.base_offset: rb.control_type_of(rb.decode_records(buf, pos, h)[0].key)
-                           for pos, h in batches if h.is_control and start + pos >= seg.size}
                 log.producer_state.update(txn, adopt, log.clock(), markers,  # their retries are duplicates
                                           segment_base=seg.base_offset)
             changed = True

@@ -349,6 +349,33 @@ def test_repair_finds_the_open_transaction_begun_in_an_older_segment(data_dir):
 # -- the epoch-bump sequence rule ----------------------------------------------------------
 
 
+def test_abort_marker_adopted_by_recovery_gets_its_index_entry(broker, log, data_dir):
+    """A coordinator that died after writing an ABORT marker's bytes, before publishing them:
+    the next append adopts the marker, and the aborted transaction must go to the index as it
+    would have (else read_committed readers return the aborted records)."""
+    pid, epoch = broker.init_producer_id()
+    log.append([txn_batch(["x0", "x1"], pid, epoch, 0)])  # offsets 0-1
+    marker = rb.encode_control_batch(rb.ABORT, producer_id=pid, producer_epoch=epoch, timestamp=now_ms(),
+                                     base_offset=2)
+    with open(active_path(log), "ab") as f:
+        f.write(marker)  # offset 2, left unpublished
+    log.append([plain_batch(["after"])])  # offset 3: recovery adopts the marker first
+    assert index_entries(log) == [(0, pid, 0, 2, 3)]
+    assert read_committed_values(data_dir, "t") == [b"after"]
+
+
+def test_commit_marker_adopted_by_recovery_writes_no_index_entry(broker, log, data_dir):
+    pid, epoch = broker.init_producer_id()
+    log.append([txn_batch(["c0"], pid, epoch, 0)])
+    marker = rb.encode_control_batch(rb.COMMIT, producer_id=pid, producer_epoch=epoch, timestamp=now_ms(),
+                                     base_offset=1)
+    with open(active_path(log), "ab") as f:
+        f.write(marker)
+    log.append([plain_batch(["after"])])
+    assert index_entries(log) == []
+    assert read_committed_values(data_dir, "t") == [b"c0", b"after"]
+
+
 def test_first_batch_after_a_marker_bumped_the_epoch_must_have_sequence_zero(broker, log):
     pid, epoch = broker.init_producer_id()
     produce(broker, "t", 0, [txn_batch(["a", "b", "c"], pid, epoch, 0)])  # sequences 0-2
