@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from enum import Enum
 from itertools import chain, compress, groupby, islice, repeat
 from operator import is_, itemgetter, le, not_, truth
 from pathlib import Path
@@ -56,7 +57,105 @@ class MissingSourceTopicError(UnknownTopicOrPartitionError):
 
     name = "MissingSourceTopicException"
 
-__all__ = ["KafkaStreams", "StreamsConfig"]
+class IllegalStateError(KafkaError):
+    """Java's IllegalStateException, as Kafka Streams throws it: a call the instance's state does
+    not allow (a state listener set after start(), clean_up() while running)."""
+
+    name = "IllegalStateException"
+
+
+class State(str, Enum):
+    """Kafka Streams' ``KafkaStreams.State``: each state and the states it may move to.
+
+    CREATED -> REBALANCING (start) or PENDING_SHUTDOWN (close); REBALANCING -> RUNNING,
+    PENDING_SHUTDOWN or PENDING_ERROR; RUNNING -> REBALANCING, RUNNING, PENDING_SHUTDOWN or
+    PENDING_ERROR; PENDING_SHUTDOWN -> NOT_RUNNING; PENDING_ERROR -> ERROR; NOT_RUNNING and
+    ERROR are final. A state compares equal to its name, and calling it gives itself, so
+    ``streams.state()`` (Kafka's accessor) and ``streams.state == "RUNNING"`` both read it."""
+
+    CREATED = "CREATED"
+    REBALANCING = "REBALANCING"
+    RUNNING = "RUNNING"
+    PENDING_SHUTDOWN = "PENDING_SHUTDOWN"
+    NOT_RUNNING = "NOT_RUNNING"
+    PENDING_ERROR = "PENDING_ERROR"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __call__(self) -> "State":
+        return self
+
+    def has_not_started(self) -> bool:
+        return self is State.CREATED
+
+    def is_running_or_rebalancing(self) -> bool:
+        return self in (State.RUNNING, State.REBALANCING)
+
+    def is_shutting_down(self) -> bool:
+        return self in (State.PENDING_SHUTDOWN, State.PENDING_ERROR)
+
+    def has_completed_shutdown(self) -> bool:
+        return self in (State.NOT_RUNNING, State.ERROR)
+
+    def has_started_or_finished_shutting_down(self) -> bool:
+        return self.is_shutting_down() or self.has_completed_shutdown()
+
+    def is_valid_transition(self, new: "State") -> bool:
+        return State(new) in _TRANSITIONS[self]
+
+
+_TRANSITIONS = {
+    State.CREATED: (State.REBALANCING, State.PENDING_SHUTDOWN),
+    State.REBALANCING: (State.RUNNING, State.PENDING_SHUTDOWN, State.PENDING_ERROR),
+    State.RUNNING: (State.REBALANCING, State.RUNNING, State.PENDING_SHUTDOWN, State.PENDING_ERROR),
+    State.PENDING_SHUTDOWN: (State.NOT_RUNNING,),
+    State.NOT_RUNNING: (),
+    State.PENDING_ERROR: (State.ERROR,),
+    State.ERROR: (),
+}
+
+# what an instance keeps in its state directory across clean_up() (Kafka's StateDirectory keeps
+# the process file; the lock is ours)
+_KEPT = (".instance.lock", "kafka-streams-process-metadata")
+
+
+def clean_state_directory(directory) -> list[str]:
+    """Delete one instance's local state (its task directories, status) under ``directory``,
+    keeping its process id, as Kafka's StateDirectory.clean does; the names deleted. Raises
+    StateDirectoryLocked while an instance holds the directory."""
+
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    fd = os.open(d / ".instance.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateDirectoryLocked(f"state directory {d} is in use by a running instance") from None
+        return _clean_locked(d)
+    finally:
+        os.close(fd)
+
+
+def _clean_locked(d: Path) -> list[str]:
+    import shutil
+
+    gone = []
+    for entry in sorted(d.iterdir()):
+        if entry.name in _KEPT:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        gone.append(entry.name)
+    return gone
+
+
+__all__ = ["KafkaStreams", "StreamsConfig", "State"]
 
 AT_LEAST_ONCE = "at_least_once"
 EXACTLY_ONCE_V2 = "exactly_once_v2"
@@ -818,8 +917,10 @@ def _strings(xs):
 
 
 class KafkaStreams:
-    CREATED, REBALANCING, RUNNING, PENDING_SHUTDOWN, NOT_RUNNING, ERROR = (
-        "CREATED", "REBALANCING", "RUNNING", "PENDING_SHUTDOWN", "NOT_RUNNING", "ERROR")
+    State = State
+    CREATED, REBALANCING, RUNNING, PENDING_SHUTDOWN, NOT_RUNNING, PENDING_ERROR, ERROR = (
+        State.CREATED, State.REBALANCING, State.RUNNING, State.PENDING_SHUTDOWN, State.NOT_RUNNING,
+        State.PENDING_ERROR, State.ERROR)
 
     def __init__(self, topology, config: Mapping[str, Any] | None = None, *, data_dir: str | None = None,
                  clock=None) -> None:
@@ -840,7 +941,9 @@ class KafkaStreams:
         self.timestamp_extractor = c["default.timestamp.extractor"]
         # the cache budget as entries (about 100 bytes an entry, shared by the thread's stores)
         self.cache_entries = int(c["statestore.cache.max.bytes"]) // 100
-        self.state = self.CREATED
+        # the instance's State; ``state()`` reads it as Kafka's accessor does
+        self.state: State = State.CREATED
+        self._state_lock = threading.Condition()
         self.tasks: dict[str, StreamTask] = {}
         self.global_stores: dict[str, dict] = {}
         self.error: BaseException | None = None
@@ -855,7 +958,7 @@ class KafkaStreams:
         self.batched_records = 0  # records that went through a batch plan
         self.collector = None
         self.commits = 0
-        self.on_state_change = None
+        self.on_state_change = None  # the state listener: fn(new_state, old_state)
         self._uncaught_exception_handler = None
         self._subs = topology.sub_topologies()
         self._lock_fd = None
@@ -885,6 +988,8 @@ class KafkaStreams:
         return Admin(self.data_dir, create=create)
 
     def _claim_state_dir(self) -> None:
+        if self._lock_fd is not None:  # claimed already (clean_up() before start())
+            return
         base = self.config["state.dir"]
         if base:
             d = Path(base) / self.app_id
@@ -1375,10 +1480,36 @@ class KafkaStreams:
                 self.consumer.seek_to_beginning(tp)
         self._create_tasks(assigned)
 
-    def _set_state(self, state: str) -> None:
-        old, self.state = self.state, state
-        if old != state and self.on_state_change is not None:
-            self.on_state_change(state, old)
+    def _set_state(self, state) -> bool:
+        """Move to ``state`` as Kafka's KafkaStreams.setState does: False (and no change) for the
+        moves it ignores (anything but NOT_RUNNING once shutting down, anything but ERROR once
+        failing, REBALANCING again, a second close); IllegalStateException for a move the
+        State does not allow. The listener hears each change, outside the lock."""
+        new = State(state)
+        with self._state_lock:
+            old = self.state
+            if old is State.PENDING_SHUTDOWN and new is not State.NOT_RUNNING:
+                return False
+            if old is State.NOT_RUNNING and new in (State.PENDING_SHUTDOWN, State.NOT_RUNNING):
+                return False
+            if old is State.REBALANCING and new is State.REBALANCING:
+                return False
+            if old is State.ERROR and new in (State.PENDING_ERROR, State.ERROR):
+                return False
+            if old is State.PENDING_ERROR and new is not State.ERROR:
+                return False
+            if not old.is_valid_transition(new):
+                raise IllegalStateError(f"Stream-client {getattr(self, 'client_id', self.app_id)}: "
+                                        f"Unexpected state transition from {old} to {new}")
+            self.state = new
+            self._state_lock.notify_all()
+        if old is not new and self.on_state_change is not None:
+            self.on_state_change(new, old)
+        return True
+
+    def _wait_for_state(self, wanted, timeout: float | None) -> bool:
+        with self._state_lock:
+            return self._state_lock.wait_for(lambda: self.state in wanted, timeout)
 
     def _run(self) -> None:
         try:
@@ -1438,11 +1569,13 @@ class KafkaStreams:
                 log.error("stream thread died: %s", e)
             else:  # the application's own code, most often: where it failed
                 log.exception("stream thread died")
+            self._set_state(State.PENDING_ERROR)  # ignored while close() is under way
             try:
                 self._shutdown(clean=False)
             except Exception:  # noqa: BLE001
                 pass
-            self._set_state(self.ERROR)
+            # a thread that dies while the instance closes ends it NOT_RUNNING, as in Kafka
+            self._set_state(State.NOT_RUNNING if self.state is State.PENDING_SHUTDOWN else State.ERROR)
 
     def _shutdown(self, clean: bool) -> None:
         if self.collector is None:
@@ -1501,32 +1634,91 @@ class KafkaStreams:
     def set_uncaught_exception_handler(self, handler) -> None:
         """``handler(exception)`` is called when the stream thread dies, instead of the
         log record it writes otherwise; the instance then shuts down (Kafka Streams'
-        SHUTDOWN_CLIENT) and ``error`` holds the exception. Call before ``start()``."""
+        SHUTDOWN_CLIENT: PENDING_ERROR, then ERROR) and ``error`` holds the exception. Call
+        before ``start()``."""
         if self.state != self.CREATED:
-            raise KafkaError(f"KafkaStreams is {self.state}; set the handler before start()")
+            raise IllegalStateError("Can only set UncaughtExceptionHandler before calling start(). "
+                                    f"Current state is: {self.state}")
         self._uncaught_exception_handler = handler
 
+    def set_state_listener(self, listener) -> None:
+        """``listener(new_state, old_state)`` hears every change of ``state()`` (Kafka's
+        StateListener.onChange), called from the thread that makes the change. Only before
+        ``start()``, as in Kafka."""
+        with self._state_lock:
+            if not self.state.has_not_started():
+                raise IllegalStateError("Can only set StateListener before calling start(). "
+                                        f"Current state is: {self.state}")
+            self.on_state_change = listener
+
+    def _start_state(self) -> None:
+        try:
+            started = self.state is State.CREATED and self._set_state(State.REBALANCING)
+        except IllegalStateError:
+            started = False
+        if not started:
+            raise IllegalStateError("The client is either already started or already stopped, cannot re-start")
+
     def start(self) -> "KafkaStreams":
-        if self.state != self.CREATED:
-            raise KafkaError(f"KafkaStreams is {self.state}; start() only once")
-        self._set_state(self.REBALANCING)
+        self._start_state()
         self._thread = threading.Thread(target=self._run, name=f"{self.app_id}-StreamThread-1", daemon=True)
         self._thread.start()
         return self
 
     def run(self) -> None:
         """Run in this thread until ``close()`` (from another thread or a signal handler)."""
-        self._set_state(self.REBALANCING)
+        self._start_state()
         self._run()
         if self.error is not None:
             raise self.error
 
     def close(self, timeout: float | None = 30.0) -> bool:
+        """Stop the instance (PENDING_SHUTDOWN, then NOT_RUNNING once the stream thread has
+        shut down); True when it stopped within ``timeout`` seconds. Closing an instance that
+        has stopped already, or is stopping, waits for its final state (Kafka's close())."""
+        state = self.state
+        if state.has_completed_shutdown():
+            self._release_state_dir()
+            return True
+        if state.is_shutting_down():
+            final = State.ERROR if state is State.PENDING_ERROR else State.NOT_RUNNING
+            return self._wait_for_state((final,), timeout)
+        self._set_state(State.PENDING_SHUTDOWN)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             return not self._thread.is_alive()
-        return True
+        if self.collector is None:  # never started (or run() has returned): nothing to wait for
+            self._release_state_dir()
+            self._set_state(State.NOT_RUNNING)
+            return True
+        return self._wait_for_state((State.NOT_RUNNING, State.ERROR), timeout)
+
+    def _release_state_dir(self) -> None:
+        if self._lock_fd is not None and (self._thread is None or not self._thread.is_alive()):
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def clean_up(self) -> None:
+        """Delete this instance's local state (its task directories under ``state.dir``), as
+        Kafka's KafkaStreams.cleanUp(): only before ``start()`` or after the instance has
+        stopped (IllegalStateException "Cannot clean up while running." otherwise). The
+        stores are restored from their changelogs on the next start. Before start() this
+        claims the state directory the instance will use (the first free slot under the data
+        directory's ``streams-state/<application.id>/`` unless ``state.dir`` is set)."""
+        with self._state_lock:
+            if not (self.state.has_not_started() or self.state.has_completed_shutdown()):
+                raise IllegalStateError("Cannot clean up while running.")
+            if self.state.has_not_started():
+                self._claim_state_dir()
+                _clean_locked(self.state_dir)
+            elif self.state_dir is not None:
+                if self._lock_fd is not None:
+                    _clean_locked(self.state_dir)
+                else:
+                    clean_state_directory(self.state_dir)
+
+    cleanUp = clean_up
 
     def __enter__(self) -> "KafkaStreams":
         return self.start()
@@ -1546,7 +1738,7 @@ class KafkaStreams:
 
     def wait_until_running(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
-        while self.state not in (self.RUNNING, self.ERROR):
+        while self.state not in (self.RUNNING, self.ERROR, self.NOT_RUNNING):
             if time.monotonic() > deadline:
                 raise TimeoutError("KafkaStreams did not reach RUNNING")
             time.sleep(0.01)
