@@ -91,7 +91,7 @@ def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if not quiet:
-        streams.on_state_change = lambda new, old: sys.stderr.write(f"{config['application.id']}: {old} -> {new}\n")
+        streams.set_state_listener(lambda new, old: sys.stderr.write(f"{config['application.id']}: {old} -> {new}\n"))
     streams.start()
     last_total, idle_since = -1, time.monotonic()
     try:

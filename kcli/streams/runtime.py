@@ -1108,6 +1108,7 @@ class KafkaStreams:
         self._repartition_inputs = {self.topic_name(tp, True) for sub in self._subs for n in sub.nodes
                                     if n.kind == "source" and n.repartition for tp in n.topics}
         self._next_purge = time.monotonic() + c["repartition.purge.interval.ms"] / 1000.0
+        self._source_topics = topics
         self.consumer.subscribe(topics, listener=_Listener(self))
 
     def _setup_globals(self) -> None:
@@ -1521,7 +1522,9 @@ class KafkaStreams:
             next_commit = time.monotonic() + interval
             # the local consumer's column-wise poll; a remote one gives record tuples
             poll_runs = getattr(self.consumer, "poll_runs", None)
-            self._set_state(self.RUNNING)
+            if not self._source_topics:  # nothing to be assigned (global tables only): running now
+                self._set_state(State.RUNNING)
+            # else RUNNING once the group has given this instance its tasks (_Listener)
             self._write_status()
             status_at = time.monotonic() + 1.0
             while not self._stop.is_set():
