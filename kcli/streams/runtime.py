@@ -184,6 +184,9 @@ class StreamsConfig:
         "linger.ms": 100,
         "replication.factor": -1,
         "repartition.purge.interval.ms": 30000,
+        # how often the topics are listed again for a source subscribed by pattern (the
+        # consumer's metadata refresh in Kafka, whose default it has)
+        "metadata.max.age.ms": 300000,
         "group.instance.id": None,
         "kcli.data.dir": None,
         # StreamsConfig.InternalConfig: how often (wall-clock ms) a left/outer stream-stream join
@@ -198,7 +201,7 @@ class StreamsConfig:
         "poll.ms": ("LONG", 0), "max.poll.records": ("INT", 1), "session.timeout.ms": ("INT", 1),
         "heartbeat.interval.ms": ("INT", 1), "max.poll.interval.ms": ("INT", 1),
         "transaction.timeout.ms": ("INT", 1), "linger.ms": ("LONG", 0), "replication.factor": ("INT", -1),
-        "repartition.purge.interval.ms": ("LONG", 0),
+        "repartition.purge.interval.ms": ("LONG", 0), "metadata.max.age.ms": ("LONG", 0),
         EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX: ("LONG", 0),
     }
 
@@ -420,7 +423,7 @@ class StreamTask:
                     vs = vs.bind(self.default_value_serde)
                 vd = (vs or self.default_value_serde).deserialize
                 ex = node.timestamp_extractor or runtime.timestamp_extractor
-                for topic in node.topics:
+                for topic in runtime.node_topics(node):
                     self.sources[runtime.topic_name(topic, node.repartition)] = (self.nodes[node.name], kd, vd, ex)
 
         # a source whose records run through a straight chain of stateless nodes into one sink
@@ -961,6 +964,12 @@ class KafkaStreams:
         self.on_state_change = None  # the state listener: fn(new_state, old_state)
         self._uncaught_exception_handler = None
         self._subs = topology.sub_topologies()
+        # the sources subscribed by pattern (Kafka's stream(Pattern)), and the topics each
+        # matches now: resolved at start and every metadata.max.age.ms
+        self._patterns = {n.name: n.pattern for sub in self._subs for n in sub.nodes
+                          if n.kind == "source" and getattr(n, "pattern", None) is not None}
+        self._matched: dict[str, list[str]] = {}
+        self._source_topics: list[str] = []
         self._lock_fd = None
         self.state_dir: Path | None = None
 
@@ -968,6 +977,35 @@ class KafkaStreams:
 
     def topic_name(self, topic: str, internal: bool) -> str:
         return f"{self.app_id}-{topic}" if internal else topic
+
+    def node_topics(self, node) -> list[str]:
+        """A source's topics: those it names, or those its pattern matches now."""
+        if node.name in self._patterns:
+            return self._matched.get(node.name, [])
+        return node.topics
+
+    def _match_patterns(self, names) -> dict[str, list[str]]:
+        """The topics each pattern source matches (the whole name, as Java's Matcher.matches),
+        leaving out the broker's internal topics and this application's own; a topic matched
+        by two patterns is Kafka's TopologyException."""
+        ours = f"{self.app_id}-"
+        out: dict[str, list[str]] = {}
+        owner: dict[str, str] = {}
+        for node_name, pattern in self._patterns.items():
+            hits = []
+            for name in sorted(names):
+                if name.startswith("__") or (name.startswith(ours) and name.endswith(("-changelog", "-repartition"))):
+                    continue
+                if not pattern.fullmatch(name):
+                    continue
+                if name in owner and self._patterns[owner[name]].pattern != pattern.pattern:
+                    raise KafkaError(f"Invalid topology: Topic {name} is already matched for another regex pattern "
+                                     f"{self._patterns[owner[name]].pattern} and hence cannot be matched to this "
+                                     f"regex pattern {pattern.pattern} any more.")
+                owner[name] = node_name
+                hits.append(name)
+            out[node_name] = hits
+        return out
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -1022,6 +1060,8 @@ class KafkaStreams:
         topics made with those counts, upstream sub-topologies first."""
         t = self.topology
         existing = {x.name: x.partitions for x in admin.list_topics()}
+        if self._patterns:
+            self._matched = self._match_patterns(existing)
         counts: dict[str, int] = {}
         per_sub: dict[int, int] = {}
         for sub in self._subs:
@@ -1029,7 +1069,7 @@ class KafkaStreams:
             for node in sub.nodes:
                 if node.kind != "source":
                     continue
-                for topic in node.topics:
+                for topic in self.node_topics(node):
                     if node.repartition:
                         n = max(n, counts.get(topic) or t.repartition_topics.get(topic) or 0)
                     elif topic in existing:
@@ -1045,11 +1085,13 @@ class KafkaStreams:
                 if node.kind == "sink" and node.repartition and node.topic not in counts:
                     counts[node.topic] = t.repartition_topics.get(node.topic) or n
         for topic, n in counts.items():
+            if not n:  # fed by a pattern that matches nothing yet: made once it does
+                continue
             self._ensure_topic(admin, existing, self.topic_name(topic, True), n, {"cleanup.policy": "delete"})
         for sub in self._subs:
             for s in sub.stores:
                 spec = t.stores[s]
-                if spec.logged:
+                if spec.logged and per_sub[sub.id]:
                     configs = {"cleanup.policy": "compact"}
                     if spec.retention_ms and spec.kind in ("windowed-kv", "window", "session"):
                         # Kafka's windowstore.changelog.additional.retention.ms: one day
@@ -1103,13 +1145,38 @@ class KafkaStreams:
         rconf.update(c.prefixed("consumer.", "restore.consumer."))
         self.restore_consumer = Consumer(self._client("consumer", rconf))
         self._setup_globals()
-        topics = sorted({self.topic_name(tp, n.repartition) for sub in self._subs for n in sub.nodes
-                         if n.kind == "source" for tp in n.topics})
         self._repartition_inputs = {self.topic_name(tp, True) for sub in self._subs for n in sub.nodes
                                     if n.kind == "source" and n.repartition for tp in n.topics}
         self._next_purge = time.monotonic() + c["repartition.purge.interval.ms"] / 1000.0
+        self._listener = _Listener(self)
+        self._subscribe()
+
+    def _wanted_topics(self) -> list[str]:
+        return sorted({self.topic_name(tp, n.repartition) for sub in self._subs for n in sub.nodes
+                       if n.kind == "source" for tp in self.node_topics(n)})
+
+    def _subscribe(self) -> None:
+        topics = self._wanted_topics()
+        if topics:
+            self.consumer.subscribe(topics, listener=self._listener)
+        elif self._source_topics:  # a pattern's topics are all gone: its tasks go too
+            self._listener.on_partitions_revoked(sorted(self.consumer.assignment()))
+            self.consumer.unsubscribe()
         self._source_topics = topics
-        self.consumer.subscribe(topics, listener=_Listener(self))
+
+    def _check_patterns(self) -> None:
+        """Kafka's consumer lists the topics again every metadata.max.age.ms and a pattern
+        subscription that matches another set rebalances: so here, with the internal
+        topics of a newly fed sub-topology made first."""
+        if self._match_patterns(self.restore_consumer.list_topics()) == self._matched:
+            return
+        before = {k: list(v) for k, v in self._matched.items()}
+        with self._admin() as admin:
+            self._partition_counts(admin)
+        log.info("%s: the source patterns now match %s (were %s): rebalancing", self.client_id, self._matched, before)
+        self._subscribe()
+        if not self._source_topics:
+            self._set_state(State.RUNNING)
 
     def _setup_globals(self) -> None:
         from kcli import Consumer
@@ -1198,7 +1265,7 @@ class KafkaStreams:
         for sub in self._subs:
             for node in sub.nodes:
                 if node.kind == "source":
-                    for topic in node.topics:
+                    for topic in self.node_topics(node):
                         by_topic.setdefault(self.topic_name(topic, node.repartition), []).append(sub)
         for tp in partitions:
             for sub in by_topic.get(tp.topic, []):
@@ -1522,6 +1589,8 @@ class KafkaStreams:
             next_commit = time.monotonic() + interval
             # the local consumer's column-wise poll; a remote one gives record tuples
             poll_runs = getattr(self.consumer, "poll_runs", None)
+            pattern_every = c["metadata.max.age.ms"] / 1000.0
+            next_pattern_check = time.monotonic() + pattern_every
             if not self._source_topics:  # nothing to be assigned (global tables only): running now
                 self._set_state(State.RUNNING)
             # else RUNNING once the group has given this instance its tasks (_Listener)
@@ -1556,6 +1625,9 @@ class KafkaStreams:
                     if now >= status_at:
                         self._write_status()
                         status_at = now + 1.0
+                    if self._patterns and now >= next_pattern_check:
+                        self._check_patterns()
+                        next_pattern_check = now + pattern_every
                 except KafkaError as e:
                     if not self.eos or not _task_migrated(e):
                         raise
