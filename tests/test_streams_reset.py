@@ -229,3 +229,23 @@ def test_reset_against_a_broker_removes_a_member_with_force_and_deletes_the_inte
         with RemoteAdmin(conf) as admin:
             assert sorted(t.name for t in admin.list_topics()) == ["lines"]
             assert {tp: om.offset for tp, om in admin.list_consumer_group_offsets("wc").items()} == {("lines", 0): 0}
+
+
+def test_reset_by_shift_by_to_datetime_and_by_duration(cli, data_dir, app):
+    with Admin(data_dir) as admin:
+        ends = {p: o for (_t, p), (o, _ts) in admin.list_offsets({("lines", p): -1 for p in range(2)}).items()}
+    result = cli("streams", "reset", "--application-id", "wc", "--input-topics", "lines", "--shift-by", "-1")
+    assert result.exit_code == 0, result.output
+    for p in range(2):  # from the committed offsets (the ends, the application having read all)
+        assert f"Topic: lines Partition: {p} Offset: {max(ends[p] - 1, 0)}" in result.output
+    # a time after every record: no offset there, so the end, with Kafka's note
+    result = cli("streams", "reset", "--application-id", "wc", "--input-topics", "lines",
+                 "--to-datetime", "2999-01-01T00:00:00.000Z")
+    assert result.exit_code == 0, result.output
+    assert ("Partition 0 from topic lines is empty, without a committed record. Falling back to latest known offset."
+            in result.output)
+    assert f"Topic: lines Partition: 0 Offset: {ends[0]}" in result.output
+    # a day back: before every record, so the first offset
+    result = cli("streams", "reset", "--application-id", "wc", "--input-topics", "lines", "--by-duration", "P1D")
+    assert result.exit_code == 0, result.output
+    assert "Topic: lines Partition: 0 Offset: 0" in result.output and "Topic: lines Partition: 1 Offset: 0" in result.output

@@ -1753,6 +1753,8 @@ class KafkaStreams:
         has stopped already, or is stopping, waits for its final state (Kafka's close())."""
         state = self.state
         if state.has_completed_shutdown():
+            if self._thread is not None:  # it has set its final state; let it finish returning
+                self._thread.join(timeout)
             self._release_state_dir()
             return True
         if state.is_shutting_down():
