@@ -249,3 +249,16 @@ def test_reset_by_shift_by_to_datetime_and_by_duration(cli, data_dir, app):
     result = cli("streams", "reset", "--application-id", "wc", "--input-topics", "lines", "--by-duration", "P1D")
     assert result.exit_code == 0, result.output
     assert "Topic: lines Partition: 0 Offset: 0" in result.output and "Topic: lines Partition: 1 Offset: 0" in result.output
+
+
+def test_reset_output_json_gives_one_object_per_action(cli, data_dir, app):
+    import json
+
+    result = cli("streams", "reset", "--application-id", "wc", "--input-topics", "lines", "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert {"application_id": "wc", "action": "reset-offset", "topic": "lines", "partition": 0, "offset": 0,
+            "dry_run": True} in rows
+    assert [r["topic"] for r in rows if r["action"] == "delete-topic"] == ["wc-counts-store-changelog",
+                                                                          "wc-counts-store-repartition"]
+    assert [r["directory"] for r in rows if r["action"] == "delete-local-state"] == [str(app.state_dir)]

@@ -356,7 +356,9 @@ def reset(
     state_dir: Optional[str] = typer.Option(None, "--state-dir", help="The application's state.dir, when it is not the data directory's streams-state/."),
     force: bool = typer.Option(False, "--force", help="Force the removal of members of the consumer group (stopped members left by a long session timeout). Stop every instance first."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Display the actions that would be performed without executing the reset commands."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP + " JSON: one object per action on stdout, the tool's lines on stderr."),
 ) -> None:
+    check_output(output)
     from kcli.common.errors import GroupIdNotFoundError, KafkaError
     from kcli.streams.runtime import IllegalStateError
 
@@ -377,7 +379,7 @@ def reset(
 
         ts = now_ms() - parse_duration_ms(by_duration)
     plan = {(t, p): o for t, p, o in _read_plan(from_file)} if from_file is not None else None
-    echo = typer.echo
+    echo, emit = _reset_printers(application_id, output, dry_run)
     exit_code = 0
     with open_admin(ctx) as admin:
         # 1. no instance may be running (StreamsResetter.maybeDeleteActiveConsumers)
@@ -393,6 +395,7 @@ def reset(
                     "instances before running the reset tool. You can use option '--force' to remove active "
                     "members from the group.")
             echo(f"Force deleting all active members in the group: {application_id}")
+            emit("remove-members", members=[m.member_id for m in members])
             if not dry_run:
                 # every member: the static ones by their group.instance.id, the others (None) too
                 admin.remove_members_from_consumer_group(application_id, {m.group_instance_id for m in members})
@@ -415,11 +418,13 @@ def reset(
                 echo("Following input topics are not found, skipping them")
                 for t in missing_in:
                     echo(f"Topic: {t}")
+                    emit("topic-not-found", topic=t)
                 exit_code = 1
             if missing_mid:
                 echo("Following intermediate topics are not found, skipping them")
                 for t in missing_mid:
                     echo(f"Topic:{t}")
+                    emit("topic-not-found", topic=t)
                 exit_code = 1
             in_parts = [(t, p) for t in inputs if t in all_topics for p in range(all_topics[t])]
             mid_parts = [(t, p) for t in intermediates if t in all_topics and t not in inputs
@@ -467,12 +472,15 @@ def reset(
                             new[tp] = starts[tp]
                     for tp in in_parts:
                         echo(f"Topic: {tp[0]} Partition: {tp[1]} Offset: {new[tp]}")
+                        emit("reset-offset", topic=tp[0], partition=tp[1], offset=new[tp])
                 if mid_parts:
                     echo("Following intermediate topics offsets will be reset to end (for consumer group "
                          f"{application_id})")
                     for t in dict.fromkeys(t for t, _p in mid_parts):
                         echo(f"Topic: {t}")
                     new.update({tp: ends[tp] for tp in mid_parts})
+                    for tp in mid_parts:
+                        emit("seek-to-end", topic=tp[0], partition=tp[1], offset=ends[tp])
                 if not dry_run:
                     admin.alter_consumer_group_offsets(application_id, new)
             echo("Done.")
@@ -489,6 +497,8 @@ def reset(
         else:
             doomed = inferred
             echo(f"Deleting inferred internal topics {_java_list(doomed)}")
+        for t in doomed:
+            emit("delete-topic", topic=t)
         if not dry_run and doomed:
             # the group's offsets of a deleted topic go with it (Kafka's coordinator drops them)
             stale = [tp for tp in admin.list_consumer_group_offsets(application_id) if tp[0] in doomed]
@@ -508,18 +518,31 @@ def reset(
                 raise fail("Encountered an error deleting one or more topics")
         echo("Done.")
     # 4. local state, where kcli knows it
-    _reset_local_state(ctx, application_id, state_dir, dry_run)
+    _reset_local_state(ctx, application_id, state_dir, dry_run, echo, emit)
     if exit_code:
         raise typer.Exit(exit_code)
 
 
-def _reset_local_state(ctx, application_id: str, state_dir: Optional[str], dry_run: bool) -> None:
+def _reset_printers(application_id: str, output: str, dry_run: bool):
+    """The tool's lines (stdout as text; stderr beside JSON) and the JSON objects (none as text)."""
+    if output != "json":
+        return typer.echo, lambda action, **fields: None
+
+    def echo(text: str = "", err: bool = False) -> None:
+        typer.echo(text, err=True)
+
+    def emit(action: str, **fields) -> None:
+        emit_json({"application_id": application_id, "action": action, **fields, "dry_run": dry_run})
+
+    return echo, emit
+
+
+def _reset_local_state(ctx, application_id: str, state_dir: Optional[str], dry_run: bool, echo, emit) -> None:
     from pathlib import Path
 
     from kcli.streams.runtime import clean_state_directory
     from kcli.streams.state import StateDirectoryLocked
 
-    echo = typer.echo
     root = Path(data_dir(ctx)) / "streams-state" / application_id
     slots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name)) \
         if root.is_dir() else []
@@ -530,14 +553,17 @@ def _reset_local_state(ctx, application_id: str, state_dir: Optional[str], dry_r
     for slot in slots:
         if dry_run:
             echo(f"Deleting local state in {slot}")
+            emit("delete-local-state", directory=str(slot))
             continue
         try:
             gone = clean_state_directory(slot)
         except StateDirectoryLocked:
             echo(f"WARN: local state in {slot} is in use by a running instance: not deleted")
+            emit("local-state-in-use", directory=str(slot))
             left = True
             continue
         echo(f"Deleted local state in {slot}{': ' + ', '.join(gone) if gone else ' (empty)'}")
+        emit("delete-local-state", directory=str(slot), deleted=gone)
     if left or not slots:
         echo("Local state elsewhere must be cleaned too: call KafkaStreams.clean_up() before start(), or delete "
              "the application's directory under state.dir.")
