@@ -1644,13 +1644,21 @@ class KafkaStreams:
                 log.error("stream thread died: %s", e)
             else:  # the application's own code, most often: where it failed
                 log.exception("stream thread died")
-            self._set_state(State.PENDING_ERROR)  # ignored while close() is under way
+            self._set_state_quietly(State.PENDING_ERROR)  # ignored while close() is under way
             try:
                 self._shutdown(clean=False)
             except Exception:  # noqa: BLE001
                 pass
             # a thread that dies while the instance closes ends it NOT_RUNNING, as in Kafka
-            self._set_state(State.NOT_RUNNING if self.state is State.PENDING_SHUTDOWN else State.ERROR)
+            self._set_state_quietly(State.NOT_RUNNING if self.state is State.PENDING_SHUTDOWN else State.ERROR)
+
+    def _set_state_quietly(self, state) -> None:
+        """The dying thread's moves: a failing listener, or a move from where it died (a
+        listener that raised on NOT_RUNNING), cannot stop it from shutting down."""
+        try:
+            self._set_state(state)
+        except Exception:  # noqa: BLE001
+            log.exception("%s: the move to %s failed", self.app_id, state)
 
     def _shutdown(self, clean: bool) -> None:
         if self.collector is None:
@@ -1794,8 +1802,6 @@ class KafkaStreams:
                     _clean_locked(self.state_dir)
                 else:
                     clean_state_directory(self.state_dir)
-
-    cleanUp = clean_up
 
     def __enter__(self) -> "KafkaStreams":
         return self.start()
