@@ -91,7 +91,7 @@ def _run(ctx, topology, config: dict, until_idle: Optional[float], quiet: bool) 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if not quiet:
-        streams.on_state_change = lambda new, old: sys.stderr.write(f"{config['application.id']}: {old} -> {new}\n")
+        streams.set_state_listener(lambda new, old: sys.stderr.write(f"{config['application.id']}: {old} -> {new}\n"))
     streams.start()
     last_total, idle_since = -1, time.monotonic()
     try:
@@ -298,3 +298,272 @@ def query(
             emit_json({"key": k, "value": v})
         else:
             typer.echo(f"{k}\t{v}")
+
+
+RESET_HELP = """Reset an application so that it reprocesses its input from scratch (Kafka's
+kafka-streams-application-reset): moves the committed offsets of the --input-topics (to the
+earliest offset by default), moves those of the --intermediate-topics to their end, and deletes
+the application's internal topics (<application.id>-...-repartition and -changelog). Output
+topics are left alone. Stop every instance first (--force removes members that are left).
+
+Local state: each instance's stores under state.dir must go too, or the application reads
+wrong results: kcli deletes the state under the data directory's streams-state/<application.id>/
+(and under --state-dir when given) for the instances that are not running; elsewhere, call
+KafkaStreams.clean_up() before start() or delete the directory yourself."""
+
+
+def _java_list(items) -> str:
+    return "[" + ", ".join(str(x) for x in items) + "]"
+
+
+def _member_text(m) -> str:
+    assignment = ",".join(f"{tp[0]}-{tp[1]}" for tp in m.assignment)
+    return (f"(memberId={m.member_id}, groupInstanceId={m.group_instance_id}, clientId={m.client_id}, "
+            f"host={m.host}, assignment=(topicPartitions={assignment}))")
+
+
+def _split_topics(values: List[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        out += [t.strip() for t in v.split(",") if t.strip() and t.strip() not in out]
+    return out
+
+
+def _internal_topic(name: str) -> bool:
+    """StreamsResetter.matchesInternalTopicFormat: the suffixes Kafka Streams gives the topics it makes."""
+    import re
+
+    return (name.endswith(("-changelog", "-repartition", "-subscription-registration-topic",
+                           "-subscription-response-topic"))
+            or re.fullmatch(r".+-KTABLE-FK-JOIN-SUBSCRIPTION-(REGISTRATION|RESPONSE)-\d+-topic", name) is not None)
+
+
+@app.command("reset", help=RESET_HELP)
+@handle_errors
+def reset(
+    ctx: typer.Context,
+    application_id: str = typer.Option(..., "--application-id", help="REQUIRED: The Kafka Streams application ID (application.id)."),
+    input_topics: List[str] = typer.Option([], "--input-topics", metavar="LIST", help="Comma-separated list of user input topics: their offsets move to the earliest offset (or where another option says)."),
+    intermediate_topics: List[str] = typer.Option([], "--intermediate-topics", metavar="LIST", help="[deprecated] Comma-separated list of intermediate user topics (input and output topics): their offsets move to the end."),
+    internal_topics: List[str] = typer.Option([], "--internal-topics", metavar="LIST", help="Comma-separated list of internal topics to delete: a subset of those the default deletes (see --dry-run)."),
+    to_earliest: bool = typer.Option(False, "--to-earliest", help="Reset offsets to earliest offset (the default)."),
+    to_latest: bool = typer.Option(False, "--to-latest", help="Reset offsets to latest offset."),
+    to_offset: Optional[int] = typer.Option(None, "--to-offset", metavar="OFFSET", help="Reset offsets to a specific offset."),
+    shift_by: Optional[int] = typer.Option(None, "--shift-by", metavar="N", help="Reset offsets shifting current offset by N (positive or negative)."),
+    to_datetime: Optional[str] = typer.Option(None, "--to-datetime", metavar="DATETIME", help="Reset offsets to offset from datetime (ISO-8601, e.g. 2026-11-27T10:00:00.000Z)."),
+    by_duration: Optional[str] = typer.Option(None, "--by-duration", metavar="DURATION", help="Reset offsets to offset by duration from current timestamp (PnDTnHnMnS)."),
+    from_file: Optional[str] = typer.Option(None, "--from-file", metavar="FILE", help="Reset offsets to values defined in CSV file (TOPIC,PARTITION,OFFSET lines)."),
+    state_dir: Optional[str] = typer.Option(None, "--state-dir", help="The application's state.dir, when it is not the data directory's streams-state/."),
+    force: bool = typer.Option(False, "--force", help="Force the removal of members of the consumer group (stopped members left by a long session timeout). Stop every instance first."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Display the actions that would be performed without executing the reset commands."),
+    output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP + " JSON: one object per action on stdout, the tool's lines on stderr."),
+) -> None:
+    check_output(output)
+    from kcli.common.errors import GroupIdNotFoundError, KafkaError
+    from kcli.streams.runtime import IllegalStateError
+
+    from ..admin import EARLIEST, LATEST
+    from .group import _parse_datetime, _read_plan, parse_duration_ms
+
+    scenarios = {"--to-earliest": to_earliest, "--to-latest": to_latest, "--to-offset": to_offset is not None,
+                 "--shift-by": shift_by is not None, "--to-datetime": to_datetime is not None,
+                 "--by-duration": by_duration is not None, "--from-file": from_file is not None}
+    chosen = [k for k, v in scenarios.items() if v]
+    if len(chosen) > 1:
+        raise fail(f"Option \"{chosen[0]}\" can't be used with option \"{chosen[1]}\"", 2)
+    inputs, intermediates = _split_topics(input_topics), _split_topics(intermediate_topics)
+    internals = _split_topics(internal_topics)
+    ts = _parse_datetime(to_datetime) if to_datetime is not None else None
+    if by_duration is not None:
+        from kcli.common.clock import now_ms
+
+        ts = now_ms() - parse_duration_ms(by_duration)
+    plan = {(t, p): o for t, p, o in _read_plan(from_file)} if from_file is not None else None
+    echo, emit = _reset_printers(application_id, output, dry_run)
+    exit_code = 0
+    with open_admin(ctx) as admin:
+        # 1. no instance may be running (StreamsResetter.maybeDeleteActiveConsumers)
+        try:
+            members = admin.describe_consumer_group(application_id).members
+        except GroupIdNotFoundError:
+            members = []
+        if members:
+            if not force:
+                raise IllegalStateError(
+                    f"Consumer group '{application_id}' is still active and has following members: "
+                    f"{_java_list(_member_text(m) for m in members)}. Make sure to stop all running application "
+                    "instances before running the reset tool. You can use option '--force' to remove active "
+                    "members from the group.")
+            echo(f"Force deleting all active members in the group: {application_id}")
+            emit("remove-members", members=[m.member_id for m in members])
+            if not dry_run:
+                # every member: the static ones by their group.instance.id, the others (None) too
+                admin.remove_members_from_consumer_group(application_id, {m.group_instance_id for m in members})
+        all_topics = {t.name: t.partitions for t in admin.list_topics()}
+        if dry_run:
+            echo("----Dry run displays the actions which will be performed when running Streams Reset Tool----")
+        # 2. the input topics' offsets, and the intermediate topics' to their end
+        if intermediates:
+            echo("WARN: `--intermediate-topics` is deprecated and will be removed in a future release")
+        if not inputs and not intermediates:
+            echo("No input or intermediate topics specified. Skipping seek.")
+        else:
+            if inputs:
+                echo(f"Reset-offsets for input topics {_java_list(inputs)}")
+            if intermediates:
+                echo(f"Seek-to-end for intermediate topics {_java_list(intermediates)}")
+            missing_in = [t for t in inputs if t not in all_topics]
+            missing_mid = [t for t in intermediates if t not in all_topics]
+            if missing_in:
+                echo("Following input topics are not found, skipping them")
+                for t in missing_in:
+                    echo(f"Topic: {t}")
+                    emit("topic-not-found", topic=t)
+                exit_code = 1
+            if missing_mid:
+                echo("Following intermediate topics are not found, skipping them")
+                for t in missing_mid:
+                    echo(f"Topic:{t}")
+                    emit("topic-not-found", topic=t)
+                exit_code = 1
+            in_parts = [(t, p) for t in inputs if t in all_topics for p in range(all_topics[t])]
+            mid_parts = [(t, p) for t in intermediates if t in all_topics and t not in inputs
+                         for p in range(all_topics[t])]
+            if in_parts or mid_parts:
+                parts = in_parts + mid_parts
+                starts = {tuple(tp): o for tp, (o, _ts) in admin.list_offsets({tp: EARLIEST for tp in parts}).items()}
+                ends = {tuple(tp): o for tp, (o, _ts) in admin.list_offsets({tp: LATEST for tp in parts}).items()}
+                committed = {tuple(tp): om.offset for tp, om in
+                             admin.list_consumer_group_offsets(application_id, parts).items()}
+                new: dict[tuple[str, int], int] = {}
+
+                def checked(tp, offset: int) -> int:  # StreamsResetter.checkOffsetRange
+                    if offset > ends[tp]:
+                        echo(f"New offset ({offset}) is higher than latest offset. Value will be set to {ends[tp]}")
+                        return ends[tp]
+                    if offset < starts[tp]:
+                        echo(f"New offset ({offset}) is lower than earliest offset. Value will be set to {starts[tp]}")
+                        return starts[tp]
+                    return offset
+
+                if in_parts:
+                    echo(f"Following input topics offsets will be reset to (for consumer group {application_id})")
+                    found = admin.list_offsets({tp: ts for tp in in_parts}) if ts is not None else {}
+                    found = {tuple(tp): o for tp, (o, _t) in found.items()}
+                    for tp in in_parts:
+                        if to_latest:
+                            new[tp] = ends[tp]
+                        elif to_offset is not None:
+                            new[tp] = checked(tp, to_offset)
+                        elif shift_by is not None:  # from the committed position (the end where none)
+                            new[tp] = checked(tp, committed.get(tp, ends[tp]) + shift_by)
+                        elif ts is not None:
+                            if found.get(tp, -1) < 0:
+                                echo(f"Partition {tp[1]} from topic {tp[0]} is empty, without a committed record. "
+                                     "Falling back to latest known offset.")
+                                new[tp] = ends[tp]
+                            else:
+                                new[tp] = found[tp]
+                        elif plan is not None:
+                            if tp not in plan:
+                                raise fail(f"{from_file} has no offset for partition {tp[0]}-{tp[1]}", 2)
+                            new[tp] = checked(tp, plan[tp])
+                        else:
+                            new[tp] = starts[tp]
+                    for tp in in_parts:
+                        echo(f"Topic: {tp[0]} Partition: {tp[1]} Offset: {new[tp]}")
+                        emit("reset-offset", topic=tp[0], partition=tp[1], offset=new[tp])
+                if mid_parts:
+                    echo("Following intermediate topics offsets will be reset to end (for consumer group "
+                         f"{application_id})")
+                    for t in dict.fromkeys(t for t, _p in mid_parts):
+                        echo(f"Topic: {t}")
+                    new.update({tp: ends[tp] for tp in mid_parts})
+                    for tp in mid_parts:
+                        emit("seek-to-end", topic=tp[0], partition=tp[1], offset=ends[tp])
+                if not dry_run:
+                    admin.alter_consumer_group_offsets(application_id, new)
+            echo("Done.")
+        # 3. the internal topics
+        inferred = sorted(t for t in all_topics if t.startswith(application_id + "-") and _internal_topic(t)
+                          and t not in inputs and t not in intermediates)
+        if internals:
+            if not set(internals) <= set(inferred):
+                raise fail("Invalid topic specified in the --internal-topics option. Ensure that the topics "
+                           "specified are all internal topics. Do a dry run without the --internal-topics option "
+                           "to see the list of all internal topics that can be deleted.")
+            doomed = internals
+            echo(f"Deleting specified internal topics {_java_list(doomed)}")
+        else:
+            doomed = inferred
+            echo(f"Deleting inferred internal topics {_java_list(doomed)}")
+        for t in doomed:
+            emit("delete-topic", topic=t)
+        if not dry_run and doomed:
+            # the group's offsets of a deleted topic go with it (Kafka's coordinator drops them)
+            stale = [tp for tp in admin.list_consumer_group_offsets(application_id) if tp[0] in doomed]
+            if stale:
+                try:
+                    admin.delete_consumer_group_offsets(application_id, stale)
+                except KafkaError as exc:
+                    echo(f"WARN: could not delete the offsets of the internal topics: {exc}", err=True)
+            failed = False
+            for t in doomed:
+                try:
+                    admin.delete_topic(t)
+                except KafkaError as exc:
+                    echo(f"ERROR: deleting topic {t}: {exc}", err=True)
+                    failed = True
+            if failed:
+                raise fail("Encountered an error deleting one or more topics")
+        echo("Done.")
+    # 4. local state, where kcli knows it
+    _reset_local_state(ctx, application_id, state_dir, dry_run, echo, emit)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _reset_printers(application_id: str, output: str, dry_run: bool):
+    """The tool's lines (stdout as text; stderr beside JSON) and the JSON objects (none as text)."""
+    if output != "json":
+        return typer.echo, lambda action, **fields: None
+
+    def echo(text: str = "", err: bool = False) -> None:
+        typer.echo(text, err=True)
+
+    def emit(action: str, **fields) -> None:
+        emit_json({"application_id": application_id, "action": action, **fields, "dry_run": dry_run})
+
+    return echo, emit
+
+
+def _reset_local_state(ctx, application_id: str, state_dir: Optional[str], dry_run: bool, echo, emit) -> None:
+    from pathlib import Path
+
+    from kcli.streams.runtime import clean_state_directory
+    from kcli.streams.state import StateDirectoryLocked
+
+    root = Path(data_dir(ctx)) / "streams-state" / application_id
+    slots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name)) \
+        if root.is_dir() else []
+    if state_dir:
+        slots.append(Path(state_dir) / application_id)
+    slots = [s for s in slots if s.is_dir()]
+    left = False
+    for slot in slots:
+        if dry_run:
+            echo(f"Deleting local state in {slot}")
+            emit("delete-local-state", directory=str(slot))
+            continue
+        try:
+            gone = clean_state_directory(slot)
+        except StateDirectoryLocked:
+            echo(f"WARN: local state in {slot} is in use by a running instance: not deleted")
+            emit("local-state-in-use", directory=str(slot))
+            left = True
+            continue
+        echo(f"Deleted local state in {slot}{': ' + ', '.join(gone) if gone else ' (empty)'}")
+        emit("delete-local-state", directory=str(slot), deleted=gone)
+    if left or not slots:
+        echo("Local state elsewhere must be cleaned too: call KafkaStreams.clean_up() before start(), or delete "
+             "the application's directory under state.dir.")

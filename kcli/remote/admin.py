@@ -301,6 +301,22 @@ class RemoteAdmin:
             if err is not None and getattr(err, "errno", 0):
                 raise _kafka_python_error(err)
 
+    def remove_members_from_consumer_group(self, group: str, instance_ids) -> None:
+        """Remove members from a group (Kafka's ``Admin.removeMembersFromConsumerGroup``, a
+        LeaveGroup v3+ naming them): those whose group.instance.id is in ``instance_ids``; a
+        None there names the dynamic members (no instance id) too."""
+        from kafka.admin import MemberToRemove
+
+        wanted = set(instance_ids)
+        members = [MemberToRemove(member_id=m.member_id, group_instance_id=m.group_instance_id)
+                   for m in self.describe_consumer_group(group).members if m.group_instance_id in wanted]
+        if not members:
+            return
+        found = self._call_kp(lambda kp: kp.remove_group_members(group, members))
+        for _member, err in (found or {}).items():
+            if err is not None and getattr(err, "errno", 0):
+                raise _kafka_python_error(err)
+
     def delete_consumer_group(self, group: str) -> None:
         try:
             self._wait(self._ck.delete_consumer_groups([group], **self._opts()))

@@ -201,14 +201,35 @@ class StreamsBuilder:
                                                    factory=factory, **kw))
 
     def stream(self, topics, consumed: Consumed | None = None, *, key_serde=None, value_serde=None) -> "KStream":
+        """A stream of one topic, a list of topics, or every topic whose whole name matches a
+        compiled regex (Kafka's ``stream(Pattern)``): the topics that exist when the
+        application starts, and those made later, found every ``metadata.max.age.ms``."""
+        import re
+
         consumed = consumed or Consumed()
-        if isinstance(topics, str):
+        pattern = topics if isinstance(topics, re.Pattern) else None
+        if pattern is not None:
+            topics = []
+        elif isinstance(topics, str):
             topics = [topics]
+        for other in self.topology.nodes.values():  # InternalTopologyBuilder.addSource's checks
+            if other.kind != "source" or other.repartition:
+                continue
+            theirs = getattr(other, "pattern", None)
+            if pattern is not None and any(pattern.fullmatch(t) for t in other.topics):
+                raise ValueError(f"Invalid topology: Pattern {pattern.pattern} will match a topic that has "
+                                 "already been registered by another source.")
+            for t in topics:
+                if theirs is not None and theirs.fullmatch(t):
+                    raise ValueError(f"Invalid topology: Topic {t} matches a Pattern already registered by "
+                                     "another source.")
         ks = serde_of(key_serde) or consumed.key_serde
         vs = serde_of(value_serde) or consumed.value_serde
         name = consumed.name or self.new_name("KSTREAM-SOURCE-")
-        self._add(name, "source", topics=list(topics), key_serde=ks, value_serde=vs, factory=P.SourceNode,
-                  timestamp_extractor=consumed.timestamp_extractor)
+        node = self._add(name, "source", topics=list(topics), key_serde=ks, value_serde=vs, factory=P.SourceNode,
+                         timestamp_extractor=consumed.timestamp_extractor)
+        if pattern is not None:
+            node.pattern = pattern  # the runtime resolves it against the topics that exist
         return KStream(self, name, ks, vs)
 
     def table(self, topic: str, consumed: Consumed | None = None, materialized=None, *, key_serde=None,

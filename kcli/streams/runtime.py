@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from enum import Enum
 from itertools import chain, compress, groupby, islice, repeat
 from operator import is_, itemgetter, le, not_, truth
 from pathlib import Path
@@ -56,7 +57,105 @@ class MissingSourceTopicError(UnknownTopicOrPartitionError):
 
     name = "MissingSourceTopicException"
 
-__all__ = ["KafkaStreams", "StreamsConfig"]
+class IllegalStateError(KafkaError):
+    """Java's IllegalStateException, as Kafka Streams throws it: a call the instance's state does
+    not allow (a state listener set after start(), clean_up() while running)."""
+
+    name = "IllegalStateException"
+
+
+class State(str, Enum):
+    """Kafka Streams' ``KafkaStreams.State``: each state and the states it may move to.
+
+    CREATED -> REBALANCING (start) or PENDING_SHUTDOWN (close); REBALANCING -> RUNNING,
+    PENDING_SHUTDOWN or PENDING_ERROR; RUNNING -> REBALANCING, RUNNING, PENDING_SHUTDOWN or
+    PENDING_ERROR; PENDING_SHUTDOWN -> NOT_RUNNING; PENDING_ERROR -> ERROR; NOT_RUNNING and
+    ERROR are final. A state compares equal to its name, and calling it gives itself, so
+    ``streams.state()`` (Kafka's accessor) and ``streams.state == "RUNNING"`` both read it."""
+
+    CREATED = "CREATED"
+    REBALANCING = "REBALANCING"
+    RUNNING = "RUNNING"
+    PENDING_SHUTDOWN = "PENDING_SHUTDOWN"
+    NOT_RUNNING = "NOT_RUNNING"
+    PENDING_ERROR = "PENDING_ERROR"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __call__(self) -> "State":
+        return self
+
+    def has_not_started(self) -> bool:
+        return self is State.CREATED
+
+    def is_running_or_rebalancing(self) -> bool:
+        return self in (State.RUNNING, State.REBALANCING)
+
+    def is_shutting_down(self) -> bool:
+        return self in (State.PENDING_SHUTDOWN, State.PENDING_ERROR)
+
+    def has_completed_shutdown(self) -> bool:
+        return self in (State.NOT_RUNNING, State.ERROR)
+
+    def has_started_or_finished_shutting_down(self) -> bool:
+        return self.is_shutting_down() or self.has_completed_shutdown()
+
+    def is_valid_transition(self, new: "State") -> bool:
+        return State(new) in _TRANSITIONS[self]
+
+
+_TRANSITIONS = {
+    State.CREATED: (State.REBALANCING, State.PENDING_SHUTDOWN),
+    State.REBALANCING: (State.RUNNING, State.PENDING_SHUTDOWN, State.PENDING_ERROR),
+    State.RUNNING: (State.REBALANCING, State.RUNNING, State.PENDING_SHUTDOWN, State.PENDING_ERROR),
+    State.PENDING_SHUTDOWN: (State.NOT_RUNNING,),
+    State.NOT_RUNNING: (),
+    State.PENDING_ERROR: (State.ERROR,),
+    State.ERROR: (),
+}
+
+# what an instance keeps in its state directory across clean_up() (Kafka's StateDirectory keeps
+# the process file; the lock is ours)
+_KEPT = (".instance.lock", "kafka-streams-process-metadata")
+
+
+def clean_state_directory(directory) -> list[str]:
+    """Delete one instance's local state (its task directories, status) under ``directory``,
+    keeping its process id, as Kafka's StateDirectory.clean does; the names deleted. Raises
+    StateDirectoryLocked while an instance holds the directory."""
+
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    fd = os.open(d / ".instance.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateDirectoryLocked(f"state directory {d} is in use by a running instance") from None
+        return _clean_locked(d)
+    finally:
+        os.close(fd)
+
+
+def _clean_locked(d: Path) -> list[str]:
+    import shutil
+
+    gone = []
+    for entry in sorted(d.iterdir()):
+        if entry.name in _KEPT:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        gone.append(entry.name)
+    return gone
+
+
+__all__ = ["KafkaStreams", "StreamsConfig", "State"]
 
 AT_LEAST_ONCE = "at_least_once"
 EXACTLY_ONCE_V2 = "exactly_once_v2"
@@ -85,6 +184,9 @@ class StreamsConfig:
         "linger.ms": 100,
         "replication.factor": -1,
         "repartition.purge.interval.ms": 30000,
+        # how often the topics are listed again for a source subscribed by pattern (the
+        # consumer's metadata refresh in Kafka, whose default it has)
+        "metadata.max.age.ms": 300000,
         "group.instance.id": None,
         "kcli.data.dir": None,
         # StreamsConfig.InternalConfig: how often (wall-clock ms) a left/outer stream-stream join
@@ -99,7 +201,7 @@ class StreamsConfig:
         "poll.ms": ("LONG", 0), "max.poll.records": ("INT", 1), "session.timeout.ms": ("INT", 1),
         "heartbeat.interval.ms": ("INT", 1), "max.poll.interval.ms": ("INT", 1),
         "transaction.timeout.ms": ("INT", 1), "linger.ms": ("LONG", 0), "replication.factor": ("INT", -1),
-        "repartition.purge.interval.ms": ("LONG", 0),
+        "repartition.purge.interval.ms": ("LONG", 0), "metadata.max.age.ms": ("LONG", 0),
         EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX: ("LONG", 0),
     }
 
@@ -321,7 +423,7 @@ class StreamTask:
                     vs = vs.bind(self.default_value_serde)
                 vd = (vs or self.default_value_serde).deserialize
                 ex = node.timestamp_extractor or runtime.timestamp_extractor
-                for topic in node.topics:
+                for topic in runtime.node_topics(node):
                     self.sources[runtime.topic_name(topic, node.repartition)] = (self.nodes[node.name], kd, vd, ex)
 
         # a source whose records run through a straight chain of stateless nodes into one sink
@@ -818,8 +920,10 @@ def _strings(xs):
 
 
 class KafkaStreams:
-    CREATED, REBALANCING, RUNNING, PENDING_SHUTDOWN, NOT_RUNNING, ERROR = (
-        "CREATED", "REBALANCING", "RUNNING", "PENDING_SHUTDOWN", "NOT_RUNNING", "ERROR")
+    State = State
+    CREATED, REBALANCING, RUNNING, PENDING_SHUTDOWN, NOT_RUNNING, PENDING_ERROR, ERROR = (
+        State.CREATED, State.REBALANCING, State.RUNNING, State.PENDING_SHUTDOWN, State.NOT_RUNNING,
+        State.PENDING_ERROR, State.ERROR)
 
     def __init__(self, topology, config: Mapping[str, Any] | None = None, *, data_dir: str | None = None,
                  clock=None) -> None:
@@ -840,7 +944,9 @@ class KafkaStreams:
         self.timestamp_extractor = c["default.timestamp.extractor"]
         # the cache budget as entries (about 100 bytes an entry, shared by the thread's stores)
         self.cache_entries = int(c["statestore.cache.max.bytes"]) // 100
-        self.state = self.CREATED
+        # the instance's State; ``state()`` reads it as Kafka's accessor does
+        self.state: State = State.CREATED
+        self._state_lock = threading.Condition()
         self.tasks: dict[str, StreamTask] = {}
         self.global_stores: dict[str, dict] = {}
         self.error: BaseException | None = None
@@ -855,9 +961,15 @@ class KafkaStreams:
         self.batched_records = 0  # records that went through a batch plan
         self.collector = None
         self.commits = 0
-        self.on_state_change = None
+        self.on_state_change = None  # the state listener: fn(new_state, old_state)
         self._uncaught_exception_handler = None
         self._subs = topology.sub_topologies()
+        # the sources subscribed by pattern (Kafka's stream(Pattern)), and the topics each
+        # matches now: resolved at start and every metadata.max.age.ms
+        self._patterns = {n.name: n.pattern for sub in self._subs for n in sub.nodes
+                          if n.kind == "source" and getattr(n, "pattern", None) is not None}
+        self._matched: dict[str, list[str]] = {}
+        self._source_topics: list[str] = []
         self._lock_fd = None
         self.state_dir: Path | None = None
 
@@ -865,6 +977,35 @@ class KafkaStreams:
 
     def topic_name(self, topic: str, internal: bool) -> str:
         return f"{self.app_id}-{topic}" if internal else topic
+
+    def node_topics(self, node) -> list[str]:
+        """A source's topics: those it names, or those its pattern matches now."""
+        if node.name in self._patterns:
+            return self._matched.get(node.name, [])
+        return node.topics
+
+    def _match_patterns(self, names) -> dict[str, list[str]]:
+        """The topics each pattern source matches (the whole name, as Java's Matcher.matches),
+        leaving out the broker's internal topics and this application's own; a topic matched
+        by two patterns is Kafka's TopologyException."""
+        ours = f"{self.app_id}-"
+        out: dict[str, list[str]] = {}
+        owner: dict[str, str] = {}
+        for node_name, pattern in self._patterns.items():
+            hits = []
+            for name in sorted(names):
+                if name.startswith("__") or (name.startswith(ours) and name.endswith(("-changelog", "-repartition"))):
+                    continue
+                if not pattern.fullmatch(name):
+                    continue
+                if name in owner and self._patterns[owner[name]].pattern != pattern.pattern:
+                    raise KafkaError(f"Invalid topology: Topic {name} is already matched for another regex pattern "
+                                     f"{self._patterns[owner[name]].pattern} and hence cannot be matched to this "
+                                     f"regex pattern {pattern.pattern} any more.")
+                owner[name] = node_name
+                hits.append(name)
+            out[node_name] = hits
+        return out
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -885,6 +1026,8 @@ class KafkaStreams:
         return Admin(self.data_dir, create=create)
 
     def _claim_state_dir(self) -> None:
+        if self._lock_fd is not None:  # claimed already (clean_up() before start())
+            return
         base = self.config["state.dir"]
         if base:
             d = Path(base) / self.app_id
@@ -917,6 +1060,8 @@ class KafkaStreams:
         topics made with those counts, upstream sub-topologies first."""
         t = self.topology
         existing = {x.name: x.partitions for x in admin.list_topics()}
+        if self._patterns:
+            self._matched = self._match_patterns(existing)
         counts: dict[str, int] = {}
         per_sub: dict[int, int] = {}
         for sub in self._subs:
@@ -924,7 +1069,7 @@ class KafkaStreams:
             for node in sub.nodes:
                 if node.kind != "source":
                     continue
-                for topic in node.topics:
+                for topic in self.node_topics(node):
                     if node.repartition:
                         n = max(n, counts.get(topic) or t.repartition_topics.get(topic) or 0)
                     elif topic in existing:
@@ -940,11 +1085,13 @@ class KafkaStreams:
                 if node.kind == "sink" and node.repartition and node.topic not in counts:
                     counts[node.topic] = t.repartition_topics.get(node.topic) or n
         for topic, n in counts.items():
+            if not n:  # fed by a pattern that matches nothing yet: made once it does
+                continue
             self._ensure_topic(admin, existing, self.topic_name(topic, True), n, {"cleanup.policy": "delete"})
         for sub in self._subs:
             for s in sub.stores:
                 spec = t.stores[s]
-                if spec.logged:
+                if spec.logged and per_sub[sub.id]:
                     configs = {"cleanup.policy": "compact"}
                     if spec.retention_ms and spec.kind in ("windowed-kv", "window", "session"):
                         # Kafka's windowstore.changelog.additional.retention.ms: one day
@@ -998,12 +1145,38 @@ class KafkaStreams:
         rconf.update(c.prefixed("consumer.", "restore.consumer."))
         self.restore_consumer = Consumer(self._client("consumer", rconf))
         self._setup_globals()
-        topics = sorted({self.topic_name(tp, n.repartition) for sub in self._subs for n in sub.nodes
-                         if n.kind == "source" for tp in n.topics})
         self._repartition_inputs = {self.topic_name(tp, True) for sub in self._subs for n in sub.nodes
                                     if n.kind == "source" and n.repartition for tp in n.topics}
         self._next_purge = time.monotonic() + c["repartition.purge.interval.ms"] / 1000.0
-        self.consumer.subscribe(topics, listener=_Listener(self))
+        self._listener = _Listener(self)
+        self._subscribe()
+
+    def _wanted_topics(self) -> list[str]:
+        return sorted({self.topic_name(tp, n.repartition) for sub in self._subs for n in sub.nodes
+                       if n.kind == "source" for tp in self.node_topics(n)})
+
+    def _subscribe(self) -> None:
+        topics = self._wanted_topics()
+        if topics:
+            self.consumer.subscribe(topics, listener=self._listener)
+        elif self._source_topics:  # a pattern's topics are all gone: its tasks go too
+            self._listener.on_partitions_revoked(sorted(self.consumer.assignment()))
+            self.consumer.unsubscribe()
+        self._source_topics = topics
+
+    def _check_patterns(self) -> None:
+        """Kafka's consumer lists the topics again every metadata.max.age.ms and a pattern
+        subscription that matches another set rebalances: so here, with the internal
+        topics of a newly fed sub-topology made first."""
+        if self._match_patterns(self.restore_consumer.list_topics()) == self._matched:
+            return
+        before = {k: list(v) for k, v in self._matched.items()}
+        with self._admin() as admin:
+            self._partition_counts(admin)
+        log.info("%s: the source patterns now match %s (were %s): rebalancing", self.client_id, self._matched, before)
+        self._subscribe()
+        if not self._source_topics:
+            self._set_state(State.RUNNING)
 
     def _setup_globals(self) -> None:
         from kcli import Consumer
@@ -1092,7 +1265,7 @@ class KafkaStreams:
         for sub in self._subs:
             for node in sub.nodes:
                 if node.kind == "source":
-                    for topic in node.topics:
+                    for topic in self.node_topics(node):
                         by_topic.setdefault(self.topic_name(topic, node.repartition), []).append(sub)
         for tp in partitions:
             for sub in by_topic.get(tp.topic, []):
@@ -1375,10 +1548,36 @@ class KafkaStreams:
                 self.consumer.seek_to_beginning(tp)
         self._create_tasks(assigned)
 
-    def _set_state(self, state: str) -> None:
-        old, self.state = self.state, state
-        if old != state and self.on_state_change is not None:
-            self.on_state_change(state, old)
+    def _set_state(self, state) -> bool:
+        """Move to ``state`` as Kafka's KafkaStreams.setState does: False (and no change) for the
+        moves it ignores (anything but NOT_RUNNING once shutting down, anything but ERROR once
+        failing, REBALANCING again, a second close); IllegalStateException for a move the
+        State does not allow. The listener hears each change, outside the lock."""
+        new = State(state)
+        with self._state_lock:
+            old = self.state
+            if old is State.PENDING_SHUTDOWN and new is not State.NOT_RUNNING:
+                return False
+            if old is State.NOT_RUNNING and new in (State.PENDING_SHUTDOWN, State.NOT_RUNNING):
+                return False
+            if old is State.REBALANCING and new is State.REBALANCING:
+                return False
+            if old is State.ERROR and new in (State.PENDING_ERROR, State.ERROR):
+                return False
+            if old is State.PENDING_ERROR and new is not State.ERROR:
+                return False
+            if not old.is_valid_transition(new):
+                raise IllegalStateError(f"Stream-client {getattr(self, 'client_id', self.app_id)}: "
+                                        f"Unexpected state transition from {old} to {new}")
+            self.state = new
+            self._state_lock.notify_all()
+        if old is not new and self.on_state_change is not None:
+            self.on_state_change(new, old)
+        return True
+
+    def _wait_for_state(self, wanted, timeout: float | None) -> bool:
+        with self._state_lock:
+            return self._state_lock.wait_for(lambda: self.state in wanted, timeout)
 
     def _run(self) -> None:
         try:
@@ -1390,7 +1589,11 @@ class KafkaStreams:
             next_commit = time.monotonic() + interval
             # the local consumer's column-wise poll; a remote one gives record tuples
             poll_runs = getattr(self.consumer, "poll_runs", None)
-            self._set_state(self.RUNNING)
+            pattern_every = c["metadata.max.age.ms"] / 1000.0
+            next_pattern_check = time.monotonic() + pattern_every
+            if not self._source_topics:  # nothing to be assigned (global tables only): running now
+                self._set_state(State.RUNNING)
+            # else RUNNING once the group has given this instance its tasks (_Listener)
             self._write_status()
             status_at = time.monotonic() + 1.0
             while not self._stop.is_set():
@@ -1422,6 +1625,9 @@ class KafkaStreams:
                     if now >= status_at:
                         self._write_status()
                         status_at = now + 1.0
+                    if self._patterns and now >= next_pattern_check:
+                        self._check_patterns()
+                        next_pattern_check = now + pattern_every
                 except KafkaError as e:
                     if not self.eos or not _task_migrated(e):
                         raise
@@ -1438,11 +1644,21 @@ class KafkaStreams:
                 log.error("stream thread died: %s", e)
             else:  # the application's own code, most often: where it failed
                 log.exception("stream thread died")
+            self._set_state_quietly(State.PENDING_ERROR)  # ignored while close() is under way
             try:
                 self._shutdown(clean=False)
             except Exception:  # noqa: BLE001
                 pass
-            self._set_state(self.ERROR)
+            # a thread that dies while the instance closes ends it NOT_RUNNING, as in Kafka
+            self._set_state_quietly(State.NOT_RUNNING if self.state is State.PENDING_SHUTDOWN else State.ERROR)
+
+    def _set_state_quietly(self, state) -> None:
+        """The dying thread's moves: a failing listener, or a move from where it died (a
+        listener that raised on NOT_RUNNING), cannot stop it from shutting down."""
+        try:
+            self._set_state(state)
+        except Exception:  # noqa: BLE001
+            log.exception("%s: the move to %s failed", self.app_id, state)
 
     def _shutdown(self, clean: bool) -> None:
         if self.collector is None:
@@ -1501,32 +1717,91 @@ class KafkaStreams:
     def set_uncaught_exception_handler(self, handler) -> None:
         """``handler(exception)`` is called when the stream thread dies, instead of the
         log record it writes otherwise; the instance then shuts down (Kafka Streams'
-        SHUTDOWN_CLIENT) and ``error`` holds the exception. Call before ``start()``."""
+        SHUTDOWN_CLIENT: PENDING_ERROR, then ERROR) and ``error`` holds the exception. Call
+        before ``start()``."""
         if self.state != self.CREATED:
-            raise KafkaError(f"KafkaStreams is {self.state}; set the handler before start()")
+            raise IllegalStateError("Can only set UncaughtExceptionHandler before calling start(). "
+                                    f"Current state is: {self.state}")
         self._uncaught_exception_handler = handler
 
+    def set_state_listener(self, listener) -> None:
+        """``listener(new_state, old_state)`` hears every change of ``state()`` (Kafka's
+        StateListener.onChange), called from the thread that makes the change. Only before
+        ``start()``, as in Kafka."""
+        with self._state_lock:
+            if not self.state.has_not_started():
+                raise IllegalStateError("Can only set StateListener before calling start(). "
+                                        f"Current state is: {self.state}")
+            self.on_state_change = listener
+
+    def _start_state(self) -> None:
+        try:
+            started = self.state is State.CREATED and self._set_state(State.REBALANCING)
+        except IllegalStateError:
+            started = False
+        if not started:
+            raise IllegalStateError("The client is either already started or already stopped, cannot re-start")
+
     def start(self) -> "KafkaStreams":
-        if self.state != self.CREATED:
-            raise KafkaError(f"KafkaStreams is {self.state}; start() only once")
-        self._set_state(self.REBALANCING)
+        self._start_state()
         self._thread = threading.Thread(target=self._run, name=f"{self.app_id}-StreamThread-1", daemon=True)
         self._thread.start()
         return self
 
     def run(self) -> None:
         """Run in this thread until ``close()`` (from another thread or a signal handler)."""
-        self._set_state(self.REBALANCING)
+        self._start_state()
         self._run()
         if self.error is not None:
             raise self.error
 
     def close(self, timeout: float | None = 30.0) -> bool:
+        """Stop the instance (PENDING_SHUTDOWN, then NOT_RUNNING once the stream thread has
+        shut down); True when it stopped within ``timeout`` seconds. Closing an instance that
+        has stopped already, or is stopping, waits for its final state (Kafka's close())."""
+        state = self.state
+        if state.has_completed_shutdown():
+            if self._thread is not None:  # it has set its final state; let it finish returning
+                self._thread.join(timeout)
+            self._release_state_dir()
+            return True
+        if state.is_shutting_down():
+            final = State.ERROR if state is State.PENDING_ERROR else State.NOT_RUNNING
+            return self._wait_for_state((final,), timeout)
+        self._set_state(State.PENDING_SHUTDOWN)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             return not self._thread.is_alive()
-        return True
+        if self.collector is None:  # never started (or run() has returned): nothing to wait for
+            self._release_state_dir()
+            self._set_state(State.NOT_RUNNING)
+            return True
+        return self._wait_for_state((State.NOT_RUNNING, State.ERROR), timeout)
+
+    def _release_state_dir(self) -> None:
+        if self._lock_fd is not None and (self._thread is None or not self._thread.is_alive()):
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def clean_up(self) -> None:
+        """Delete this instance's local state (its task directories under ``state.dir``), as
+        Kafka's KafkaStreams.cleanUp(): only before ``start()`` or after the instance has
+        stopped (IllegalStateException "Cannot clean up while running." otherwise). The
+        stores are restored from their changelogs on the next start. Before start() this
+        claims the state directory the instance will use (the first free slot under the data
+        directory's ``streams-state/<application.id>/`` unless ``state.dir`` is set)."""
+        with self._state_lock:
+            if not (self.state.has_not_started() or self.state.has_completed_shutdown()):
+                raise IllegalStateError("Cannot clean up while running.")
+            if self.state.has_not_started():
+                self._claim_state_dir()
+                _clean_locked(self.state_dir)
+            elif self.state_dir is not None:
+                if self._lock_fd is not None:
+                    _clean_locked(self.state_dir)
+                else:
+                    clean_state_directory(self.state_dir)
 
     def __enter__(self) -> "KafkaStreams":
         return self.start()
@@ -1546,7 +1821,7 @@ class KafkaStreams:
 
     def wait_until_running(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
-        while self.state not in (self.RUNNING, self.ERROR):
+        while self.state not in (self.RUNNING, self.ERROR, self.NOT_RUNNING):
             if time.monotonic() > deadline:
                 raise TimeoutError("KafkaStreams did not reach RUNNING")
             time.sleep(0.01)

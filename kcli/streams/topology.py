@@ -218,7 +218,10 @@ class TopologyDescription:
             node = t.nodes[n]
             preds = [p for p in node.parents if p in members]
             if node.kind == "source":
-                lines.append(f"    Source: {n} (topics: [{', '.join(node.topics)}])\n      --> {node_names(kids[n])}\n")
+                # InternalTopologyBuilder.Source: a pattern source shows its regex, unbracketed
+                pattern = getattr(node, "pattern", None)
+                topics = pattern.pattern if pattern is not None else f"[{', '.join(node.topics)}]"
+                lines.append(f"    Source: {n} (topics: {topics})\n      --> {node_names(kids[n])}\n")
             elif node.kind == "sink":
                 lines.append(f"    Sink: {n} (topic: {node.topic})\n      <-- {node_names(preds)}\n")
             else:
