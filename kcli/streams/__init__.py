@@ -15,7 +15,7 @@ from __future__ import annotations
 _WHERE = {
     "StreamsBuilder": "dsl", "KStream": "dsl", "KTable": "dsl", "GlobalKTable": "dsl", "KGroupedStream": "dsl", "KGroupedTable": "dsl",
     "Consumed": "dsl", "Produced": "dsl", "Grouped": "dsl", "Materialized": "dsl", "Repartitioned": "dsl",
-    "Named": "dsl", "Branched": "dsl", "Stores": "dsl",
+    "Named": "dsl", "Branched": "dsl", "Stores": "dsl", "Printed": "dsl",
     "Topology": "topology", "StoreSpec": "topology",
     "Serdes": "serdes", "Serde": "serdes",
     "TimeWindows": "windows", "SlidingWindows": "windows", "SessionWindows": "windows", "JoinWindows": "windows",

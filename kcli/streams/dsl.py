@@ -17,11 +17,11 @@ from typing import Any, Callable, Iterable
 
 from . import processors as P
 from .serdes import LongSerde, serde_of
-from .topology import StoreSpec, Topology, TopologyNode
+from .topology import StoreSpec, Topology, TopologyException, TopologyNode
 from .windows import JoinWindows, SessionWindows, SlidingWindows, Suppressed, TimeWindows, WindowedSerde
 
 __all__ = ["StreamsBuilder", "KStream", "KTable", "GlobalKTable", "KGroupedStream", "KGroupedTable", "Consumed", "Produced",
-           "Grouped", "Materialized", "Repartitioned", "Named", "Branched", "Stores"]
+           "Grouped", "Materialized", "Repartitioned", "Named", "Branched", "Stores", "Printed", "CogroupedKStream"]
 
 
 # -- options -----------------------------------------------------------------------------------
@@ -155,6 +155,44 @@ class Branched:
     @classmethod
     def with_function(cls, fn, name: str | None = None) -> "Branched":
         return cls(name, fn)
+
+
+class Printed:
+    """Where and how ``KStream.print`` writes, as Kafka's ``Printed``: ``to_sys_out()`` or
+    ``to_file(path)`` (opened, and emptied, at once, as Kafka does), one line a record,
+    ``[label]: key, value`` (the label defaults to the name of the stream printed; a null key
+    or value shows as ``null``), or ``[label]: `` and what ``with_key_value_mapper(fn)``'s
+    ``fn(key, value)`` gives."""
+
+    def __init__(self, target: "P.PrintTarget", label: str | None = None, mapper: Callable | None = None,
+                 name: str | None = None) -> None:
+        self.target, self.label, self.mapper, self.name = target, label, mapper, name
+
+    @classmethod
+    def to_sys_out(cls) -> "Printed":
+        return cls(P.PrintTarget(None))
+
+    @classmethod
+    def to_file(cls, file_path: str) -> "Printed":
+        if file_path is None:
+            raise TypeError("filePath can't be null")
+        path = str(file_path)
+        if not path.strip():
+            raise TopologyException("filePath can't be an empty string")
+        return cls(P.PrintTarget(path))
+
+    def with_label(self, label: str) -> "Printed":
+        if label is None:
+            raise TypeError("label can't be null")
+        return Printed(self.target, str(label), self.mapper, self.name)
+
+    def with_key_value_mapper(self, mapper: Callable) -> "Printed":
+        if mapper is None:
+            raise TypeError("mapper can't be null")
+        return Printed(self.target, self.label, mapper, self.name)
+
+    def with_name(self, name: str) -> "Printed":
+        return Printed(self.target, self.label, self.mapper, name)
 
 
 class Stores:
@@ -314,6 +352,17 @@ class KStream(_Stream):
 
     def foreach(self, action, named=None) -> None:
         self._child("KSTREAM-FOREACH-", lambda: P.PeekNode(action), named)
+
+    def print(self, printed: Printed) -> None:
+        """Write each record as a line (Kafka's ``KStream.print``): a terminal processor
+        ``KSTREAM-PRINTER-...`` (a name given with ``Printed.with_name`` still burns an index)."""
+        if printed is None:
+            raise TypeError("printed can't be null")
+        generated = self.builder.new_name("KSTREAM-PRINTER-")
+        name = printed.name or generated
+        label = printed.label if printed.label is not None else self.name
+        target, mapper = printed.target, printed.mapper
+        self.builder._add(name, "processor", [self.name], lambda: P.PrintNode(target, label, mapper))
 
     def select_key(self, mapper, named=None) -> "KStream":
         n = self._child("KSTREAM-KEY-SELECT-", lambda: P.SelectKeyNode(mapper), named)

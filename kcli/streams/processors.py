@@ -340,6 +340,83 @@ class SinkNode(Node):
         self._send(self._topic, self._kser(key), self._vser(value), ts, p, self.task.headers)
 
 
+def java_str(x) -> str:
+    """``x`` as Java's ``String.format("%s")`` shows it: null, true and false as Java spells them."""
+    if x is None:
+        return "null"
+    if x is True:
+        return "true"
+    if x is False:
+        return "false"
+    return str(x)
+
+
+class PrintTarget:
+    """Where ``KStream.print`` writes: standard output (looked up at each write, flushed
+    after each line, as Kafka's printer flushes System.out) or a file, opened (and emptied)
+    when the ``Printed`` is made, as Kafka's ``Printed.toFile`` does. The tasks of an
+    application share one target; the file is closed when the last of them closes, and
+    appended to if a task opens it again."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.users = 0
+        self.file = None
+        if path is not None:
+            from .topology import TopologyException
+
+            try:
+                self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the last user
+            except OSError as e:
+                raise TopologyException(f"Unable to write stream to file at [{path}] {e.strerror or e}") from None
+
+    def acquire(self) -> None:
+        self.users += 1
+        if self.path is not None and self.file is None:
+            self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def write_line(self, line: str) -> None:
+        if self.path is None:
+            import sys
+
+            out = sys.stdout
+            out.write(line + "\n")
+            out.flush()
+        else:
+            self.file.write(line + "\n")
+            self.file.flush()
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class PrintNode(Node):
+    """Kafka's KStreamPrint with its PrintForeachAction: ``[label]: key, value`` a record (or
+    ``[label]: `` and the mapper's string); nothing goes further."""
+
+    def __init__(self, target: PrintTarget, label: str, mapper=None) -> None:
+        super().__init__()
+        self.target, self.label, self.mapper = target, label, mapper
+        self._open = False
+
+    def init(self, task):
+        super().init(task)
+        self.target.acquire()
+        self._open = True
+
+    def process(self, key, value, ts):
+        text = f"{java_str(key)}, {java_str(value)}" if self.mapper is None else java_str(self.mapper(key, value))
+        self.target.write_line(f"[{self.label}]: {text}")
+
+    def close(self):
+        if self._open:
+            self._open = False
+            self.target.release()
+
+
 # -- stateful nodes ----------------------------------------------------------------------------
 
 

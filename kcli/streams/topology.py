@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Topology", "TopologyNode", "StoreSpec", "SubTopology"]
+__all__ = ["Topology", "TopologyNode", "StoreSpec", "SubTopology", "TopologyException"]
+
+
+class TopologyException(ValueError):
+    """Kafka Streams' TopologyException: a topology that cannot be built as asked."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("Invalid topology" + ("" if message is None else f": {message}"))
 
 
 @dataclass
