@@ -149,3 +149,83 @@ def test_printed_to_file_opens_the_file_at_once_and_refuses_a_bad_path(tmp_path)
         Printed.to_file("/this/should/not/exist/x")
     with pytest.raises(TypeError, match="label can't be null"):
         Printed.to_sys_out().with_label(None)
+
+
+# -- 2. to(TopicNameExtractor) (KStreamImpl.to, SinkNode, InternalTopologyBuilder.Sink) ---------------
+
+
+def route_by_value(key, value, record_context):
+    return "out-" + value.split(":")[0]
+
+
+class RouteByKey:
+    def __call__(self, key, value, record_context):
+        return "out-" + key
+
+
+class NamedRoute:
+    def __call__(self, key, value, record_context):
+        return "out-x"
+
+    def __str__(self):
+        return "NamedRoute(out-x)"
+
+
+def test_a_sink_with_a_topic_name_extractor_is_described_by_its_extractor():
+    # InternalTopologyBuilder.Sink.toString: "(extractor class: " + the extractor + ")"
+    b = StreamsBuilder()
+    s = b.stream("in")
+    s.to(route_by_value)
+    s.to(RouteByKey())
+    s.to(NamedRoute())
+    s.to("fixed")
+    text = str(b.build().describe())
+    assert ("    Sink: KSTREAM-SINK-0000000001 (extractor class: test_streams_dsl_more.route_by_value)\n"
+            "      <-- KSTREAM-SOURCE-0000000000\n") in text
+    assert "    Sink: KSTREAM-SINK-0000000002 (extractor class: test_streams_dsl_more.RouteByKey)\n" in text
+    assert "    Sink: KSTREAM-SINK-0000000003 (extractor class: NamedRoute(out-x))\n" in text
+    assert "    Sink: KSTREAM-SINK-0000000004 (topic: fixed)\n" in text
+    assert "--> KSTREAM-SINK-0000000001, KSTREAM-SINK-0000000002, KSTREAM-SINK-0000000003, " \
+           "KSTREAM-SINK-0000000004" in text
+
+
+def test_records_go_to_the_topic_the_extractor_names_with_the_record_context(tmp_path):
+    # SinkNode.process: the extractor sees the key, the value and a ProcessorRecordContext of
+    # the output record's timestamp and headers and the input's topic, partition and offset
+    seen = []
+
+    def route(key, value, ctx):
+        seen.append((ctx.topic, ctx.partition, ctx.offset, ctx.timestamp, ctx.headers))
+        return "out-" + value.split(":")[0]
+
+    b = StreamsBuilder()
+    b.stream("in").map_values(lambda v: v.upper()).to(route)
+    d, _ = run(tmp_path, b, [("in", "k1", "a:1", 10), ("in", "k2", "b:2", 20), ("in", "k3", "a:3", 30)],
+               ["out-A", "out-B"])
+    assert read(d, "out-A") == [("k1", "A:1", 10), ("k3", "A:3", 30)]
+    assert read(d, "out-B") == [("k2", "B:2", 20)]
+    assert seen == [("in", 0, 0, 10, ()), ("in", 0, 1, 20, ()), ("in", 0, 2, 30, ())]
+
+
+def test_an_extracted_topic_that_does_not_exist_stops_the_application_with_the_sink_topic_error(tmp_path):
+    from kcli.common.errors import UnknownTopicOrPartitionError
+
+    b = StreamsBuilder()
+    b.stream("in").to(route_by_value)
+    d, streams = run(tmp_path, b, [("in", "k1", "a:1", 10), ("in", "k2", "zz:2", 20)], ["out-a"],
+                     expect_error=True)
+    assert isinstance(streams.error, UnknownTopicOrPartitionError)
+    assert str(streams.error) == "UNKNOWN_TOPIC_OR_PARTITION: sink topic 'out-zz' does not exist"
+    with Admin(d) as a:
+        assert "out-zz" not in {t.name for t in a.list_topics()}  # nothing made on the way
+
+
+def test_the_cli_reports_a_missing_extracted_topic_on_one_line(cli, data_dir, tmp_path):
+    assert cli("topic", "create", "lines").exit_code == 0
+    with Producer({}, data_dir=data_dir) as p:
+        p.send("lines", b"nowhere:1", key=b"k")
+    app = tmp_path / "app.py"
+    app.write_text("def build(b):\n    b.stream('lines').to(lambda k, v, ctx: v.split(b':')[0].decode())\n")
+    out = cli("streams", "run", str(app), "--application-id", "a", "-q", "--until-idle", "5")
+    assert out.exit_code == 1
+    assert out.stderr.splitlines() == ["error: UNKNOWN_TOPIC_OR_PARTITION: sink topic 'nowhere' does not exist"]

@@ -21,6 +21,7 @@ _WHERE = {
     "TimeWindows": "windows", "SlidingWindows": "windows", "SessionWindows": "windows", "JoinWindows": "windows",
     "Windowed": "windows", "Window": "windows", "Suppressed": "windows",
     "Processor": "processors", "Record": "processors", "PunctuationType": "processors", "KeyValue": "processors",
+    "RecordContext": "processors",
     "KafkaStreams": "runtime", "StreamsConfig": "runtime",
 }
 

@@ -397,11 +397,19 @@ class KStream(_Stream):
                         stores=list(store_names))
         return KStream(self.builder, n, None, None, self.repartition_required)
 
-    def to(self, topic: str, produced: Produced | None = None, *, key_serde=None, value_serde=None) -> None:
+    def to(self, topic, produced: Produced | None = None, *, key_serde=None, value_serde=None) -> None:
+        """Write the stream to ``topic``, or to the topic ``topic(key, value, record_context)``
+        names for each record (Kafka's TopicNameExtractor; ``record_context`` a
+        ``RecordContext``: topic, partition, offset, timestamp, headers). An extracted topic
+        must exist: Kafka Streams creates none."""
         produced = produced or Produced()
         ks = serde_of(key_serde) or produced.key_serde or self.key_serde
         vs = serde_of(value_serde) or produced.value_serde or self.value_serde
         name = produced.name or self.builder.new_name("KSTREAM-SINK-")
+        if callable(topic) and not isinstance(topic, str):
+            self.builder.topology.add_sink(name, topic, self.name, key_serde=ks, value_serde=vs,
+                                           partitioner=produced.partitioner)
+            return
         node = TopologyNode(name, "sink", parents=[self.name], topics=[topic], key_serde=ks, value_serde=vs,
                             partitioner=produced.partitioner)
         node.factory = lambda: P.SinkNode(node)

@@ -20,7 +20,7 @@ from .windows import Window, Windowed
 
 log = logging.getLogger("kcli.streams")
 
-__all__ = ["Record", "Processor", "PunctuationType", "Change", "KeyValue"]
+__all__ = ["Record", "Processor", "PunctuationType", "Change", "KeyValue", "RecordContext"]
 
 # Kafka's StreamsConfig.InternalConfig name for the emit interval of left/outer stream-stream
 # join results (KAFKA-10847); its default is 1000 ms
@@ -415,6 +415,60 @@ class PrintNode(Node):
         if self._open:
             self._open = False
             self.target.release()
+
+
+@dataclass(frozen=True)
+class RecordContext:
+    """What a topic name extractor is told of the record being written (Kafka's
+    RecordContext): the input record's topic, partition and offset, the output record's
+    timestamp and headers."""
+
+    topic: str | None
+    partition: int
+    offset: int
+    timestamp: int
+    headers: tuple = ()
+
+
+class ExtractorSinkNode(SinkNode):
+    """A sink whose topic each record names: ``extractor(key, value, record_context)``, as
+    Kafka's SinkNode with a TopicNameExtractor. On a data directory a topic that does not
+    exist stops the application with the error a missing sink topic gives at start."""
+
+    def init(self, task):
+        Node.init(self, task)
+        ks, vs = self.spec.key_serde, self.spec.value_serde
+        if hasattr(vs, "bind"):
+            vs = vs.bind(task.default_value_serde)
+        self._kser = (ks or task.default_key_serde).serialize
+        self._vser = (vs or task.default_value_serde).serialize
+        self._send = task.collector.send
+        self._partitioner = self.spec.partitioner
+        self._extract = self.spec.topic_extractor
+        runtime = getattr(task, "runtime", None)
+        self._check = runtime is None or not runtime.config["bootstrap.servers"]
+        self._known: set = set()
+
+    def process(self, key, value, ts):
+        task = self.task
+        headers = task.headers
+        context = RecordContext(task.topic, task.partition, task.offset, ts, tuple(headers or ()))
+        topic = self._extract(key, value, context)
+        if topic is None:
+            raise ValueError("Topic cannot be null.")  # Kafka's ProducerRecord
+        topic = str(topic)
+        if topic not in self._known and (self._check or self._partitioner is not None):
+            from kcli.common.errors import UnknownTopicOrPartitionError
+
+            try:
+                task.collector.partitions(topic)
+            except UnknownTopicOrPartitionError:
+                raise UnknownTopicOrPartitionError(f"sink topic '{topic}' does not exist") from None
+            self._known.add(topic)
+        p = None
+        if self._partitioner is not None:
+            p = self._partitioner(topic, key, value, task.collector.partitions(topic))
+        self._send(topic, self._kser(key), self._vser(value), ts, p, headers)
 
 
 # -- stateful nodes ----------------------------------------------------------------------------
