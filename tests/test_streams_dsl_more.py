@@ -229,3 +229,241 @@ def test_the_cli_reports_a_missing_extracted_topic_on_one_line(cli, data_dir, tm
     out = cli("streams", "run", str(app), "--application-id", "a", "-q", "--until-idle", "5")
     assert out.exit_code == 1
     assert out.stderr.splitlines() == ["error: UNKNOWN_TOPIC_OR_PARTITION: sink topic 'nowhere' does not exist"]
+
+
+# -- 3. cogroup (KIP-150: CogroupedKStreamImpl, CogroupedStreamAggregateBuilder) ------------------
+
+
+
+def _add(k, v, agg):
+    return f"{agg}+{v}"
+
+
+def _remove(k, v, agg):
+    return f"{agg}-{v}"
+
+
+def _concat(k, v, agg):  # CogroupedKStreamImplTest's STRING_AGGREGATOR
+    return agg + v
+
+
+def test_cogroup_describe_names_processors_and_store_after_named_and_materialized():
+    # CogroupedKStreamImplTest.shouldNameProcessorsAndStoreBasedOnNamedParameter
+    b = StreamsBuilder()
+    one, two = b.stream("one").group_by_key(), b.stream("two").group_by_key()
+    (one.cogroup(_concat).cogroup(two, _concat)
+     .aggregate(lambda: "", Materialized.as_("store"), Named.as_("test")).to_stream().to("output"))
+    assert str(b.build().describe()) == (
+        "Topologies:\n"
+        "   Sub-topology: 0\n"
+        "    Source: KSTREAM-SOURCE-0000000000 (topics: [one])\n"
+        "      --> test-cogroup-agg-0\n"
+        "    Source: KSTREAM-SOURCE-0000000001 (topics: [two])\n"
+        "      --> test-cogroup-agg-1\n"
+        "    Processor: test-cogroup-agg-0 (stores: [store])\n"
+        "      --> test-cogroup-merge\n"
+        "      <-- KSTREAM-SOURCE-0000000000\n"
+        "    Processor: test-cogroup-agg-1 (stores: [store])\n"
+        "      --> test-cogroup-merge\n"
+        "      <-- KSTREAM-SOURCE-0000000001\n"
+        "    Processor: test-cogroup-merge (stores: [])\n"
+        "      --> KTABLE-TOSTREAM-0000000005\n"
+        "      <-- test-cogroup-agg-0, test-cogroup-agg-1\n"
+        "    Processor: KTABLE-TOSTREAM-0000000005 (stores: [])\n"
+        "      --> KSTREAM-SINK-0000000006\n"
+        "      <-- test-cogroup-merge\n"
+        "    Sink: KSTREAM-SINK-0000000006 (topic: output)\n"
+        "      <-- KTABLE-TOSTREAM-0000000005\n\n")
+
+
+def test_cogroup_describe_repartitions_a_key_changed_stream_under_the_groupings_name():
+    # CogroupedKStreamImplTest.shouldNameRepartitionTopic
+    from kcli.streams import Grouped
+
+    b = StreamsBuilder()
+    s1, s2 = b.stream("one"), b.stream("two")
+    one = s1.map(lambda k, v: (v, k)).group_by_key(Grouped.as_("repartition-test"))
+    two = s2.group_by_key()
+    one.cogroup(_concat).cogroup(two, _concat).aggregate(lambda: "").to_stream().to("output")
+    assert str(b.build().describe()) == (
+        "Topologies:\n"
+        "   Sub-topology: 0\n"
+        "    Source: KSTREAM-SOURCE-0000000000 (topics: [one])\n"
+        "      --> KSTREAM-MAP-0000000002\n"
+        "    Processor: KSTREAM-MAP-0000000002 (stores: [])\n"
+        "      --> repartition-test-repartition-filter\n"
+        "      <-- KSTREAM-SOURCE-0000000000\n"
+        "    Processor: repartition-test-repartition-filter (stores: [])\n"
+        "      --> repartition-test-repartition-sink\n"
+        "      <-- KSTREAM-MAP-0000000002\n"
+        "    Sink: repartition-test-repartition-sink (topic: repartition-test-repartition)\n"
+        "      <-- repartition-test-repartition-filter\n\n"
+        "  Sub-topology: 1\n"
+        "    Source: KSTREAM-SOURCE-0000000001 (topics: [two])\n"
+        "      --> COGROUPKSTREAM-AGGREGATE-0000000008\n"
+        "    Source: repartition-test-repartition-source (topics: [repartition-test-repartition])\n"
+        "      --> COGROUPKSTREAM-AGGREGATE-0000000007\n"
+        "    Processor: COGROUPKSTREAM-AGGREGATE-0000000007 (stores: [COGROUPKSTREAM-AGGREGATE-STATE-STORE-0000000003])\n"
+        "      --> COGROUPKSTREAM-MERGE-0000000009\n"
+        "      <-- repartition-test-repartition-source\n"
+        "    Processor: COGROUPKSTREAM-AGGREGATE-0000000008 (stores: [COGROUPKSTREAM-AGGREGATE-STATE-STORE-0000000003])\n"
+        "      --> COGROUPKSTREAM-MERGE-0000000009\n"
+        "      <-- KSTREAM-SOURCE-0000000001\n"
+        "    Processor: COGROUPKSTREAM-MERGE-0000000009 (stores: [])\n"
+        "      --> KTABLE-TOSTREAM-0000000010\n"
+        "      <-- COGROUPKSTREAM-AGGREGATE-0000000007, COGROUPKSTREAM-AGGREGATE-0000000008\n"
+        "    Processor: KTABLE-TOSTREAM-0000000010 (stores: [])\n"
+        "      --> KSTREAM-SINK-0000000011\n"
+        "      <-- COGROUPKSTREAM-MERGE-0000000009\n"
+        "    Sink: KSTREAM-SINK-0000000011 (topic: output)\n"
+        "      <-- KTABLE-TOSTREAM-0000000010\n\n")
+
+
+def test_a_cogroup_aggregated_twice_repartitions_once_and_burns_the_names_again():
+    # CogroupedKStreamImplTest.shouldInsertRepartitionsTopicForCogroupsUsedTwice
+    from kcli.streams import Grouped
+
+    b = StreamsBuilder()
+    one = b.stream("one").map(lambda k, v: (v, k)).group_by_key(Grouped.as_("foo")).cogroup(_concat)
+    one.aggregate(lambda: "")
+    one.aggregate(lambda: "")
+    text = str(b.build().describe())
+    assert text.endswith(
+        "  Sub-topology: 1\n"
+        "    Source: foo-repartition-source (topics: [foo-repartition])\n"
+        "      --> COGROUPKSTREAM-AGGREGATE-0000000006, COGROUPKSTREAM-AGGREGATE-0000000012\n"
+        "    Processor: COGROUPKSTREAM-AGGREGATE-0000000006 (stores: [COGROUPKSTREAM-AGGREGATE-STATE-STORE-0000000002])\n"
+        "      --> COGROUPKSTREAM-MERGE-0000000007\n"
+        "      <-- foo-repartition-source\n"
+        "    Processor: COGROUPKSTREAM-AGGREGATE-0000000012 (stores: [COGROUPKSTREAM-AGGREGATE-STATE-STORE-0000000008])\n"
+        "      --> COGROUPKSTREAM-MERGE-0000000013\n"
+        "      <-- foo-repartition-source\n"
+        "    Processor: COGROUPKSTREAM-MERGE-0000000007 (stores: [])\n"
+        "      --> none\n"
+        "      <-- COGROUPKSTREAM-AGGREGATE-0000000006\n"
+        "    Processor: COGROUPKSTREAM-MERGE-0000000013 (stores: [])\n"
+        "      --> none\n"
+        "      <-- COGROUPKSTREAM-AGGREGATE-0000000012\n\n")
+
+
+def test_windowed_cogroup_describe_names_after_named():
+    # TimeWindowedCogroupedKStreamImplTest / SlidingWindowedCogroupedKStreamImplTest /
+    # SessionWindowedCogroupedKStreamImplTest.namedParamShouldSetName
+    from kcli.streams import SessionWindows, SlidingWindows, TimeWindows
+
+    for windows in (TimeWindows.of_size_with_no_grace(500), SessionWindows.of_inactivity_gap_with_no_grace(1)):
+        b = StreamsBuilder()
+        w = b.stream("topic").group_by_key().cogroup(_add).windowed_by(windows)
+        if isinstance(windows, SessionWindows):
+            w.aggregate(lambda: "0", lambda k, a, c: a + "+" + c, named=Named.as_("foo"))
+        else:
+            w.aggregate(lambda: "0", named=Named.as_("foo"))
+        assert str(b.build().describe()) == (
+            "Topologies:\n"
+            "   Sub-topology: 0\n"
+            "    Source: KSTREAM-SOURCE-0000000000 (topics: [topic])\n"
+            "      --> foo-cogroup-agg-0\n"
+            "    Processor: foo-cogroup-agg-0 (stores: [COGROUPKSTREAM-AGGREGATE-STATE-STORE-0000000001])\n"
+            "      --> foo-cogroup-merge\n"
+            "      <-- KSTREAM-SOURCE-0000000000\n"
+            "    Processor: foo-cogroup-merge (stores: [])\n"
+            "      --> none\n"
+            "      <-- foo-cogroup-agg-0\n\n")
+    # sliding windows keep every stream's records beside the aggregates (as kcli's sliding
+    # aggregation does): the one store more in the processor line
+    b = StreamsBuilder()
+    b.stream("topic").group_by_key().cogroup(_add).windowed_by(SlidingWindows.of_size_and_grace(500, 2000)) \
+        .aggregate(lambda: "0", named=Named.as_("foo"))
+    assert ("Processor: foo-cogroup-agg-0 (stores: [COGROUPKSTREAM-AGGREGATE-STATE-STORE-0000000001, "
+            "COGROUPKSTREAM-AGGREGATE-STATE-STORE-0000000001-records])") in str(b.build().describe())
+
+
+def test_cogroup_of_two_streams_with_shared_keys_folds_both_into_one_aggregate(tmp_path):
+    # CogroupedKStreamImplTest.shouldCogroupAndAggregateTwoKStreamsWithSharedKeys: each result
+    # takes the later of the record's and the aggregate's time
+    b = StreamsBuilder()
+    g1, g2 = b.stream("one").group_by_key(), b.stream("two").group_by_key()
+    table = g1.cogroup(_concat).cogroup(g2, _concat).aggregate(lambda: "", Materialized.as_("agg"))
+    table.to_stream().to("output")
+    inputs = [("one", "k1", "A", 0), ("one", "k2", "A", 1), ("one", "k1", "A", 10), ("one", "k2", "A", 100),
+              ("two", "k2", "B", 100), ("two", "k2", "B", 200), ("two", "k1", "B", 1), ("two", "k2", "B", 500),
+              ("two", "k1", "B", 500), ("two", "k2", "B", 500), ("two", "k3", "B", 500), ("two", "k2", "B", 100)]
+    d, _ = run(tmp_path, b, inputs, ["output"])
+    assert read(d, "output") == [
+        ("k1", "A", 0), ("k2", "A", 1), ("k1", "AA", 10), ("k2", "AA", 100), ("k2", "AAB", 100), ("k2", "AABB", 200),
+        ("k1", "AAB", 10), ("k2", "AABBB", 500), ("k1", "AABB", 500), ("k2", "AABBBB", 500), ("k3", "B", 500),
+        ("k2", "AABBBBB", 500)]
+    # one store, one changelog
+    with Admin(d) as a:
+        names = {t.name for t in a.list_topics()}
+    assert {n for n in names if n.startswith("app-")} == {"app-agg-changelog"}
+
+
+def test_cogroup_skips_null_values(tmp_path):
+    # CogroupedKStreamImplTest.testCogroupHandleNullValues
+    b = StreamsBuilder()
+    b.stream("one").group_by_key().cogroup(_concat).aggregate(lambda: "").to_stream().to("output")
+    d, _ = run(tmp_path, b, [("one", "k1", "A", 0), ("one", "k2", "B", 0), ("one", "k2", None, 0),
+                             ("one", "k2", "B", 0), ("one", "k1", "A", 0)], ["output"])
+    assert read(d, "output") == [("k1", "A", 0), ("k2", "B", 0), ("k2", "BB", 0), ("k1", "AA", 0)]
+
+
+def _windowed(size=None, session=False):
+    from kcli.streams.serdes import StringSerde
+    from kcli.streams.windows import WindowedSerde
+
+    serde = WindowedSerde(StringSerde(), size, session=session)
+    return lambda b: (lambda w: (w.key, w.window.start, w.window.end))(serde.deserialize(b))
+
+
+def test_time_windowed_cogroup_mixes_the_streams_aggregators(tmp_path):
+    # TimeWindowedCogroupedKStreamImplTest.timeWindowMixAggregatorsTest
+    from kcli.streams import TimeWindows
+
+    b = StreamsBuilder()
+    g1, g2 = b.stream("topic").group_by_key(), b.stream("topic2").group_by_key()
+    (g1.cogroup(_add).cogroup(g2, _remove).windowed_by(TimeWindows.of_size_with_no_grace(500))
+     .aggregate(lambda: "0").to_stream().to("output"))
+    inputs = [("topic", "k1", "A", 0), ("topic", "k2", "A", 0), ("topic", "k2", "A", 1), ("topic", "k1", "A", 2),
+              ("topic2", "k1", "B", 3), ("topic2", "k2", "B", 3), ("topic2", "k2", "B", 4), ("topic2", "k1", "B", 4)]
+    d, _ = run(tmp_path, b, inputs, ["output"])
+    assert read(d, "output", key=_windowed(500)) == [
+        (("k1", 0, 500), "0+A", 0), (("k2", 0, 500), "0+A", 0), (("k2", 0, 500), "0+A+A", 1),
+        (("k1", 0, 500), "0+A+A", 2), (("k1", 0, 500), "0+A+A-B", 3), (("k2", 0, 500), "0+A+A-B", 3),
+        (("k2", 0, 500), "0+A+A-B-B", 4), (("k1", 0, 500), "0+A+A-B-B", 4)]
+
+
+def test_sliding_windowed_cogroup_is_kafkas_sliding_aggregation_of_both_streams(tmp_path):
+    # SlidingWindowedCogroupedKStreamImplTest.slidingWindowAggregateOverlappingWindowsTest, with
+    # the B records sent to the second stream (TOSTRING_REMOVER): every "+B" becomes "-B"
+    from kcli.streams import SlidingWindows
+
+    b = StreamsBuilder()
+    g1, g2 = b.stream("topic").group_by_key(), b.stream("topic2").group_by_key()
+    (g1.cogroup(_add).cogroup(g2, _remove).windowed_by(SlidingWindows.of_size_and_grace(500, 2000))
+     .aggregate(lambda: "0").to_stream().to("output"))
+    inputs = [("topic", "k1", "A", 500), ("topic", "k2", "A", 500), ("topic2", "k1", "B", 750),
+              ("topic2", "k2", "B", 750), ("topic", "k2", "A", 1000), ("topic", "k1", "A", 1000)]
+    d, _ = run(tmp_path, b, inputs, ["output"])
+    assert [(k[0], v, ts) for k, v, ts in read(d, "output", key=_windowed(500))] == [
+        ("k1", "0+A", 500), ("k2", "0+A", 500), ("k1", "0-B", 750), ("k1", "0+A-B", 750), ("k2", "0-B", 750),
+        ("k2", "0+A-B", 750), ("k2", "0-B+A", 1000), ("k2", "0+A", 1000), ("k2", "0+A-B+A", 1000),
+        ("k1", "0-B+A", 1000), ("k1", "0+A", 1000), ("k1", "0+A-B+A", 1000)]
+
+
+def test_session_windowed_cogroup_merges_sessions_across_the_streams(tmp_path):
+    # SessionWindowedCogroupedKStreamImplTest.sessionWindowMixAggregatorsTest
+    from kcli.streams import SessionWindows
+
+    b = StreamsBuilder()
+    g1, g2 = b.stream("topic").group_by_key(), b.stream("topic2").group_by_key()
+    (g1.cogroup(_add).cogroup(g2, _remove).windowed_by(SessionWindows.of_inactivity_gap_and_grace(100, 86_400_000))
+     .aggregate(lambda: "0", lambda k, a, c: f"{a}+{c}").to_stream().to("output"))
+    inputs = [("topic", "k1", "A", 0), ("topic", "k2", "A", 0), ("topic", "k2", "A", 1), ("topic", "k1", "A", 2),
+              ("topic2", "k1", "B", 3), ("topic2", "k2", "B", 3), ("topic2", "k2", "B", 444),
+              ("topic2", "k1", "B", 444)]
+    d, _ = run(tmp_path, b, inputs, ["output"])
+    assert [(k[0], v, ts) for k, v, ts in read(d, "output", key=_windowed(session=True))] == [
+        ("k1", "0+A", 0), ("k2", "0+A", 0), ("k2", None, 0), ("k2", "0+0+A+A", 1), ("k1", None, 0),
+        ("k1", "0+0+A+A", 2), ("k1", None, 2), ("k1", "0+0+0+A+A-B", 3), ("k2", None, 1), ("k2", "0+0+0+A+A-B", 3),
+        ("k2", "0-B", 444), ("k1", "0-B", 444)]

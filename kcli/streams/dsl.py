@@ -645,6 +645,14 @@ class KGroupedStream:
         return self._aggregate("KSTREAM-AGGREGATE-", materialized, None,
                                lambda s: (lambda: P.AggregateNode(s, initializer, aggregator)))
 
+    def cogroup(self, aggregator) -> "CogroupedKStream":
+        """Start a cogroup (KIP-150): this stream's records folded by ``aggregator(key, value,
+        aggregate)`` into one aggregate per key that other grouped streams (``.cogroup(other,
+        aggregator)``) fold into too: one store, one changelog."""
+        if aggregator is None:
+            raise TypeError("aggregator can't be null")
+        return CogroupedKStream(self.stream.builder).cogroup(self, aggregator)
+
     def windowed_by(self, windows):
         if isinstance(windows, TimeWindows):
             return TimeWindowedKStream(self, windows)
@@ -710,6 +718,135 @@ class SessionWindowedKStream:
 
     def aggregate(self, initializer, aggregator, merger, materialized=None) -> "KTable":
         return self._agg("KSTREAM-AGGREGATE-", materialized, None, initializer, aggregator, merger)
+
+
+class CogroupedKStream:
+    """Kafka's CogroupedKStream: grouped streams of the same key, each with its own
+    aggregator, aggregated into one table. As Kafka's CogroupedStreamAggregateBuilder names
+    them: the store ``COGROUPKSTREAM-AGGREGATE-STATE-STORE-...`` (unless materialized with a
+    name), a repartition (named after the grouping, else the store) for each grouped stream
+    that needs one, one ``COGROUPKSTREAM-AGGREGATE-...`` processor a stream (``<named>-cogroup-agg-<i>``)
+    sharing the store, and ``COGROUPKSTREAM-MERGE-...`` (``<named>-cogroup-merge``) after them."""
+
+    AGGREGATE_NAME = "COGROUPKSTREAM-AGGREGATE-"
+    MERGE_NAME = "COGROUPKSTREAM-MERGE-"
+
+    def __init__(self, builder: StreamsBuilder) -> None:
+        self.builder = builder
+        self._patterns: list[tuple[KGroupedStream, Callable]] = []  # in the order first cogrouped
+        self._parents: dict[int, str] = {}  # a grouped stream (by identity) -> the node its aggregate reads
+
+    def cogroup(self, grouped: KGroupedStream, aggregator) -> "CogroupedKStream":
+        if grouped is None:
+            raise TypeError("groupedStream can't be null")
+        if aggregator is None:
+            raise TypeError("aggregator can't be null")
+        for i, (g, _a) in enumerate(self._patterns):
+            if g is grouped:  # a LinkedHashMap: the later aggregator, the first place
+                self._patterns[i] = (g, aggregator)
+                return self
+        self._patterns.append((grouped, aggregator))
+        return self
+
+    def aggregate(self, initializer, materialized=None, named=None) -> "KTable":
+        """``initializer()`` starts each key's aggregate; every stream's aggregator folds its
+        records into it (null keys and null values are skipped)."""
+        if initializer is None:
+            raise TypeError("initializer can't be null")
+        return self._build(materialized, named, "kv",
+                           lambda store, agg: (lambda: P.AggregateNode(store, initializer, agg)))
+
+    def windowed_by(self, windows):
+        if isinstance(windows, TimeWindows):
+            return TimeWindowedCogroupedKStream(self, windows)
+        if isinstance(windows, SlidingWindows):
+            return SlidingWindowedCogroupedKStream(self, windows)
+        if isinstance(windows, SessionWindows):
+            return SessionWindowedCogroupedKStream(self, windows)
+        raise TypeError(f"not a window specification: {windows!r}")
+
+    def _build(self, materialized, named, kind, make, *, window_size=None, windowed=False, grace=0,
+               retention=None, raw=None) -> "KTable":
+        b = self.builder
+        m = _materialized(materialized)
+        store = m.name or b.new_store_name(self.AGGREGATE_NAME)
+        # processRepartitions: a grouped stream that needs one goes through its repartition
+        # topic (made once per cogroup; a later aggregate burns the names again)
+        for g, _agg in self._patterns:
+            if g.repartition:
+                if id(g) in self._parents:
+                    for _ in range(3):
+                        b.new_name("KSTREAM-")
+                else:
+                    self._parents[id(g)] = _repartition_through(b, g.stream.name, g.name or store, g.key_serde,
+                                                                g.value_serde, None)
+            else:
+                self._parents[id(g)] = g.stream.name
+        ks = m.key_serde or self._patterns[0][0].key_serde
+        vs = m.value_serde
+        b.topology.stores[store] = StoreSpec(store, kind, ks, vs, logged=m.logging, cached=m.caching,
+                                             window_size_ms=window_size, retention_ms=retention)
+        stores = [store]
+        if raw is not None:  # sliding windows: the records of every stream, tagged by stream
+            b.topology.stores[store + "-records"] = StoreSpec(store + "-records", "window", ks, raw, cached=False,
+                                                               retention_ms=retention)
+            stores.append(store + "-records")
+        prefix = _name(named)
+        names = []
+        for i, (g, agg) in enumerate(self._patterns):
+            generated = b.new_name(self.AGGREGATE_NAME)
+            name = f"{prefix}-cogroup-agg-{i}" if prefix else generated
+            b._add(name, "processor", [self._parents[id(g)]], make(store, agg) if raw is None else make(store, i),
+                   stores=list(stores))
+            names.append(name)
+        generated = b.new_name(self.MERGE_NAME)
+        merge = f"{prefix}-cogroup-merge" if prefix else generated
+        b._add(merge, "processor", names, P.PassThrough)
+        table_ks = WindowedSerde(ks, window_size, session=(kind == "session")) if windowed else ks
+        return KTable(b, merge, table_ks, vs, store=None if windowed else store, grace=grace, inner_key_serde=ks)
+
+
+class TimeWindowedCogroupedKStream:
+    def __init__(self, cogrouped: CogroupedKStream, windows: TimeWindows) -> None:
+        self.c, self.w = cogrouped, windows
+
+    def aggregate(self, initializer, materialized=None, named=None) -> "KTable":
+        w = self.w
+        return self.c._build(materialized, named, "windowed-kv",
+                             lambda store, agg: (lambda: P.WindowAggregateNode(store, w, initializer, agg)),
+                             window_size=w.size_ms, windowed=True, grace=w.grace_ms, retention=w.retention_ms())
+
+
+class SlidingWindowedCogroupedKStream:
+    def __init__(self, cogrouped: CogroupedKStream, windows: SlidingWindows) -> None:
+        self.c, self.w = cogrouped, windows
+
+    def aggregate(self, initializer, materialized=None, named=None) -> "KTable":
+        from .serdes import BytesSerde
+
+        w, c = self.w, self.c
+        patterns = list(c._patterns)
+        aggregators = [a for _g, a in patterns]
+        value_serdes = [g.value_serde for g, _a in patterns]
+
+        def make(store, i):
+            return lambda: P.CogroupSlidingWindowAggregateNode(store, store + "-records", w, initializer,
+                                                               aggregators, value_serdes, i)
+
+        return c._build(materialized, named, "windowed-kv", make, window_size=w.time_difference_ms, windowed=True,
+                        grace=w.grace_ms, retention=w.retention_ms(), raw=BytesSerde())
+
+
+class SessionWindowedCogroupedKStream:
+    def __init__(self, cogrouped: CogroupedKStream, windows: SessionWindows) -> None:
+        self.c, self.w = cogrouped, windows
+
+    def aggregate(self, initializer, merger, materialized=None, named=None) -> "KTable":
+        """``merger(key, aggregate1, aggregate2)`` joins the aggregates of merged sessions."""
+        w = self.w
+        return self.c._build(materialized, named, "session",
+                             lambda store, agg: (lambda: P.SessionAggregateNode(store, w, initializer, agg, merger)),
+                             windowed=True, grace=w.grace_ms, retention=w.retention_ms())
 
 
 class KTable(_Stream):

@@ -325,6 +325,8 @@ class SinkNode(Node):
     def init(self, task):
         super().init(task)
         ks, vs = self.spec.key_serde, self.spec.value_serde
+        if hasattr(ks, "bind"):  # a windowed key over default.key.serde
+            ks = ks.bind(task.default_key_serde)
         if hasattr(vs, "bind"):
             vs = vs.bind(task.default_value_serde)
         self._kser = (ks or task.default_key_serde).serialize
@@ -438,6 +440,8 @@ class ExtractorSinkNode(SinkNode):
     def init(self, task):
         Node.init(self, task)
         ks, vs = self.spec.key_serde, self.spec.value_serde
+        if hasattr(ks, "bind"):
+            ks = ks.bind(task.default_key_serde)
         if hasattr(vs, "bind"):
             vs = vs.bind(task.default_value_serde)
         self._kser = (ks or task.default_key_serde).serialize
@@ -604,7 +608,7 @@ class SlidingWindowAggregateNode(_Folding):
         if ts + 1 + d <= close:  # even the latest window this record could join has closed
             self.task.dropped_records += 1
             return
-        self.raw.put(key, ts, value)
+        self.keep(key, ts, value)
         records = self.raw.fetch(key, ts - d - 1, ts + d + 1)
         times = sorted({t for t, _ in records})
         # windows holding this record: the ones ending at the record times in [ts, ts + d]
@@ -651,9 +655,48 @@ class SlidingWindowAggregateNode(_Folding):
         for _rank, wk, inside, old in sorted(updates, key=lambda u: u[0]):
             agg = None
             for t, v in inside:
-                agg = self.fold(key, v, agg)
+                agg = self.fold_kept(key, v, agg)
             latest = max(t for t, _ in inside)
             self.put_forward(wk, agg, old, max(ts, latest))
+
+    def keep(self, key, ts, value) -> None:
+        """Keep a record for the windows that will hold it."""
+        self.raw.put(key, ts, value)
+
+    def fold_kept(self, key, kept, agg):
+        """Fold a kept record into a window's aggregate."""
+        return self.fold(key, kept, agg)
+
+
+class CogroupSlidingWindowAggregateNode(SlidingWindowAggregateNode):
+    """One stream of a sliding-window cogroup: the streams keep their records in one store,
+    each tagged with its stream (a byte, then the value in that stream's serde), so a window
+    is aggregated again from every stream's records, each by its own stream's aggregator
+    (records of one time from different streams: by stream)."""
+
+    def __init__(self, store_name: str, raw_store: str, windows, initializer, aggregators: list,
+                 value_serdes: list, index: int) -> None:
+        super().__init__(store_name, raw_store, windows, initializer, aggregators[index])
+        self.aggregators, self.value_serdes, self.index = aggregators, value_serdes, index
+
+    def init(self, task):
+        super().init(task)
+        serdes = []
+        for vs in self.value_serdes:
+            if hasattr(vs, "bind"):
+                vs = vs.bind(task.default_value_serde)
+            serdes.append(vs or task.default_value_serde)
+        self._ser = serdes[self.index].serialize
+        self._des = [x.deserialize for x in serdes]
+        self._tag = bytes([self.index])
+
+    def keep(self, key, ts, value) -> None:
+        self.raw.put(key, ts, self._tag + (self._ser(value) or b""))
+
+    def fold_kept(self, key, kept, agg):
+        i = kept[0]
+        value = self._des[i](kept[1:])
+        return self.aggregators[i](key, value, self.initializer() if agg is None else agg)
 
 
 class SessionAggregateNode(_Folding):

@@ -169,6 +169,12 @@ class WindowedSerde:
         self.size = window_size_ms
         self.session = session
 
+    def bind(self, default_key_serde) -> "WindowedSerde":
+        """This format over ``default.key.serde`` when it was made without an inner serde."""
+        if self.inner is not None:
+            return self
+        return WindowedSerde(default_key_serde, self.size, self.session)
+
     def serialize(self, w):
         if w is None:
             return None
