@@ -43,7 +43,7 @@ def _wait_for(streams, topic, n, what, timeout=15.0):
         time.sleep(0.005)
 
 
-def run(tmp_path, builder, inputs, topics, *, config=None, expect_error=False, clock=None):
+def run(tmp_path, builder, inputs, topics, *, config=None, expect_error=False, clock=None, step_ms=0):
     """Create ``topics`` (one partition each) and the inputs' topics, start the application,
     send ``inputs`` ((topic, key, value, timestamp), each processed before the next is sent),
     close it; returns (data directory, the closed KafkaStreams)."""
@@ -61,6 +61,8 @@ def run(tmp_path, builder, inputs, topics, *, config=None, expect_error=False, c
         streams.wait_until_running()
         with Producer({"linger.ms": 0}, data_dir=d) as p:
             for topic, k, v, ts in inputs:
+                if clock is not None:
+                    clock.advance(step_ms)
                 p.send(topic, None if v is None else v.encode(), key=None if k is None else k.encode(), timestamp=ts)
                 p.flush()
                 sent[topic] = sent.get(topic, 0) + 1
@@ -467,3 +469,99 @@ def test_session_windowed_cogroup_merges_sessions_across_the_streams(tmp_path):
         ("k1", "0+A", 0), ("k2", "0+A", 0), ("k2", None, 0), ("k2", "0+0+A+A", 1), ("k1", None, 0),
         ("k1", "0+0+A+A", 2), ("k1", None, 2), ("k1", "0+0+0+A+A-B", 3), ("k2", None, 1), ("k2", "0+0+0+A+A-B", 3),
         ("k2", "0-B", 444), ("k1", "0-B", 444)]
+
+
+# -- 4. emit_strategy (KIP-825: EmitStrategy, AbstractKStreamTimeWindowAggregateProcessor) -----------
+
+
+def _emit_final_count(builder_windows, windows, strategy):
+    from kcli.streams import EmitStrategy
+
+    b = StreamsBuilder()
+    w = b.stream("in").group_by_key().windowed_by(windows)
+    if strategy is not None:
+        assert w.emit_strategy(getattr(EmitStrategy, strategy)()) is w
+    w.aggregate(lambda: "0", _add).to_stream().to("output")
+    return b
+
+
+def test_on_window_close_emits_each_closed_window_once_by_start_then_key(tmp_path, clock):
+    # KStreamWindowAggregateTest.shouldEmitWithInterval0 (the emit interval passing between
+    # records here: the wall clock moves on 1 s, Kafka's default interval, before each)
+    from kcli.streams import TimeWindows
+
+    windows = TimeWindows.of_size_and_grace(10, 5).advance_by(5)
+    inputs = [("in", "A", "1", 0), ("in", "A", "1", 5), ("in", "B", "2", 10), ("in", "C", "3", 15),
+              ("in", "D", "4", 20)]
+    d, _ = run(tmp_path, _emit_final_count(None, windows, "on_window_close"), inputs, ["output"], clock=clock,
+               step_ms=1000)
+    assert read(d, "output", key=_windowed(10)) == [
+        (("A", 0, 10), "0+1+1", 5), (("A", 5, 15), "0+1", 5), (("B", 5, 15), "0+2", 10)]
+    d2, _ = run(tmp_path / "update", _emit_final_count(None, windows, "on_window_update"), inputs, ["output"],
+                clock=clock, step_ms=1000)
+    assert read(d2, "output", key=_windowed(10)) == [
+        (("A", 0, 10), "0+1", 0), (("A", 0, 10), "0+1+1", 5), (("A", 5, 15), "0+1", 5), (("B", 5, 15), "0+2", 10),
+        (("B", 10, 20), "0+2", 10), (("C", 10, 20), "0+3", 15), (("C", 15, 25), "0+3", 15),
+        (("D", 15, 25), "0+4", 20), (("D", 20, 30), "0+4", 20)]
+
+
+def test_on_window_close_looks_at_most_once_an_emit_interval_of_wall_clock_time(tmp_path, clock):
+    # AbstractKStreamTimeWindowAggregateProcessor.shouldEmitFinal: the first record schedules
+    # the next look 1 s (the default interval) later; records before then emit nothing; the
+    # next look emits every window closed since, from the start (no emit yet)
+    from kcli.streams import TimeWindows
+
+    windows = TimeWindows.of_size_and_grace(10, 5).advance_by(5)
+    b = _emit_final_count(None, windows, "on_window_close")
+    inputs = [("in", "A", "1", 0), ("in", "A", "1", 5), ("in", "B", "2", 10), ("in", "C", "3", 15),
+              ("in", "D", "4", 20)]
+    d = str(tmp_path / "data")
+    with Admin(d, create=True) as a:
+        a.create_topic("in", 1)
+        a.create_topic("output", 1)
+    conf = {"application.id": "app", "commit.interval.ms": 50, "statestore.cache.max.bytes": 0, **STRINGS}
+    streams = KafkaStreams(b, conf, data_dir=d, clock=clock).start()
+    try:
+        streams.wait_until_running()
+        with Producer({"linger.ms": 0}, data_dir=d) as p:
+            for n, (topic, k, v, ts) in enumerate(inputs, 1):
+                p.send(topic, v.encode(), key=k.encode(), timestamp=ts)
+                p.flush()
+                _wait_for(streams, topic, n, f"record {n}")
+            time.sleep(0.2)
+            assert read(d, "output") == []  # the wall clock has not moved: no look since the first record
+            clock.advance(1000)
+            p.send("in", b"5", key=b"E", timestamp=21)
+            p.flush()
+            _wait_for(streams, "in", 6, "record 6")
+    finally:
+        streams.close()
+    assert streams.error is None, streams.error
+    # close time 16: windows starting at 0..6 (ends up to 16) that hold records
+    assert read(d, "output", key=_windowed(10)) == [
+        (("A", 0, 10), "0+1+1", 5), (("A", 5, 15), "0+1", 5), (("B", 5, 15), "0+2", 10)]
+
+
+def test_sliding_windows_on_window_close_emit_a_window_once_its_end_is_before_the_close_time(tmp_path, clock):
+    # KStreamSlidingWindowAggregate: windows [start, end] by start in [last close - difference,
+    # close - difference - 1]; an early record (before the difference) does not look
+    from kcli.streams import SlidingWindows
+
+    windows = SlidingWindows.of_size_with_no_grace(10)
+    inputs = [("in", "A", "1", 10), ("in", "A", "2", 15), ("in", "A", "3", 30)]
+    d, _ = run(tmp_path, _emit_final_count(None, windows, "on_window_close"), inputs, ["output"], clock=clock,
+               step_ms=1000)
+    assert read(d, "output", key=_windowed(10)) == [
+        (("A", 0, 10), "0+1", 10), (("A", 5, 15), "0+1+2", 15), (("A", 11, 21), "0+2", 15)]
+
+
+def test_emit_strategy_defaults_to_on_window_update_and_takes_only_an_emit_strategy():
+    from kcli.streams import EmitStrategy, TimeWindows
+
+    w = StreamsBuilder().stream("in").group_by_key().windowed_by(TimeWindows.of_size_with_no_grace(10))
+    assert w.emit == EmitStrategy.on_window_update()
+    assert EmitStrategy.on_window_close().type == "ON_WINDOW_CLOSE"
+    with pytest.raises(TypeError):
+        w.emit_strategy(None)
+    with pytest.raises(TypeError):
+        w.emit_strategy("ON_WINDOW_CLOSE")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 from . import processors as P
 from .serdes import LongSerde, serde_of
 from .topology import StoreSpec, Topology, TopologyException, TopologyNode
-from .windows import JoinWindows, SessionWindows, SlidingWindows, Suppressed, TimeWindows, WindowedSerde
+from .windows import EmitStrategy, JoinWindows, SessionWindows, SlidingWindows, Suppressed, TimeWindows, WindowedSerde
 
 __all__ = ["StreamsBuilder", "KStream", "KTable", "GlobalKTable", "KGroupedStream", "KGroupedTable", "Consumed", "Produced",
            "Grouped", "Materialized", "Repartitioned", "Named", "Branched", "Stores", "Printed", "CogroupedKStream"]
@@ -666,11 +666,26 @@ class KGroupedStream:
 class TimeWindowedKStream:
     def __init__(self, grouped: KGroupedStream, windows: TimeWindows) -> None:
         self.g, self.w = grouped, windows
+        self.emit = EmitStrategy.on_window_update()
+
+    def emit_strategy(self, strategy: EmitStrategy) -> "TimeWindowedKStream":
+        """``EmitStrategy.on_window_close()``: each window's result once, when it closes
+        (KIP-825); ``on_window_update()`` (the default): every update."""
+        if strategy is None:
+            raise TypeError("emitStrategy can't be null")
+        if not isinstance(strategy, EmitStrategy):
+            raise TypeError(f"not an EmitStrategy: {strategy!r}")
+        self.emit = strategy
+        return self
+
+    @property
+    def _emit_final(self) -> bool:
+        return self.emit.type == EmitStrategy.ON_WINDOW_CLOSE
 
     def _agg(self, prefix, m, vs, init, agg, reduce=False):
-        w = self.w
+        w, final = self.w, self._emit_final
         return self.g._aggregate(prefix, m, vs,
-                                 lambda s: (lambda: P.WindowAggregateNode(s, w, init, agg, reduce)),
+                                 lambda s: (lambda: P.WindowAggregateNode(s, w, init, agg, reduce, emit_final=final)),
                                  kind="windowed-kv", window_size=w.size_ms, windowed=True, grace=w.grace_ms,
                                  retention=w.retention_ms())
 
@@ -688,12 +703,13 @@ class SlidingWindowedKStream(TimeWindowedKStream):
     def _agg(self, prefix, m, vs, init, agg, reduce=False):
         w = self.w
         g = self.g
+        final = self._emit_final
 
         def make(store):
             raw = store + "-records"
             g.stream.builder.topology.stores[raw] = StoreSpec(raw, "window", g.key_serde, g.value_serde,
                                                               cached=False, retention_ms=w.retention_ms())
-            return (lambda: P.SlidingWindowAggregateNode(store, raw, w, init, agg, reduce)), raw
+            return (lambda: P.SlidingWindowAggregateNode(store, raw, w, init, agg, reduce, emit_final=final)), raw
 
         return g._aggregate(prefix, m, vs, make, kind="windowed-kv", window_size=w.time_difference_ms,
                             windowed=True, grace=w.grace_ms, retention=w.retention_ms())

@@ -22,6 +22,9 @@ log = logging.getLogger("kcli.streams")
 
 __all__ = ["Record", "Processor", "PunctuationType", "Change", "KeyValue", "RecordContext"]
 
+# Kafka's StreamsConfig.InternalConfig name for how often (wall-clock ms) a windowed aggregation
+# that emits on window close looks for closed windows; its default is 1000 ms
+EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION = "__emit.interval.ms.kstreams.windowed.aggregation__"
 # Kafka's StreamsConfig.InternalConfig name for the emit interval of left/outer stream-stream
 # join results (KAFKA-10847); its default is 1000 ms
 EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX = "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__"
@@ -541,21 +544,83 @@ class AggregateNode(_Folding):
         self.put_forward(key, self.fold(key, value, old), old, ts)
 
 
-class WindowAggregateNode(_Folding):
+class _EmitOnWindowClose(_Folding):
+    """What the time and sliding window aggregations share for ``EmitStrategy.on_window_close()``
+    (Kafka's AbstractKStreamTimeWindowAggregateProcessor): updates are kept in the store and
+    not forwarded; after a record, at most once an emit interval of wall-clock time and only
+    when the close time (stream time minus grace) has moved on since the last emit, the
+    windows that closed since then are read from the store and forwarded, by window start
+    then key, each with its aggregate's time. The last emit's close time is kept with the
+    task's state."""
+
+    emit_final = False
+
+    def init_store(self, task) -> None:
+        self.store = task.store(self.store_name)
+        if not self.emit_final:
+            self.store.on_flush(self.forward)
+            return
+        self._emit_key = self.store_name + "#emit"
+        self.last_emit = task.restore_time(self._emit_key)
+        runtime = getattr(task, "runtime", None)
+        values = getattr(getattr(runtime, "config", None), "values", {})
+        self.emit_interval_ms = int(values.get(EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION, 1000))
+        self.next_emit = 0
+
+    def put_forward(self, store_key, new, old, ts) -> None:
+        if self.emit_final:
+            self.store.put(store_key, new, ts)
+        else:
+            super().put_forward(store_key, new, old, ts)
+
+    def emit_bounds(self, close: int) -> tuple[int, int]:  # pragma: no cover - each kind has its own
+        raise NotImplementedError
+
+    def maybe_emit_final(self, close: int) -> None:
+        if not self.emit_final:
+            return
+        now = self.task.wall_clock_ms()
+        if now < self.next_emit:
+            return
+        self.next_emit = now + self.emit_interval_ms
+        if self.last_emit != -1 and self.last_emit >= close:
+            return
+        lower, upper = self.emit_bounds(close)
+        if upper < 0:
+            return  # no window has closed yet
+        store = self.store
+        closed = [(w.window.start, store._kser(w)[:-8], w, v) for w, v in store.all()
+                  if lower <= w.window.start <= upper]
+        closed.sort(key=lambda c: (c[0], c[1]))  # Kafka's time-ordered window store
+        for _start, _kb, w, v in closed:
+            self.forward(w, Change(v, None), store.stored_time(w, v))
+        self.last_emit = close
+        self.task.note_time(self._emit_key, close)
+
+
+class WindowAggregateNode(_EmitOnWindowClose):
     """Time-windowed aggregation (tumbling and hopping); windows whose end plus grace stream
     time has passed take no more records (Kafka logs and drops them)."""
 
-    def __init__(self, store_name: str, windows, initializer, aggregator, reduce: bool = False) -> None:
+    def __init__(self, store_name: str, windows, initializer, aggregator, reduce: bool = False, *,
+                 emit_final: bool = False) -> None:
         super().__init__()
         self.store_name, self.windows = store_name, windows
         self.initializer, self.aggregator, self.reduce = initializer, aggregator, reduce
+        self.emit_final = emit_final
         self.dropped = 0
 
     def init(self, task):
         super().init(task)
-        self.store = task.store(self.store_name)
-        self.store.on_flush(self.forward)
+        self.init_store(task)
         self.observed = task.restore_time(self.store_name)
+
+    def emit_bounds(self, close: int) -> tuple[int, int]:
+        # KStreamWindowAggregate: the windows (by start) ending after the last emit's close
+        # time and at or before this one (a window's end is exclusive)
+        size = self.windows.size_ms
+        lower = 0 if self.last_emit == -1 else max(0, self.last_emit - size) + 1
+        return lower, close - size
 
     def process(self, key, value, ts):
         if key is None or value is None:
@@ -575,9 +640,10 @@ class WindowAggregateNode(_Folding):
             # KStreamWindowAggregate: the later of the record's and the window's aggregate's time
             self.put_forward(wk, self.fold(key, value, old), old,
                              ts if old is None else max(ts, store.stored_time(wk, old)))
+        self.maybe_emit_final(close)
 
 
-class SlidingWindowAggregateNode(_Folding):
+class SlidingWindowAggregateNode(_EmitOnWindowClose):
     """Sliding windows, as Kafka's SlidingWindows: for each distinct record time t of a key
     the window ``[t - difference, t]`` ending at it, and the one ``[t + 1, t + 1 + difference]``
     starting just after it when some record of the key falls in that one; each holds every
@@ -585,15 +651,23 @@ class SlidingWindowAggregateNode(_Folding):
     retention are kept (a window store), and each affected window is aggregated again from
     them."""
 
-    def __init__(self, store_name: str, raw_store: str, windows, initializer, aggregator, reduce=False) -> None:
+    def __init__(self, store_name: str, raw_store: str, windows, initializer, aggregator, reduce=False, *,
+                 emit_final: bool = False) -> None:
         super().__init__()
         self.store_name, self.raw_store, self.windows = store_name, raw_store, windows
         self.initializer, self.aggregator, self.reduce = initializer, aggregator, reduce
+        self.emit_final = emit_final
+
+    def emit_bounds(self, close: int) -> tuple[int, int]:
+        # KStreamSlidingWindowAggregate: both ends inclusive, so a window has closed when its
+        # end is before the close time
+        d = self.windows.time_difference_ms
+        lower = 0 if self.last_emit == -1 else max(0, self.last_emit - d)
+        return lower, close - d - 1
 
     def init(self, task):
         super().init(task)
-        self.store = task.store(self.store_name)
-        self.store.on_flush(self.forward)
+        self.init_store(task)
         self.raw = task.store(self.raw_store)
         self.observed = task.restore_time(self.store_name)
 
@@ -658,6 +732,8 @@ class SlidingWindowAggregateNode(_Folding):
                 agg = self.fold_kept(key, v, agg)
             latest = max(t for t, _ in inside)
             self.put_forward(wk, agg, old, max(ts, latest))
+        if not early:  # Kafka's processEarly returns before the look for closed windows
+            self.maybe_emit_final(close)
 
     def keep(self, key, ts, value) -> None:
         """Keep a record for the windows that will hold it."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 __all__ = ["TimeWindows", "SlidingWindows", "SessionWindows", "JoinWindows", "Window", "Windowed",
-           "Suppressed", "WindowedSerde"]
+           "Suppressed", "WindowedSerde", "EmitStrategy"]
 
 
 class Window(NamedTuple):
@@ -155,6 +155,27 @@ class Suppressed:
         @staticmethod
         def unbounded():
             return None
+
+
+@dataclass(frozen=True)
+class EmitStrategy:
+    """When a windowed aggregation forwards its results (KIP-825, Kafka's EmitStrategy):
+    ``on_window_update()`` (the default) every update; ``on_window_close()`` each window once,
+    when stream time passes its end plus grace, straight from the window store (no
+    suppression buffer)."""
+
+    type: str
+
+    ON_WINDOW_UPDATE = "ON_WINDOW_UPDATE"
+    ON_WINDOW_CLOSE = "ON_WINDOW_CLOSE"
+
+    @classmethod
+    def on_window_update(cls) -> "EmitStrategy":
+        return cls(cls.ON_WINDOW_UPDATE)
+
+    @classmethod
+    def on_window_close(cls) -> "EmitStrategy":
+        return cls(cls.ON_WINDOW_CLOSE)
 
 
 _Q = struct.Struct(">q")
