@@ -209,6 +209,35 @@ def test_records_go_to_the_topic_the_extractor_names_with_the_record_context(tmp
     assert seen == [("in", 0, 0, 10, ()), ("in", 0, 1, 20, ()), ("in", 0, 2, 30, ())]
 
 
+def test_an_extractor_sink_takes_the_stream_partitioner_with_the_extracted_topics_partitions(tmp_path):
+    # RecordCollectorImpl.send: the partitioner is asked with the extracted topic's partition count
+    from kcli.streams import Produced
+
+    asked = []
+
+    def partitioner(topic, key, value, n):
+        asked.append((topic, n))
+        return int(value) % n
+
+    b = StreamsBuilder()
+    b.stream("in").to(lambda k, v, ctx: "out", Produced().with_stream_partitioner(partitioner))
+    d = str(tmp_path / "data")
+    with Admin(d, create=True) as a:
+        a.create_topic("out", 3)
+    run(tmp_path, b, [("in", "k", "4", 1), ("in", "k", "2", 2)], [])
+    assert asked == [("out", 3), ("out", 3)]
+    with Consumer({"auto.offset.reset": "earliest"}, data_dir=d) as c:
+        from kcli.types import TopicPartition
+
+        for p, want in ((1, b"4"), (2, b"2")):
+            tp = TopicPartition("out", p)
+            c.assign([tp])
+            got = []
+            while c.position(tp) < c.end_offsets([tp])[tp]:
+                got += [r.value for r in c.poll(0.1)]
+            assert got == [want]
+
+
 def test_an_extracted_topic_that_does_not_exist_stops_the_application_with_the_sink_topic_error(tmp_path):
     from kcli.common.errors import UnknownTopicOrPartitionError
 
@@ -474,7 +503,7 @@ def test_session_windowed_cogroup_merges_sessions_across_the_streams(tmp_path):
 # -- 4. emit_strategy (KIP-825: EmitStrategy, AbstractKStreamTimeWindowAggregateProcessor) -----------
 
 
-def _emit_final_count(builder_windows, windows, strategy):
+def _emit_final_count(windows, strategy):
     from kcli.streams import EmitStrategy
 
     b = StreamsBuilder()
@@ -493,11 +522,11 @@ def test_on_window_close_emits_each_closed_window_once_by_start_then_key(tmp_pat
     windows = TimeWindows.of_size_and_grace(10, 5).advance_by(5)
     inputs = [("in", "A", "1", 0), ("in", "A", "1", 5), ("in", "B", "2", 10), ("in", "C", "3", 15),
               ("in", "D", "4", 20)]
-    d, _ = run(tmp_path, _emit_final_count(None, windows, "on_window_close"), inputs, ["output"], clock=clock,
+    d, _ = run(tmp_path, _emit_final_count(windows, "on_window_close"), inputs, ["output"], clock=clock,
                step_ms=1000)
     assert read(d, "output", key=_windowed(10)) == [
         (("A", 0, 10), "0+1+1", 5), (("A", 5, 15), "0+1", 5), (("B", 5, 15), "0+2", 10)]
-    d2, _ = run(tmp_path / "update", _emit_final_count(None, windows, "on_window_update"), inputs, ["output"],
+    d2, _ = run(tmp_path / "update", _emit_final_count(windows, "on_window_update"), inputs, ["output"],
                 clock=clock, step_ms=1000)
     assert read(d2, "output", key=_windowed(10)) == [
         (("A", 0, 10), "0+1", 0), (("A", 0, 10), "0+1+1", 5), (("A", 5, 15), "0+1", 5), (("B", 5, 15), "0+2", 10),
@@ -512,7 +541,7 @@ def test_on_window_close_looks_at_most_once_an_emit_interval_of_wall_clock_time(
     from kcli.streams import TimeWindows
 
     windows = TimeWindows.of_size_and_grace(10, 5).advance_by(5)
-    b = _emit_final_count(None, windows, "on_window_close")
+    b = _emit_final_count(windows, "on_window_close")
     inputs = [("in", "A", "1", 0), ("in", "A", "1", 5), ("in", "B", "2", 10), ("in", "C", "3", 15),
               ("in", "D", "4", 20)]
     d = str(tmp_path / "data")
@@ -549,7 +578,7 @@ def test_sliding_windows_on_window_close_emit_a_window_once_its_end_is_before_th
 
     windows = SlidingWindows.of_size_with_no_grace(10)
     inputs = [("in", "A", "1", 10), ("in", "A", "2", 15), ("in", "A", "3", 30)]
-    d, _ = run(tmp_path, _emit_final_count(None, windows, "on_window_close"), inputs, ["output"], clock=clock,
+    d, _ = run(tmp_path, _emit_final_count(windows, "on_window_close"), inputs, ["output"], clock=clock,
                step_ms=1000)
     assert read(d, "output", key=_windowed(10)) == [
         (("A", 0, 10), "0+1", 10), (("A", 5, 15), "0+1+2", 15), (("A", 11, 21), "0+2", 15)]

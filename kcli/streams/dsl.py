@@ -179,7 +179,11 @@ class Printed:
         path = str(file_path)
         if not path.strip():
             raise TopologyException("filePath can't be an empty string")
-        return cls(P.PrintTarget(path))
+        try:
+            f = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed when the last task using it closes
+        except OSError as e:
+            raise TopologyException(f"Unable to write stream to file at [{path}] {e.strerror or e}") from None
+        return cls(P.PrintTarget(path, f))
 
     def with_label(self, label: str) -> "Printed":
         if label is None:

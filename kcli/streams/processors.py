@@ -363,17 +363,10 @@ class PrintTarget:
     application share one target; the file is closed when the last of them closes, and
     appended to if a task opens it again."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, file=None) -> None:
         self.path = path
         self.users = 0
-        self.file = None
-        if path is not None:
-            from .topology import TopologyException
-
-            try:
-                self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the last user
-            except OSError as e:
-                raise TopologyException(f"Unable to write stream to file at [{path}] {e.strerror or e}") from None
+        self.file = file  # the file at ``path``, opened (and emptied) by Printed.to_file
 
     def acquire(self) -> None:
         self.users += 1
