@@ -15,12 +15,14 @@ from __future__ import annotations
 _WHERE = {
     "StreamsBuilder": "dsl", "KStream": "dsl", "KTable": "dsl", "GlobalKTable": "dsl", "KGroupedStream": "dsl", "KGroupedTable": "dsl",
     "Consumed": "dsl", "Produced": "dsl", "Grouped": "dsl", "Materialized": "dsl", "Repartitioned": "dsl",
-    "Named": "dsl", "Branched": "dsl", "Stores": "dsl",
+    "Named": "dsl", "Branched": "dsl", "Stores": "dsl", "Printed": "dsl",
+    "CogroupedKStream": "dsl",
     "Topology": "topology", "StoreSpec": "topology",
     "Serdes": "serdes", "Serde": "serdes",
     "TimeWindows": "windows", "SlidingWindows": "windows", "SessionWindows": "windows", "JoinWindows": "windows",
-    "Windowed": "windows", "Window": "windows", "Suppressed": "windows",
+    "Windowed": "windows", "Window": "windows", "Suppressed": "windows", "EmitStrategy": "windows",
     "Processor": "processors", "Record": "processors", "PunctuationType": "processors", "KeyValue": "processors",
+    "RecordContext": "processors",
     "KafkaStreams": "runtime", "StreamsConfig": "runtime",
 }
 

@@ -17,11 +17,11 @@ from typing import Any, Callable, Iterable
 
 from . import processors as P
 from .serdes import LongSerde, serde_of
-from .topology import StoreSpec, Topology, TopologyNode
-from .windows import JoinWindows, SessionWindows, SlidingWindows, Suppressed, TimeWindows, WindowedSerde
+from .topology import StoreSpec, Topology, TopologyException, TopologyNode
+from .windows import EmitStrategy, JoinWindows, SessionWindows, SlidingWindows, Suppressed, TimeWindows, WindowedSerde
 
 __all__ = ["StreamsBuilder", "KStream", "KTable", "GlobalKTable", "KGroupedStream", "KGroupedTable", "Consumed", "Produced",
-           "Grouped", "Materialized", "Repartitioned", "Named", "Branched", "Stores"]
+           "Grouped", "Materialized", "Repartitioned", "Named", "Branched", "Stores", "Printed", "CogroupedKStream"]
 
 
 # -- options -----------------------------------------------------------------------------------
@@ -155,6 +155,48 @@ class Branched:
     @classmethod
     def with_function(cls, fn, name: str | None = None) -> "Branched":
         return cls(name, fn)
+
+
+class Printed:
+    """Where and how ``KStream.print`` writes, as Kafka's ``Printed``: ``to_sys_out()`` or
+    ``to_file(path)`` (opened, and emptied, at once, as Kafka does), one line a record,
+    ``[label]: key, value`` (the label defaults to the name of the stream printed; a null key
+    or value shows as ``null``), or ``[label]: `` and what ``with_key_value_mapper(fn)``'s
+    ``fn(key, value)`` gives."""
+
+    def __init__(self, target: "P.PrintTarget", label: str | None = None, mapper: Callable | None = None,
+                 name: str | None = None) -> None:
+        self.target, self.label, self.mapper, self.name = target, label, mapper, name
+
+    @classmethod
+    def to_sys_out(cls) -> "Printed":
+        return cls(P.PrintTarget(None))
+
+    @classmethod
+    def to_file(cls, file_path: str) -> "Printed":
+        if file_path is None:
+            raise TypeError("filePath can't be null")
+        path = str(file_path)
+        if not path.strip():
+            raise TopologyException("filePath can't be an empty string")
+        try:
+            f = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed when the last task using it closes
+        except OSError as e:
+            raise TopologyException(f"Unable to write stream to file at [{path}] {e.strerror or e}") from None
+        return cls(P.PrintTarget(path, f))
+
+    def with_label(self, label: str) -> "Printed":
+        if label is None:
+            raise TypeError("label can't be null")
+        return Printed(self.target, str(label), self.mapper, self.name)
+
+    def with_key_value_mapper(self, mapper: Callable) -> "Printed":
+        if mapper is None:
+            raise TypeError("mapper can't be null")
+        return Printed(self.target, self.label, mapper, self.name)
+
+    def with_name(self, name: str) -> "Printed":
+        return Printed(self.target, self.label, self.mapper, name)
 
 
 class Stores:
@@ -336,6 +378,17 @@ class KStream(_Stream):
     def foreach(self, action, named=None) -> None:
         self._child("KSTREAM-FOREACH-", lambda: P.PeekNode(action), named)
 
+    def print(self, printed: Printed) -> None:
+        """Write each record as a line (Kafka's ``KStream.print``): a terminal processor
+        ``KSTREAM-PRINTER-...`` (a name given with ``Printed.with_name`` still burns an index)."""
+        if printed is None:
+            raise TypeError("printed can't be null")
+        generated = self.builder.new_name("KSTREAM-PRINTER-")
+        name = printed.name or generated
+        label = printed.label if printed.label is not None else self.name
+        target, mapper = printed.target, printed.mapper
+        self.builder._add(name, "processor", [self.name], lambda: P.PrintNode(target, label, mapper))
+
     def select_key(self, mapper, named=None) -> "KStream":
         n = self._child("KSTREAM-KEY-SELECT-", lambda: P.SelectKeyNode(mapper), named)
         return KStream(self.builder, n, None, self.value_serde, True)
@@ -369,11 +422,19 @@ class KStream(_Stream):
                         stores=list(store_names))
         return KStream(self.builder, n, None, None, self.repartition_required)
 
-    def to(self, topic: str, produced: Produced | None = None, *, key_serde=None, value_serde=None) -> None:
+    def to(self, topic, produced: Produced | None = None, *, key_serde=None, value_serde=None) -> None:
+        """Write the stream to ``topic``, or to the topic ``topic(key, value, record_context)``
+        names for each record (Kafka's TopicNameExtractor; ``record_context`` a
+        ``RecordContext``: topic, partition, offset, timestamp, headers). An extracted topic
+        must exist: Kafka Streams creates none."""
         produced = produced or Produced()
         ks = serde_of(key_serde) or produced.key_serde or self.key_serde
         vs = serde_of(value_serde) or produced.value_serde or self.value_serde
         name = produced.name or self.builder.new_name("KSTREAM-SINK-")
+        if callable(topic) and not isinstance(topic, str):
+            self.builder.topology.add_sink(name, topic, self.name, key_serde=ks, value_serde=vs,
+                                           partitioner=produced.partitioner)
+            return
         node = TopologyNode(name, "sink", parents=[self.name], topics=[topic], key_serde=ks, value_serde=vs,
                             partitioner=produced.partitioner)
         node.factory = lambda: P.SinkNode(node)
@@ -609,6 +670,14 @@ class KGroupedStream:
         return self._aggregate("KSTREAM-AGGREGATE-", materialized, None,
                                lambda s: (lambda: P.AggregateNode(s, initializer, aggregator)))
 
+    def cogroup(self, aggregator) -> "CogroupedKStream":
+        """Start a cogroup (KIP-150): this stream's records folded by ``aggregator(key, value,
+        aggregate)`` into one aggregate per key that other grouped streams (``.cogroup(other,
+        aggregator)``) fold into too: one store, one changelog."""
+        if aggregator is None:
+            raise TypeError("aggregator can't be null")
+        return CogroupedKStream(self.stream.builder).cogroup(self, aggregator)
+
     def windowed_by(self, windows):
         if isinstance(windows, TimeWindows):
             return TimeWindowedKStream(self, windows)
@@ -622,11 +691,26 @@ class KGroupedStream:
 class TimeWindowedKStream:
     def __init__(self, grouped: KGroupedStream, windows: TimeWindows) -> None:
         self.g, self.w = grouped, windows
+        self.emit = EmitStrategy.on_window_update()
+
+    def emit_strategy(self, strategy: EmitStrategy) -> "TimeWindowedKStream":
+        """``EmitStrategy.on_window_close()``: each window's result once, when it closes
+        (KIP-825); ``on_window_update()`` (the default): every update."""
+        if strategy is None:
+            raise TypeError("emitStrategy can't be null")
+        if not isinstance(strategy, EmitStrategy):
+            raise TypeError(f"not an EmitStrategy: {strategy!r}")
+        self.emit = strategy
+        return self
+
+    @property
+    def _emit_final(self) -> bool:
+        return self.emit.type == EmitStrategy.ON_WINDOW_CLOSE
 
     def _agg(self, prefix, m, vs, init, agg, reduce=False):
-        w = self.w
+        w, final = self.w, self._emit_final
         return self.g._aggregate(prefix, m, vs,
-                                 lambda s: (lambda: P.WindowAggregateNode(s, w, init, agg, reduce)),
+                                 lambda s: (lambda: P.WindowAggregateNode(s, w, init, agg, reduce, emit_final=final)),
                                  kind="windowed-kv", window_size=w.size_ms, windowed=True, grace=w.grace_ms,
                                  retention=w.retention_ms())
 
@@ -644,12 +728,13 @@ class SlidingWindowedKStream(TimeWindowedKStream):
     def _agg(self, prefix, m, vs, init, agg, reduce=False):
         w = self.w
         g = self.g
+        final = self._emit_final
 
         def make(store):
             raw = store + "-records"
             g.stream.builder.topology.stores[raw] = StoreSpec(raw, "window", g.key_serde, g.value_serde,
                                                               cached=False, retention_ms=w.retention_ms())
-            return (lambda: P.SlidingWindowAggregateNode(store, raw, w, init, agg, reduce)), raw
+            return (lambda: P.SlidingWindowAggregateNode(store, raw, w, init, agg, reduce, emit_final=final)), raw
 
         return g._aggregate(prefix, m, vs, make, kind="windowed-kv", window_size=w.time_difference_ms,
                             windowed=True, grace=w.grace_ms, retention=w.retention_ms())
@@ -674,6 +759,135 @@ class SessionWindowedKStream:
 
     def aggregate(self, initializer, aggregator, merger, materialized=None) -> "KTable":
         return self._agg("KSTREAM-AGGREGATE-", materialized, None, initializer, aggregator, merger)
+
+
+class CogroupedKStream:
+    """Kafka's CogroupedKStream: grouped streams of the same key, each with its own
+    aggregator, aggregated into one table. As Kafka's CogroupedStreamAggregateBuilder names
+    them: the store ``COGROUPKSTREAM-AGGREGATE-STATE-STORE-...`` (unless materialized with a
+    name), a repartition (named after the grouping, else the store) for each grouped stream
+    that needs one, one ``COGROUPKSTREAM-AGGREGATE-...`` processor a stream (``<named>-cogroup-agg-<i>``)
+    sharing the store, and ``COGROUPKSTREAM-MERGE-...`` (``<named>-cogroup-merge``) after them."""
+
+    AGGREGATE_NAME = "COGROUPKSTREAM-AGGREGATE-"
+    MERGE_NAME = "COGROUPKSTREAM-MERGE-"
+
+    def __init__(self, builder: StreamsBuilder) -> None:
+        self.builder = builder
+        self._patterns: list[tuple[KGroupedStream, Callable]] = []  # in the order first cogrouped
+        self._parents: dict[int, str] = {}  # a grouped stream (by identity) -> the node its aggregate reads
+
+    def cogroup(self, grouped: KGroupedStream, aggregator) -> "CogroupedKStream":
+        if grouped is None:
+            raise TypeError("groupedStream can't be null")
+        if aggregator is None:
+            raise TypeError("aggregator can't be null")
+        for i, (g, _a) in enumerate(self._patterns):
+            if g is grouped:  # a LinkedHashMap: the later aggregator, the first place
+                self._patterns[i] = (g, aggregator)
+                return self
+        self._patterns.append((grouped, aggregator))
+        return self
+
+    def aggregate(self, initializer, materialized=None, named=None) -> "KTable":
+        """``initializer()`` starts each key's aggregate; every stream's aggregator folds its
+        records into it (null keys and null values are skipped)."""
+        if initializer is None:
+            raise TypeError("initializer can't be null")
+        return self._build(materialized, named, "kv",
+                           lambda store, agg: (lambda: P.AggregateNode(store, initializer, agg)))
+
+    def windowed_by(self, windows):
+        if isinstance(windows, TimeWindows):
+            return TimeWindowedCogroupedKStream(self, windows)
+        if isinstance(windows, SlidingWindows):
+            return SlidingWindowedCogroupedKStream(self, windows)
+        if isinstance(windows, SessionWindows):
+            return SessionWindowedCogroupedKStream(self, windows)
+        raise TypeError(f"not a window specification: {windows!r}")
+
+    def _build(self, materialized, named, kind, make, *, window_size=None, windowed=False, grace=0,
+               retention=None, raw=None) -> "KTable":
+        b = self.builder
+        m = _materialized(materialized)
+        store = m.name or b.new_store_name(self.AGGREGATE_NAME)
+        # processRepartitions: a grouped stream that needs one goes through its repartition
+        # topic (made once per cogroup; a later aggregate burns the names again)
+        for g, _agg in self._patterns:
+            if g.repartition:
+                if id(g) in self._parents:
+                    for _ in range(3):
+                        b.new_name("KSTREAM-")
+                else:
+                    self._parents[id(g)] = _repartition_through(b, g.stream.name, g.name or store, g.key_serde,
+                                                                g.value_serde, None)
+            else:
+                self._parents[id(g)] = g.stream.name
+        ks = m.key_serde or self._patterns[0][0].key_serde
+        vs = m.value_serde
+        b.topology.stores[store] = StoreSpec(store, kind, ks, vs, logged=m.logging, cached=m.caching,
+                                             window_size_ms=window_size, retention_ms=retention)
+        stores = [store]
+        if raw is not None:  # sliding windows: the records of every stream, tagged by stream
+            b.topology.stores[store + "-records"] = StoreSpec(store + "-records", "window", ks, raw, cached=False,
+                                                               retention_ms=retention)
+            stores.append(store + "-records")
+        prefix = _name(named)
+        names = []
+        for i, (g, agg) in enumerate(self._patterns):
+            generated = b.new_name(self.AGGREGATE_NAME)
+            name = f"{prefix}-cogroup-agg-{i}" if prefix else generated
+            b._add(name, "processor", [self._parents[id(g)]], make(store, agg) if raw is None else make(store, i),
+                   stores=list(stores))
+            names.append(name)
+        generated = b.new_name(self.MERGE_NAME)
+        merge = f"{prefix}-cogroup-merge" if prefix else generated
+        b._add(merge, "processor", names, P.PassThrough)
+        table_ks = WindowedSerde(ks, window_size, session=(kind == "session")) if windowed else ks
+        return KTable(b, merge, table_ks, vs, store=None if windowed else store, grace=grace, inner_key_serde=ks)
+
+
+class TimeWindowedCogroupedKStream:
+    def __init__(self, cogrouped: CogroupedKStream, windows: TimeWindows) -> None:
+        self.c, self.w = cogrouped, windows
+
+    def aggregate(self, initializer, materialized=None, named=None) -> "KTable":
+        w = self.w
+        return self.c._build(materialized, named, "windowed-kv",
+                             lambda store, agg: (lambda: P.WindowAggregateNode(store, w, initializer, agg)),
+                             window_size=w.size_ms, windowed=True, grace=w.grace_ms, retention=w.retention_ms())
+
+
+class SlidingWindowedCogroupedKStream:
+    def __init__(self, cogrouped: CogroupedKStream, windows: SlidingWindows) -> None:
+        self.c, self.w = cogrouped, windows
+
+    def aggregate(self, initializer, materialized=None, named=None) -> "KTable":
+        from .serdes import BytesSerde
+
+        w, c = self.w, self.c
+        patterns = list(c._patterns)
+        aggregators = [a for _g, a in patterns]
+        value_serdes = [g.value_serde for g, _a in patterns]
+
+        def make(store, i):
+            return lambda: P.CogroupSlidingWindowAggregateNode(store, store + "-records", w, initializer,
+                                                               aggregators, value_serdes, i)
+
+        return c._build(materialized, named, "windowed-kv", make, window_size=w.time_difference_ms, windowed=True,
+                        grace=w.grace_ms, retention=w.retention_ms(), raw=BytesSerde())
+
+
+class SessionWindowedCogroupedKStream:
+    def __init__(self, cogrouped: CogroupedKStream, windows: SessionWindows) -> None:
+        self.c, self.w = cogrouped, windows
+
+    def aggregate(self, initializer, merger, materialized=None, named=None) -> "KTable":
+        """``merger(key, aggregate1, aggregate2)`` joins the aggregates of merged sessions."""
+        w = self.w
+        return self.c._build(materialized, named, "session",
+                             lambda store, agg: (lambda: P.SessionAggregateNode(store, w, initializer, agg, merger)),
+                             windowed=True, grace=w.grace_ms, retention=w.retention_ms())
 
 
 class KTable(_Stream):

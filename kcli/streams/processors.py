@@ -20,8 +20,11 @@ from .windows import Window, Windowed
 
 log = logging.getLogger("kcli.streams")
 
-__all__ = ["Record", "Processor", "PunctuationType", "Change", "KeyValue"]
+__all__ = ["Record", "Processor", "PunctuationType", "Change", "KeyValue", "RecordContext"]
 
+# Kafka's StreamsConfig.InternalConfig name for how often (wall-clock ms) a windowed aggregation
+# that emits on window close looks for closed windows; its default is 1000 ms
+EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION = "__emit.interval.ms.kstreams.windowed.aggregation__"
 # Kafka's StreamsConfig.InternalConfig name for the emit interval of left/outer stream-stream
 # join results (KAFKA-10847); its default is 1000 ms
 EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX = "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__"
@@ -325,6 +328,8 @@ class SinkNode(Node):
     def init(self, task):
         super().init(task)
         ks, vs = self.spec.key_serde, self.spec.value_serde
+        if hasattr(ks, "bind"):  # a windowed key over default.key.serde
+            ks = ks.bind(task.default_key_serde)
         if hasattr(vs, "bind"):
             vs = vs.bind(task.default_value_serde)
         self._kser = (ks or task.default_key_serde).serialize
@@ -338,6 +343,132 @@ class SinkNode(Node):
         if self._partitioner is not None:
             p = self._partitioner(self._topic, key, value, self.task.collector.partitions(self._topic))
         self._send(self._topic, self._kser(key), self._vser(value), ts, p, self.task.headers)
+
+
+def java_str(x) -> str:
+    """``x`` as Java's ``String.format("%s")`` shows it: null, true and false as Java spells them."""
+    if x is None:
+        return "null"
+    if x is True:
+        return "true"
+    if x is False:
+        return "false"
+    return str(x)
+
+
+class PrintTarget:
+    """Where ``KStream.print`` writes: standard output (looked up at each write, flushed
+    after each line, as Kafka's printer flushes System.out) or a file, opened (and emptied)
+    when the ``Printed`` is made, as Kafka's ``Printed.toFile`` does. The tasks of an
+    application share one target; the file is closed when the last of them closes, and
+    appended to if a task opens it again."""
+
+    def __init__(self, path: str | None, file=None) -> None:
+        self.path = path
+        self.users = 0
+        self.file = file  # the file at ``path``, opened (and emptied) by Printed.to_file
+
+    def acquire(self) -> None:
+        self.users += 1
+        if self.path is not None and self.file is None:
+            self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def write_line(self, line: str) -> None:
+        if self.path is None:
+            import sys
+
+            out = sys.stdout
+            out.write(line + "\n")
+            out.flush()
+        else:
+            self.file.write(line + "\n")
+            self.file.flush()
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class PrintNode(Node):
+    """Kafka's KStreamPrint with its PrintForeachAction: ``[label]: key, value`` a record (or
+    ``[label]: `` and the mapper's string); nothing goes further."""
+
+    def __init__(self, target: PrintTarget, label: str, mapper=None) -> None:
+        super().__init__()
+        self.target, self.label, self.mapper = target, label, mapper
+        self._open = False
+
+    def init(self, task):
+        super().init(task)
+        self.target.acquire()
+        self._open = True
+
+    def process(self, key, value, ts):
+        text = f"{java_str(key)}, {java_str(value)}" if self.mapper is None else java_str(self.mapper(key, value))
+        self.target.write_line(f"[{self.label}]: {text}")
+
+    def close(self):
+        if self._open:
+            self._open = False
+            self.target.release()
+
+
+@dataclass(frozen=True)
+class RecordContext:
+    """What a topic name extractor is told of the record being written (Kafka's
+    RecordContext): the input record's topic, partition and offset, the output record's
+    timestamp and headers."""
+
+    topic: str | None
+    partition: int
+    offset: int
+    timestamp: int
+    headers: tuple = ()
+
+
+class ExtractorSinkNode(SinkNode):
+    """A sink whose topic each record names: ``extractor(key, value, record_context)``, as
+    Kafka's SinkNode with a TopicNameExtractor. On a data directory a topic that does not
+    exist stops the application with the error a missing sink topic gives at start."""
+
+    def init(self, task):
+        Node.init(self, task)
+        ks, vs = self.spec.key_serde, self.spec.value_serde
+        if hasattr(ks, "bind"):
+            ks = ks.bind(task.default_key_serde)
+        if hasattr(vs, "bind"):
+            vs = vs.bind(task.default_value_serde)
+        self._kser = (ks or task.default_key_serde).serialize
+        self._vser = (vs or task.default_value_serde).serialize
+        self._send = task.collector.send
+        self._partitioner = self.spec.partitioner
+        self._extract = self.spec.topic_extractor
+        runtime = getattr(task, "runtime", None)
+        self._check = runtime is None or not runtime.config["bootstrap.servers"]
+        self._known: set = set()
+
+    def process(self, key, value, ts):
+        task = self.task
+        headers = task.headers
+        context = RecordContext(task.topic, task.partition, task.offset, ts, tuple(headers or ()))
+        topic = self._extract(key, value, context)
+        if topic is None:
+            raise ValueError("Topic cannot be null.")  # Kafka's ProducerRecord
+        topic = str(topic)
+        if topic not in self._known and (self._check or self._partitioner is not None):
+            from kcli.common.errors import UnknownTopicOrPartitionError
+
+            try:
+                task.collector.partitions(topic)
+            except UnknownTopicOrPartitionError:
+                raise UnknownTopicOrPartitionError(f"sink topic '{topic}' does not exist") from None
+            self._known.add(topic)
+        p = None
+        if self._partitioner is not None:
+            p = self._partitioner(topic, key, value, task.collector.partitions(topic))
+        self._send(topic, self._kser(key), self._vser(value), ts, p, headers)
 
 
 # -- stateful nodes ----------------------------------------------------------------------------
@@ -406,21 +537,83 @@ class AggregateNode(_Folding):
         self.put_forward(key, self.fold(key, value, old), old, ts)
 
 
-class WindowAggregateNode(_Folding):
+class _EmitOnWindowClose(_Folding):
+    """What the time and sliding window aggregations share for ``EmitStrategy.on_window_close()``
+    (Kafka's AbstractKStreamTimeWindowAggregateProcessor): updates are kept in the store and
+    not forwarded; after a record, at most once an emit interval of wall-clock time and only
+    when the close time (stream time minus grace) has moved on since the last emit, the
+    windows that closed since then are read from the store and forwarded, by window start
+    then key, each with its aggregate's time. The last emit's close time is kept with the
+    task's state."""
+
+    emit_final = False
+
+    def init_store(self, task) -> None:
+        self.store = task.store(self.store_name)
+        if not self.emit_final:
+            self.store.on_flush(self.forward)
+            return
+        self._emit_key = self.store_name + "#emit"
+        self.last_emit = task.restore_time(self._emit_key)
+        runtime = getattr(task, "runtime", None)
+        values = getattr(getattr(runtime, "config", None), "values", {})
+        self.emit_interval_ms = int(values.get(EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION, 1000))
+        self.next_emit = 0
+
+    def put_forward(self, store_key, new, old, ts) -> None:
+        if self.emit_final:
+            self.store.put(store_key, new, ts)
+        else:
+            super().put_forward(store_key, new, old, ts)
+
+    def emit_bounds(self, close: int) -> tuple[int, int]:  # pragma: no cover - each kind has its own
+        raise NotImplementedError
+
+    def maybe_emit_final(self, close: int) -> None:
+        if not self.emit_final:
+            return
+        now = self.task.wall_clock_ms()
+        if now < self.next_emit:
+            return
+        self.next_emit = now + self.emit_interval_ms
+        if self.last_emit != -1 and self.last_emit >= close:
+            return
+        lower, upper = self.emit_bounds(close)
+        if upper < 0:
+            return  # no window has closed yet
+        store = self.store
+        closed = [(w.window.start, store._kser(w)[:-8], w, v) for w, v in store.all()
+                  if lower <= w.window.start <= upper]
+        closed.sort(key=lambda c: (c[0], c[1]))  # Kafka's time-ordered window store
+        for _start, _kb, w, v in closed:
+            self.forward(w, Change(v, None), store.stored_time(w, v))
+        self.last_emit = close
+        self.task.note_time(self._emit_key, close)
+
+
+class WindowAggregateNode(_EmitOnWindowClose):
     """Time-windowed aggregation (tumbling and hopping); windows whose end plus grace stream
     time has passed take no more records (Kafka logs and drops them)."""
 
-    def __init__(self, store_name: str, windows, initializer, aggregator, reduce: bool = False) -> None:
+    def __init__(self, store_name: str, windows, initializer, aggregator, reduce: bool = False, *,
+                 emit_final: bool = False) -> None:
         super().__init__()
         self.store_name, self.windows = store_name, windows
         self.initializer, self.aggregator, self.reduce = initializer, aggregator, reduce
+        self.emit_final = emit_final
         self.dropped = 0
 
     def init(self, task):
         super().init(task)
-        self.store = task.store(self.store_name)
-        self.store.on_flush(self.forward)
+        self.init_store(task)
         self.observed = task.restore_time(self.store_name)
+
+    def emit_bounds(self, close: int) -> tuple[int, int]:
+        # KStreamWindowAggregate: the windows (by start) ending after the last emit's close
+        # time and at or before this one (a window's end is exclusive)
+        size = self.windows.size_ms
+        lower = 0 if self.last_emit == -1 else max(0, self.last_emit - size) + 1
+        return lower, close - size
 
     def process(self, key, value, ts):
         if key is None or value is None:
@@ -440,9 +633,10 @@ class WindowAggregateNode(_Folding):
             # KStreamWindowAggregate: the later of the record's and the window's aggregate's time
             self.put_forward(wk, self.fold(key, value, old), old,
                              ts if old is None else max(ts, store.stored_time(wk, old)))
+        self.maybe_emit_final(close)
 
 
-class SlidingWindowAggregateNode(_Folding):
+class SlidingWindowAggregateNode(_EmitOnWindowClose):
     """Sliding windows, as Kafka's SlidingWindows: for each distinct record time t of a key
     the window ``[t - difference, t]`` ending at it, and the one ``[t + 1, t + 1 + difference]``
     starting just after it when some record of the key falls in that one; each holds every
@@ -450,15 +644,23 @@ class SlidingWindowAggregateNode(_Folding):
     retention are kept (a window store), and each affected window is aggregated again from
     them."""
 
-    def __init__(self, store_name: str, raw_store: str, windows, initializer, aggregator, reduce=False) -> None:
+    def __init__(self, store_name: str, raw_store: str, windows, initializer, aggregator, reduce=False, *,
+                 emit_final: bool = False) -> None:
         super().__init__()
         self.store_name, self.raw_store, self.windows = store_name, raw_store, windows
         self.initializer, self.aggregator, self.reduce = initializer, aggregator, reduce
+        self.emit_final = emit_final
+
+    def emit_bounds(self, close: int) -> tuple[int, int]:
+        # KStreamSlidingWindowAggregate: both ends inclusive, so a window has closed when its
+        # end is before the close time
+        d = self.windows.time_difference_ms
+        lower = 0 if self.last_emit == -1 else max(0, self.last_emit - d)
+        return lower, close - d - 1
 
     def init(self, task):
         super().init(task)
-        self.store = task.store(self.store_name)
-        self.store.on_flush(self.forward)
+        self.init_store(task)
         self.raw = task.store(self.raw_store)
         self.observed = task.restore_time(self.store_name)
 
@@ -473,7 +675,7 @@ class SlidingWindowAggregateNode(_Folding):
         if ts + 1 + d <= close:  # even the latest window this record could join has closed
             self.task.dropped_records += 1
             return
-        self.raw.put(key, ts, value)
+        self.keep(key, ts, value)
         records = self.raw.fetch(key, ts - d - 1, ts + d + 1)
         times = sorted({t for t, _ in records})
         # windows holding this record: the ones ending at the record times in [ts, ts + d]
@@ -520,9 +722,50 @@ class SlidingWindowAggregateNode(_Folding):
         for _rank, wk, inside, old in sorted(updates, key=lambda u: u[0]):
             agg = None
             for t, v in inside:
-                agg = self.fold(key, v, agg)
+                agg = self.fold_kept(key, v, agg)
             latest = max(t for t, _ in inside)
             self.put_forward(wk, agg, old, max(ts, latest))
+        if not early:  # Kafka's processEarly returns before the look for closed windows
+            self.maybe_emit_final(close)
+
+    def keep(self, key, ts, value) -> None:
+        """Keep a record for the windows that will hold it."""
+        self.raw.put(key, ts, value)
+
+    def fold_kept(self, key, kept, agg):
+        """Fold a kept record into a window's aggregate."""
+        return self.fold(key, kept, agg)
+
+
+class CogroupSlidingWindowAggregateNode(SlidingWindowAggregateNode):
+    """One stream of a sliding-window cogroup: the streams keep their records in one store,
+    each tagged with its stream (a byte, then the value in that stream's serde), so a window
+    is aggregated again from every stream's records, each by its own stream's aggregator
+    (records of one time from different streams: by stream)."""
+
+    def __init__(self, store_name: str, raw_store: str, windows, initializer, aggregators: list,
+                 value_serdes: list, index: int) -> None:
+        super().__init__(store_name, raw_store, windows, initializer, aggregators[index])
+        self.aggregators, self.value_serdes, self.index = aggregators, value_serdes, index
+
+    def init(self, task):
+        super().init(task)
+        serdes = []
+        for vs in self.value_serdes:
+            if hasattr(vs, "bind"):
+                vs = vs.bind(task.default_value_serde)
+            serdes.append(vs or task.default_value_serde)
+        self._ser = serdes[self.index].serialize
+        self._des = [x.deserialize for x in serdes]
+        self._tag = bytes([self.index])
+
+    def keep(self, key, ts, value) -> None:
+        self.raw.put(key, ts, self._tag + (self._ser(value) or b""))
+
+    def fold_kept(self, key, kept, agg):
+        i = kept[0]
+        value = self._des[i](kept[1:])
+        return self.aggregators[i](key, value, self.initializer() if agg is None else agg)
 
 
 class SessionAggregateNode(_Folding):

@@ -12,7 +12,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Topology", "TopologyNode", "StoreSpec", "SubTopology"]
+__all__ = ["Topology", "TopologyNode", "StoreSpec", "SubTopology", "TopologyException"]
+
+
+class TopologyException(ValueError):
+    """Kafka Streams' TopologyException: a topology that cannot be built as asked."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("Invalid topology" + ("" if message is None else f": {message}"))
+
+
+# a sink whose records name their topic: not "sink", whose one fixed topic is checked before
+# the application starts; its topics are only known as the records come
+EXTRACTOR_SINK = "extractor-sink"
+
+
+def extractor_text(extractor) -> str:
+    """How describe names a topic name extractor (Kafka prints the extractor object's
+    toString): a function or method by its module and qualified name, an object with its own
+    ``__str__``/``__repr__`` by that, any other object by its class."""
+    import functools
+    import types
+
+    if isinstance(extractor, functools.partial):
+        extractor = extractor.func
+    if isinstance(extractor, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return f"{extractor.__module__}.{extractor.__qualname__}"
+    cls = type(extractor)
+    if cls.__str__ is not object.__str__ or cls.__repr__ is not object.__repr__:
+        return str(extractor)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 @dataclass
@@ -44,6 +73,7 @@ class TopologyNode:
     is_global: bool = False
     partitioner: Callable | None = None
     timestamp_extractor: Callable | None = None
+    topic_extractor: Callable | None = None  # a sink whose topic each record names (no fixed topic)
 
     @property
     def topic(self) -> str:
@@ -91,10 +121,19 @@ class Topology:
                                    factory=lambda: UserProcessorAdapter(supplier())))
         return self
 
-    def add_sink(self, name: str, topic: str, *parents: str, key_serde=None, value_serde=None,
+    def add_sink(self, name: str, topic, *parents: str, key_serde=None, value_serde=None,
                  partitioner=None) -> "Topology":
-        from .processors import SinkNode
+        """A sink writing to ``topic``, or, when ``topic`` is a callable, to the topic
+        ``topic(key, value, record_context)`` names for each record (Kafka's
+        TopicNameExtractor)."""
+        from .processors import ExtractorSinkNode, SinkNode
 
+        if callable(topic) and not isinstance(topic, str):
+            node = TopologyNode(name, EXTRACTOR_SINK, parents=list(parents), key_serde=key_serde,
+                                value_serde=value_serde, partitioner=partitioner, topic_extractor=topic)
+            node.factory = lambda: ExtractorSinkNode(node)
+            self.add_node(node)
+            return self
         node = TopologyNode(name, "sink", parents=list(parents), topics=[topic], key_serde=key_serde,
                             value_serde=value_serde, partitioner=partitioner)
         node.factory = lambda: SinkNode(node)
@@ -224,6 +263,9 @@ class TopologyDescription:
                 lines.append(f"    Source: {n} (topics: {topics})\n      --> {node_names(kids[n])}\n")
             elif node.kind == "sink":
                 lines.append(f"    Sink: {n} (topic: {node.topic})\n      <-- {node_names(preds)}\n")
+            elif node.kind == EXTRACTOR_SINK:
+                lines.append(f"    Sink: {n} (extractor class: {extractor_text(node.topic_extractor)})\n"
+                             f"      <-- {node_names(preds)}\n")
             else:
                 lines.append(f"    Processor: {n} (stores: [{', '.join(node.stores)}])\n      --> "
                              f"{node_names(kids[n])}\n      <-- {node_names(preds)}\n")

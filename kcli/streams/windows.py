@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 __all__ = ["TimeWindows", "SlidingWindows", "SessionWindows", "JoinWindows", "Window", "Windowed",
-           "Suppressed", "WindowedSerde"]
+           "Suppressed", "WindowedSerde", "EmitStrategy"]
 
 
 class Window(NamedTuple):
@@ -157,6 +157,27 @@ class Suppressed:
             return None
 
 
+@dataclass(frozen=True)
+class EmitStrategy:
+    """When a windowed aggregation forwards its results (KIP-825, Kafka's EmitStrategy):
+    ``on_window_update()`` (the default) every update; ``on_window_close()`` each window once,
+    when stream time passes its end plus grace, straight from the window store (no
+    suppression buffer)."""
+
+    type: str
+
+    ON_WINDOW_UPDATE = "ON_WINDOW_UPDATE"
+    ON_WINDOW_CLOSE = "ON_WINDOW_CLOSE"
+
+    @classmethod
+    def on_window_update(cls) -> "EmitStrategy":
+        return cls(cls.ON_WINDOW_UPDATE)
+
+    @classmethod
+    def on_window_close(cls) -> "EmitStrategy":
+        return cls(cls.ON_WINDOW_CLOSE)
+
+
 _Q = struct.Struct(">q")
 
 
@@ -168,6 +189,12 @@ class WindowedSerde:
         self.inner = inner
         self.size = window_size_ms
         self.session = session
+
+    def bind(self, default_key_serde) -> "WindowedSerde":
+        """This format over ``default.key.serde`` when it was made without an inner serde."""
+        if self.inner is not None:
+            return self
+        return WindowedSerde(default_key_serde, self.size, self.session)
 
     def serialize(self, w):
         if w is None:
