@@ -534,6 +534,20 @@ def test_on_window_close_emits_each_closed_window_once_by_start_then_key(tmp_pat
         (("D", 15, 25), "0+4", 20), (("D", 20, 30), "0+4", 20)]
 
 
+def test_on_window_close_with_an_emit_interval_of_0_looks_at_every_record(tmp_path, clock):
+    # KStreamWindowAggregateTest.shouldEmitWithInterval0: the wall clock never moves here
+    from kcli.streams import TimeWindows
+    from kcli.streams.processors import EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION
+
+    windows = TimeWindows.of_size_and_grace(10, 5).advance_by(5)
+    inputs = [("in", "A", "1", 0), ("in", "A", "1", 5), ("in", "B", "2", 10), ("in", "C", "3", 15),
+              ("in", "D", "4", 20)]
+    d, _ = run(tmp_path, _emit_final_count(windows, "on_window_close"), inputs, ["output"], clock=clock,
+               config={EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION: 0})
+    assert read(d, "output", key=_windowed(10)) == [
+        (("A", 0, 10), "0+1+1", 5), (("A", 5, 15), "0+1", 5), (("B", 5, 15), "0+2", 10)]
+
+
 def test_on_window_close_looks_at_most_once_an_emit_interval_of_wall_clock_time(tmp_path, clock):
     # AbstractKStreamTimeWindowAggregateProcessor.shouldEmitFinal: the first record schedules
     # the next look 1 s (the default interval) later; records before then emit nothing; the

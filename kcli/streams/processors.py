@@ -556,8 +556,8 @@ class _EmitOnWindowClose(_Folding):
         self._emit_key = self.store_name + "#emit"
         self.last_emit = task.restore_time(self._emit_key)
         runtime = getattr(task, "runtime", None)
-        values = getattr(getattr(runtime, "config", None), "values", {})
-        self.emit_interval_ms = int(values.get(EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION, 1000))
+        self.emit_interval_ms = int(runtime.config[EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION]) \
+            if runtime is not None else 1000
         self.next_emit = 0
 
     def put_forward(self, store_key, new, old, ts) -> None:

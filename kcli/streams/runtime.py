@@ -44,7 +44,8 @@ from kcli.common.errors import KafkaError, TopicAlreadyExistsError, UnknownTopic
 
 from kcli.types import OffsetAndMetadata, TopicPartition
 
-from .processors import EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX, KeyValue, PunctuationType
+from .processors import (EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX,
+                         EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION, KeyValue, PunctuationType)
 from .serdes import BytesSerde, StringSerde, serde_of
 from .state import StateDirectoryLocked, TaskState, changelog_topic
 from .topology import Topology
@@ -192,6 +193,8 @@ class StreamsConfig:
         # StreamsConfig.InternalConfig: how often (wall-clock ms) a left/outer stream-stream join
         # looks for the closed windows' unmatched records (Kafka's own tests set it to 0)
         EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX: 1000,
+        # and how often a windowed aggregation emitting on window close looks for closed windows
+        EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION: 1000,
     }
     PREFIXES = ("consumer.", "producer.", "main.consumer.", "restore.consumer.", "global.consumer.", "admin.")
     # the numbers, with Kafka's type name and lowest value (StreamsConfig's ConfigDef)
@@ -203,6 +206,7 @@ class StreamsConfig:
         "transaction.timeout.ms": ("INT", 1), "linger.ms": ("LONG", 0), "replication.factor": ("INT", -1),
         "repartition.purge.interval.ms": ("LONG", 0), "metadata.max.age.ms": ("LONG", 0),
         EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX: ("LONG", 0),
+        EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION: ("LONG", 0),
     }
 
     def __init__(self, given: Mapping[str, Any] | None) -> None:
