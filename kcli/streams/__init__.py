@@ -23,7 +23,7 @@ _WHERE = {
     "Windowed": "windows", "Window": "windows", "Suppressed": "windows", "EmitStrategy": "windows",
     "Processor": "processors", "Record": "processors", "PunctuationType": "processors", "KeyValue": "processors",
     "RecordContext": "processors",
-    "KafkaStreams": "runtime", "StreamsConfig": "runtime",
+    "KafkaStreams": "runtime", "StreamsConfig": "runtime", "State": "runtime",
 }
 
 __all__ = sorted(_WHERE)
