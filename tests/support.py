@@ -282,3 +282,23 @@ class TansuProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def _text(b):
+    return None if b is None else b.decode()
+
+
+def read_topic(d: str, topic: str, value=_text, key=_text) -> list:
+    """Every record of ``topic`` on data directory ``d`` as (key, value, timestamp), partition
+    by partition, in offset order; ``key``/``value`` turn the bytes into what is compared."""
+    from kcli.consumer import Consumer
+
+    out = []
+    with Consumer({"auto.offset.reset": "earliest"}, data_dir=d) as c:
+        parts = c.partitions_for_topic(topic)
+        c.assign(parts)
+        ends = c.end_offsets(parts)
+        while any(c.position(tp) < ends[tp] for tp in parts):
+            for r in c.poll(0.1):
+                out.append((key(r.key), value(r.value), r.timestamp))
+    return out

@@ -15,6 +15,8 @@ import pytest
 from kcli import Admin, Consumer, Producer
 from kcli.streams import KafkaStreams, Materialized, Named, Printed, Serdes, StreamsBuilder
 
+from support import read_topic
+
 STRINGS = {"default.key.serde": Serdes.String(), "default.value.serde": Serdes.String()}
 
 
@@ -22,17 +24,7 @@ def _text(b):
     return None if b is None else b.decode()
 
 
-def read(d, topic, value=_text, key=_text):
-    """Every record of ``topic`` (one partition) as (key, value, timestamp), in order."""
-    out = []
-    with Consumer({"auto.offset.reset": "earliest"}, data_dir=d) as c:
-        parts = c.partitions_for_topic(topic)
-        c.assign(parts)
-        ends = c.end_offsets(parts)
-        while any(c.position(tp) < ends[tp] for tp in parts):
-            for r in c.poll(0.1):
-                out.append((key(r.key), value(r.value), r.timestamp))
-    return out
+read = read_topic
 
 
 def _wait_for(streams, topic, n, what, timeout=15.0):

@@ -12,26 +12,17 @@ import time
 
 import pytest
 
-from kcli import Admin, Consumer, Producer
+from kcli import Admin, Producer
 from kcli.common.errors import InvalidConfigError
 from kcli.streams import JoinWindows, KafkaStreams, Serdes, SlidingWindows, StreamsBuilder
 from kcli.streams.runtime import StreamsConfig
 
-from support import FakeClock
+from support import FakeClock, read_topic
 
 EMIT_INTERVAL = "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__"
 
 
-def _read(d, topic, value=lambda b: None if b is None else b.decode()):
-    out = []
-    with Consumer({"auto.offset.reset": "earliest"}, data_dir=d) as c:
-        parts = c.partitions_for_topic(topic)
-        c.assign(parts)
-        ends = c.end_offsets(parts)
-        while any(c.position(tp) < ends[tp] for tp in parts):
-            for r in c.poll(0.1):
-                out.append((None if r.key is None else r.key.decode(), value(r.value), r.timestamp))
-    return out
+_read = read_topic
 
 
 def _run(tmp_path, builder, steps, outputs, config=None, clock=None):

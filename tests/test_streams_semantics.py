@@ -12,17 +12,15 @@ import time
 
 import pytest
 
-from kcli import Admin, Consumer, Producer
+from kcli import Admin, Producer
 from kcli.streams import (Branched, Grouped, JoinWindows, KafkaStreams, Materialized, Named, Serdes, SessionWindows,
                           SlidingWindows, StreamsBuilder, Suppressed, TimeWindows)
+
+from support import read_topic
 
 LONG = Serdes.Long()
 # Kafka's stream-stream join tests look for closed unmatched records on every in-order record
 EMIT_EVERY_RECORD = {"__emit.interval.ms.kstreams.outer.join.spurious.results.fix__": 0}
-
-
-def _text(b):
-    return None if b is None else b.decode()
 
 
 def _long(b):
@@ -35,17 +33,7 @@ def _produce(producer, topic, key, value, ts):
     producer.flush()
 
 
-def read(d, topic, value=_text, key=_text):
-    """Every record of ``topic`` (one partition) as (key, value, timestamp), in order."""
-    out = []
-    with Consumer({"auto.offset.reset": "earliest"}, data_dir=d) as c:
-        parts = c.partitions_for_topic(topic)
-        c.assign(parts)
-        ends = c.end_offsets(parts)
-        while any(c.position(tp) < ends[tp] for tp in parts):
-            for r in c.poll(0.1):
-                out.append((key(r.key), value(r.value), r.timestamp))
-    return out
+read = read_topic
 
 
 def run(tmp_path, builder, inputs, outputs, *, app="app", timeout=15.0, cached=False, config=None, before=None):
