@@ -20,7 +20,10 @@ Kinds of run:
   reader's offsets of a partition going back, or jumping over a record it should see), group
   skips (a record below the group's committed offset that no member was given),
   inconsistent offsets (two observations of one offset with different values: a reused
-  offset), and hangs (a process or the final read not progressing).
+  offset), and hangs (a process or the final read not progressing). Independently of the
+  history, the log's own markers decide every transactional record: the final read_committed
+  read must return exactly those a COMMIT marker closes (log_aborted_read, log_committed_hidden;
+  this covers the transactions of producers killed before they learnt the outcome).
 - **corruption**: a log of many batches, then one byte flipped anywhere in a batch (but the
   partition leader epoch, which no checksum covers, as in Kafka) or the segment truncated
   below the published end. Checked: ``log verify`` reports it, a reader gets every record
@@ -212,7 +215,50 @@ def append_one(data_dir: str, topic: str) -> int:
 
 
 ANOMALIES = ("lost", "duplicate", "failed_visible", "aborted_read", "precommitted_read", "non_monotonic",
-             "poll_skip", "group_skip", "inconsistent", "hang")
+             "poll_skip", "group_skip", "inconsistent", "hang", "log_aborted_read", "log_committed_hidden")
+
+
+def log_outcomes(data_dir: str) -> dict:
+    """{(p, o): "committed" | "aborted" | "open"} of every transactional data record, from the
+    segment files' own batches and markers (whatever the history knows: a transaction whose
+    producer was killed has an outcome only in the log). Read up to the first batch that does
+    not parse; only records the final read_uncommitted read returns are judged."""
+    from storage import record_batch as rb
+
+    out = {}
+    for p in range(PARTITIONS):
+        d = os.path.join(data_dir, "brokers", "0", f"{TOPIC}-{p}")
+        pending: dict[int, list[int]] = defaultdict(list)
+        for name in sorted(f for f in os.listdir(d) if f.endswith(".log")):
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+            try:
+                for pos, h in rb.iter_batches(data):
+                    if not h.is_transactional:
+                        continue
+                    if not h.is_control:
+                        pending[h.producer_id].extend(range(h.base_offset, h.last_offset + 1))
+                        continue
+                    kind = rb.control_type_of(rb.decode_records(data, pos, h)[0].key)
+                    for o in pending.pop(h.producer_id, ()):
+                        out[(p, o)] = "committed" if kind == rb.COMMIT else "aborted"
+            except Exception:  # noqa: BLE001 - a torn tail: nothing past it was published
+                pass
+        for offsets in pending.values():
+            for o in offsets:
+                out[(p, o)] = "open"
+    return out
+
+
+def check_log_outcomes(outcomes: dict, final_u: dict, final_c: dict, found: Counter) -> None:
+    """read_committed must return exactly the transactional records the log's markers commit."""
+    for place, outcome in outcomes.items():
+        if place not in final_u:
+            continue
+        if outcome == "committed" and place not in final_c:
+            found["log_committed_hidden"] += 1
+        elif outcome != "committed" and place in final_c:
+            found["log_aborted_read"] += 1
 
 
 def check(history: History, final_u: dict, final_c: dict, committed: dict) -> Counter:
@@ -312,6 +358,7 @@ def run_kill(seed: int, workdir: str, seconds: float) -> tuple[bool, str]:
     except Hang as exc:
         return False, f"kill seed={seed}: HANG {exc}"
     found = check(history, final_u, final_c, group_committed(data))
+    check_log_outcomes(log_outcomes(data), final_u, final_c, found)
     verify = kcli(data, "log", "verify")
     if verify.returncode != 0:
         found["verify_failed"] += 1
