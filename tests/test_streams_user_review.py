@@ -93,3 +93,30 @@ def test_reset_from_a_file_moves_each_partition_to_its_offset(cli, app, tmp_path
     assert "Topic: lines Partition: 0 Offset: 1\nTopic: lines Partition: 1 Offset: 0\n" in result.stdout
     assert _committed(app) == {("lines", 0): 1, ("lines", 1): 0}
     assert CHANGELOG not in _topics(app)
+
+
+def test_reset_dry_run_says_a_running_instances_local_state_would_stay(cli, app):
+    import fcntl
+    import os
+    from pathlib import Path
+
+    slot = Path(app) / "streams-state" / "wc" / "0"
+    (slot / "0_0").mkdir(parents=True)
+    fd = os.open(slot / ".instance.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running instance holds it
+        dry = cli("streams", "reset", "--application-id", "wc", "--dry-run")
+        real = cli("streams", "reset", "--application-id", "wc")
+    finally:
+        os.close(fd)
+    assert dry.exit_code == 0 and real.exit_code == 0, (dry.output, real.output)
+    line = f"WARN: local state in {slot} is in use by a running instance: not deleted"
+    assert line in real.stdout
+    assert line in dry.stdout and f"Deleting local state in {slot}" not in dry.stdout
+    assert (slot / "0_0").is_dir()
+
+
+def test_reset_with_a_state_dir_that_holds_no_state_of_the_application_says_so(cli, app, tmp_path):
+    result = cli("streams", "reset", "--application-id", "wc", "--state-dir", tmp_path / "elsewhere")
+    assert result.exit_code == 0, result.output
+    assert f"No local state in {tmp_path / 'elsewhere' / 'wc'}" in result.stdout

@@ -558,20 +558,24 @@ def _reset_local_state(ctx, application_id: str, state_dir: Optional[str], dry_r
     slots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name)) \
         if root.is_dir() else []
     if state_dir:
-        slots.append(Path(state_dir) / application_id)
+        named = Path(state_dir) / application_id
+        if named.is_dir():
+            slots.append(named)
+        else:  # said, so that a mistyped --state-dir is not taken for a cleaned one
+            echo(f"No local state in {named}")
     slots = [s for s in slots if s.is_dir()]
     left = False
     for slot in slots:
-        if dry_run:
-            echo(f"Deleting local state in {slot}")
-            emit("delete-local-state", directory=str(slot))
-            continue
         try:
-            gone = clean_state_directory(slot)
+            gone = clean_state_directory(slot, dry_run=dry_run)
         except StateDirectoryLocked:
             echo(f"WARN: local state in {slot} is in use by a running instance: not deleted")
             emit("local-state-in-use", directory=str(slot))
             left = True
+            continue
+        if dry_run:
+            echo(f"Deleting local state in {slot}")
+            emit("delete-local-state", directory=str(slot))
             continue
         echo(f"Deleted local state in {slot}{': ' + ', '.join(gone) if gone else ' (empty)'}")
         emit("delete-local-state", directory=str(slot), deleted=gone)
