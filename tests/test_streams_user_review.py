@@ -120,3 +120,15 @@ def test_reset_with_a_state_dir_that_holds_no_state_of_the_application_says_so(c
     result = cli("streams", "reset", "--application-id", "wc", "--state-dir", tmp_path / "elsewhere")
     assert result.exit_code == 0, result.output
     assert f"No local state in {tmp_path / 'elsewhere' / 'wc'}" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("reset", "--application-id", ""), ("reset", "--application-id", "", "--dry-run"),
+                                  ("status", ""), ("query", "", "--store", "counts-store")])
+def test_an_empty_application_id_fails_as_an_empty_group_id_does_and_touches_no_state(cli, app, args):
+    # the local state of every application sits under streams-state/<application.id>/
+    from pathlib import Path
+
+    other = Path(app) / "streams-state" / "wc" / "0" / "0_0"
+    other.mkdir(parents=True)
+    one_line_error(cli("streams", *args), "INVALID_GROUP_ID", "must not be empty", code=1)
+    assert other.is_dir() and CHANGELOG in _topics(app)

@@ -214,6 +214,15 @@ def windowed_count(
          _config(application_id, guarantee, state_dir, settings), until_idle, quiet)
 
 
+def _check_application_id(application_id: str) -> None:
+    """An empty application.id names no group (and its local state would be every
+    application's, under streams-state/): Kafka's INVALID_GROUP_ID, as for an empty group id."""
+    if application_id == "":
+        from kcli.common.errors import InvalidGroupIdError
+
+        raise fail(str(InvalidGroupIdError("the application id (its group id) must not be empty")))
+
+
 @app.command("status")
 @handle_errors
 def status(
@@ -224,6 +233,7 @@ def status(
     """Instances (group members), their tasks and partitions, and the lag of each input partition
     (from the log start where nothing is committed yet)."""
     check_output(output)
+    _check_application_id(application_id)
     from pathlib import Path
 
     d = data_dir(ctx)
@@ -287,6 +297,7 @@ def query(
 ) -> None:
     """A store's committed contents, read from its changelog (read_committed), or one key."""
     check_output(output)
+    _check_application_id(application_id)
     from kcli.streams.query import read_store
 
     rows = read_store(data_dir(ctx), application_id, store, key_serde, value_serde, key,
@@ -364,6 +375,7 @@ def reset(
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP + " JSON: one object per action on stdout, the tool's lines on stderr."),
 ) -> None:
     check_output(output)
+    _check_application_id(application_id)
     from kcli.common.errors import GroupIdNotFoundError, KafkaError
     from kcli.streams.runtime import IllegalStateError
 
