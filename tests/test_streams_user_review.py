@@ -132,3 +132,42 @@ def test_an_empty_application_id_fails_as_an_empty_group_id_does_and_touches_no_
     other.mkdir(parents=True)
     one_line_error(cli("streams", *args), "INVALID_GROUP_ID", "must not be empty", code=1)
     assert other.is_dir() and CHANGELOG in _topics(app)
+
+
+@pytest.mark.parametrize("source", ["table", "global_table"])
+def test_a_table_of_a_topic_a_pattern_source_matches_is_an_invalid_topology(source):
+    import re
+
+    from kcli.streams import StreamsBuilder
+
+    b = StreamsBuilder()
+    b.stream(re.compile("orders-.*"))
+    with pytest.raises(ValueError, match="Topic orders-eu matches a Pattern already registered by another source"):
+        getattr(b, source)("orders-eu")
+
+
+def test_an_extractor_that_names_the_empty_topic_stops_the_app_with_invalid_topic(data_dir):
+    import time
+
+    from kcli.common.errors import InvalidTopicError
+    from kcli.streams import KafkaStreams, StreamsBuilder
+
+    with Admin(data_dir, create=True) as admin:
+        admin.create_topic("in", 1)
+    with Producer({}, data_dir=data_dir) as p:
+        p.send("in", b"v", key=b"k")
+        p.flush()
+    b = StreamsBuilder()
+    b.stream("in").to(lambda key, value, ctx: "")
+    streams = KafkaStreams(b, {"application.id": "empty-sink"}, data_dir=data_dir)
+    seen = []
+    streams.set_uncaught_exception_handler(seen.append)
+    streams.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        streams.close()
+    assert len(seen) == 1 and isinstance(seen[0], InvalidTopicError), seen
+    assert "the empty string is not allowed" in str(seen[0])
