@@ -214,6 +214,15 @@ def windowed_count(
          _config(application_id, guarantee, state_dir, settings), until_idle, quiet)
 
 
+def _check_application_id(application_id: str) -> None:
+    """An empty application.id names no group (and its local state would be every
+    application's, under streams-state/): Kafka's INVALID_GROUP_ID, as for an empty group id."""
+    if application_id == "":
+        from kcli.common.errors import InvalidGroupIdError
+
+        raise fail(str(InvalidGroupIdError("the application id (its group id) must not be empty")))
+
+
 @app.command("status")
 @handle_errors
 def status(
@@ -224,6 +233,7 @@ def status(
     """Instances (group members), their tasks and partitions, and the lag of each input partition
     (from the log start where nothing is committed yet)."""
     check_output(output)
+    _check_application_id(application_id)
     from pathlib import Path
 
     d = data_dir(ctx)
@@ -287,6 +297,7 @@ def query(
 ) -> None:
     """A store's committed contents, read from its changelog (read_committed), or one key."""
     check_output(output)
+    _check_application_id(application_id)
     from kcli.streams.query import read_store
 
     rows = read_store(data_dir(ctx), application_id, store, key_serde, value_serde, key,
@@ -322,10 +333,15 @@ def _member_text(m) -> str:
             f"host={m.host}, assignment=(topicPartitions={assignment}))")
 
 
-def _split_topics(values: List[str]) -> list[str]:
+def _split_topics(values: List[str], option: str) -> list[str]:
+    """The topics of a comma-separated list option (repeatable); a value that names none is a
+    usage error, so that an empty list never stands for "all" or "none" by accident."""
     out: list[str] = []
     for v in values:
-        out += [t.strip() for t in v.split(",") if t.strip() and t.strip() not in out]
+        names = [t.strip() for t in v.split(",") if t.strip()]
+        if not names:
+            raise fail(f"{option} needs at least one topic name, not {v!r}", 2)
+        out += [t for t in names if t not in out]
     return out
 
 
@@ -359,6 +375,7 @@ def reset(
     output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP + " JSON: one object per action on stdout, the tool's lines on stderr."),
 ) -> None:
     check_output(output)
+    _check_application_id(application_id)
     from kcli.common.errors import GroupIdNotFoundError, KafkaError
     from kcli.streams.runtime import IllegalStateError
 
@@ -371,17 +388,26 @@ def reset(
     chosen = [k for k, v in scenarios.items() if v]
     if len(chosen) > 1:
         raise fail(f"Option \"{chosen[0]}\" can't be used with option \"{chosen[1]}\"", 2)
-    inputs, intermediates = _split_topics(input_topics), _split_topics(intermediate_topics)
-    internals = _split_topics(internal_topics)
+    inputs = _split_topics(input_topics, "--input-topics")
+    intermediates = _split_topics(intermediate_topics, "--intermediate-topics")
+    internals = _split_topics(internal_topics, "--internal-topics")
     ts = _parse_datetime(to_datetime) if to_datetime is not None else None
     if by_duration is not None:
         from kcli.common.clock import now_ms
 
         ts = now_ms() - parse_duration_ms(by_duration)
     plan = {(t, p): o for t, p, o in _read_plan(from_file)} if from_file is not None else None
+    if plan is not None and not plan:
+        raise fail(f"{from_file}: the reset plan is empty (expected TOPIC,PARTITION,OFFSET lines)", 2)
     echo, emit = _reset_printers(application_id, output, dry_run)
-    exit_code = 0
+    not_found: list[str] = []
     with open_admin(ctx) as admin:
+        all_topics = {t.name: t.partitions for t in admin.list_topics()}
+        if plan is not None:  # a plan that misses a partition: said before anything changes
+            for t in inputs:
+                for p in range(all_topics.get(t, 0)):
+                    if (t, p) not in plan:
+                        raise fail(f"{from_file} has no offset for partition {t}-{p}", 2)
         # 1. no instance may be running (StreamsResetter.maybeDeleteActiveConsumers)
         try:
             members = admin.describe_consumer_group(application_id).members
@@ -399,7 +425,6 @@ def reset(
             if not dry_run:
                 # every member: the static ones by their group.instance.id, the others (None) too
                 admin.remove_members_from_consumer_group(application_id, {m.group_instance_id for m in members})
-        all_topics = {t.name: t.partitions for t in admin.list_topics()}
         if dry_run:
             echo("----Dry run displays the actions which will be performed when running Streams Reset Tool----")
         # 2. the input topics' offsets, and the intermediate topics' to their end
@@ -419,13 +444,13 @@ def reset(
                 for t in missing_in:
                     echo(f"Topic: {t}")
                     emit("topic-not-found", topic=t)
-                exit_code = 1
+                not_found.append(f"input topics not found: {', '.join(missing_in)}")
             if missing_mid:
                 echo("Following intermediate topics are not found, skipping them")
                 for t in missing_mid:
                     echo(f"Topic:{t}")
                     emit("topic-not-found", topic=t)
-                exit_code = 1
+                not_found.append(f"intermediate topics not found: {', '.join(missing_mid)}")
             in_parts = [(t, p) for t in inputs if t in all_topics for p in range(all_topics[t])]
             mid_parts = [(t, p) for t in intermediates if t in all_topics and t not in inputs
                          for p in range(all_topics[t])]
@@ -464,9 +489,7 @@ def reset(
                                 new[tp] = ends[tp]
                             else:
                                 new[tp] = found[tp]
-                        elif plan is not None:
-                            if tp not in plan:
-                                raise fail(f"{from_file} has no offset for partition {tp[0]}-{tp[1]}", 2)
+                        elif plan is not None:  # every partition is in it (checked above)
                             new[tp] = checked(tp, plan[tp])
                         else:
                             new[tp] = starts[tp]
@@ -483,7 +506,7 @@ def reset(
                         emit("seek-to-end", topic=tp[0], partition=tp[1], offset=ends[tp])
                 if not dry_run:
                     admin.alter_consumer_group_offsets(application_id, new)
-            echo("Done.")
+                echo("Done.")  # StreamsResetter returns before it when no topic is left to seek
         # 3. the internal topics
         inferred = sorted(t for t in all_topics if t.startswith(application_id + "-") and _internal_topic(t)
                           and t not in inputs and t not in intermediates)
@@ -519,8 +542,8 @@ def reset(
         echo("Done.")
     # 4. local state, where kcli knows it
     _reset_local_state(ctx, application_id, state_dir, dry_run, echo, emit)
-    if exit_code:
-        raise typer.Exit(exit_code)
+    if not_found:  # the tool's exit code 1, with kcli's one error line
+        raise fail("; ".join(not_found))
 
 
 def _reset_printers(application_id: str, output: str, dry_run: bool):
@@ -547,20 +570,24 @@ def _reset_local_state(ctx, application_id: str, state_dir: Optional[str], dry_r
     slots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name)) \
         if root.is_dir() else []
     if state_dir:
-        slots.append(Path(state_dir) / application_id)
+        named = Path(state_dir) / application_id
+        if named.is_dir():
+            slots.append(named)
+        else:  # said, so that a mistyped --state-dir is not taken for a cleaned one
+            echo(f"No local state in {named}")
     slots = [s for s in slots if s.is_dir()]
     left = False
     for slot in slots:
-        if dry_run:
-            echo(f"Deleting local state in {slot}")
-            emit("delete-local-state", directory=str(slot))
-            continue
         try:
-            gone = clean_state_directory(slot)
+            gone = clean_state_directory(slot, dry_run=dry_run)
         except StateDirectoryLocked:
             echo(f"WARN: local state in {slot} is in use by a running instance: not deleted")
             emit("local-state-in-use", directory=str(slot))
             left = True
+            continue
+        if dry_run:
+            echo(f"Deleting local state in {slot}")
+            emit("delete-local-state", directory=str(slot))
             continue
         echo(f"Deleted local state in {slot}{': ' + ', '.join(gone) if gone else ' (empty)'}")
         emit("delete-local-state", directory=str(slot), deleted=gone)

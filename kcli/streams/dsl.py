@@ -254,7 +254,20 @@ class StreamsBuilder:
             topics = []
         elif isinstance(topics, str):
             topics = [topics]
-        for other in self.topology.nodes.values():  # InternalTopologyBuilder.addSource's checks
+        self._check_source(topics, pattern)
+        ks = serde_of(key_serde) or consumed.key_serde
+        vs = serde_of(value_serde) or consumed.value_serde
+        name = consumed.name or self.new_name("KSTREAM-SOURCE-")
+        node = self._add(name, "source", topics=list(topics), key_serde=ks, value_serde=vs, factory=P.SourceNode,
+                         timestamp_extractor=consumed.timestamp_extractor)
+        if pattern is not None:
+            node.pattern = pattern  # the runtime resolves it against the topics that exist
+        return KStream(self, name, ks, vs)
+
+    def _check_source(self, topics, pattern=None) -> None:
+        """InternalTopologyBuilder.addSource's checks between a new source and the pattern
+        sources (a stream's, a table's or a global table's topic a pattern matches)."""
+        for other in self.topology.nodes.values():
             if other.kind != "source" or other.repartition:
                 continue
             theirs = getattr(other, "pattern", None)
@@ -265,17 +278,10 @@ class StreamsBuilder:
                 if theirs is not None and theirs.fullmatch(t):
                     raise ValueError(f"Invalid topology: Topic {t} matches a Pattern already registered by "
                                      "another source.")
-        ks = serde_of(key_serde) or consumed.key_serde
-        vs = serde_of(value_serde) or consumed.value_serde
-        name = consumed.name or self.new_name("KSTREAM-SOURCE-")
-        node = self._add(name, "source", topics=list(topics), key_serde=ks, value_serde=vs, factory=P.SourceNode,
-                         timestamp_extractor=consumed.timestamp_extractor)
-        if pattern is not None:
-            node.pattern = pattern  # the runtime resolves it against the topics that exist
-        return KStream(self, name, ks, vs)
 
     def table(self, topic: str, consumed: Consumed | None = None, materialized=None, *, key_serde=None,
               value_serde=None) -> "KTable":
+        self._check_source([topic])
         consumed = consumed or Consumed()
         m = _materialized(materialized)
         ks = serde_of(key_serde) or m.key_serde or consumed.key_serde
@@ -292,6 +298,7 @@ class StreamsBuilder:
 
     def global_table(self, topic: str, consumed: Consumed | None = None, materialized=None, *, key_serde=None,
                      value_serde=None) -> "GlobalKTable":
+        self._check_source([topic])
         consumed = consumed or Consumed()
         m = _materialized(materialized)
         ks = serde_of(key_serde) or m.key_serde or consumed.key_serde

@@ -457,6 +457,10 @@ class ExtractorSinkNode(SinkNode):
         if topic is None:
             raise ValueError("Topic cannot be null.")  # Kafka's ProducerRecord
         topic = str(topic)
+        if topic == "":  # the producer's check (Kafka's InvalidTopicException)
+            from kcli.common.errors import InvalidTopicError
+
+            raise InvalidTopicError("Topic name is invalid: the empty string is not allowed")
         if topic not in self._known and (self._check or self._partitioner is not None):
             from kcli.common.errors import UnknownTopicOrPartitionError
 

@@ -122,10 +122,11 @@ _TRANSITIONS = {
 _KEPT = (".instance.lock", "kafka-streams-process-metadata")
 
 
-def clean_state_directory(directory) -> list[str]:
+def clean_state_directory(directory, *, dry_run: bool = False) -> list[str]:
     """Delete one instance's local state (its task directories, status) under ``directory``,
-    keeping its process id, as Kafka's StateDirectory.clean does; the names deleted. Raises
-    StateDirectoryLocked while an instance holds the directory."""
+    keeping its process id, as Kafka's StateDirectory.clean does; the names deleted (with
+    ``dry_run``, the names that would be, nothing deleted). Raises StateDirectoryLocked while
+    an instance holds the directory."""
 
     d = Path(directory)
     if not d.is_dir():
@@ -136,6 +137,8 @@ def clean_state_directory(directory) -> list[str]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StateDirectoryLocked(f"state directory {d} is in use by a running instance") from None
+        if dry_run:
+            return [e.name for e in sorted(d.iterdir()) if e.name not in _KEPT]
         return _clean_locked(d)
     finally:
         os.close(fd)
