@@ -173,6 +173,13 @@ def check_store_file(path: str, data_root: str | None = None) -> bool:
     metas = [_meta_fields(file, first, 0) + (first,), _meta_fields(file, second, 1) + (second,)]
     _pgno, _psize, map_size, last_pgno, _txnid, current = max(metas, key=lambda m: m[4])
     needed = (last_pgno + 1) * psize
+    # the size again, read after the meta pages: another process may have committed since the
+    # first look, and LMDB writes a transaction's pages (growing the file) before its meta page,
+    # so only a size read after the meta page is bound to hold the pages that meta page names
+    try:
+        size = os.path.getsize(file)
+    except OSError as exc:
+        raise MetadataStoreError(f"metadata store {file} cannot be read: {exc.strerror or exc}") from None
     if needed > map_size:
         raise MetadataStoreError(
             f"metadata store {file} is damaged: its last page {last_pgno} lies past its map size {map_size}")

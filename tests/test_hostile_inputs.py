@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 
 import pytest
 
@@ -151,6 +152,44 @@ def test_a_healthy_store_shorter_than_its_last_page_is_not_called_truncated(tmp_
     finally:
         env.close()
     assert short  # the workload did make such a file
+
+
+def _grow_store(path: str, seconds: float) -> None:
+    """A writer process: commit transactions that grow the store, as fast as it can."""
+    import lmdb
+
+    env = lmdb.open(path, map_size=1 << 30, max_dbs=8, sync=False, metasync=False)
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        with env.begin(write=True) as txn:
+            txn.put(b"k%08d" % n, b"x" * 3000)
+        n += 1
+    env.close()
+
+
+def test_store_growing_in_another_process_is_never_taken_as_truncated(tmp_path):
+    """A store another process is writing to grows between any two looks at it: the check
+    must not pair a file size read before a commit with the meta page that commit wrote (a
+    process opening the data directory then failed with "is truncated")."""
+    import multiprocessing
+
+    import lmdb
+
+    from storage.metadata import check_store_file
+
+    path = str(tmp_path / "meta")
+    lmdb.open(path, map_size=1 << 30, max_dbs=8).close()
+    writer = multiprocessing.get_context("fork").Process(target=_grow_store, args=(path, 2.0))
+    writer.start()
+    checks = 0
+    try:
+        while writer.is_alive():
+            assert check_store_file(path)
+            checks += 1
+    finally:
+        writer.join()
+    assert checks > 100
 
 
 @pytest.mark.parametrize("damage", ["garbage", "short", "version"])
