@@ -302,3 +302,16 @@ def read_topic(d: str, topic: str, value=_text, key=_text) -> list:
             for r in c.poll(0.1):
                 out.append((key(r.key), value(r.value), r.timestamp))
     return out
+
+
+def wait_streams_idle(streams, rounds: int = 3, every: float = 0.05) -> None:
+    """Until no task of ``streams`` has processed a record for ``rounds`` looks in a row
+    (records that went through a repartition topic are processed after their input)."""
+    import time
+
+    last, stable = -1, 0
+    while stable < rounds:
+        n = sum(t.processed for t in list(streams.tasks.values()))
+        stable = stable + 1 if n == last else 0
+        last = n
+        time.sleep(every)

@@ -15,7 +15,7 @@ import pytest
 from kcli import Admin, Consumer, Producer
 from kcli.streams import KafkaStreams, Materialized, Named, Printed, Serdes, StreamsBuilder
 
-from support import read_topic
+from support import read_topic, wait_streams_idle
 
 STRINGS = {"default.key.serde": Serdes.String(), "default.value.serde": Serdes.String()}
 
@@ -67,12 +67,8 @@ def run(tmp_path, builder, inputs, topics, *, config=None, expect_error=False, c
                         break
                 else:
                     _wait_for(streams, topic, sent[topic], f"record {k}={v}@{ts} of {topic}")
-        last, stable = -1, 0  # through a repartition topic: until every task is idle
-        while stable < 3 and not expect_error:
-            n = sum(t.processed for t in list(streams.tasks.values()))
-            stable = stable + 1 if n == last else 0
-            last = n
-            time.sleep(0.05)
+        if not expect_error:  # through a repartition topic: until every task is idle
+            wait_streams_idle(streams)
     finally:
         streams.close()
     if not expect_error:

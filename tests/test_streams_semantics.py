@@ -16,7 +16,7 @@ from kcli import Admin, Producer
 from kcli.streams import (Branched, Grouped, JoinWindows, KafkaStreams, Materialized, Named, Serdes, SessionWindows,
                           SlidingWindows, StreamsBuilder, Suppressed, TimeWindows)
 
-from support import read_topic
+from support import read_topic, wait_streams_idle
 
 LONG = Serdes.Long()
 # Kafka's stream-stream join tests look for closed unmatched records on every in-order record
@@ -68,13 +68,7 @@ def run(tmp_path, builder, inputs, outputs, *, app="app", timeout=15.0, cached=F
                 _await(streams, topic, sent[topic], timeout, f"record {k}={v}@{ts} of {topic}")
         for topic, n in sent.items():
             _await(streams, topic, n, timeout, f"{topic}'s records")
-        # records that went through a repartition topic: wait until every task is idle
-        last, stable = -1, 0
-        while stable < 3:
-            n = sum(t.processed for t in list(streams.tasks.values()))
-            stable = stable + 1 if n == last else 0
-            last = n
-            time.sleep(0.05)
+        wait_streams_idle(streams)  # records that went through a repartition topic
     finally:
         streams.close()
     assert streams.error is None, streams.error
